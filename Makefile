@@ -1,0 +1,41 @@
+# Ferry: `make run` (embedded default on http://127.0.0.1:8000), `make test`, `make bench`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BIND   ?= 127.0.0.1:8000
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Tools the tests need from Debian: PostgreSQL's server binaries (initdb, pg_ctl).
+system-deps:
+	@bash deploy/system-deps.sh
+
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py ferry_ensure_admin
+	$(BIN)/python manage.py ferry_serve --bind $(BIND)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+# pytest runs on a private PostgreSQL cluster; exit code 5 (no tests collected) is a failure.
+test: $(STAMP) system-deps lint
+	$(BIN)/python -m tests.harness.pgcluster $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+bench: $(STAMP) system-deps
+	$(BIN)/python -m tests.harness.pgcluster $(BIN)/pytest tests/benchmarks -s -o addopts="" -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no benchmarks collected: failing"; exit 1; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,164 @@
+"""Request and response shapes. Validation of shape lives here; rules live in services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from .models import ApiToken, File, FileType, Membership, Role, User, Workspace
+from .selectors import role_in
+
+
+class UserSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "email", "full_name", "is_staff", "date_joined"]
+        read_only_fields = ["id", "email", "is_staff", "date_joined"]
+
+
+class RegisterSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    full_name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class PasswordChangeSerializer(serializers.Serializer[Any]):
+    old_password = serializers.CharField(style={"input_type": "password"})
+    new_password = serializers.CharField(style={"input_type": "password"})
+
+
+class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    key = serializers.CharField(read_only=True, help_text="The token. Shown only in this response.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "key"]
+
+
+class WorkspaceSerializer(serializers.ModelSerializer[Workspace]):
+    role = serializers.SerializerMethodField(help_text="Your role here (staff act as owner).")
+    file_count = serializers.IntegerField(read_only=True, required=False)
+
+    class Meta:
+        model = Workspace
+        fields = [
+            "id",
+            "name",
+            "description",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "role",
+            "file_count",
+        ]
+        read_only_fields = ["id", "created_by", "created_at", "updated_at"]
+
+    def get_role(self, obj: Workspace) -> str | None:
+        request = self.context.get("request")
+        if request is None:
+            return None
+        my_role = getattr(obj, "my_role", None)
+        if my_role is not None:
+            return str(my_role)
+        role = role_in(request.user, obj)
+        return role.value if role else None
+
+    def validate_name(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("A workspace name cannot be blank.")
+        return value
+
+
+class MembershipSerializer(serializers.ModelSerializer[Membership]):
+    user = serializers.UUIDField(source="user.id", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "email", "role", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class MemberAddSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberUpdateSerializer(serializers.Serializer[Any]):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class FileSerializer(serializers.ModelSerializer[File]):
+    owner = serializers.EmailField(source="owner.email", read_only=True)
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = File
+        fields = [
+            "id",
+            "name",
+            "workspace",
+            "owner",
+            "size",
+            "sha256",
+            "content_type",
+            "file_type",
+            "status",
+            "invalid_reason",
+            "storage_uri",
+            "created_at",
+            "updated_at",
+            "download_url",
+        ]
+        read_only_fields = fields
+
+    def get_download_url(self, obj: File) -> str:
+        from django.urls import reverse
+
+        path = reverse("file-download", kwargs={"pk": obj.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class FileUploadSerializer(serializers.Serializer[Any]):
+    """Multipart upload: the file part plus where it goes."""
+
+    workspace = serializers.UUIDField()
+    file = serializers.FileField(allow_empty_file=True, use_url=False)
+    name = serializers.CharField(
+        required=False,
+        allow_blank=False,
+        trim_whitespace=False,
+        help_text="Defaults to the uploaded file's name.",
+    )
+    file_type = serializers.ChoiceField(
+        choices=FileType.choices,
+        required=False,
+        help_text="Defaults to a guess from the name's extension.",
+    )
+    sha256 = serializers.RegexField(
+        r"^[0-9a-fA-F]{64}$",
+        required=False,
+        help_text="If given, the upload is refused unless the bytes match.",
+    )
+
+
+class RawUploadQuerySerializer(serializers.Serializer[Any]):
+    """Query parameters of the streamed raw-body upload (``PUT /api/files/upload/``)."""
+
+    workspace = serializers.UUIDField()
+    name = serializers.CharField(trim_whitespace=False)
+    file_type = serializers.ChoiceField(choices=FileType.choices, required=False)
+
+
+class FileUpdateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(required=False, trim_whitespace=False)
+    workspace = serializers.UUIDField(required=False, help_text="Move the file to this workspace.")

@@ -1,0 +1,319 @@
+"""Writes: every change to users, tokens, workspaces, members and files goes through here.
+
+Functions are keyword-only and raise :class:`~api.errors.ApplicationError` for rule violations.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from operations.models import Job
+
+from . import storage
+from .errors import ApplicationError, Conflict, Forbidden, field_error
+from .filetypes import check_content, content_type_for, guess_file_type
+from .models import (
+    WRITE_ROLES,
+    ApiToken,
+    File,
+    FileStatus,
+    FileType,
+    Membership,
+    Role,
+    User,
+    Workspace,
+)
+from .selectors import role_in
+from .tokens import TOKEN_PREFIX, hash_token, new_token_key
+from .uploads import SpooledUpload
+
+# ---------------------------------------------------------------------------------------- users
+
+
+def user_create(
+    *,
+    email: str,
+    password: str | None,
+    full_name: str = "",
+    is_staff: bool = False,
+    is_superuser: bool = False,
+) -> User:
+    email = User.objects.normalize_email(email).lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise Conflict(
+            f"A user with the email {email} already exists.",
+            details={"email": ["A user with this email already exists."]},
+        )
+    candidate = User(email=email, full_name=full_name)
+    if password is not None:
+        _validate_password(password, candidate, field="password")
+    return User.objects.create_user(
+        email=email,
+        password=password,
+        full_name=full_name,
+        is_staff=is_staff,
+        is_superuser=is_superuser,
+    )
+
+
+def user_register(*, email: str, password: str, full_name: str = "") -> User:
+    if not settings.FERRY_REGISTRATION_OPEN:
+        raise Forbidden(
+            "Registration is closed on this server; ask an administrator for an account.",
+            code="registration_closed",
+        )
+    return user_create(email=email, password=password, full_name=full_name)
+
+
+def user_change_password(*, user: User, old_password: str, new_password: str) -> None:
+    if not user.check_password(old_password):
+        raise field_error("old_password", "The current password is wrong.")
+    _validate_password(new_password, user, field="new_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+
+
+def _validate_password(password: str, user: User, *, field: str) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise ApplicationError(exc.messages[0], details={field: list(exc.messages)}) from exc
+
+
+# ----------------------------------------------------------------------------------- API tokens
+
+
+def api_token_create(
+    *, user: User, name: str, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token; the returned key is shown once and never stored."""
+    key = new_token_key()
+    token = ApiToken.objects.create(
+        user=user,
+        name=name,
+        prefix=key[: len(TOKEN_PREFIX) + 6],
+        key_hash=hash_token(key),
+        expires_at=expires_at,
+    )
+    return token, key
+
+
+def api_token_revoke(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+# ----------------------------------------------------------------------------------- workspaces
+
+
+def workspace_create(*, user: User, name: str, description: str = "") -> Workspace:
+    with transaction.atomic():
+        workspace = Workspace.objects.create(name=name, description=description, created_by=user)
+        Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+    return workspace
+
+
+def workspace_update(*, workspace: Workspace, **fields: Any) -> Workspace:
+    for key, value in fields.items():
+        setattr(workspace, key, value)
+    workspace.save()
+    return workspace
+
+
+def workspace_delete(*, workspace: Workspace, delete_files: bool = False) -> None:
+    """Delete a workspace. Refused while jobs are active, and while it holds files unless
+    ``delete_files`` is given (then its files are deleted too)."""
+    with transaction.atomic():
+        locked = Workspace.objects.select_for_update().get(pk=workspace.pk)
+        active = Job.objects.filter(workspace=locked).active().count()
+        if active:
+            raise Conflict(
+                f"The workspace has {active} active job(s); cancel them or wait until they finish.",
+                code="workspace_has_active_jobs",
+            )
+        files = list(File.objects.filter(workspace=locked))
+        if files and not delete_files:
+            raise Conflict(
+                f"The workspace holds {len(files)} file(s); delete or move them first, "
+                "or repeat the request with ?delete_files=true.",
+                code="workspace_not_empty",
+                details={"delete_files": ["Required to delete a workspace that holds files."]},
+            )
+        uris = [f.storage_uri for f in files]
+        File.objects.filter(workspace=locked).delete()
+        Job.objects.filter(workspace=locked).delete()
+        locked.delete()
+
+        def remove_objects() -> None:
+            for uri in uris:
+                storage.delete_object(uri)
+
+        transaction.on_commit(remove_objects)
+
+
+# -------------------------------------------------------------------------------------- members
+
+
+def member_add(*, workspace: Workspace, email: str, role: str) -> Membership:
+    user = User.objects.filter(email__iexact=email.strip()).first()
+    if user is None:
+        raise field_error("email", f"No user has the email {email}.", code="unknown_user")
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(workspace=workspace, user=user, role=role)
+    except IntegrityError:
+        raise Conflict(
+            f"{user.email} is already a member of this workspace; change their role instead.",
+            code="duplicate_member",
+            details={"email": ["Already a member of this workspace."]},
+        ) from None
+
+
+def _ensure_other_owner(workspace: Workspace, membership: Membership) -> None:
+    others = (
+        Membership.objects.select_for_update()
+        .filter(workspace=workspace, role=Role.OWNER)
+        .exclude(pk=membership.pk)
+    )
+    if not others.exists():
+        raise Conflict(
+            "A workspace must keep at least one owner; make someone else an owner first.",
+            code="last_owner",
+            details={"role": ["This is the workspace's last owner."]},
+        )
+
+
+def member_update(*, membership: Membership, role: str) -> Membership:
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if locked.role == Role.OWNER and role != Role.OWNER:
+            _ensure_other_owner(locked.workspace, locked)
+        locked.role = role
+        locked.save(update_fields=["role"])
+    return locked
+
+
+def member_remove(*, membership: Membership) -> None:
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if locked.role == Role.OWNER:
+            _ensure_other_owner(locked.workspace, locked)
+        locked.delete()
+
+
+# ---------------------------------------------------------------------------------------- files
+
+MAX_NAME_LENGTH = 255
+
+
+def clean_file_name(raw: str, *, field: str = "name") -> str:
+    """A file name is one path segment of printable characters, at most 255 bytes of UTF-8."""
+    name = unicodedata.normalize("NFC", raw or "").strip()
+    if not name:
+        raise field_error(field, "A file name is required.", code="blank")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for ch in name):
+        raise field_error(field, "The file name contains control or invisible characters.")
+    if "/" in name or "\\" in name:
+        raise field_error(
+            field, "The file name must not contain / or \\ (folders are not supported)."
+        )
+    if name in (".", "..") or name.startswith(".."):
+        raise field_error(field, "The file name must not be . or .. or start with ..")
+    if len(name.encode()) > MAX_NAME_LENGTH:
+        raise field_error(field, f"The file name is longer than {MAX_NAME_LENGTH} bytes.")
+    return name
+
+
+def _require_write(user: User, workspace: Workspace, *, field: str = "workspace") -> None:
+    role = role_in(user, workspace)
+    if role is None:
+        raise field_error(field, "No such workspace.", code="does_not_exist")
+    if role not in WRITE_ROLES:
+        raise Forbidden(
+            "Viewers cannot add or change files in this workspace.",
+            details={field: ["Your role in this workspace is viewer."]},
+        )
+
+
+def file_create_from_upload(
+    *,
+    user: User,
+    workspace: Workspace,
+    upload: SpooledUpload,
+    name: str,
+    file_type: str | None = None,
+    expected_sha256: str | None = None,
+    checksum_field: str = "sha256",
+) -> File:
+    """Register a spooled upload as a File: verify, type-check, move into storage, record."""
+    try:
+        _require_write(user, workspace)
+        name = clean_file_name(name)
+        if upload.received == 0:
+            raise field_error(
+                "file", "The upload is empty; a file needs at least one byte.", code="empty"
+            )
+        if upload.received > settings.FERRY_MAX_UPLOAD_BYTES:
+            raise field_error(
+                "file", f"The upload exceeds {settings.FERRY_MAX_UPLOAD_BYTES} bytes."
+            )
+        if expected_sha256:
+            expected = expected_sha256.strip().lower()
+            if expected != upload.sha256:
+                raise ApplicationError(
+                    f"Checksum mismatch: the received bytes have sha256 {upload.sha256}, not {expected}. "
+                    "Nothing was kept; upload again.",
+                    code="checksum_mismatch",
+                    details={checksum_field: ["Does not match the sha256 of the received bytes."]},
+                )
+        kind = FileType(file_type) if file_type else guess_file_type(name)
+        reason = check_content(upload.temporary_file_path(), kind, name)
+        file_id = uuid.uuid4()
+        uri = storage.save_object(storage.object_key(file_id), upload)
+    finally:
+        upload.close()
+    try:
+        return File.objects.create(
+            id=file_id,
+            workspace=workspace,
+            owner=user,
+            name=name,
+            size=upload.received,
+            sha256=upload.sha256,
+            content_type=content_type_for(name, kind),
+            file_type=kind,
+            status=FileStatus.INVALID if reason else FileStatus.READY,
+            invalid_reason=reason,
+            storage_uri=uri,
+        )
+    except BaseException:
+        storage.delete_object(uri)
+        raise
+
+
+def file_update(
+    *, user: User, file: File, name: str | None = None, workspace: Workspace | None = None
+) -> File:
+    """Rename a file and/or move it to another workspace the user can write."""
+    if name is not None:
+        file.name = clean_file_name(name)
+    if workspace is not None and workspace.pk != file.workspace_id:
+        _require_write(user, workspace)
+        file.workspace = workspace
+    file.save()
+    return file
+
+
+def file_delete(*, file: File) -> None:
+    uri = file.storage_uri
+    with transaction.atomic():
+        file.delete()
+        transaction.on_commit(lambda: storage.delete_object(uri))

@@ -1,0 +1,105 @@
+"""Receiving upload bodies: spooled to a temporary file on the storage disk, hashed on the way.
+
+Both ways in — multipart (through Django's upload-handler hook) and a raw streamed body — end in
+a :class:`SpooledUpload`: a temporary file plus its size and sha256, never the bytes in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.core.files.uploadedfile import TemporaryUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
+
+from .errors import ApplicationError
+
+CHUNK_SIZE = 4 * 1024 * 1024
+
+
+class SpooledUpload(TemporaryUploadedFile):
+    """A temporary file (deleted on close unless moved into storage) with its sha256."""
+
+    def __init__(self, name: str, content_type: str | None) -> None:
+        os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
+        super().__init__(name, content_type or "application/octet-stream", 0, None)
+        assert self.file is not None
+        self._spool = self.file
+        self.hasher = hashlib.sha256()
+        self.received = 0
+
+    def append(self, data: bytes) -> None:
+        self.hasher.update(data)
+        self._spool.write(data)
+        self.received += len(data)
+        self.size = self.received
+
+    def finish(self) -> SpooledUpload:
+        self._spool.flush()
+        self._spool.seek(0)
+        return self
+
+    @property
+    def sha256(self) -> str:
+        return self.hasher.hexdigest()
+
+
+class HashingUploadHandler(FileUploadHandler):
+    """Django upload handler: every multipart file part goes to a :class:`SpooledUpload`."""
+
+    chunk_size = CHUNK_SIZE
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        self.spool = SpooledUpload(self.file_name or "upload", self.content_type)
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        self.spool.append(raw_data)
+
+    def file_complete(self, file_size: int) -> SpooledUpload:
+        return self.spool.finish()
+
+    def upload_interrupted(self) -> None:
+        if hasattr(self, "spool"):
+            self.spool.close()
+
+
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+def spool_body(
+    stream: Readable, content_length: int, *, name: str, content_type: str | None
+) -> SpooledUpload:
+    """Read exactly ``content_length`` bytes of a request body into a :class:`SpooledUpload`.
+
+    A body that ends early (the client hung up) is an error naming ``Content-Length``, and the
+    temporary file is removed.
+    """
+    spool = SpooledUpload(name, content_type)
+    remaining = content_length
+    try:
+        while remaining > 0:
+            try:
+                chunk = stream.read(min(CHUNK_SIZE, remaining))
+            except Exception:  # servers signal a dropped connection in different ways
+                chunk = b""
+            if not chunk:
+                break
+            spool.append(chunk)
+            remaining -= len(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    if remaining:
+        spool.close()
+        message = (
+            f"The body ended after {content_length - remaining} of the {content_length} bytes "
+            "announced by Content-Length; nothing was kept. Send the whole file again."
+        )
+        raise ApplicationError(
+            message, details={"Content-Length": [message]}, code="incomplete_body"
+        )
+    return spool.finish()

@@ -1,0 +1,25 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from . import views
+
+router = DefaultRouter()
+router.include_format_suffixes = False
+router.register("workspaces", views.WorkspaceViewSet, basename="workspace")
+router.register(
+    rf"workspaces/(?P<workspace_pk>{views.UUID_REGEX})/members",
+    views.WorkspaceMemberViewSet,
+    basename="workspace-member",
+)
+router.register("files", views.FileViewSet, basename="file")
+router.register("auth/api-tokens", views.ApiTokenViewSet, basename="api-token")
+
+urlpatterns = [
+    path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("auth/me/", views.MeView.as_view(), name="me"),
+    path("auth/password/", views.PasswordChangeView.as_view(), name="password-change"),
+    path("auth/register/", views.RegisterView.as_view(), name="register"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,445 @@
+"""HTTP layer: parse and check input with serializers, call a service, render the result."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.db import connection
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.http import HttpResponseBase
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import generics, mixins, parsers, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import services, storage
+from .downloads import file_download_response
+from .errors import ApplicationError, field_error
+from .filters import FileFilter, WorkspaceFilter
+from .models import ApiToken, File, Membership, User, Workspace
+from .permissions import IsWorkspaceOwner, WorkspaceRolePermission
+from .selectors import files_visible_to, workspaces_visible_to
+from .serializers import (
+    ApiTokenCreatedSerializer,
+    ApiTokenSerializer,
+    FileSerializer,
+    FileUpdateSerializer,
+    FileUploadSerializer,
+    MemberAddSerializer,
+    MembershipSerializer,
+    MemberUpdateSerializer,
+    PasswordChangeSerializer,
+    RawUploadQuerySerializer,
+    RegisterSerializer,
+    UserSerializer,
+    WorkspaceSerializer,
+)
+from .uploads import SpooledUpload, spool_body
+
+
+def current_user(request: Request) -> User:
+    """The signed-in user (every view that calls this requires authentication)."""
+    return cast(User, request.user)
+
+
+UUID_REGEX = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+# ---------------------------------------------------------------------------------- auth, users
+
+
+class MeView(generics.RetrieveUpdateAPIView[Any]):
+    """The signed-in user."""
+
+    serializer_class = UserSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_object(self) -> Any:
+        return current_user(self.request)
+
+
+class PasswordChangeView(APIView):
+    @extend_schema(request=PasswordChangeSerializer, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = PasswordChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_change_password(user=current_user(request), **data.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RegisterView(APIView):
+    """Self-service sign-up; answers 403 unless FERRY_REGISTRATION_OPEN is on."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
+    def post(self, request: Request) -> Response:
+        data = RegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_register(**data.validated_data)
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class ApiTokenViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[ApiToken],
+):
+    """Personal API tokens of the signed-in user. DELETE revokes a token."""
+
+    lookup_value_regex = UUID_REGEX
+    serializer_class = ApiTokenSerializer
+    filterset_fields: list[str] = []
+
+    def get_queryset(self) -> QuerySet[ApiToken]:
+        if getattr(self, "swagger_fake_view", False):
+            return ApiToken.objects.none()
+        return ApiToken.objects.filter(user=current_user(self.request))
+
+    @extend_schema(request=ApiTokenSerializer, responses={201: ApiTokenCreatedSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = ApiTokenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token, key = services.api_token_create(user=current_user(request), **data.validated_data)
+        body = ApiTokenCreatedSerializer(token).data
+        body["key"] = key
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: ApiToken) -> None:
+        services.api_token_revoke(token=instance)
+
+
+# ----------------------------------------------------------------------------------- workspaces
+
+
+class WorkspaceViewSet(viewsets.ModelViewSet[Workspace]):
+    """Workspaces you are a member of (staff: all)."""
+
+    lookup_value_regex = UUID_REGEX
+    serializer_class = WorkspaceSerializer
+    permission_classes = [IsAuthenticated, WorkspaceRolePermission]
+    filterset_class = WorkspaceFilter
+    ordering_fields = ["name", "created_at", "updated_at"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Workspace]:
+        if getattr(self, "swagger_fake_view", False):
+            return Workspace.objects.none()
+        user = current_user(self.request)
+        my_role = Membership.objects.filter(workspace=OuterRef("pk"), user=user.pk).values("role")[
+            :1
+        ]
+        return workspaces_visible_to(user).annotate(
+            file_count=Count("files", distinct=True), my_role=Subquery(my_role)
+        )
+
+    def perform_create(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
+        serializer.instance = services.workspace_create(
+            user=current_user(self.request), **serializer.validated_data
+        )
+
+    def perform_update(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
+        assert serializer.instance is not None
+        services.workspace_update(workspace=serializer.instance, **serializer.validated_data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "delete_files", OpenApiTypes.BOOL, description="Also delete the workspace's files."
+            )
+        ]
+    )
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        workspace = self.get_object()
+        flag = request.query_params.get("delete_files", "false").lower()
+        if flag not in ("true", "false", "1", "0"):
+            raise field_error("delete_files", "Must be true or false.")
+        services.workspace_delete(workspace=workspace, delete_files=flag in ("true", "1"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WorkspaceMemberViewSet(viewsets.ModelViewSet[Membership]):
+    """Members of a workspace and their roles; the owner manages them by email."""
+
+    lookup_value_regex = UUID_REGEX
+    serializer_class = MembershipSerializer
+    permission_classes = [IsAuthenticated, IsWorkspaceOwner]
+    lookup_field = "user"
+    lookup_url_kwarg = "user_id"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    ordering_fields = ["created_at", "role"]
+    filterset_fields = ["role"]
+
+    def get_workspace(self) -> Workspace:
+        if not hasattr(self, "_workspace"):
+            self._workspace = get_object_or_404(
+                workspaces_visible_to(current_user(self.request)), pk=self.kwargs["workspace_pk"]
+            )
+            self.check_object_permissions(self.request, self._workspace)
+        return self._workspace
+
+    def get_queryset(self) -> QuerySet[Membership]:
+        if getattr(self, "swagger_fake_view", False):
+            return Membership.objects.none()
+        return Membership.objects.filter(workspace=self.get_workspace()).select_related("user")
+
+    def get_object(self) -> Membership:
+        obj = get_object_or_404(self.get_queryset(), user_id=self.kwargs["user_id"])
+        return obj
+
+    @extend_schema(request=MemberAddSerializer, responses={201: MembershipSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        workspace = self.get_workspace()
+        data = MemberAddSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.member_add(workspace=workspace, **data.validated_data)
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=MemberUpdateSerializer, responses={200: MembershipSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        membership = self.get_object()
+        data = MemberUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.member_update(membership=membership, **data.validated_data)
+        return Response(MembershipSerializer(membership).data)
+
+    def perform_destroy(self, instance: Membership) -> None:
+        services.member_remove(membership=instance)
+
+
+# ---------------------------------------------------------------------------------------- files
+
+
+class RawBodyParser(parsers.BaseParser):
+    """Declares that the streamed upload takes any body; the view reads it itself."""
+
+    media_type = "*/*"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        raise ApplicationError("The raw upload body is read by the view, not parsed.")
+
+
+def _writable_workspace(
+    request: Request, workspace_id: Any, *, field: str = "workspace"
+) -> Workspace:
+    workspace = workspaces_visible_to(current_user(request)).filter(pk=workspace_id).first()
+    if workspace is None:
+        raise field_error(
+            field, f"No workspace {workspace_id} that you can see.", code="does_not_exist"
+        )
+    return workspace
+
+
+class FileViewSet(viewsets.ModelViewSet[File]):
+    """Files in the workspaces you can see. Upload by multipart POST here, or stream a raw body
+    with ``PUT /api/files/upload/?workspace=…&name=…``."""
+
+    lookup_value_regex = UUID_REGEX
+    serializer_class = FileSerializer
+    permission_classes = [IsAuthenticated, WorkspaceRolePermission]
+    filterset_class = FileFilter
+    ordering_fields = ["name", "created_at", "size", "updated_at"]
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[File]:
+        if getattr(self, "swagger_fake_view", False):
+            return File.objects.none()
+        return files_visible_to(current_user(self.request))
+
+    def get_parsers(self) -> list[parsers.BaseParser]:
+        if getattr(self, "action", None) == "create":
+            return [parsers.MultiPartParser()]
+        if getattr(self, "action", None) == "upload":
+            return [RawBodyParser()]
+        return super().get_parsers()
+
+    @extend_schema(
+        request={"multipart/form-data": FileUploadSerializer}, responses={201: FileSerializer}
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = FileUploadSerializer(data=request.data)
+        try:
+            data.is_valid(raise_exception=True)
+            values = data.validated_data
+            upload = values["file"]
+            if not isinstance(upload, SpooledUpload):
+                raise ApplicationError(
+                    "Uploads must be received by Ferry's hashing upload handler."
+                )
+            workspace = _writable_workspace(request, values["workspace"])
+            created = services.file_create_from_upload(
+                user=current_user(request),
+                workspace=workspace,
+                upload=upload,
+                name=values.get("name") or upload.name or "",
+                file_type=values.get("file_type"),
+                expected_sha256=values.get("sha256"),
+            )
+        finally:
+            for part in request.FILES.values():
+                part.close()
+        return Response(self.get_serializer(created).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        parameters=[
+            RawUploadQuerySerializer,
+            OpenApiParameter(
+                "Content-Length", OpenApiTypes.INT, OpenApiParameter.HEADER, required=True
+            ),
+            OpenApiParameter(
+                "X-Checksum-Sha256",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Hex sha256 of the body; the upload is refused if it differs.",
+            ),
+        ],
+        responses={
+            201: FileSerializer,
+            411: OpenApiResponse(description="Content-Length is missing."),
+        },
+    )
+    @action(detail=False, methods=["put"], url_path="upload")
+    def upload(self, request: Request) -> Response:
+        """Stream a raw body into a new file (never held in memory)."""
+        query = RawUploadQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        workspace = _writable_workspace(request, query.validated_data["workspace"])
+        services.clean_file_name(query.validated_data["name"])
+        length_header = request.META.get("CONTENT_LENGTH") or ""
+        if not length_header.isdigit():
+            message = (
+                "Send the body with a Content-Length header (chunked uploads are not accepted)."
+            )
+            raise ApplicationError(
+                message,
+                code="length_required",
+                status_code=411,
+                details={"Content-Length": [message]},
+            )
+        checksum = request.headers.get("X-Checksum-Sha256")
+        if checksum is not None and not _is_sha256(checksum):
+            raise field_error("X-Checksum-Sha256", "Must be 64 hexadecimal characters.")
+        upload = spool_body(
+            request._request,
+            int(length_header),
+            name=query.validated_data["name"],
+            content_type=request.content_type,
+        )
+        created = services.file_create_from_upload(
+            user=current_user(request),
+            workspace=workspace,
+            upload=upload,
+            name=query.validated_data["name"],
+            file_type=query.validated_data.get("file_type"),
+            expected_sha256=checksum,
+            checksum_field="X-Checksum-Sha256",
+        )
+        return Response(self.get_serializer(created).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=FileUpdateSerializer, responses={200: FileSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        file = self.get_object()
+        data = FileUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        target = None
+        if "workspace" in data.validated_data:
+            target = _writable_workspace(request, data.validated_data["workspace"])
+        updated = services.file_update(
+            user=current_user(request),
+            file=file,
+            name=data.validated_data.get("name"),
+            workspace=target,
+        )
+        return Response(self.get_serializer(updated).data)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not kwargs.get("partial"):
+            return self.http_method_not_allowed(request)
+        return super().update(request, *args, **kwargs)
+
+    def perform_destroy(self, instance: File) -> None:
+        services.file_delete(file=instance)
+
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            (206, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="A byte range."
+            ),
+            304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
+            416: OpenApiResponse(description="Range not satisfiable."),
+        },
+        parameters=[OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+    )
+    @action(detail=True, methods=["get"], url_path="download")
+    def download(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """The file's bytes, streamed; supports Range and If-None-Match."""
+        return file_download_response(request, self.get_object())
+
+
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+# ---------------------------------------------------------------------------------- operators
+
+
+class HealthView(APIView):
+    """The process is up (no dependencies checked)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+
+    @extend_schema(
+        responses={200: inline_serializer("Health", {"status": serializers.CharField()})}
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+class ReadinessView(APIView):
+    """The database and the file storage are reachable; 503 names what is not."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Readiness", {"status": serializers.CharField(), "checks": serializers.DictField()}
+            ),
+            503: inline_serializer(
+                "NotReady", {"status": serializers.CharField(), "checks": serializers.DictField()}
+            ),
+        }
+    )
+    def get(self, request: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        try:
+            storage.check_writable()
+            checks["storage"] = "ok"
+        except Exception as exc:
+            checks["storage"] = f"unreachable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return Response(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )

@@ -1,0 +1,1 @@
+"""Settings modules: ``local`` (embedded default), ``production``, ``test``."""

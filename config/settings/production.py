@@ -1,0 +1,21 @@
+"""Production: refuses to start with the development secret key or with DEBUG on."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import INSECURE_DEFAULT_SECRET_KEY, SECRET_KEY, env
+
+DEBUG = env.bool("DEBUG", default=False)
+
+if DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off in production: unset DEBUG or set DEBUG=false.")
+if SECRET_KEY == INSECURE_DEFAULT_SECRET_KEY or len(SECRET_KEY) < 40:
+    raise ImproperlyConfigured(
+        "Set SECRET_KEY to a random string of at least 40 characters, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
+
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True

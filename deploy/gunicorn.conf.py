@@ -1,0 +1,45 @@
+"""Gunicorn settings for Ferry (used by deploy/systemd/ferry-web.service).
+
+Every value can be overridden from the environment (GUNICORN_*), e.g. in
+/etc/ferry/ferry.env.
+"""
+
+import multiprocessing
+import os
+
+wsgi_app = "config.wsgi:application"
+
+# nginx connects to this socket; /run/ferry is created by systemd
+# (RuntimeDirectory=ferry).  umask 007 makes the socket 0770 ferry:ferry and
+# provision.sh adds www-data to the ferry group.
+bind = os.environ.get("GUNICORN_BIND", "unix:/run/ferry/gunicorn.sock")
+umask = 0o007
+
+# Threaded workers: a multi-GB upload or download keeps one thread busy for
+# as long as the transfer lasts, and with gthread the worker keeps sending
+# heartbeats meanwhile, so `timeout` only catches genuinely hung workers
+# (with the sync worker it would kill long transfers).
+worker_class = "gthread"
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+# On restart/reload give in-flight transfers time to finish
+# (keep TimeoutStopSec in ferry-web.service above this).
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "300"))
+keepalive = 5
+
+# Heartbeat files on tmpfs, so a busy disk cannot stall workers.
+worker_tmp_dir = "/dev/shm"
+
+# gunicorn >= 25.1 opens a control socket, by default under $HOME, which is
+# read-only for the ferry user; keep it next to the app socket instead
+# (older versions ignore this setting).
+control_socket = "/run/ferry/gunicorn.ctl"
+
+# Only nginx can reach the socket, so trust its X-Forwarded-* headers.
+forwarded_allow_ips = "*"
+
+# Logs go to stdout/stderr, i.e. the journal (journalctl -u ferry-web).
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
