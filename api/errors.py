@@ -138,3 +138,14 @@ def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonRe
 
 def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(error_body("permission_denied", "Permission denied."), status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    return JsonResponse(
+        error_body(
+            "csrf_failed",
+            f"CSRF check failed ({reason}). Send the csrftoken cookie's value in X-CSRFToken, "
+            "or sign in with a token instead of a session.",
+        ),
+        status=403,
+    )

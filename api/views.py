@@ -251,18 +251,12 @@ class FileViewSet(viewsets.ModelViewSet[File]):
     filterset_class = FileFilter
     ordering_fields = ["name", "created_at", "size", "updated_at"]
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+    parser_classes = [parsers.JSONParser, parsers.MultiPartParser]
 
     def get_queryset(self) -> QuerySet[File]:
         if getattr(self, "swagger_fake_view", False):
             return File.objects.none()
         return files_visible_to(current_user(self.request))
-
-    def get_parsers(self) -> list[parsers.BaseParser]:
-        if getattr(self, "action", None) == "create":
-            return [parsers.MultiPartParser()]
-        if getattr(self, "action", None) == "upload":
-            return [RawBodyParser()]
-        return super().get_parsers()
 
     @extend_schema(
         request={"multipart/form-data": FileUploadSerializer}, responses={201: FileSerializer}
@@ -310,7 +304,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
             411: OpenApiResponse(description="Content-Length is missing."),
         },
     )
-    @action(detail=False, methods=["put"], url_path="upload")
+    @action(detail=False, methods=["put"], url_path="upload", parser_classes=[RawBodyParser])
     def upload(self, request: Request) -> Response:
         """Stream a raw body into a new file (never held in memory)."""
         query = RawUploadQuerySerializer(data=request.query_params)

@@ -41,5 +41,8 @@ forwarded_allow_ips = "*"
 
 # Logs go to stdout/stderr, i.e. the journal (journalctl -u ferry-web).
 accesslog = "-"
+# Over the unix socket the peer address is empty: log the client address
+# nginx passes in X-Real-IP instead, plus the request time in ms.
+access_log_format = '%({x-real-ip}i)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

@@ -7,7 +7,8 @@
 #
 # On the first run only, these variables (if set) seed /etc/ferry/ferry.env:
 # ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, CORS_ALLOWED_ORIGINS, DATABASE_URL,
-# FERRY_REGISTRATION_OPEN, FERRY_ADMIN_EMAIL.
+# FERRY_REGISTRATION_OPEN, FERRY_ADMIN_EMAIL, SESSION_COOKIE_SECURE,
+# CSRF_COOKIE_SECURE (set both to false for a plain-HTTP test box).
 set -euo pipefail
 
 SRC_DIR=$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")/..}" && pwd)
@@ -17,6 +18,7 @@ VENV_DIR=$PREFIX/venv
 VAR_DIR=/var/lib/ferry
 ENV_DIR=/etc/ferry
 ENV_FILE=$ENV_DIR/ferry.env
+PY=/usr/bin/python3   # Debian's interpreter, also used for the venv
 
 log() { printf '\n==> %s\n' "$*"; }
 die() { printf 'provision: %s\n' "$*" >&2; exit 1; }
@@ -50,7 +52,7 @@ install -d -o ferry -g ferry -m 0755 "$VAR_DIR/static"
 
 log "Configuring $ENV_FILE"
 if [[ ! -f $ENV_FILE ]]; then
-    gen() { python3 -c "import secrets; print(secrets.token_urlsafe($1))"; }
+    gen() { "$PY" -c "import secrets; print(secrets.token_urlsafe($1))"; }
     db_url=${DATABASE_URL:-postgres://ferry:$(gen 24)@127.0.0.1:5432/ferry}
     umask 027
     cat >"$ENV_FILE.tmp" <<EOF
@@ -66,8 +68,11 @@ FERRY_VAR_DIR=$VAR_DIR
 FERRY_STORAGE_ROOT=$VAR_DIR/storage
 STATIC_ROOT=$VAR_DIR/static
 FERRY_REGISTRATION_OPEN=${FERRY_REGISTRATION_OPEN:-false}
-FERRY_ADMIN_EMAIL=${FERRY_ADMIN_EMAIL:-admin@localhost}
+FERRY_ADMIN_EMAIL=${FERRY_ADMIN_EMAIL:-admin@ferry.local}
 EOF
+    for var in SESSION_COOKIE_SECURE CSRF_COOKIE_SECURE; do
+        if [[ -n ${!var:-} ]]; then echo "$var=${!var}" >>"$ENV_FILE.tmp"; fi
+    done
     umask 022
     chown root:ferry "$ENV_FILE.tmp"
     chmod 0640 "$ENV_FILE.tmp"
@@ -84,7 +89,7 @@ pg_isready -q -h /var/run/postgresql || die "postgres is not accepting connectio
 # Bring the local role/database in line with DATABASE_URL (skipped when the
 # URL points at another host).
 db_url=$(sed -n 's/^DATABASE_URL=//p' "$ENV_FILE" | tail -n 1)
-if db_parts=$(python3 - "$db_url" <<'PY'
+if db_parts=$("$PY" - "$db_url" <<'PY'
 import sys
 from urllib.parse import unquote, urlsplit
 
@@ -120,7 +125,11 @@ if [[ $SRC_DIR != "$APP_DIR" ]]; then
 fi
 
 log "Installing Python environment in $VENV_DIR"
-[[ -x $VENV_DIR/bin/python ]] || python3 -m venv "$VENV_DIR"
+# (Re)create the venv when missing or broken (e.g. after a Python upgrade).
+if ! runuser -u ferry -- "$VENV_DIR/bin/python" -c '' 2>/dev/null; then
+    rm -rf "$VENV_DIR"
+    "$PY" -m venv "$VENV_DIR"
+fi
 "$VENV_DIR/bin/pip" install -q "$APP_DIR"
 # Pre-compile as root: the ferry user cannot write into $APP_DIR.
 "$VENV_DIR/bin/python" -m compileall -q "$APP_DIR" >/dev/null || true
@@ -150,7 +159,7 @@ log "Ensuring the admin user"
 log "Checking http://127.0.0.1/healthz"
 status=
 for _ in $(seq 30); do
-    status=$(python3 -c 'import sys, urllib.request as r
+    status=$("$PY" -c 'import urllib.request as r
 try:
     print(r.urlopen("http://127.0.0.1/healthz", timeout=5).status)
 except Exception as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,23 @@ PASSWORD = "correct-horse-battery-staple"
 
 def make_user(email: str, **extra: Any) -> User:
     return User.objects.create_user(email=email, password=PASSWORD, **extra)
+
+
+@pytest.fixture(autouse=True)
+def storage_root(tmp_path: Path, settings: Any) -> Path:
+    """Each test gets its own storage root, so leftovers of one test can't hide in another."""
+    root = tmp_path / "storage"
+    (root / ".incoming").mkdir(parents=True)
+    settings.FERRY_STORAGE_ROOT = root
+    settings.FILE_UPLOAD_TEMP_DIR = str(root / ".incoming")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "files": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root / "files")},
+        },
+    }
+    return root
 
 
 @pytest.fixture

@@ -124,6 +124,8 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_EXPOSE_HEADERS = ["Content-Disposition", "Content-Length", "Content-Range", "ETag"]
 
+CSRF_FAILURE_VIEW = "api.errors.csrf_failure"
+
 LOGIN_URL = "rest_framework:login"
 LOGIN_REDIRECT_URL = "/api/"
 
