@@ -29,6 +29,10 @@ def stored_objects() -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and ".readyz" not in p.parts]
 
 
+def content_of(response: Any) -> bytes:
+    return b"".join(response.streaming_content)
+
+
 def upload_multipart(
     client: APIClient, workspace: Workspace, data: bytes, filename: str, **fields: Any
 ) -> Any:
@@ -282,7 +286,7 @@ def test_download_headers_and_body(
     f = make_file(workspace, data=b"a,b\n1,2\n", name='Données "x".csv')
     response = client_for("viewer").get(f"/api/files/{f.pk}/download/")
     assert response.status_code == 200
-    assert b"".join(response.streaming_content) == b"a,b\n1,2\n"
+    assert content_of(response) == b"a,b\n1,2\n"
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Length"] == "8"
     assert response["ETag"] == f'"{f.sha256}"'
@@ -304,12 +308,12 @@ def test_download_conditional_and_ranges(
     assert client.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 304
 
     part = client.get(url, HTTP_RANGE="bytes=2-5")
-    assert part.status_code == 206 and b"".join(part.streaming_content) == b"2345"
+    assert part.status_code == 206 and content_of(part) == b"2345"
     assert part["Content-Range"] == "bytes 2-5/10" and part["Content-Length"] == "4"
     tail = client.get(url, HTTP_RANGE="bytes=-3")
-    assert tail.status_code == 206 and b"".join(tail.streaming_content) == b"789"
+    assert tail.status_code == 206 and content_of(tail) == b"789"
     open_end = client.get(url, HTTP_RANGE="bytes=7-")
-    assert b"".join(open_end.streaming_content) == b"789"
+    assert content_of(open_end) == b"789"
     clipped = client.get(url, HTTP_RANGE="bytes=8-100")
     assert clipped["Content-Range"] == "bytes 8-9/10"
 
@@ -319,7 +323,7 @@ def test_download_conditional_and_ranges(
     several = client.get(url, HTTP_RANGE="bytes=0-1,4-5")
     assert several.status_code == 200
     stale = client.get(url, HTTP_RANGE="bytes=0-1", HTTP_IF_RANGE='"old"')
-    assert stale.status_code == 200 and b"".join(stale.streaming_content) == b"0123456789"
+    assert stale.status_code == 200 and content_of(stale) == b"0123456789"
     garbage = client.get(url, HTTP_RANGE="pages=1")
     assert garbage.status_code == 200
 

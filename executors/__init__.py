@@ -1,0 +1,1 @@
+"""Executors run operations (local Docker, miniwdl, Cromwell) behind one interface (coming next)."""

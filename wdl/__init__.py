@@ -1,0 +1,1 @@
+"""WDL parsing, validation and inputs/outputs mapping (plain Python, no Django; coming next)."""
