@@ -244,5 +244,5 @@ def test_ctrl_c_stops_server_and_worker(served: tuple[str, subprocess.Popen[byte
     assert children
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0
-    gone, alive = psutil.wait_procs(children, timeout=15)
+    _gone, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, [" ".join(p.cmdline()) for p in alive]
