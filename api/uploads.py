@@ -51,19 +51,22 @@ class HashingUploadHandler(FileUploadHandler):
 
     chunk_size = CHUNK_SIZE
 
+    # Django's multipart parser closes ``handler.file`` when it aborts, so keep that name.
+    file: SpooledUpload
+
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
-        self.spool = SpooledUpload(self.file_name or "upload", self.content_type)
+        self.file = SpooledUpload(self.file_name or "upload", self.content_type)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
-        self.spool.append(raw_data)
+        self.file.append(raw_data)
 
     def file_complete(self, file_size: int) -> SpooledUpload:
-        return self.spool.finish()
+        return self.file.finish()
 
     def upload_interrupted(self) -> None:
-        if hasattr(self, "spool"):
-            self.spool.close()
+        if hasattr(self, "file"):
+            self.file.close()
 
 
 class Readable(Protocol):
@@ -95,11 +98,26 @@ def spool_body(
         raise
     if remaining:
         spool.close()
-        message = (
-            f"The body ended after {content_length - remaining} of the {content_length} bytes "
-            "announced by Content-Length; nothing was kept. Send the whole file again."
-        )
-        raise ApplicationError(
-            message, details={"Content-Length": [message]}, code="incomplete_body"
-        )
+        raise incomplete_body(content_length - remaining, content_length)
     return spool.finish()
+
+
+def incomplete_body(received: int, announced: int) -> ApplicationError:
+    message = (
+        f"The body ended after {received} of the {announced} bytes announced by "
+        "Content-Length; nothing was kept. Send the whole file again."
+    )
+    return ApplicationError(message, details={"Content-Length": [message]}, code="incomplete_body")
+
+
+class CountingReader:
+    """Wraps a request body and counts the bytes read from it."""
+
+    def __init__(self, stream: Readable) -> None:
+        self._stream = stream
+        self.count = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._stream.read(size)
+        self.count += len(data)
+        return data

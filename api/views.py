@@ -27,6 +27,7 @@ from .downloads import file_download_response
 from .errors import ApplicationError, field_error
 from .filters import FileFilter, WorkspaceFilter
 from .models import ApiToken, File, Membership, User, Workspace
+from .parsers import CompleteMultiPartParser, RawBodyParser
 from .permissions import IsWorkspaceOwner, WorkspaceRolePermission
 from .selectors import files_visible_to, workspaces_visible_to
 from .serializers import (
@@ -221,15 +222,6 @@ class WorkspaceMemberViewSet(viewsets.ModelViewSet[Membership]):
 # ---------------------------------------------------------------------------------------- files
 
 
-class RawBodyParser(parsers.BaseParser):
-    """Declares that the streamed upload takes any body; the view reads it itself."""
-
-    media_type = "*/*"
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        raise ApplicationError("The raw upload body is read by the view, not parsed.")
-
-
 def _writable_workspace(
     request: Request, workspace_id: Any, *, field: str = "workspace"
 ) -> Workspace:
@@ -251,7 +243,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
     filterset_class = FileFilter
     ordering_fields = ["name", "created_at", "size", "updated_at"]
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
-    parser_classes = [parsers.JSONParser, parsers.MultiPartParser]
+    parser_classes = [parsers.JSONParser, CompleteMultiPartParser]
 
     def get_queryset(self) -> QuerySet[File]:
         if getattr(self, "swagger_fake_view", False):

@@ -143,17 +143,28 @@ def test_newcomer_flow_over_http(
     assert sum(1 for p in stored.rglob("*") if p.is_file()) == 1
 
 
-def short_body_upload(base: str, token: str, workspace: str) -> bytes:
-    """Announce 1 MiB, send 1 KiB, hang up."""
+def short_body_upload(base: str, token: str, workspace: str, kind: str) -> bytes:
+    """Announce 1 MiB, send a bit over 1 KiB (raw body or a multipart file part), hang up."""
     host, port = base.removeprefix("http://").split(":")
+    if kind == "raw":
+        head = f"PUT /api/files/upload/?workspace={workspace}&name=cut.bin HTTP/1.1\r\n"
+        content_type = "application/octet-stream"
+        sent = b"x" * 1024
+    else:
+        head = "POST /api/files/ HTTP/1.1\r\n"
+        content_type = "multipart/form-data; boundary=XyZ"
+        sent = (
+            f'--XyZ\r\nContent-Disposition: form-data; name="workspace"\r\n\r\n{workspace}\r\n'
+            '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="cut.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode() + b"x" * 1024
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(
             (
-                f"PUT /api/files/upload/?workspace={workspace}&name=cut.bin HTTP/1.1\r\nHost: {host}\r\n"
-                f"Authorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\n"
+                f"{head}Host: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {1024 * 1024}\r\n\r\n"
             ).encode()
-            + b"x" * 1024
+            + sent
         )
         sock.shutdown(socket.SHUT_WR)
         sock.settimeout(10)
@@ -181,8 +192,9 @@ def assert_nothing_kept(base: str, token: str, var: Path) -> None:
     raise AssertionError(f"partial upload kept: {leftovers} {files}")
 
 
+@pytest.mark.parametrize("kind", ["raw", "multipart"])
 def test_client_hanging_up_mid_upload_keeps_nothing(
-    served: tuple[str, subprocess.Popen[bytes]], var_env: dict[str, str]
+    kind: str, served: tuple[str, subprocess.Popen[bytes]], var_env: dict[str, str]
 ) -> None:
     base, _ = served
     token = requests.post(
@@ -190,11 +202,11 @@ def test_client_hanging_up_mid_upload_keeps_nothing(
     ).json()["access"]
     ws = requests.post(
         f"{base}/api/workspaces/",
-        json={"name": "Cut"},
+        json={"name": f"Cut {kind}"},
         headers={"Authorization": f"Bearer {token}"},
         timeout=5,
     ).json()
-    answer = short_body_upload(base, token, ws["id"])
+    answer = short_body_upload(base, token, ws["id"], kind)
     assert answer.startswith(b"HTTP/1.1 400") and b"incomplete_body" in answer, answer[:500]
     assert_nothing_kept(base, token, Path(var_env["FERRY_VAR_DIR"]))
 
@@ -229,9 +241,10 @@ def test_client_hanging_up_mid_upload_under_gunicorn(var_env: dict[str, str]) ->
             headers={"Authorization": f"Bearer {token}"},
             timeout=5,
         ).json()
-        answer = short_body_upload(base, token, ws["id"])
-        # gunicorn may answer 400 or just close the connection; either way nothing is kept.
-        assert answer == b"" or b" 400 " in answer.split(b"\r\n")[0], answer[:500]
+        for kind in ("raw", "multipart"):
+            answer = short_body_upload(base, token, ws["id"], kind)
+            # gunicorn may answer 400 or just close the connection; either way nothing is kept.
+            assert answer == b"" or b" 400 " in answer.split(b"\r\n")[0], answer[:500]
         assert_nothing_kept(base, token, Path(var_env["FERRY_VAR_DIR"]))
     finally:
         process.terminate()
