@@ -3,6 +3,7 @@ server) as real processes, and use it over HTTP the way a newcomer would."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -57,6 +58,19 @@ def var_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
+def stop_tree(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server and everything it started, even when a test failed half-way."""
+    if process.poll() is not None:
+        return
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.kill()
+    process.wait()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(children, timeout=10)
+
+
 def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -85,9 +99,7 @@ def served(var_env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[byte
         wait_ready(base, process)
         yield base, process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_tree(process)
 
 
 def test_newcomer_flow_over_http(
@@ -247,8 +259,7 @@ def test_client_hanging_up_mid_upload_under_gunicorn(var_env: dict[str, str]) ->
             assert answer == b"" or b" 400 " in answer.split(b"\r\n")[0], answer[:500]
         assert_nothing_kept(base, token, Path(var_env["FERRY_VAR_DIR"]))
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop_tree(process)
 
 
 def test_ctrl_c_stops_server_and_worker(served: tuple[str, subprocess.Popen[bytes]]) -> None:
@@ -259,3 +270,24 @@ def test_ctrl_c_stops_server_and_worker(served: tuple[str, subprocess.Popen[byte
     assert process.wait(timeout=30) == 0
     _gone, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, [" ".join(p.cmdline()) for p in alive]
+
+
+def test_killed_launcher_takes_its_children_along(var_env: dict[str, str]) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "ferry_serve", "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=var_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        children = psutil.Process(process.pid).children()
+        assert len(children) == 2
+        process.kill()
+        process.wait()
+        _gone, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, [" ".join(p.cmdline()) for p in alive]
+    finally:
+        stop_tree(process)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -11,6 +13,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if this command is killed without a chance to clean up."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Command(BaseCommand):
@@ -23,9 +31,17 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        children = [subprocess.Popen([*manage, "runserver", opts["bind"], "--noreload"], env=env)]
+        children = [
+            subprocess.Popen(
+                [*manage, "runserver", opts["bind"], "--noreload"],
+                env=env,
+                preexec_fn=_die_with_parent,
+            )
+        ]
         if not opts["no_worker"]:
-            children.append(subprocess.Popen([*manage, "qcluster"], env=env))
+            children.append(
+                subprocess.Popen([*manage, "qcluster"], env=env, preexec_fn=_die_with_parent)
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Ferry is at http://{opts['bind']}/api/ (docs: /api/docs/, admin: /admin/). Ctrl-C stops it."
