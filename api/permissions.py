@@ -8,16 +8,12 @@ from typing import Any
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from .models import WRITE_ROLES, File, Role, Workspace
+from .models import WRITE_ROLES, Role, Workspace
 from .selectors import role_in
 
 
 def _workspace_of(obj: Any) -> Workspace:
-    if isinstance(obj, Workspace):
-        return obj
-    if isinstance(obj, File):
-        return obj.workspace
-    return obj.workspace
+    return obj if isinstance(obj, Workspace) else obj.workspace
 
 
 class WorkspaceRolePermission(BasePermission):
@@ -29,20 +25,18 @@ class WorkspaceRolePermission(BasePermission):
         role = role_in(request.user, _workspace_of(obj))
         if role is None:
             return False
-        if request.method in SAFE_METHODS:
-            return True
+        return request.method in SAFE_METHODS or self.may_write(role, request, obj)
+
+    def may_write(self, role: Role, request: Request, obj: Any) -> bool:
         if isinstance(obj, Workspace) and request.method == "DELETE":
             return role == Role.OWNER
         return role in WRITE_ROLES
 
 
-class IsWorkspaceOwner(BasePermission):
+class IsWorkspaceOwner(WorkspaceRolePermission):
     """Managing members: owners only (reads are open to every member)."""
 
     message = "Only an owner of this workspace can manage its members."
 
-    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        role = role_in(request.user, _workspace_of(obj))
-        if role is None:
-            return False
-        return request.method in SAFE_METHODS or role == Role.OWNER
+    def may_write(self, role: Role, request: Request, obj: Any) -> bool:
+        return role == Role.OWNER
