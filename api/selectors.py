@@ -16,7 +16,7 @@ def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:
 
 
 def files_visible_to(user: Any) -> QuerySet[File]:
-    files = File.objects.select_related("workspace", "owner")
+    files = File.objects.select_related("owner")
     if user.is_staff:
         return files
     return files.filter(workspace__memberships__user=user)

@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -141,8 +142,16 @@ class WorkspaceViewSet(viewsets.ModelViewSet[Workspace]):
         my_role = Membership.objects.filter(workspace=OuterRef("pk"), user=user.pk).values("role")[
             :1
         ]
+        # Correlated subqueries: computed for the rows of the page only, not every workspace.
+        file_count = (
+            File.objects.filter(workspace=OuterRef("pk"))
+            .order_by()
+            .values("workspace")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
         return workspaces_visible_to(user).annotate(
-            file_count=Count("files", distinct=True), my_role=Subquery(my_role)
+            file_count=Coalesce(Subquery(file_count), 0), my_role=Subquery(my_role)
         )
 
     def perform_create(self, serializer: serializers.BaseSerializer[Workspace]) -> None:

@@ -80,6 +80,9 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{FERRY_VAR_DIR / 'ferry.sqlite3'}")
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Reuse connections between requests (a new Postgres connection costs ~12 ms of server CPU).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (app server and worker) share the file: wait on locks, use WAL.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -10,7 +10,9 @@ DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdef"  # noqa: S105
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-_tmp = Path(env.str("FERRY_TEST_STORAGE_ROOT", default=tempfile.mkdtemp(prefix="ferry-test-")))
+_tmp = Path(
+    env.str("FERRY_TEST_STORAGE_ROOT", default="") or tempfile.mkdtemp(prefix="ferry-test-")
+)
 FERRY_STORAGE_ROOT = _tmp
 FILE_UPLOAD_TEMP_DIR = str(_tmp / ".incoming")
 STORAGES = {

@@ -46,7 +46,38 @@ def database_url(db: Mapping[str, Any] | None = None) -> str:
     auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
     host = str(db.get("HOST") or HOST)
     port = str(db.get("PORT") or "5432")
-    return f"postgres://{auth}{host}:{port}/{quote(str(db['NAME']), safe='')}"
+    options = []
+    if db.get("CONN_MAX_AGE"):
+        options.append(f"conn_max_age={int(db['CONN_MAX_AGE'])}")
+    if db.get("CONN_HEALTH_CHECKS"):
+        options.append("conn_health_checks=true")
+    query = "?" + "&".join(options) if options else ""
+    return f"postgres://{auth}{host}:{port}/{quote(str(db['NAME']), safe='')}{query}"
+
+
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the PostgreSQL server of the test database: the postmaster,
+    its live processes and its reaped backends (Django opens one per request unless
+    CONN_MAX_AGE is set). None when it cannot be found."""
+    port = int(settings.DATABASES["default"].get("PORT") or 5432)
+    try:
+        pids = {
+            c.pid
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+        }
+        if len(pids) != 1:
+            return None
+        postmaster = psutil.Process(pids.pop())
+        times = postmaster.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in postmaster.children():
+            with contextlib.suppress(psutil.Error):
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+        return float(total)
+    except psutil.Error:
+        return None
 
 
 def session() -> requests.Session:
@@ -202,9 +233,12 @@ def _wait_until_ready(proc: subprocess.Popen[bytes], server: GunicornServer, lim
             except requests.RequestException:
                 ok = False
             # Workers import the app after they fork: all must have booted, not only one.
-            if ok and len(server.workers()) == server.expected_workers:
-                if not server.sync or _healthz_on_each_worker(server):
-                    return
+            if (
+                ok
+                and len(server.workers()) == server.expected_workers
+                and (not server.sync or _healthz_on_each_worker(server))
+            ):
+                return
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"gunicorn did not become ready within {limit:.0f} s:\n{server.log_tail()}"
@@ -213,9 +247,8 @@ def _wait_until_ready(proc: subprocess.Popen[bytes], server: GunicornServer, lim
 
 
 def _healthz_on_each_worker(server: GunicornServer) -> bool:
-    request = f"GET /healthz HTTP/1.1\r\nHost: {HOST}:{server.port}\r\nConnection: close\r\n\r\n"
     try:
-        responses = on_each_worker(server, request.encode(), limit=10.0)
+        responses = on_each_worker(server, raw_request(server, "GET", "/healthz"), limit=10.0)
     except (OSError, RuntimeError):
         return False
     return all(r.status == 200 for r in responses)
@@ -268,6 +301,24 @@ def _read_response(sock: socket.socket, limit: float) -> RawResponse:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return RawResponse(int(lines[0].split()[1]), headers, body)
+
+
+def raw_request(
+    server: GunicornServer,
+    method: str,
+    target: str,
+    key: str | None = None,
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> bytes:
+    """The bytes of one HTTP/1.1 request for :func:`on_each_worker` (``key``: an API token)."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {HOST}:{server.port}", "Connection: close"]
+    if key:
+        lines.append(f"Authorization: Token {key}")
+    if body or method in ("PUT", "POST", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+        lines.append(f"Content-Type: {content_type or 'application/octet-stream'}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 def on_each_worker(server: GunicornServer, request: bytes, *, limit: float = 30.0) -> list[Any]:
