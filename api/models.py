@@ -157,6 +157,14 @@ class File(models.Model):
     status = models.CharField(max_length=10, choices=FileStatus.choices, default=FileStatus.PENDING)
     invalid_reason = models.TextField(blank=True)
     storage_uri = models.CharField(max_length=2048, unique=True)
+    produced_by = models.ForeignKey(
+        "operations.Job",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="output_files",
+        help_text="The job that produced this file (provenance).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

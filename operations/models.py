@@ -1,4 +1,4 @@
-"""Jobs (executed operations). The catalog and executors build on this record."""
+"""The operations catalog, jobs (executed operations) and the event log."""
 
 from __future__ import annotations
 
@@ -10,6 +10,49 @@ from django.db import models
 from .states import ACTIVE, JobStatus
 
 
+class OperationMode(models.TextChoices):
+    DOCKER = "docker", "Docker container"
+    WDL = "wdl", "WDL workflow"
+
+
+class Operation(models.Model):
+    """A catalog entry: immutable once added. A new source revision is a new row."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.SlugField(max_length=100)
+    version = models.CharField(max_length=50, help_text="The version the spec declares.")
+    revision = models.CharField(
+        max_length=64, help_text="Git commit, or the sha256 of the source folder's content."
+    )
+    description = models.TextField(blank=True)
+    mode = models.CharField(max_length=10, choices=OperationMode.choices)
+    spec = models.JSONField(
+        help_text="Ferry's normalized operation spec (inputs, outputs, command)."
+    )
+    image = models.CharField(
+        max_length=300, blank=True, help_text="Container image tag built for it."
+    )
+    source = models.CharField(max_length=1000, help_text="Folder path or git repository URL.")
+    build_log = models.TextField(blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    hidden = models.BooleanField(
+        default=False,
+        help_text="Hidden (retired) operations can't start new jobs; past jobs keep them.",
+    )
+
+    class Meta:
+        ordering = ["name", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "revision"], name="one_operation_per_revision")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version} ({self.revision[:10]})"
+
+
 class JobQuerySet(models.QuerySet["Job"]):
     def active(self) -> JobQuerySet:
         return self.filter(status__in=[s.value for s in ACTIVE])
@@ -17,6 +60,9 @@ class JobQuerySet(models.QuerySet["Job"]):
 
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    operation = models.ForeignKey(
+        Operation, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
     workspace = models.ForeignKey("api.Workspace", on_delete=models.PROTECT, related_name="jobs")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs"
@@ -26,13 +72,52 @@ class Job(models.Model):
         choices=[(s.value, s.name.title()) for s in JobStatus],
         default=JobStatus.QUEUED.value,
     )
+    inputs = models.JSONField(default=dict, blank=True, help_text="Inputs as validated.")
+    outputs = models.JSONField(default=dict, blank=True)
+    executor = models.CharField(max_length=50, blank=True, help_text="Alias in settings.EXECUTORS.")
+    external_id = models.CharField(max_length=200, blank=True)
+    run_spec = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the executor runs (image, command, mounts, limits).",
+    )
+    error_message = models.TextField(blank=True, help_text="For the user.")
+    error_detail = models.TextField(blank=True, help_text="For staff.")
+    stdout_tail = models.TextField(blank=True)
+    stderr_tail = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "executor"])]
 
     def __str__(self) -> str:
         return f"job {self.id} ({self.status})"
+
+
+class Event(models.Model):
+    """Append-only: one row per visible change. The id is monotonic (SSE ``Last-Event-ID``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(
+        "api.Workspace", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    kind = models.CharField(max_length=50)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.kind}"

@@ -194,3 +194,19 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Executors: alias -> backend class and options (loaded like STORAGES; checked at start-up).
+FERRY_WORK_ROOT = Path(env.str("FERRY_WORK_ROOT", default=str(FERRY_VAR_DIR / "work"))).resolve()
+EXECUTORS = {
+    "local-docker": {
+        "BACKEND": "executors.docker.DockerExecutor",
+        "OPTIONS": {
+            "work_root": str(FERRY_WORK_ROOT / "docker"),
+            # Defaults every operation gets, and the ceilings an operation may ask for.
+            "defaults": {"memory_mb": 1024, "cpus": 1.0, "pids": 256, "timeout_s": 3600},
+            "ceilings": {"memory_mb": 16384, "cpus": 4.0, "pids": 4096, "timeout_s": 7 * 86400},
+        },
+    },
+}
+# Which executor runs each operation mode.
+EXECUTOR_ROUTING = {"docker": "local-docker"}
