@@ -1,0 +1,96 @@
+"""The executor interface: submit, poll many at once, cancel, collect.
+
+An executor is one module plus one entry in ``settings.EXECUTORS``; it never sees HTTP requests.
+It works on jobs through the attributes below (a ``operations.models.Job`` has them):
+
+- ``job.id`` (UUID): names the run (container name / workflow id) so that ``submit`` is idempotent;
+- ``job.run_spec`` (dict): what to run, built by ``operations`` when the job is created. For the
+  local Docker executor::
+
+      {"image": "ferry-op/table-summary:1.0.0-0123abcd",
+       "command": "summarize /inputs/table/counts.tsv 5",   # run as ["/bin/sh", "-c", command]
+       "mounts": [{"source": "/abs/host/file", "target": "/inputs/table/counts.tsv"}],  # read-only
+       "limits": {"memory_mb": 512, "cpus": 1.0, "pids": 256, "timeout_s": 600}}
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from uuid import UUID
+
+
+class RunnableJob(Protocol):
+    id: UUID
+    run_spec: dict[str, Any]
+
+
+class RunState(enum.StrEnum):
+    """What an executor observes of a run, before Ferry maps it to a job status."""
+
+    PENDING = "pending"  # known to the engine, not started yet
+    RUNNING = "running"
+    EXITED = "exited"  # finished (any exit code, OOM or timeout): ready for collect()
+    MISSING = "missing"  # the engine has no such run
+
+
+@dataclass(frozen=True)
+class Observation:
+    state: RunState
+    detail: str = ""
+
+
+@dataclass
+class Collected:
+    """The result of a finished run."""
+
+    succeeded: bool
+    error_message: str = ""  # for the user: what went wrong, e.g. "ran out of memory (limit 512 MiB)"
+    error_detail: str = ""  # for staff
+    exit_code: int | None = None
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    values: dict[str, Any] = field(default_factory=dict)  # simple output values from outputs.json
+    files: dict[str, list[Path]] = field(default_factory=dict)  # output name -> host paths
+
+
+class ExecutorError(Exception):
+    """The engine refused or failed an action; the message is safe to show to users."""
+
+
+class ExecutorUnavailable(ExecutorError):
+    """The engine can't be reached right now; the job keeps its state and is retried."""
+
+
+class Executor(ABC):
+    def __init__(self, alias: str, options: dict[str, Any]) -> None:
+        self.alias = alias
+        self.options = options
+
+    @abstractmethod
+    def submit(self, job: RunnableJob) -> str:
+        """Start the run; idempotent (a second call finds the first run). Returns its id."""
+
+    @abstractmethod
+    def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
+        """Observe many runs with as few engine calls as possible (never one per job)."""
+
+    @abstractmethod
+    def cancel(self, job: RunnableJob) -> None:
+        """Stop the run for real; a run that is already gone is not an error."""
+
+    @abstractmethod
+    def collect(self, job: RunnableJob) -> Collected:
+        """Read the outcome of an EXITED run: outputs, logs, or a readable failure."""
+
+    @abstractmethod
+    def logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
+        """(stdout, stderr) of a run, the last ``tail`` lines of each if given."""
+
+    @abstractmethod
+    def cleanup(self, job: RunnableJob) -> None:
+        """Remove what the run left on the engine (container, work dir); idempotent."""
