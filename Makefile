@@ -14,13 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Tools the tests need from Debian: PostgreSQL's server binaries (initdb, pg_ctl).
+# What Ferry needs from Debian: PostgreSQL's server binaries (tests), a running Docker engine,
+# busybox-static (the examples' base image) and git (ingesting operations).
 system-deps:
 	@bash deploy/system-deps.sh
 
-run: $(STAMP)
+run: $(STAMP) system-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ferry_ensure_admin
+	$(BIN)/python manage.py ferry_load_examples
 	$(BIN)/python manage.py ferry_serve --bind $(BIND)
 
 lint: $(STAMP)

@@ -274,9 +274,29 @@ def file_create_from_upload(
                     code="checksum_mismatch",
                     details={checksum_field: ["Does not match the sha256 of the received bytes."]},
                 )
+    except BaseException:
+        upload.close()
+        raise
+    return _store_spooled(
+        upload=upload, workspace=workspace, owner=user, name=name, file_type=file_type
+    )
+
+
+def _store_spooled(
+    *,
+    upload: SpooledUpload,
+    workspace: Workspace,
+    owner: User,
+    name: str,
+    file_type: str | None,
+    file_id: uuid.UUID | None = None,
+    produced_by: Any = None,
+) -> File:
+    """Type-check a spooled file, move it into storage and record it (closing the spool)."""
+    try:
         kind = FileType(file_type) if file_type else guess_file_type(name)
         reason = check_content(upload.temporary_file_path(), kind, name)
-        file_id = uuid.uuid4()
+        file_id = file_id or uuid.uuid4()
         uri = storage.save_object(storage.object_key(file_id), upload)
     finally:
         upload.close()
@@ -284,7 +304,7 @@ def file_create_from_upload(
         return File.objects.create(
             id=file_id,
             workspace=workspace,
-            owner=user,
+            owner=owner,
             name=name,
             size=upload.received,
             sha256=upload.sha256,
@@ -293,10 +313,47 @@ def file_create_from_upload(
             status=FileStatus.INVALID if reason else FileStatus.READY,
             invalid_reason=reason,
             storage_uri=uri,
+            produced_by=produced_by,
         )
     except BaseException:
         storage.delete_object(uri)
         raise
+
+
+def file_register_result(
+    *,
+    path: str,
+    workspace: Workspace,
+    owner: User,
+    name: str,
+    file_type: str | None,
+    file_id: uuid.UUID,
+    produced_by: Any,
+) -> File:
+    """Copy a job's result file into storage as a File with provenance. Idempotent per
+    ``file_id`` (a finalize step that is repeated after a crash finds the first copy)."""
+    existing = File.objects.filter(pk=file_id).first()
+    if existing is not None:
+        return existing
+    upload = SpooledUpload(name, None)
+    try:
+        with open(path, "rb") as source:
+            while chunk := source.read(4 * 1024 * 1024):
+                upload.append(chunk)
+        upload.finish()
+    except BaseException:
+        upload.close()
+        raise
+    safe_name = clean_file_name(name)
+    return _store_spooled(
+        upload=upload,
+        workspace=workspace,
+        owner=owner,
+        name=safe_name,
+        file_type=file_type,
+        file_id=file_id,
+        produced_by=produced_by,
+    )
 
 
 def file_update(

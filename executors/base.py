@@ -49,7 +49,8 @@ class Collected:
     """The result of a finished run."""
 
     succeeded: bool
-    error_message: str = ""  # for the user: what went wrong, e.g. "ran out of memory (limit 512 MiB)"
+    # For the user: what went wrong, e.g. "ran out of memory (limit 512 MiB)".
+    error_message: str = ""
     error_detail: str = ""  # for staff
     exit_code: int | None = None
     stdout_tail: str = ""

@@ -121,3 +121,14 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.kind}"
+
+
+class Lease(models.Model):
+    """A named, expiring lock held by one worker (e.g. the poll cycle) across clusters."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at}"

@@ -16,7 +16,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from api import services
 from api.models import File, User, Workspace
+from operations.models import Job
 from tests.conftest import PASSWORD, ROLES, multipart_file
+from tests.operations_fixtures import make_echo_operation
 
 ALL = dict.fromkeys(ROLES)
 
@@ -185,6 +187,57 @@ TABLE: dict[str, list[Call]] = {
             kwargs=lambda w: {"pk": w.extras["token"].pk},
         ),
     ],
+    "operation-list": [
+        Call("get", signed_in(200)),
+        # Staff reach ingestion, which refuses a folder that doesn't exist (400).
+        Call(
+            "post",
+            by_role(401, 403, 403, 403, 403, 400),
+            body=lambda w: {"source": "/nonexistent/op"},
+        ),
+    ],
+    "operation-detail": [
+        Call("get", signed_in(200), kwargs=lambda w: {"pk": w.extras["operation"].pk}),
+        Call(
+            "patch",
+            by_role(401, 403, 403, 403, 403, 200),
+            kwargs=lambda w: {"pk": w.extras["operation"].pk},
+            body=lambda w: {"hidden": True},
+        ),
+    ],
+    "job-list": [
+        Call("get", signed_in(200)),
+        Call(
+            "post",
+            by_role(401, 201, 201, 403, 400, 201),
+            body=lambda w: {
+                "operation": str(w.extras["operation"].pk),
+                "workspace": str(w.workspace.pk),
+                "inputs": {"text": "hi"},
+            },
+        ),
+    ],
+    "job-detail": [
+        Call(
+            "get",
+            by_role(401, 200, 200, 200, 404, 200),
+            kwargs=lambda w: {"pk": w.extras["job"].pk},
+        )
+    ],
+    "job-cancel": [
+        Call(
+            "post",
+            by_role(401, 202, 202, 403, 404, 202),
+            kwargs=lambda w: {"pk": w.extras["job"].pk},
+        )
+    ],
+    "job-logs": [
+        Call(
+            "get",
+            by_role(401, 200, 200, 200, 404, 200),
+            kwargs=lambda w: {"pk": w.extras["job"].pk},
+        )
+    ],
     "api-root": [Call("get", signed_in(200))],
     "schema": [Call("get", same(200))],
     "swagger-ui": [Call("get", same(200))],
@@ -242,6 +295,13 @@ def test_route_permission(
         email="newcomer@example.org", password=PASSWORD
     )
     world.extras["token"], _ = services.api_token_create(user=users["owner"], name="t")
+    world.extras["operation"] = make_echo_operation()
+    world.extras["job"] = Job.objects.create(
+        operation=world.extras["operation"],
+        workspace=workspace,
+        owner=users["owner"],
+        executor="local-docker",
+    )
     call = TABLE[name][index]
     url = reverse(name, kwargs=call.kwargs(world)) + call.query(world)
     client = client_for(role)

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -178,7 +179,7 @@ SPECTACULAR_SETTINGS = {
 Q_CLUSTER = {
     "name": "ferry",
     "orm": "default",
-    "workers": env.int("FERRY_Q_WORKERS", default=2),
+    "workers": env.int("FERRY_Q_WORKERS", default=4),
     "timeout": 600,
     "retry": 900,
     "max_attempts": 1,
@@ -197,7 +198,7 @@ LOGGING = {
 
 # Executors: alias -> backend class and options (loaded like STORAGES; checked at start-up).
 FERRY_WORK_ROOT = Path(env.str("FERRY_WORK_ROOT", default=str(FERRY_VAR_DIR / "work"))).resolve()
-EXECUTORS = {
+EXECUTORS: dict[str, dict[str, Any]] = {
     "local-docker": {
         "BACKEND": "executors.docker.DockerExecutor",
         "OPTIONS": {
@@ -210,3 +211,9 @@ EXECUTORS = {
 }
 # Which executor runs each operation mode.
 EXECUTOR_ROUTING = {"docker": "local-docker"}
+# The poll loop: one worker at a time cycles over every active job.
+FERRY_POLL_INTERVAL_S = env.float("FERRY_POLL_INTERVAL_S", default=0.5)
+FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=25.0)
+FERRY_POLL_LEASE_S = env.float("FERRY_POLL_LEASE_S", default=30.0)
+FERRY_RESUBMIT_AFTER_S = env.float("FERRY_RESUBMIT_AFTER_S", default=30.0)
+FERRY_REFINALIZE_AFTER_S = env.float("FERRY_REFINALIZE_AFTER_S", default=300.0)

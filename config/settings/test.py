@@ -26,4 +26,23 @@ STORAGES = {
         "OPTIONS": {"location": str(_tmp / "files")},
     },
 }
-Q_CLUSTER = {"name": "ferry-test", "orm": "default", "sync": True, "timeout": 60, "retry": 120}
+# Tasks run inline in the test process; a worker started by a test sets FERRY_Q_SYNC=false.
+Q_CLUSTER = {
+    "name": "ferry-test",
+    "orm": "default",
+    "sync": env.bool("FERRY_Q_SYNC", default=True),
+    "timeout": 60,
+    "retry": 120,
+    "workers": 3,
+    "poll": 0.1,
+}
+FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=0.0)  # inline: one cycle per call
+EXECUTORS = {
+    "local-docker": {
+        **EXECUTORS["local-docker"],  # noqa: F405
+        "OPTIONS": {
+            **EXECUTORS["local-docker"]["OPTIONS"],  # noqa: F405
+            "work_root": str(_tmp / "work" / "docker"),
+        },
+    }
+}

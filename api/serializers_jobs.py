@@ -1,0 +1,98 @@
+"""Shapes of the operations catalog and of jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from operations.models import Job, Operation
+
+
+class OperationSerializer(serializers.ModelSerializer[Operation]):
+    class Meta:
+        model = Operation
+        fields = [
+            "id",
+            "name",
+            "version",
+            "revision",
+            "description",
+            "mode",
+            "spec",
+            "image",
+            "source",
+            "created_at",
+            "hidden",
+        ]
+        read_only_fields = fields
+
+
+class OperationDetailSerializer(OperationSerializer):
+    class Meta(OperationSerializer.Meta):
+        fields = [*OperationSerializer.Meta.fields, "build_log"]
+        read_only_fields = fields
+
+
+class OperationAddSerializer(serializers.Serializer[Any]):
+    source = serializers.CharField(  # type: ignore[assignment]
+        help_text="A folder on the server, or a git repository URL (file:// works)."
+    )
+    commit = serializers.RegexField(
+        r"^[0-9a-fA-F]{7,40}$",
+        required=False,
+        help_text="Exact commit to use (default: the repository's HEAD).",
+    )
+
+
+class OperationUpdateSerializer(serializers.Serializer[Any]):
+    hidden = serializers.BooleanField(help_text="Retire (hide) or restore the operation.")
+
+
+class JobSerializer(serializers.ModelSerializer[Job]):
+    operation_name = serializers.CharField(source="operation.name", read_only=True, default=None)
+    operation_version = serializers.CharField(
+        source="operation.version", read_only=True, default=None
+    )
+    owner = serializers.EmailField(source="owner.email", read_only=True)
+    error_detail = serializers.SerializerMethodField(help_text="Full failure detail (staff only).")
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "operation",
+            "operation_name",
+            "operation_version",
+            "workspace",
+            "owner",
+            "status",
+            "inputs",
+            "outputs",
+            "error_message",
+            "error_detail",
+            "executor",
+            "attempts",
+            "created_at",
+            "submitted_at",
+            "started_at",
+            "finished_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_error_detail(self, obj: Job) -> str:
+        request = self.context.get("request")
+        return obj.error_detail if request is not None and request.user.is_staff else ""
+
+
+class JobCreateSerializer(serializers.Serializer[Any]):
+    operation = serializers.UUIDField()
+    workspace = serializers.UUIDField()
+    inputs = serializers.JSONField(default=dict, help_text="Input name -> value; files by id.")
+
+
+class JobLogsSerializer(serializers.Serializer[Any]):
+    stdout = serializers.CharField()
+    stderr = serializers.CharField()
+    live = serializers.BooleanField(help_text="True when read from the running executor.")

@@ -1,0 +1,210 @@
+"""The operations catalog and jobs over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from executors.base import ExecutorError
+from executors.registry import get_executor
+from operations import services as job_services
+from operations.models import Job, Operation
+from operations.states import TERMINAL, JobStatus
+
+from .errors import field_error
+from .models import WRITE_ROLES
+from .selectors import role_in, workspaces_visible_to
+from .serializers_jobs import (
+    JobCreateSerializer,
+    JobLogsSerializer,
+    JobSerializer,
+    OperationAddSerializer,
+    OperationDetailSerializer,
+    OperationSerializer,
+    OperationUpdateSerializer,
+)
+from .views import UUID_REGEX, current_user
+
+
+class StaffWrites(BasePermission):
+    message = "Only staff can add or change operations."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request.method in SAFE_METHODS or bool(request.user and request.user.is_staff)
+
+
+class OperationFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Operation
+        fields = ["name", "mode", "hidden"]
+
+
+class OperationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet[Operation],
+):
+    """The catalog. Everyone signed in reads it (retired operations: staff only); staff add
+    operations from a folder or git repository and retire them."""
+
+    permission_classes = [IsAuthenticated, StaffWrites]
+    lookup_value_regex = UUID_REGEX
+    filterset_class = OperationFilter
+    ordering_fields = ["name", "created_at"]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Operation]:
+        operations = Operation.objects.all()
+        if getattr(self, "swagger_fake_view", False) or not current_user(self.request).is_staff:
+            operations = operations.filter(hidden=False)
+        return operations
+
+    def get_serializer_class(self) -> Any:
+        return OperationDetailSerializer if self.action == "retrieve" else OperationSerializer
+
+    @extend_schema(
+        request=OperationAddSerializer,
+        responses={201: OperationDetailSerializer, 200: OperationDetailSerializer},
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        from operations.ingestion import ingest_operation
+
+        data = OperationAddSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        operation, created = ingest_operation(
+            data.validated_data["source"],
+            commit=data.validated_data.get("commit"),
+            added_by=current_user(request),
+        )
+        return Response(
+            OperationDetailSerializer(operation).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=OperationUpdateSerializer, responses={200: OperationDetailSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        operation = self.get_object()
+        data = OperationUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        Operation.objects.filter(pk=operation.pk).update(hidden=data.validated_data["hidden"])
+        operation.refresh_from_db()
+        return Response(OperationDetailSerializer(operation).data)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not kwargs.get("partial"):
+            return self.http_method_not_allowed(request)
+        return super().update(request, *args, **kwargs)
+
+
+class JobFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=[(s.value, s.value) for s in JobStatus])
+
+    class Meta:
+        model = Job
+        fields = ["workspace", "operation", "status"]
+
+
+class JobPermission(BasePermission):
+    """Members read; editors, owners and the job's owner cancel."""
+
+    message = "Your role in this workspace does not allow this."
+
+    def has_object_permission(self, request: Request, view: Any, obj: Job) -> bool:
+        role = role_in(request.user, obj.workspace)
+        if role is None:
+            return False
+        return request.method in SAFE_METHODS or role in WRITE_ROLES
+
+
+class JobViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet[Job],
+):
+    """Jobs: an operation run on inputs from a workspace."""
+
+    serializer_class = JobSerializer
+    permission_classes = [IsAuthenticated, JobPermission]
+    lookup_value_regex = UUID_REGEX
+    filterset_class = JobFilter
+    ordering_fields = ["created_at", "status", "finished_at"]
+
+    def get_queryset(self) -> QuerySet[Job]:
+        if getattr(self, "swagger_fake_view", False):
+            return Job.objects.none()
+        visible = workspaces_visible_to(current_user(self.request))
+        return Job.objects.filter(workspace__in=visible).select_related(
+            "operation", "owner", "workspace"
+        )
+
+    @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = JobCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = current_user(request)
+        operations = (
+            Operation.objects.all() if user.is_staff else Operation.objects.filter(hidden=False)
+        )
+        operation = operations.filter(pk=data.validated_data["operation"]).first()
+        if operation is None:
+            raise field_error(
+                "operation",
+                f"No operation {data.validated_data['operation']}.",
+                code="does_not_exist",
+            )
+        job = job_services.job_create(
+            user=user,
+            operation=operation,
+            workspace_id=data.validated_data["workspace"],
+            inputs=data.validated_data["inputs"],
+        )
+        return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Stop the job for real (its container is removed)."""
+        job = job_services.job_cancel(user=current_user(request), job=self.get_object())
+        return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("tail", OpenApiTypes.INT, description="Only the last N lines.")
+        ],
+        responses={200: JobLogsSerializer},
+    )
+    @action(detail=True, methods=["get"])
+    def logs(self, request: Request, pk: str | None = None) -> Response:
+        """stdout and stderr: live while the job runs, the kept tail afterwards."""
+        job = self.get_object()
+        tail_param = request.query_params.get("tail")
+        tail: int | None = None
+        if tail_param is not None:
+            if not tail_param.isdigit() or int(tail_param) == 0:
+                raise field_error("tail", "Must be a positive whole number of lines.")
+            tail = int(tail_param)
+        if JobStatus(job.status) not in TERMINAL and job.external_id:
+            try:
+                stdout, stderr = get_executor(job.executor).logs(job, tail=tail)
+                return Response({"stdout": stdout, "stderr": stderr, "live": True})
+            except ExecutorError:
+                pass  # fall back to what was kept
+        stdout, stderr = job.stdout_tail, job.stderr_tail
+        if tail is not None:
+            stdout = "\n".join(stdout.splitlines()[-tail:])
+            stderr = "\n".join(stderr.splitlines()[-tail:])
+        return Response({"stdout": stdout, "stderr": stderr, "live": False})

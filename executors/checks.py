@@ -1,0 +1,67 @@
+"""A system check for ``settings.EXECUTORS`` and ``settings.EXECUTOR_ROUTING``.
+
+Register it where the app starts (``operations/apps.py``)::
+
+    from django.core import checks
+    from executors.checks import check_executors
+    checks.register(check_executors)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from .registry import executor_class
+
+HINT = "Each entry is alias: {'BACKEND': 'dotted.path.ToExecutor', 'OPTIONS': {...}}."
+
+
+def check_executors(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """ferry.E001 malformed entry, E002 backend not importable, E003 not an Executor,
+    E004 routing to an unknown alias, E005 options the backend rejects."""
+    errors: list[checks.CheckMessage] = []
+    executors = getattr(settings, "EXECUTORS", None)
+    if not isinstance(executors, dict):
+        return [checks.Error("settings.EXECUTORS must be a dict.", hint=HINT, id="ferry.E001")]
+    for alias, config in executors.items():
+        where = f"settings.EXECUTORS[{alias!r}]"
+        if not isinstance(config, dict) or "BACKEND" not in config:
+            errors.append(checks.Error(f"{where} has no BACKEND.", hint=HINT, id="ferry.E001"))
+            continue
+        options = config.get("OPTIONS", {})
+        if not isinstance(options, dict):
+            errors.append(checks.Error(f"{where}['OPTIONS'] must be a dict.", id="ferry.E001"))
+            continue
+        try:
+            cls = executor_class(config["BACKEND"])
+        except ImproperlyConfigured as exc:
+            error_id = "ferry.E003" if "subclass" in str(exc) else "ferry.E002"
+            errors.append(checks.Error(f"{where}: {exc}", id=error_id))
+            continue
+        check_options = getattr(cls, "check_options", None)
+        if callable(check_options):
+            for problem in check_options(options):
+                errors.append(checks.Error(f"{where}: {problem}.", id="ferry.E005"))
+    routing = getattr(settings, "EXECUTOR_ROUTING", None)
+    if not isinstance(routing, dict):
+        errors.append(
+            checks.Error(
+                "settings.EXECUTOR_ROUTING must be a dict of operation mode -> executor alias.",
+                id="ferry.E004",
+            )
+        )
+        return errors
+    for mode, alias in routing.items():
+        if alias not in executors:
+            errors.append(
+                checks.Error(
+                    f"settings.EXECUTOR_ROUTING sends {mode} operations to {alias!r}, "
+                    "which is not in settings.EXECUTORS.",
+                    id="ferry.E004",
+                )
+            )
+    return errors

@@ -1,0 +1,848 @@
+"""Run operations in sandboxed containers on the local Docker engine.
+
+Configured in ``settings.EXECUTORS``::
+
+    "local-docker": {
+        "BACKEND": "executors.docker.DockerExecutor",
+        "OPTIONS": {
+            "work_root": "/var/lib/ferry/work/docker",   # one work dir per job below it
+            "defaults": {"memory_mb": 1024, "cpus": 1.0, "pids": 256, "timeout_s": 3600},
+            "ceilings": {"memory_mb": 16384, "cpus": 4.0, "pids": 4096, "timeout_s": 604800},
+            # optional: "base_url" ("unix:///run/docker.sock"; default: DOCKER_HOST or the local
+            # socket), "user" ("65534:65534"), "tmp_mb" (256), "log_max_mb" (16),
+            # "api_timeout_s" (60)
+        },
+    }
+
+One job is one container named ``ferry-job-<job id>`` with the labels ``ferry.job``,
+``ferry.executor`` (the alias), ``ferry.deadline`` (unix time) and ``ferry.timeout_s``. It runs
+``["/bin/sh", "-c", run_spec["command"]]`` in ``/work`` with no network, as an unprivileged user,
+with a read-only root file system, a small ``/tmp``, no capabilities, no new privileges, and memory
+(no swap), CPU and process limits. Images are never pulled: an operation's image is built on this
+engine when the operation is added.
+
+The work dir on the host, per job::
+
+    <work_root>/<job id>/          mounted read-write at /work; mode 1777 and owned by Ferry, so the
+                                   container user can create files but can't remove .ferry
+    <work_root>/<job id>/.ferry/   Ferry's own files (the container can read but not write them):
+        timed_out                  written by poll() when it kills a run past its deadline
+        state.json                 the container's outcome, saved by collect()
+        stdout.log, stderr.log     the container's logs, saved by collect()
+
+Saving the outcome and the logs lets ``collect()`` and ``logs()`` still answer after
+``cleanup()`` removed the container; ``remove_workdir()`` deletes the work dir once the caller
+has stored the outputs.
+
+Outputs: a run that exits 0 must write ``/work/outputs.json``, a JSON object mapping output names
+to values. ``collect()`` returns that object as ``Collected.values`` and, in ``Collected.files``,
+the host paths of every string (or list of strings) in it that names a regular file inside
+``/work`` — relative to ``/work`` or absolute under it, symlinks followed as the container would
+follow them, never leaving ``/work``. The caller decides from the operation's spec which outputs
+are files. Outputs listed in the optional ``run_spec["file_outputs"]`` (a list of output names)
+are checked here: one that doesn't name such a file fails the run with a readable message
+("output 'summary' names summary.json, which the operation did not write").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from uuid import UUID
+
+import docker
+import docker.errors
+import docker.types
+import requests
+
+from .base import (
+    Collected,
+    Executor,
+    ExecutorError,
+    ExecutorUnavailable,
+    Observation,
+    RunnableJob,
+    RunState,
+)
+
+LABEL_JOB = "ferry.job"
+LABEL_EXECUTOR = "ferry.executor"
+LABEL_DEADLINE = "ferry.deadline"
+LABEL_TIMEOUT = "ferry.timeout_s"
+
+WORK = "/work"  # the work dir inside the container
+OUTPUTS_JSON = "outputs.json"
+META_DIR = ".ferry"
+TIMED_OUT = "timed_out"
+STATE_JSON = "state.json"
+STDOUT_LOG = "stdout.log"
+STDERR_LOG = "stderr.log"
+
+TAIL_LINES = 200
+TAIL_BYTES = 64 * 1024
+MESSAGE_LINES = 5  # stderr lines quoted in a user-facing error message
+MAX_OUTPUTS_JSON_BYTES = 1024 * 1024
+MAX_SYMLINK_HOPS = 40
+
+DEFAULT_USER = "65534:65534"
+DEFAULT_TMP_MB = 256
+DEFAULT_LOG_MAX_MB = 16
+DEFAULT_API_TIMEOUT_S = 60
+
+# Limit name -> (type, smallest allowed value). Docker refuses memory limits under 6 MiB.
+LIMITS: dict[str, tuple[type, float]] = {
+    "memory_mb": (int, 6),
+    "cpus": (float, 0.01),
+    "pids": (int, 1),
+    "timeout_s": (int, 1),
+}
+TMP = "/tmp"  # noqa: S108 (inside the container: a private tmpfs)
+FORBIDDEN_MOUNT_TARGETS = ("/", TMP, "/proc", "/sys", "/dev", "/etc")
+# Inputs are mounted outside /work: Docker would create their mount points in the work dir as
+# root, where Ferry (when it isn't root) could not remove them.
+FORBIDDEN_MOUNT_PREFIXES = (WORK, "/proc", "/sys", "/dev")
+
+
+def run_state(docker_state: str) -> RunState:
+    """Map a Docker container state (``docker ps`` / inspect ``State.Status``) to a RunState."""
+    if docker_state == "created":
+        return RunState.PENDING
+    if docker_state in ("running", "restarting", "paused"):
+        return RunState.RUNNING
+    if docker_state in ("exited", "dead", "removing"):
+        return RunState.EXITED
+    return RunState.MISSING
+
+
+def container_name(job: RunnableJob) -> str:
+    return f"ferry-job-{job.id}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int
+    cpus: float
+    pids: int
+    timeout_s: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished container left: saved in .ferry/state.json so it outlives the container."""
+
+    exit_code: int
+    oom_killed: bool
+    memory_bytes: int
+    timeout_s: int
+    timed_out: bool
+
+
+class OutputPathError(Exception):
+    """A string in outputs.json doesn't name a regular file inside /work; ``kind`` says why."""
+
+    def __init__(self, kind: str) -> None:  # "missing", "outside", "not_file" or "invalid"
+        super().__init__(kind)
+        self.kind = kind
+
+
+def resolve_output_path(workdir: Path, ref: str) -> Path:
+    """The host path of the regular file ``ref`` names inside the container's /work.
+
+    ``ref`` is relative to /work or absolute under it. Symlinks are followed the way the
+    container would follow them (an absolute target is a container path), one component at a
+    time, and every step must stay inside /work: anything else in the container's file system
+    is out of reach. Raises OutputPathError.
+    """
+    if not isinstance(ref, str) or not ref or "\x00" in ref:
+        raise OutputPathError("invalid")
+    path = PurePosixPath(ref)
+    pending = list(path.parts[1:]) if path.is_absolute() else ["work", *path.parts]
+    current: list[str] = []  # components of the container path walked so far, below "/"
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if current:
+                current.pop()
+            continue
+        current.append(part)
+        if current[0] != "work" or (len(current) > 1 and current[1] == META_DIR):
+            raise OutputPathError("outside")
+        if len(current) == 1:
+            continue  # /work itself: the mount point
+        host = workdir.joinpath(*current[1:])
+        try:
+            st = os.lstat(host)
+        except (FileNotFoundError, NotADirectoryError):
+            raise OutputPathError("missing") from None
+        except OSError:
+            raise OutputPathError("invalid") from None
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > MAX_SYMLINK_HOPS:
+                raise OutputPathError("outside")
+            target = PurePosixPath(os.readlink(host))
+            current.pop()
+            if target.is_absolute():
+                current = []
+                pending = [*target.parts[1:], *pending]
+            else:
+                pending = [*target.parts, *pending]
+        elif pending and not stat.S_ISDIR(st.st_mode):
+            raise OutputPathError("missing")
+    if current[:1] != ["work"]:
+        raise OutputPathError("outside")
+    if len(current) == 1:
+        raise OutputPathError("not_file")
+    final = workdir.joinpath(*current[1:])
+    if not stat.S_ISREG(os.lstat(final).st_mode):
+        raise OutputPathError("not_file")
+    return final
+
+
+def _tail(data: str, lines: int = TAIL_LINES) -> str:
+    return "".join(data.splitlines(keepends=True)[-lines:])
+
+
+def _read_tail(path: Path, max_bytes: int = TAIL_BYTES, lines: int | None = TAIL_LINES) -> str:
+    """The end of a log file: at most ``max_bytes`` bytes, then at most ``lines`` lines."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if max_bytes and size > max_bytes:
+                fh.seek(size - max_bytes)
+                fh.readline()  # drop the partial first line
+            text = fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+    return text if lines is None else _tail(text, lines)
+
+
+def _last_lines(text: str, count: int = MESSAGE_LINES, width: int = 300) -> str:
+    lines = [line[:width] for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-count:])
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file of Ferry's in .ferry atomically, never following a symlink."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+class DockerExecutor(Executor):
+    def __init__(self, alias: str, options: dict[str, Any]) -> None:
+        super().__init__(alias, options)
+        problems = self.check_options(options)
+        if problems:
+            raise ExecutorError(f"executor {alias!r} is misconfigured: {'; '.join(problems)}")
+        self.work_root = Path(options["work_root"])
+        self.defaults: dict[str, Any] = dict(options.get("defaults") or {})
+        self.ceilings: dict[str, Any] = dict(options.get("ceilings") or {})
+        self.user = str(options.get("user", DEFAULT_USER))
+        self.tmp_mb = int(options.get("tmp_mb", DEFAULT_TMP_MB))
+        self.log_max_mb = int(options.get("log_max_mb", DEFAULT_LOG_MAX_MB))
+        self.api_timeout_s = int(options.get("api_timeout_s", DEFAULT_API_TIMEOUT_S))
+        self.base_url: str | None = options.get("base_url") or None
+        self._docker: Any = None
+        self._docker_pid = 0
+        self._lock = threading.Lock()
+
+    # -- configuration ------------------------------------------------------------------------
+
+    @classmethod
+    def check_options(cls, options: Any) -> list[str]:
+        """Problems with an OPTIONS dict, as sentences (used by the system check too)."""
+        if not isinstance(options, dict):
+            return ["OPTIONS must be a dict"]
+        problems = []
+        work_root = options.get("work_root")
+        if not isinstance(work_root, str | Path) or not Path(work_root).is_absolute():
+            problems.append("OPTIONS['work_root'] must be an absolute path")
+        for group in ("defaults", "ceilings"):
+            values = options.get(group) or {}
+            if not isinstance(values, dict):
+                problems.append(f"OPTIONS[{group!r}] must be a dict")
+                continue
+            for key, value in values.items():
+                if key not in LIMITS:
+                    problems.append(f"OPTIONS[{group!r}] has an unknown limit {key!r}")
+                elif not _is_number(value) or value < LIMITS[key][1]:
+                    problems.append(
+                        f"OPTIONS[{group!r}][{key!r}] must be at least {LIMITS[key][1]}"
+                    )
+        defaults, ceilings = options.get("defaults") or {}, options.get("ceilings") or {}
+        if isinstance(defaults, dict) and isinstance(ceilings, dict):
+            for key in LIMITS:
+                if key not in defaults:
+                    problems.append(f"OPTIONS['defaults'] needs a value for {key!r}")
+                elif (
+                    _is_number(defaults[key])
+                    and _is_number(ceilings.get(key))
+                    and defaults[key] > ceilings[key]
+                ):
+                    problems.append(f"the default {key} is above its ceiling")
+        return problems
+
+    def limits_for(self, run_spec: dict[str, Any]) -> Limits:
+        """The defaults overridden by the run's own limits, each checked against its ceiling."""
+        asked = run_spec.get("limits") or {}
+        if not isinstance(asked, dict):
+            raise ExecutorError("the run's limits must be a mapping")
+        unknown = sorted(set(asked) - set(LIMITS))
+        if unknown:
+            raise ExecutorError(
+                f"unknown resource limit {unknown[0]!r} (this server knows {', '.join(LIMITS)})"
+            )
+        values: dict[str, Any] = {}
+        for key, (kind, minimum) in LIMITS.items():
+            value: Any = asked.get(key, self.defaults.get(key))
+            if not _is_number(value):
+                raise ExecutorError(f"the resource limit {key} must be a number, not {value!r}")
+            if kind is int:
+                if value != int(value):
+                    raise ExecutorError(f"the resource limit {key} must be a whole number")
+                value = int(value)
+            else:
+                value = float(value)
+            if value < minimum:
+                raise ExecutorError(
+                    f"the resource limit {key}={value} is below the minimum {minimum}"
+                )
+            ceiling = self.ceilings.get(key)
+            if ceiling is not None and value > ceiling:
+                raise ExecutorError(
+                    f"the operation asks for {key}={value}, above this server's ceiling of {ceiling}"
+                )
+            values[key] = value
+        return Limits(**values)
+
+    # -- the engine ---------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        """The Docker client, created on first use (and again in a forked child process)."""
+        with self._lock:
+            if self._docker is None or self._docker_pid != os.getpid():
+                try:
+                    if self.base_url:
+                        client = docker.DockerClient(
+                            base_url=self.base_url, timeout=self.api_timeout_s
+                        )
+                    else:
+                        client = docker.from_env(timeout=self.api_timeout_s)
+                except docker.errors.DockerException as exc:
+                    raise ExecutorUnavailable(
+                        f"the Docker engine can't be reached ({exc})"
+                    ) from exc
+                self._docker, self._docker_pid = client, os.getpid()
+            return self._docker
+
+    @contextlib.contextmanager
+    def _engine(self, action: str, *, server_errors_retry: bool = False) -> Iterator[None]:
+        """Turn Docker failures into ExecutorUnavailable (try again later) or ExecutorError."""
+        try:
+            yield
+        except docker.errors.APIError as exc:
+            if server_errors_retry and exc.is_server_error():
+                raise ExecutorUnavailable(
+                    f"the Docker engine failed to {action}: {exc.explanation}"
+                ) from exc
+            raise ExecutorError(f"the Docker engine failed to {action}: {exc.explanation}") from exc
+        except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+            raise ExecutorUnavailable(
+                f"the Docker engine can't be reached to {action} ({exc})"
+            ) from exc
+
+    def ping(self) -> str:
+        """The engine's version if it answers (for health checks); ExecutorUnavailable if not."""
+        with self._engine("answer", server_errors_retry=True):
+            version = self._client().version()
+        return f"Docker {version.get('Version', '?')} (API {version.get('ApiVersion', '?')})"
+
+    def _container(self, job: RunnableJob) -> Any:
+        """The job's container, or None."""
+        try:
+            return self._client().containers.get(container_name(job))
+        except docker.errors.NotFound:
+            return None
+
+    # -- work dirs ----------------------------------------------------------------------------
+
+    def workdir(self, job: RunnableJob) -> Path:
+        return self.work_root / str(UUID(str(job.id)))
+
+    def _meta_dir(self, job: RunnableJob) -> Path | None:
+        """<workdir>/.ferry if it is a real directory (never a symlink), else None."""
+        meta = self.workdir(job) / META_DIR
+        try:
+            st = os.lstat(meta)
+        except FileNotFoundError:
+            return None
+        return meta if stat.S_ISDIR(st.st_mode) else None
+
+    def _prepare_workdir(self, job: RunnableJob) -> Path:
+        os.makedirs(self.work_root, mode=0o700, exist_ok=True)
+        workdir = self.workdir(job)
+        workdir.mkdir(exist_ok=True)
+        # World-writable and sticky: the container user (any uid) can create files in /work but
+        # can't rename or remove the entries Ferry owns there (.ferry).
+        os.chmod(workdir, 0o1777)  # noqa: S103
+        meta = workdir / META_DIR
+        meta.mkdir(exist_ok=True)
+        if os.path.islink(meta) or not meta.is_dir():
+            raise ExecutorError("the job's work dir is in an unexpected state")
+        os.chmod(meta, 0o755)  # noqa: S103 (the container may read it, not write)
+        return workdir
+
+    def remove_workdir(self, job: RunnableJob) -> None:
+        """Delete the job's work dir (after the caller stored its outputs); idempotent."""
+        workdir = self.workdir(job)
+        if not os.path.lexists(workdir):
+            return
+        try:
+            shutil.rmtree(workdir)
+            return
+        except PermissionError:
+            # Ferry isn't root: what the container user wrote inside its own directories is
+            # only removable by that user. Let a container running as that user do it.
+            self._remove_as_run_user(job)
+        try:
+            shutil.rmtree(workdir)
+        except OSError as exc:
+            raise ExecutorError(f"could not remove the work dir of job {job.id}: {exc}") from exc
+
+    def _remove_as_run_user(self, job: RunnableJob) -> None:
+        image = (job.run_spec or {}).get("image")
+        if not image:
+            return
+        client = self._client()
+        with self._engine("clean up the work dir"):
+            helper = client.containers.create(
+                image=image,
+                entrypoint=["/bin/sh", "-c"],
+                command=[
+                    "set -- /work/* /work/.[!.]* /work/..?*; "
+                    'chmod -R u+rwX "$@" 2>/dev/null; rm -rf "$@" 2>/dev/null; true'
+                ],
+                user=self.user,
+                network_mode="none",
+                read_only=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                labels={LABEL_EXECUTOR: f"{self.alias}-cleanup"},
+                mounts=[
+                    docker.types.Mount(
+                        target=WORK, source=str(self.workdir(job)), type="bind", read_only=False
+                    )
+                ],
+            )
+            try:
+                helper.start()
+                helper.wait(timeout=120)
+            finally:
+                helper.remove(force=True)
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def _mounts(self, run_spec: dict[str, Any], workdir: Path) -> list[Any]:
+        mounts = [docker.types.Mount(target=WORK, source=str(workdir), type="bind")]
+        targets = set()
+        for entry in run_spec.get("mounts") or []:
+            if not isinstance(entry, dict):
+                raise ExecutorError("each mount must be a mapping with a source and a target")
+            source, target = entry.get("source"), entry.get("target")
+            if not isinstance(target, str) or not target.startswith("/"):
+                raise ExecutorError(f"mount target {target!r} must be an absolute path")
+            norm = os.path.normpath(target)
+            if (
+                norm != target.rstrip("/")
+                or norm in FORBIDDEN_MOUNT_TARGETS
+                or any(norm == p or norm.startswith(f"{p}/") for p in FORBIDDEN_MOUNT_PREFIXES)
+            ):
+                raise ExecutorError(f"an input can't be mounted at {target}")
+            if norm in targets:
+                raise ExecutorError(f"two inputs are mounted at {target}")
+            targets.add(norm)
+            if not isinstance(source, str) or not os.path.isabs(source):
+                raise ExecutorError(f"the input for {target} has no absolute source path")
+            if not os.path.exists(source):
+                raise ExecutorError(f"the input file for {target} is missing on this server")
+            mounts.append(
+                docker.types.Mount(target=norm, source=source, type="bind", read_only=True)
+            )
+        return mounts
+
+    def submit(self, job: RunnableJob) -> str:
+        spec = job.run_spec or {}
+        image, command = spec.get("image"), spec.get("command")
+        if not isinstance(image, str) or not image:
+            raise ExecutorError("the run has no image")
+        if not isinstance(command, str) or not command.strip():
+            raise ExecutorError("the run has no command")
+        limits = self.limits_for(spec)
+        client = self._client()
+        with self._engine("start the run"):
+            existing = self._container(job)
+            if existing is not None:  # submitted before (perhaps by a worker that then died)
+                return self._started(existing)
+            try:
+                client.images.get(image)
+            except docker.errors.ImageNotFound:
+                raise ExecutorError(
+                    f"image {image} is not available on this Docker engine; "
+                    "add the operation again to rebuild it"
+                ) from None
+            try:
+                workdir = self._prepare_workdir(job)
+            except OSError as exc:
+                raise ExecutorError(f"could not prepare the job's work dir: {exc}") from exc
+            mounts = self._mounts(spec, workdir)
+            memory = limits.memory_mb * 1024 * 1024
+            try:
+                container = client.containers.create(
+                    image=image,
+                    entrypoint=["/bin/sh", "-c"],
+                    command=[command],
+                    name=container_name(job),
+                    labels={
+                        LABEL_JOB: str(job.id),
+                        LABEL_EXECUTOR: self.alias,
+                        LABEL_DEADLINE: str(math.ceil(time.time()) + limits.timeout_s),
+                        LABEL_TIMEOUT: str(limits.timeout_s),
+                    },
+                    working_dir=WORK,
+                    user=self.user,
+                    environment={"HOME": TMP, "TMPDIR": TMP},
+                    hostname="ferry-job",
+                    network_mode="none",
+                    read_only=True,
+                    tmpfs={TMP: f"rw,exec,nosuid,nodev,size={self.tmp_mb}m,mode=1777"},
+                    mem_limit=memory,
+                    memswap_limit=memory,
+                    nano_cpus=int(limits.cpus * 1e9),
+                    pids_limit=limits.pids,
+                    cap_drop=["ALL"],
+                    security_opt=["no-new-privileges"],
+                    mounts=mounts,
+                    log_config=docker.types.LogConfig(
+                        type="json-file",
+                        config={"max-size": f"{self.log_max_mb}m", "max-file": "1"},
+                    ),
+                )
+            except docker.errors.ImageNotFound:
+                raise ExecutorError(
+                    f"image {image} is not available on this Docker engine; "
+                    "add the operation again to rebuild it"
+                ) from None
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                existing = self._container(job)  # another worker created it just now
+                if existing is None:
+                    raise
+                return self._started(existing)
+            return self._started(container)
+
+    def _started(self, container: Any) -> str:
+        """Start a created container; one that can't start is removed so a retry starts afresh."""
+        if container.status == "created":
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                with contextlib.suppress(docker.errors.APIError):
+                    container.remove(force=True)
+                raise ExecutorError(f"the container could not start: {exc.explanation}") from exc
+        return str(container.id)
+
+    def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
+        wanted = {str(job.id): job for job in jobs}
+        if not wanted:
+            return {}
+        with self._engine("list runs", server_errors_retry=True):
+            listed = self._client().containers.list(
+                all=True, sparse=True, filters={"label": f"{LABEL_EXECUTOR}={self.alias}"}
+            )
+        found = {}
+        for container in listed:
+            job_id = (container.attrs.get("Labels") or {}).get(LABEL_JOB)
+            if job_id in wanted:
+                found[job_id] = container
+        now = time.time()
+        observed: dict[UUID, Observation] = {}
+        for key, job in wanted.items():
+            container = found.get(key)
+            if container is None:
+                observed[job.id] = Observation(RunState.MISSING, "no container")
+                continue
+            attrs = container.attrs
+            state = run_state(str(attrs.get("State") or ""))
+            labels = attrs.get("Labels") or {}
+            deadline = _int_or_none(labels.get(LABEL_DEADLINE))
+            if state is RunState.RUNNING and deadline is not None and now > deadline:
+                observed[job.id] = self._time_out(job, container, labels)
+            else:
+                observed[job.id] = Observation(state, str(attrs.get("Status") or ""))
+        return observed
+
+    def _time_out(self, job: RunnableJob, container: Any, labels: dict[str, str]) -> Observation:
+        """Kill a run past its deadline, leaving a marker for collect()."""
+        timeout_s = labels.get(LABEL_TIMEOUT, "?")
+        meta = self._meta_dir(job)
+        if meta is not None:
+            with contextlib.suppress(OSError):  # without it, collect() reports the exit status
+                _write_private(meta / TIMED_OUT, f"{timeout_s}\n".encode())
+        with self._engine("stop a run past its deadline", server_errors_retry=True):
+            try:
+                container.kill()
+            except docker.errors.NotFound:
+                return Observation(RunState.MISSING, "no container")
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: not running any more
+                    raise
+            with contextlib.suppress(requests.exceptions.RequestException):
+                container.wait(timeout=10)
+        return Observation(RunState.EXITED, f"timed out after {timeout_s} s")
+
+    def cancel(self, job: RunnableJob) -> None:
+        self._remove_container(job, "cancel the run")
+
+    def cleanup(self, job: RunnableJob) -> None:
+        """Remove the container; the work dir stays until remove_workdir()."""
+        self._remove_container(job, "remove the run's container")
+
+    def _remove_container(self, job: RunnableJob, action: str) -> None:
+        with self._engine(action, server_errors_retry=True):
+            try:
+                self._client().api.remove_container(container_name(job), force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: removal already in progress
+                    raise
+
+    # -- outcome --------------------------------------------------------------------------------
+
+    def _save_from_container(self, job: RunnableJob, container: Any) -> Outcome:
+        state = container.attrs.get("State") or {}
+        if state.get("Status") not in ("exited", "dead"):  # collect() came too early: retry later
+            raise ExecutorUnavailable(f"the run is still {state.get('Status', 'unknown')}")
+        meta = self._meta_dir(job)
+        labels = (container.attrs.get("Config") or {}).get("Labels") or {}
+        outcome = Outcome(
+            exit_code=int(state.get("ExitCode", -1)),
+            oom_killed=bool(state.get("OOMKilled")),
+            memory_bytes=int((container.attrs.get("HostConfig") or {}).get("Memory") or 0),
+            timeout_s=_int_or_none(labels.get(LABEL_TIMEOUT)) or 0,
+            timed_out=meta is not None and (meta / TIMED_OUT).exists(),
+        )
+        if meta is not None:
+            for name, stdout in ((STDOUT_LOG, True), (STDERR_LOG, False)):
+                tmp = meta / f"{name}.tmp"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+                with os.fdopen(fd, "wb") as fh:
+                    for chunk in container.logs(stdout=stdout, stderr=not stdout, stream=True):
+                        fh.write(chunk)
+                os.replace(tmp, meta / name)
+            _write_private(meta / STATE_JSON, json.dumps(asdict(outcome)).encode())
+        return outcome
+
+    def _saved_outcome(self, job: RunnableJob) -> Outcome | None:
+        meta = self._meta_dir(job)
+        if meta is None:
+            return None
+        try:
+            return Outcome(**json.loads((meta / STATE_JSON).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def collect(self, job: RunnableJob) -> Collected:
+        stdout_tail = stderr_tail = ""
+        with self._engine("read the run's outcome", server_errors_retry=True):
+            container = self._container(job)
+            if container is not None:
+                try:
+                    outcome: Outcome | None = self._save_from_container(job, container)
+                except OSError as exc:
+                    raise ExecutorError(f"could not save the run's outcome: {exc}") from exc
+                if self._meta_dir(job) is None:  # the work dir is gone: ask the engine
+                    stdout_tail, stderr_tail = (
+                        _tail(text)[-TAIL_BYTES:] for text in self.logs(job, tail=TAIL_LINES)
+                    )
+            else:
+                outcome = self._saved_outcome(job)
+        if outcome is None:
+            return Collected(
+                succeeded=False,
+                error_message="the run's container disappeared before its outcome was read",
+                error_detail=f"no container {container_name(job)} and no saved state",
+            )
+        meta = self._meta_dir(job)
+        if meta is not None:
+            stdout_tail = _read_tail(meta / STDOUT_LOG)
+            stderr_tail = _read_tail(meta / STDERR_LOG)
+
+        result = Collected(
+            succeeded=False,
+            exit_code=outcome.exit_code,
+            stdout_tail=stdout_tail,
+            stderr_tail=stderr_tail,
+        )
+        if outcome.exit_code != 0:
+            if outcome.timed_out:
+                headline = f"timed out after {outcome.timeout_s} s"
+            elif outcome.oom_killed:
+                headline = f"ran out of memory (limit {outcome.memory_bytes // (1024 * 1024)} MiB)"
+            else:
+                headline = f"exited with status {outcome.exit_code}"
+            return self._failed(result, headline)
+        try:
+            result.values, result.files = self._outputs(job)
+        except ExecutorError as exc:
+            return self._failed(result, str(exc))
+        result.succeeded = True
+        return result
+
+    @staticmethod
+    def _failed(result: Collected, headline: str) -> Collected:
+        last = _last_lines(result.stderr_tail)
+        result.succeeded = False
+        result.error_message = (
+            f"{headline}; the last lines it wrote to stderr:\n{last}" if last else headline
+        )
+        result.error_detail = (
+            f"{headline}\nexit code: {result.exit_code}\n"
+            f"--- stderr (last {TAIL_LINES} lines) ---\n{result.stderr_tail}"
+        )
+        return result
+
+    def _outputs(self, job: RunnableJob) -> tuple[dict[str, Any], dict[str, list[Path]]]:
+        """outputs.json as ``(values, files)``; ExecutorError with a readable message if bad."""
+        workdir = self.workdir(job)
+        where = f"{WORK}/{OUTPUTS_JSON}"
+        try:
+            path = resolve_output_path(workdir, OUTPUTS_JSON)
+        except OutputPathError as exc:
+            if exc.kind == "missing":
+                raise ExecutorError(f"the operation finished without writing {where}") from None
+            raise ExecutorError(f"{where} is not a regular file inside {WORK}") from None
+        if path.stat().st_size > MAX_OUTPUTS_JSON_BYTES:
+            raise ExecutorError(f"{where} is larger than {MAX_OUTPUTS_JSON_BYTES // 1024} KiB")
+        try:
+            values = json.loads(path.read_bytes())
+        except UnicodeDecodeError:
+            raise ExecutorError(f"{where} is not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise ExecutorError(
+                f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            ) from None
+        if not isinstance(values, dict):
+            raise ExecutorError(
+                f"{where} must hold a JSON object mapping output names to values, "
+                f"not {type(values).__name__}"
+            )
+        declared = set((job.run_spec or {}).get("file_outputs") or ())
+        files: dict[str, list[Path]] = {}
+        for name, value in values.items():
+            refs = _strings(value)
+            if name in declared and refs is None:
+                raise ExecutorError(
+                    f"output {name!r} should name a file in {WORK}, not {json.dumps(value)[:100]}"
+                )
+            found = []
+            for ref in refs or ():
+                try:
+                    found.append(resolve_output_path(workdir, ref))
+                except OutputPathError as exc:
+                    if name in declared:
+                        raise ExecutorError(_path_problem(name, ref, exc.kind)) from None
+            if found:
+                files[name] = found
+        return values, files
+
+    def logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
+        with self._engine("read the run's logs", server_errors_retry=True):
+            container = self._container(job)
+            if container is not None:
+                return _engine_logs(container, tail)
+        meta = self._meta_dir(job)
+        if meta is None:
+            return "", ""
+        if tail is not None and tail <= 0:
+            return "", ""
+        return (
+            _read_tail(meta / STDOUT_LOG, max_bytes=0, lines=tail),
+            _read_tail(meta / STDERR_LOG, max_bytes=0, lines=tail),
+        )
+
+
+def _engine_logs(container: Any, tail: int | None) -> tuple[str, str]:
+    """(stdout, stderr) of a container, the last ``tail`` lines of each if given.
+
+    Docker applies ``tail`` to both streams together before keeping the one asked for, so the
+    last N lines of stdout may need a larger tail: ask for more until each stream has N lines or
+    the whole log was read (fewer lines came back, from both streams, than were asked for).
+    """
+
+    def fetch(ask: int | str) -> tuple[str, str]:
+        out = container.logs(stdout=True, stderr=False, tail=ask)
+        err = container.logs(stdout=False, stderr=True, tail=ask)
+        return out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    if tail is None:
+        return fetch("all")
+    if tail <= 0:
+        return "", ""
+    ask = max(tail, 100)
+    while ask < 1_000_000:
+        out, err = fetch(ask)
+        out_lines, err_lines = len(out.splitlines()), len(err.splitlines())
+        if out_lines + err_lines < ask or (out_lines >= tail and err_lines >= tail):
+            return _tail(out, tail), _tail(err, tail)
+        ask *= 4
+    out, err = fetch("all")
+    return _tail(out, tail), _tail(err, tail)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _strings(value: Any) -> list[str] | None:
+    """The strings an output value may name files with: a string or a list of strings."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def _path_problem(name: str, ref: str, kind: str) -> str:
+    shown = json.dumps(ref)[1:-1][:200]
+    if kind == "missing":
+        return f"output {name!r} names {shown}, which the operation did not write"
+    if kind == "outside":
+        return f"output {name!r} names {shown}, which is outside {WORK}"
+    if kind == "not_file":
+        return f"output {name!r} names {shown}, which is not a regular file"
+    return f"output {name!r} names {shown!r}, which is not a file path"

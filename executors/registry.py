@@ -1,0 +1,77 @@
+"""Executors by alias, from ``settings.EXECUTORS`` (loaded like Django's ``STORAGES``).
+
+    EXECUTORS = {"local-docker": {"BACKEND": "executors.docker.DockerExecutor", "OPTIONS": {...}}}
+    EXECUTOR_ROUTING = {"docker": "local-docker"}   # operation mode -> alias
+
+Each alias is instantiated once per process; changing either setting (``override_settings``, the
+pytest ``settings`` fixture) drops the instances.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from .base import Executor, ExecutorError
+
+_instances: dict[str, Executor] = {}
+_lock = threading.Lock()
+
+
+class ExecutorNotConfigured(ExecutorError):
+    """No executor of that alias (or for that mode) is configured on this server."""
+
+
+def executor_class(path: Any) -> type[Executor]:
+    """The class a BACKEND dotted path names; ImproperlyConfigured if it isn't an Executor."""
+    if not isinstance(path, str) or not path:
+        raise ImproperlyConfigured(f"An executor BACKEND must be a dotted path, not {path!r}.")
+    try:
+        cls = import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"Executor backend {path!r} can't be imported: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Executor)):
+        raise ImproperlyConfigured(
+            f"Executor backend {path!r} is not a subclass of executors.base.Executor."
+        )
+    return cls
+
+
+def get_executor(alias: str) -> Executor:
+    with _lock:
+        executor = _instances.get(alias)
+        if executor is not None:
+            return executor
+        config: dict[str, Any] | None = settings.EXECUTORS.get(alias)
+        if config is None:
+            raise ExecutorNotConfigured(
+                f"No executor named {alias!r} is configured on this server."
+            )
+        cls = executor_class(config.get("BACKEND"))
+        executor = cls(alias, dict(config.get("OPTIONS") or {}))
+        _instances[alias] = executor
+        return executor
+
+
+def executor_for_mode(mode: str) -> Executor:
+    alias = settings.EXECUTOR_ROUTING.get(mode)
+    if not alias:
+        raise ExecutorNotConfigured(f"No executor runs {mode} operations on this server.")
+    return get_executor(alias)
+
+
+def reset_executors() -> None:
+    with _lock:
+        _instances.clear()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("EXECUTORS", "EXECUTOR_ROUTING"):
+        reset_executors()

@@ -1,0 +1,203 @@
+"""Checking a job's inputs against its operation's spec, and turning them into a container run.
+
+Errors are collected for every input and reported by path (``inputs.min_rows``,
+``inputs.names[2]``) in one 400 answer.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from pathlib import PurePosixPath
+from typing import Any
+
+from api.errors import ApplicationError
+from api.models import File, FileStatus
+from api.selectors import files_visible_to
+from api.storage import local_path
+
+SCALARS = ("integer", "float", "string", "boolean", "option")
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.by_path: dict[str, list[str]] = {}
+
+    def add(self, path: str, message: str) -> None:
+        self.by_path.setdefault(path, []).append(message)
+
+
+def validate_inputs(spec: dict[str, Any], raw: Any, *, user: Any) -> dict[str, Any]:
+    """Return the validated inputs (defaults filled in; files as id strings) or raise a 400."""
+    errors = _Errors()
+    if not isinstance(raw, dict):
+        raise ApplicationError(
+            "inputs must be an object mapping input names to values.",
+            details={"inputs": ["Expected an object."]},
+        )
+    declared: dict[str, Any] = spec.get("inputs", {})
+    for name in raw:
+        if name not in declared:
+            errors.add(
+                f"inputs.{name}",
+                f"Unknown input; this operation takes: {', '.join(declared) or 'none'}.",
+            )
+    values: dict[str, Any] = {}
+    for name, input_spec in declared.items():
+        path = f"inputs.{name}"
+        if name not in raw or raw[name] is None:
+            if "default" in input_spec and input_spec["default"] is not None:
+                values[name] = input_spec["default"]
+            elif input_spec.get("required", True):
+                errors.add(path, "This input is required.")
+            continue
+        checked = _check(input_spec, raw[name], path, errors, user)
+        if checked is not None:
+            values[name] = checked
+    if errors.by_path:
+        first_path, first = next(iter(errors.by_path.items()))
+        raise ApplicationError(
+            f"{first_path}: {first[0]}", details=errors.by_path, code="invalid_inputs"
+        )
+    return values
+
+
+def _check(spec: dict[str, Any], value: Any, path: str, errors: _Errors, user: Any) -> Any:
+    kind = spec.get("type")
+    if kind == "list":
+        if not isinstance(value, list):
+            errors.add(path, "Expected a list.")
+            return None
+        items = [
+            _check(spec["items"], item, f"{path}[{i}]", errors, user)
+            for i, item in enumerate(value)
+        ]
+        return items
+    if kind == "file":
+        if spec.get("many"):
+            if not isinstance(value, list) or not value:
+                errors.add(path, "Expected a non-empty list of file ids.")
+                return None
+            return [
+                _check_file(spec, item, f"{path}[{i}]", errors, user)
+                for i, item in enumerate(value)
+            ]
+        return _check_file(spec, value, path, errors, user)
+    return _check_scalar(spec, value, path, errors)
+
+
+def _check_scalar(spec: dict[str, Any], value: Any, path: str, errors: _Errors) -> Any:
+    kind = spec.get("type")
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.add(path, "Expected an integer.")
+            return None
+    elif kind == "float":
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            errors.add(path, "Expected a finite number.")
+            return None
+        value = float(value)
+    elif kind == "string":
+        if not isinstance(value, str):
+            errors.add(path, "Expected a string.")
+            return None
+        if "\x00" in value:
+            errors.add(path, "Must not contain NUL characters.")
+            return None
+        pattern = spec.get("pattern")
+        if pattern and not re.fullmatch(pattern, value):
+            errors.add(path, f"Must match the pattern {pattern}.")
+            return None
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            errors.add(path, "Expected true or false.")
+            return None
+    elif kind == "option":
+        if value not in spec.get("choices", []):
+            errors.add(path, f"Must be one of: {', '.join(map(str, spec.get('choices', [])))}.")
+            return None
+    else:
+        errors.add(path, f"The operation declares an unsupported type {kind!r}.")
+        return None
+    if kind in ("integer", "float"):
+        low, high = spec.get("min"), spec.get("max")
+        if low is not None and value < low:
+            errors.add(path, f"Must be at least {low}.")
+            return None
+        if high is not None and value > high:
+            errors.add(path, f"Must be at most {high}.")
+            return None
+    return value
+
+
+def _check_file(
+    spec: dict[str, Any], value: Any, path: str, errors: _Errors, user: Any
+) -> str | None:
+    try:
+        file_id = uuid.UUID(str(value))
+    except ValueError:
+        errors.add(path, "Expected a file id (a UUID).")
+        return None
+    file = files_visible_to(user).filter(pk=file_id).first()
+    if file is None:
+        errors.add(path, f"No file {file_id} that you can see.")
+        return None
+    if file.status != FileStatus.READY:
+        reason = f": {file.invalid_reason}" if file.invalid_reason else ""
+        errors.add(path, f"The file {file.name} is {file.status}, not ready{reason}.")
+        return None
+    allowed = spec.get("file_types") or []
+    if allowed and file.file_type not in allowed:
+        errors.add(
+            path,
+            f"The file {file.name} is a {file.file_type} file; this input takes {', '.join(allowed)}.",
+        )
+        return None
+    return str(file.pk)
+
+
+def container_values(
+    spec: dict[str, Any], values: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """File inputs become container paths under /inputs/<input>/; returns (values, read-only mounts)."""
+    ids = [v for v in _file_ids(spec, values)]
+    files = {str(f.pk): f for f in File.objects.filter(pk__in=ids)}
+    mounts: list[dict[str, str]] = []
+    rendered: dict[str, Any] = {}
+
+    def place(name: str, file_id: str, index: int | None) -> str:
+        file = files[file_id]
+        safe = PurePosixPath(file.name).name or "file"
+        target = f"/inputs/{name}/{safe}" if index is None else f"/inputs/{name}/{index}/{safe}"
+        mounts.append({"source": local_path(file.storage_uri), "target": target})
+        return target
+
+    for name, value in values.items():
+        input_spec = spec["inputs"][name]
+        if input_spec.get("type") == "file":
+            if isinstance(value, list):
+                rendered[name] = [place(name, v, i) for i, v in enumerate(value)]
+            else:
+                rendered[name] = place(name, value, None)
+        elif input_spec.get("type") == "list" and input_spec["items"].get("type") == "file":
+            rendered[name] = [place(name, v, i) for i, v in enumerate(value)]
+        else:
+            rendered[name] = value
+    return rendered, mounts
+
+
+def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for name, value in values.items():
+        input_spec = spec["inputs"][name]
+        is_file = input_spec.get("type") == "file" or (
+            input_spec.get("type") == "list" and input_spec["items"].get("type") == "file"
+        )
+        if is_file:
+            out.extend(value if isinstance(value, list) else [value])
+    return out

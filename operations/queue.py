@@ -1,0 +1,25 @@
+"""Enqueueing worker tasks (django-q2). Callers use these after commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_q.tasks import async_task
+
+
+def enqueue_submit(job_id: Any) -> None:
+    async_task("operations.runner.submit_job", str(job_id), task_name=f"submit-{job_id}")
+    kick_poller()
+
+
+def enqueue_cancel(job_id: Any) -> None:
+    async_task("operations.runner.cancel_job", str(job_id), task_name=f"cancel-{job_id}")
+
+
+def enqueue_finalize(job_id: Any) -> None:
+    async_task("operations.runner.finalize_job", str(job_id), task_name=f"finalize-{job_id}")
+
+
+def kick_poller() -> None:
+    """Start a poll loop now; it exits at once if another worker holds the poll lease."""
+    async_task("operations.runner.poll_active", task_name="poll-active")

@@ -1,0 +1,368 @@
+"""Worker side: submit, poll all active jobs in batches, finalize, cancel, reconcile.
+
+Every step may be interrupted at any line and run again, by this worker or another cluster:
+state changes are conditional transitions, submits are idempotent (the job id names the run),
+result files get ids derived from the job, and the poll loop holds a lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.db.models import Q
+from django.utils import timezone
+
+from api.services import file_register_result
+from executors.base import (
+    Collected,
+    Executor,
+    ExecutorError,
+    ExecutorUnavailable,
+    Observation,
+    RunState,
+)
+from executors.registry import get_executor
+
+from . import queue
+from .models import Job, Lease
+from .states import JobStatus
+from .transitions import transition
+
+logger = logging.getLogger(__name__)
+
+POLL_LEASE = "poll-active"
+LOG_TAIL_CHARS = 64 * 1024
+_PROBED = (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.CANCELLING)
+
+
+# ------------------------------------------------------------------------------------- submit
+
+
+def submit_job(job_id: str) -> None:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status != JobStatus.QUEUED:
+        return
+    executor = get_executor(job.executor)
+    try:
+        external_id = executor.submit(job)
+    except ExecutorUnavailable as exc:
+        Job.objects.filter(pk=job.pk).update(
+            error_detail=f"executor unreachable since {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
+        )
+        return  # stays QUEUED; the reconciler submits it again
+    except ExecutorError as exc:
+        transition(
+            job,
+            JobStatus.FAILED,
+            expected=JobStatus.QUEUED,
+            error_message=f"Could not start: {exc}",
+            error_detail=str(exc),
+        )
+        return
+    if not transition(
+        job,
+        JobStatus.SUBMITTED,
+        expected=JobStatus.QUEUED,
+        external_id=external_id,
+        attempts=job.attempts + 1,
+        error_detail="",
+    ):
+        job.refresh_from_db()
+        if job.status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
+            executor.cancel(job)
+
+
+# --------------------------------------------------------------------------------------- poll
+
+
+def poll_cycle() -> int:
+    """One pass over every active job; returns how many remain active."""
+    reconcile()
+    by_executor: dict[str, list[Job]] = defaultdict(list)
+    for job in Job.objects.filter(status__in=[s.value for s in _PROBED]).select_related(
+        "operation"
+    ):
+        by_executor[job.executor].append(job)
+    for alias, jobs in by_executor.items():
+        executor = get_executor(alias)
+        try:
+            observations = executor.poll(jobs)
+        except ExecutorUnavailable as exc:
+            since = f"executor unreachable since {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
+            Job.objects.filter(pk__in=[j.pk for j in jobs], error_detail="").update(
+                error_detail=since
+            )
+            continue
+        for job in jobs:
+            try:
+                _apply(job, observations.get(job.id, Observation(RunState.MISSING)), executor)
+            except Exception:
+                logger.exception("poll: could not apply the observation of job %s", job.pk)
+    return Job.objects.active().count()
+
+
+def _apply(job: Job, observation: Observation, executor: Executor) -> None:
+    status = JobStatus(job.status)
+    if status == JobStatus.CANCELLING:
+        _finish_cancel(job, executor)
+        return
+    if observation.state == RunState.PENDING:
+        return
+    if observation.state == RunState.MISSING:
+        transition(
+            job,
+            JobStatus.FAILED,
+            expected=status,
+            error_message="The job's container disappeared before it finished (removed outside Ferry?).",
+            error_detail=f"{executor.alias} has no run for job {job.pk}",
+        )
+        return
+    if status == JobStatus.SUBMITTED:
+        if not transition(job, JobStatus.RUNNING, expected=status):
+            return
+        status = JobStatus.RUNNING
+    if (
+        observation.state == RunState.EXITED
+        and status == JobStatus.RUNNING
+        and transition(job, JobStatus.FINALIZING, expected=status)
+    ):
+        queue.enqueue_finalize(job.pk)
+
+
+def reconcile() -> None:
+    """Resubmit jobs that never reached their executor; re-finalize jobs a dead worker left."""
+    now = timezone.now()
+    stale_queued = Job.objects.filter(
+        status=JobStatus.QUEUED,
+        updated_at__lt=now - timedelta(seconds=settings.FERRY_RESUBMIT_AFTER_S),
+    )
+    for job_id in stale_queued.values_list("pk", flat=True)[:100]:
+        Job.objects.filter(pk=job_id).update(updated_at=now)  # don't resubmit it every cycle
+        queue.enqueue_submit(job_id)
+    stale_finalizing = Job.objects.filter(
+        status=JobStatus.FINALIZING,
+        updated_at__lt=now - timedelta(seconds=settings.FERRY_REFINALIZE_AFTER_S),
+    )
+    for job_id in stale_finalizing.values_list("pk", flat=True)[:100]:
+        Job.objects.filter(pk=job_id).update(updated_at=now)
+        queue.enqueue_finalize(job_id)
+
+
+# ------------------------------------------------------------------------------------- finalize
+
+
+def finalize_job(job_id: str) -> None:
+    job = Job.objects.filter(pk=job_id).select_related("operation", "workspace", "owner").first()
+    if job is None or job.status != JobStatus.FINALIZING:
+        return
+    executor = get_executor(job.executor)
+    try:
+        collected = executor.collect(job)
+    except ExecutorUnavailable:
+        return  # the reconciler tries again later
+    except ExecutorError as exc:
+        collected = Collected(succeeded=False, error_message=str(exc), error_detail=str(exc))
+    tails = {
+        "stdout_tail": collected.stdout_tail[-LOG_TAIL_CHARS:],
+        "stderr_tail": collected.stderr_tail[-LOG_TAIL_CHARS:],
+    }
+    if not collected.succeeded:
+        transition(
+            job,
+            JobStatus.FAILED,
+            expected=JobStatus.FINALIZING,
+            error_message=collected.error_message or "The operation failed.",
+            error_detail=collected.error_detail,
+            **tails,
+        )
+        _cleanup(executor, job)
+        return
+    try:
+        outputs = register_outputs(job, collected)
+    except OutputError as exc:
+        transition(
+            job,
+            JobStatus.FAILED,
+            expected=JobStatus.FINALIZING,
+            error_message=str(exc),
+            error_detail=str(exc),
+            **tails,
+        )
+        _cleanup(executor, job)
+        return
+    if transition(
+        job, JobStatus.SUCCEEDED, expected=JobStatus.FINALIZING, outputs=outputs, **tails
+    ):
+        _cleanup(executor, job)
+
+
+class OutputError(Exception):
+    pass
+
+
+def _result_file_id(job: Job, name: str, index: int) -> uuid.UUID:
+    return uuid.uuid5(job.pk, f"output/{name}/{index}")
+
+
+def register_outputs(job: Job, collected: Collected) -> dict[str, Any]:
+    """Check the outputs against the spec and store result files as Files (idempotently)."""
+    assert job.operation is not None
+    declared: dict[str, Any] = job.operation.spec.get("outputs", {})
+    outputs: dict[str, Any] = {}
+    for name, spec in declared.items():
+        is_list = spec.get("type") == "list"
+        item = spec.get("items", {}) if is_list else spec
+        if item.get("type") == "file":
+            paths = collected.files.get(name)
+            raw = collected.values.get(name)
+            if not paths:
+                if raw is None and not spec.get("required", True):
+                    continue
+                named = (
+                    f" names {raw!r}, which it did not write"
+                    if raw is not None
+                    else " is missing from outputs.json"
+                )
+                raise OutputError(f"The operation's output '{name}'{named}.")
+            if not is_list and len(paths) != 1:
+                raise OutputError(
+                    f"The operation's output '{name}' must be one file, not {len(paths)}."
+                )
+            stored = [
+                str(
+                    file_register_result(
+                        path=str(path),
+                        workspace=job.workspace,
+                        owner=job.owner,
+                        name=path.name,
+                        file_type=item.get("file_type"),
+                        file_id=_result_file_id(job, name, i),
+                        produced_by=job,
+                    ).pk
+                )
+                for i, path in enumerate(paths)
+            ]
+            outputs[name] = stored if is_list else stored[0]
+        else:
+            if name not in collected.values:
+                if spec.get("required", True):
+                    raise OutputError(
+                        f"The operation did not report its output '{name}' in outputs.json."
+                    )
+                continue
+            outputs[name] = _check_value(name, item, collected.values[name], is_list)
+    return outputs
+
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,),
+    "float": (int, float),
+    "string": (str,),
+    "boolean": (bool,),
+}
+
+
+def _check_value(name: str, item: dict[str, Any], value: Any, is_list: bool) -> Any:
+    values = value if is_list else [value]
+    if is_list and not isinstance(value, list):
+        raise OutputError(f"The operation's output '{name}' must be a list.")
+    expected = _PY_TYPES.get(item.get("type", ""), (object,))
+    for v in values:
+        if not isinstance(v, expected) or (isinstance(v, bool) and bool not in expected):
+            raise OutputError(
+                f"The operation's output '{name}' must be {item.get('type')}, not {type(v).__name__}."
+            )
+    return value
+
+
+def _cleanup(executor: Executor, job: Job) -> None:
+    try:
+        executor.cleanup(job)
+        remove = getattr(executor, "remove_workdir", None)
+        if remove is not None:
+            remove(job)
+    except ExecutorError:
+        logger.warning("could not clean up after job %s", job.pk, exc_info=True)
+
+
+# --------------------------------------------------------------------------------------- cancel
+
+
+def cancel_job(job_id: str) -> None:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status != JobStatus.CANCELLING:
+        return
+    _finish_cancel(job, get_executor(job.executor))
+
+
+def _finish_cancel(job: Job, executor: Executor) -> None:
+    try:
+        stdout, stderr = executor.logs(job, tail=200)
+    except ExecutorError:
+        stdout, stderr = "", ""
+    try:
+        executor.cancel(job)
+    except ExecutorUnavailable:
+        return  # try again on the next cycle
+    if transition(
+        job,
+        JobStatus.CANCELLED,
+        expected=JobStatus.CANCELLING,
+        stdout_tail=stdout[-LOG_TAIL_CHARS:],
+        stderr_tail=stderr[-LOG_TAIL_CHARS:],
+    ):
+        _cleanup(executor, job)
+
+
+# ---------------------------------------------------------------------------------- poll loop
+
+
+def acquire_lease(name: str, holder: str, ttl: timedelta) -> bool:
+    now = timezone.now()
+    with contextlib.suppress(IntegrityError):
+        Lease.objects.get_or_create(name=name, defaults={"expires_at": now})
+    return (
+        Lease.objects.filter(Q(expires_at__lte=now) | Q(holder=holder), name=name).update(
+            holder=holder, expires_at=now + ttl
+        )
+        == 1
+    )
+
+
+def release_lease(name: str, holder: str) -> None:
+    Lease.objects.filter(name=name, holder=holder).update(holder="", expires_at=timezone.now())
+
+
+def poll_active() -> str:
+    """The scheduled poll loop: one cluster at a time (lease), cycles every FERRY_POLL_INTERVAL_S
+    for up to FERRY_POLL_LOOP_S seconds while jobs are active, then hands over to a fresh task."""
+    holder = uuid.uuid4().hex
+    ttl = timedelta(seconds=settings.FERRY_POLL_LEASE_S)
+    if not acquire_lease(POLL_LEASE, holder, ttl):
+        logger.info("poll: another worker holds the poll lease")
+        return "another worker is polling"
+    loop_for = float(settings.FERRY_POLL_LOOP_S)
+    deadline = time.monotonic() + loop_for
+    active = 0
+    try:
+        while True:
+            active = poll_cycle()
+            if not active or time.monotonic() >= deadline:
+                break
+            time.sleep(settings.FERRY_POLL_INTERVAL_S)
+            if not acquire_lease(POLL_LEASE, holder, ttl):
+                return "lost the poll lease"
+    finally:
+        release_lease(POLL_LEASE, holder)
+    if active and loop_for > 0:
+        queue.kick_poller()
+    logger.info("poll: loop ended with %d active job(s)", active)
+    return f"{active} active job(s)"

@@ -1,0 +1,824 @@
+"""Ferry's operation spec: parse it, check it (reporting every problem by JSON path), normalize it,
+and render its command.
+
+The normalized form (what ``Operation.spec`` stores) always has every key filled in::
+
+    {"name": "table-summary", "version": "1.0.0", "description": "", "mode": "docker",
+     "command": "summarize {{ table }} {{ min_rows }}",
+     "resources": {"memory_mb": 256},                 # only what the spec asks for
+     "inputs": {"min_rows": {"type": "integer", "min": 0, "max": None, "description": "",
+                             "required": False, "default": 1}, ...},
+     "outputs": {"summary": {"type": "file", "file_type": "json", "description": "",
+                             "required": True}, ...}}
+
+Per input type, the normalized keys are: integer/float ``min``, ``max`` (``None`` when unbounded);
+string ``pattern`` (``None`` or a regular expression searched in the value, as in JSON Schema:
+anchor it with ``^…$`` to match the whole value); option ``choices``; file ``file_types``
+(default: all of them) and ``many``; list ``items`` (the item's type and its constraints).
+Every input has ``description``, ``required`` (default: true unless a default is given) and
+``default`` (``None`` when there is none). ``resources`` keeps only the limits the spec sets;
+the executor's settings supply the rest. WDL operations have ``workflow`` (default
+``"main.wdl"``) instead of ``command``.
+
+Command templates (docker mode) — the conventions :func:`render_command` follows:
+
+- ``{{ name }}`` (spaces inside the braces optional) is replaced by the value of input ``name``,
+  shell-quoted with :func:`shlex.quote`; the result runs as ``/bin/sh -c <command>``. Do not put
+  placeholders inside quotes: Ferry quotes values itself (a quoted placeholder is an error).
+- Files are container paths; booleans render as ``true``/``false``; numbers as written in JSON;
+  a list (or a file input with ``many``) renders as its items, each quoted, separated by spaces.
+- An optional input without a value (and without a default) renders as nothing at all, so the
+  word disappears from the command; an empty string renders as ``''`` (an empty argument).
+- Only ``{{ name }}`` is understood: template statements (``{% … %}``), filters
+  (``{{ x | f }}``) and placeholders naming no input are errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+
+from api.errors import ApplicationError
+
+FILE_TYPES = ("table", "json", "text", "binary")
+SCALAR_TYPES = ("integer", "float", "string", "boolean", "option")
+INPUT_TYPES = (*SCALAR_TYPES, "file", "list")
+OUTPUT_SCALAR_TYPES = ("file", "integer", "float", "string", "boolean")
+OUTPUT_TYPES = (*OUTPUT_SCALAR_TYPES, "list")
+MODES = ("docker", "wdl")
+RESOURCE_KEYS = ("memory_mb", "cpus", "pids", "timeout_s")
+
+NAME_MAX_LENGTH = 100
+VERSION_MAX_LENGTH = 50
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_ANY_BRACES_RE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+_TOP_KEYS = {
+    "name",
+    "version",
+    "description",
+    "mode",
+    "command",
+    "workflow",
+    "resources",
+    "inputs",
+    "outputs",
+    "webmev",
+}
+_INPUT_COMMON_KEYS = {"type", "description", "required", "default", "webmev"}
+_OUTPUT_COMMON_KEYS = {"type", "description", "required", "webmev"}
+_CONSTRAINT_KEYS: dict[str, set[str]] = {
+    "integer": {"min", "max"},
+    "float": {"min", "max"},
+    "string": {"pattern"},
+    "boolean": set(),
+    "option": {"choices"},
+    "file": {"file_types", "many"},
+    "list": {"items"},
+}
+
+
+class SpecError(ApplicationError):
+    """The spec is invalid. ``errors`` lists every problem as ``{"path", "message"}``."""
+
+    code = "invalid_spec"
+
+    def __init__(self, errors: list[dict[str, str]], *, source_name: str = "operation.json"):
+        details: dict[str, list[str]] = {}
+        for error in errors:
+            details.setdefault(error["path"], []).append(error["message"])
+        count = len(errors)
+        first = f"{errors[0]['path']}: {errors[0]['message']}" if errors else ""
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(
+            f"{source_name} is not a valid operation spec: {first}{more}", details=details
+        )
+        self.errors = errors
+        self.source_name = source_name
+
+    def describe(self) -> str:
+        """Every problem on its own line, for terminals and logs."""
+        lines = [f"{self.source_name} is not a valid operation spec:"]
+        lines += [f"  {e['path']}: {e['message']}" for e in self.errors]
+        return "\n".join(lines)
+
+
+class _Problems:
+    """Collects problems by path while a document is checked."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append({"path": path, "message": message})
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+def child_path(path: str, key: object) -> str:
+    """``$.inputs`` + ``min_rows`` → ``$.inputs.min_rows``; odd keys use brackets."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{path}[{key}]"
+    if isinstance(key, str) and IDENTIFIER_RE.match(key):
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key if isinstance(key, str) else repr(key))}]"
+
+
+# --- loading (JSON or YAML), with duplicate keys detected ----------------------------------------
+
+
+class _Object(dict[str, Any]):
+    """A JSON/YAML object that remembers the keys it saw more than once."""
+
+    duplicates: list[Any]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.duplicates = []
+
+
+def _object_from_pairs(pairs: Iterable[tuple[Any, Any]]) -> _Object:
+    obj = _Object()
+    for key, value in pairs:
+        if key in obj:
+            obj.duplicates.append(key)
+        obj[key] = value
+    return obj
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_yaml_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Object:
+    loader.flatten_mapping(node)
+    pairs = []
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            ) from None
+        pairs.append((key, loader.construct_object(value_node, deep=True)))
+    return _object_from_pairs(pairs)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_yaml_mapping,
+)
+
+
+def is_yaml_name(source_name: str) -> bool:
+    return source_name.lower().endswith((".yaml", ".yml"))
+
+
+def load_document(raw: bytes | str | Mapping[str, Any], *, source_name: str) -> Any:
+    """Parse JSON (or YAML for ``.yaml``/``.yml`` names); raise :class:`SpecError` on bad syntax."""
+    if isinstance(raw, Mapping):
+        return raw
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SpecError(
+                [{"path": "$", "message": f"not UTF-8 text ({exc.reason} at byte {exc.start})"}],
+                source_name=source_name,
+            ) from None
+    if is_yaml_name(source_name):
+        try:
+            return yaml.load(raw, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise SpecError(
+                [{"path": "$", "message": f"invalid YAML{where}: {problem}"}],
+                source_name=source_name,
+            ) from None
+    try:
+        return json.loads(raw.lstrip("\ufeff"), object_pairs_hook=_object_from_pairs)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            [
+                {
+                    "path": "$",
+                    "message": f"invalid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
+                }
+            ],
+            source_name=source_name,
+        ) from None
+
+
+def _check_keys_and_duplicates(value: Any, path: str, problems: _Problems) -> None:
+    """Report duplicate and non-string keys anywhere in the document."""
+    if isinstance(value, dict):
+        for key in getattr(value, "duplicates", []):
+            if path == "$.inputs":
+                message = f"input {key!r} is defined more than once"
+            elif path == "$.outputs":
+                message = f"output {key!r} is defined more than once"
+            else:
+                message = f"key {key!r} appears more than once (keys must be unique)"
+            problems.add(child_path(path, key), message)
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.add(child_path(path, key), f"keys must be strings, not {key!r}")
+                continue
+            _check_keys_and_duplicates(item, child_path(path, key), problems)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_keys_and_duplicates(item, child_path(path, index), problems)
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+def _fmt(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str | int | float | bool) else repr(value)
+
+
+def value_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
+    """Why ``value`` does not fit a normalized input (or list item) spec; empty when it fits.
+
+    Files are checked for their shape only: a string (a file reference or a container path), or
+    a list of them when the input takes ``many``.
+    """
+    kind = type_spec.get("type")
+    if kind == "integer":
+        if not _is_int(value):
+            return [f"must be an integer, not {_fmt(value)}"]
+        return _bound_errors(type_spec, value)
+    if kind == "float":
+        if not _is_number(value):
+            return [f"must be a (finite) number, not {_fmt(value)}"]
+        return _bound_errors(type_spec, value)
+    if kind == "string":
+        if not isinstance(value, str):
+            return [f"must be a string, not {_fmt(value)}"]
+        pattern = type_spec.get("pattern")
+        if pattern is not None and not re.search(pattern, value):
+            return [f"{_fmt(value)} does not match the pattern {pattern!r}"]
+        return []
+    if kind == "boolean":
+        return [] if isinstance(value, bool) else [f"must be true or false, not {_fmt(value)}"]
+    if kind == "option":
+        choices = list(type_spec.get("choices") or [])
+        if not isinstance(value, str) or value not in choices:
+            return [f"{_fmt(value)} is not one of the choices {choices}"]
+        return []
+    if kind == "file":
+        if type_spec.get("many"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                return ["must be a list of files"]
+            return []
+        return [] if isinstance(value, str) else ["must be a file"]
+    if kind == "list":
+        if not isinstance(value, list):
+            return [f"must be a list, not {_fmt(value)}"]
+        items = type_spec.get("items") or {}
+        out = []
+        for index, item in enumerate(value):
+            out += [f"item {index}: {message}" for message in value_errors(items, item)]
+        return out
+    return [f"unknown type {kind!r}"]
+
+
+def _bound_errors(type_spec: Mapping[str, Any], value: float) -> list[str]:
+    low, high = type_spec.get("min"), type_spec.get("max")
+    if low is not None and value < low:
+        return [f"{_fmt(value)} is below the minimum {_fmt(low)}"]
+    if high is not None and value > high:
+        return [f"{_fmt(value)} is above the maximum {_fmt(high)}"]
+    return []
+
+
+def _normalize_value(type_spec: Mapping[str, Any], value: Any) -> Any:
+    """Floats given as integers become floats (``1`` → ``1.0``), also inside lists."""
+    if type_spec.get("type") == "float" and _is_int(value):
+        return float(value)
+    if type_spec.get("type") == "list" and isinstance(value, list):
+        return [_normalize_value(type_spec.get("items") or {}, item) for item in value]
+    return value
+
+
+# --- checking and normalizing ----------------------------------------------------------------------
+
+
+def _string(
+    raw: Mapping[str, Any], key: str, path: str, problems: _Problems, default: str | None = None
+) -> str | None:
+    if key not in raw:
+        if default is None:
+            problems.add(child_path(path, key), "is required")
+        return default
+    value = raw[key]
+    if not isinstance(value, str):
+        hint = " (quote it)" if isinstance(value, int | float) else ""
+        problems.add(child_path(path, key), f"must be a string, not {_fmt(value)}{hint}")
+        return default
+    return value
+
+
+def _unknown_keys(
+    raw: Mapping[str, Any], allowed: set[str], path: str, problems: _Problems, what: str
+) -> None:
+    for key in raw:
+        if isinstance(key, str) and key not in allowed:
+            known = ", ".join(sorted(allowed - {"webmev"}))
+            problems.add(child_path(path, key), f"unknown key for {what} (known keys: {known})")
+
+
+def _constraints(
+    raw: Mapping[str, Any], kind: str, path: str, problems: _Problems, *, in_list: bool
+) -> dict[str, Any] | None:
+    """Check the keys that qualify a type; return them normalized (``None`` if unusable)."""
+    out: dict[str, Any] = {"type": kind}
+    usable = True
+    if kind in ("integer", "float"):
+        check = _is_int if kind == "integer" else _is_number
+        what = "an integer" if kind == "integer" else "a number"
+        for bound in ("min", "max"):
+            value = raw.get(bound)
+            if value is not None and not check(value):
+                problems.add(child_path(path, bound), f"must be {what}, not {_fmt(value)}")
+                value, usable = None, False
+            if kind == "float" and value is not None:
+                value = float(value)
+            out[bound] = value
+        if out["min"] is not None and out["max"] is not None and out["min"] > out["max"]:
+            problems.add(
+                child_path(path, "min"),
+                f"min ({_fmt(out['min'])}) is greater than max ({_fmt(out['max'])})",
+            )
+            usable = False
+    elif kind == "string":
+        pattern = raw.get("pattern")
+        if pattern is not None:
+            if not isinstance(pattern, str):
+                problems.add(child_path(path, "pattern"), "must be a regular expression string")
+                pattern, usable = None, False
+            else:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    problems.add(
+                        child_path(path, "pattern"), f"is not a valid regular expression: {exc}"
+                    )
+                    pattern, usable = None, False
+        out["pattern"] = pattern
+    elif kind == "option":
+        choices = raw.get("choices")
+        cpath = child_path(path, "choices")
+        if choices is None:
+            problems.add(cpath, "is required for an option: a non-empty list of strings")
+            usable = False
+        elif not isinstance(choices, list) or not choices:
+            problems.add(cpath, "must be a non-empty list of strings")
+            usable = False
+        else:
+            seen: set[str] = set()
+            for index, choice in enumerate(choices):
+                if not isinstance(choice, str):
+                    problems.add(child_path(cpath, index), f"must be a string, not {_fmt(choice)}")
+                    usable = False
+                elif choice in seen:
+                    problems.add(child_path(cpath, index), f"duplicate choice {choice!r}")
+                else:
+                    seen.add(choice)
+        out["choices"] = list(choices) if isinstance(choices, list) else []
+    elif kind == "file":
+        file_types = raw.get("file_types")
+        fpath = child_path(path, "file_types")
+        if file_types is None:
+            out["file_types"] = list(FILE_TYPES)
+        elif not isinstance(file_types, list) or not file_types:
+            problems.add(fpath, f"must be a non-empty list drawn from {list(FILE_TYPES)}")
+            usable = False
+        else:
+            for index, file_type in enumerate(file_types):
+                if file_type not in FILE_TYPES:
+                    problems.add(
+                        child_path(fpath, index),
+                        f"unknown file type {_fmt(file_type)}; expected one of {list(FILE_TYPES)}",
+                    )
+                    usable = False
+                elif file_type in file_types[:index]:
+                    problems.add(child_path(fpath, index), f"duplicate file type {file_type!r}")
+            out["file_types"] = [t for t in FILE_TYPES if t in file_types]
+        if not in_list:
+            many = raw.get("many", False)
+            if not isinstance(many, bool):
+                problems.add(child_path(path, "many"), "must be true or false")
+                many = False
+            out["many"] = many
+    elif kind == "list":
+        items = raw.get("items")
+        ipath = child_path(path, "items")
+        if not isinstance(items, Mapping):
+            problems.add(ipath, 'is required for a list: an object like {"type": "string"}')
+            return None
+        item_kind = items.get("type")
+        allowed = (*SCALAR_TYPES, "file")
+        if item_kind not in allowed:
+            problems.add(
+                child_path(ipath, "type"),
+                f"unknown item type {_fmt(item_kind)}; expected one of {list(allowed)}"
+                if item_kind is not None
+                else f"is required; one of {list(allowed)}",
+            )
+            return None
+        item_allowed = {"type"} | _CONSTRAINT_KEYS[item_kind]
+        if item_kind == "file":
+            item_allowed.discard("many")
+        _unknown_keys(items, item_allowed, ipath, problems, f"a list of {item_kind}")
+        item = _constraints(items, item_kind, ipath, problems, in_list=True)
+        if item is None:
+            return None
+        out["items"] = item
+    return out if usable else None
+
+
+def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
+    if not isinstance(raw, Mapping):
+        problems.add(path, 'must be an object like {"type": "integer"}')
+        return None
+    kind = raw.get("type")
+    if kind is None:
+        problems.add(child_path(path, "type"), f"is required; one of {list(INPUT_TYPES)}")
+        return None
+    if kind not in INPUT_TYPES:
+        problems.add(
+            child_path(path, "type"),
+            f"unknown type {_fmt(kind)}; expected one of {list(INPUT_TYPES)}",
+        )
+        return None
+    _unknown_keys(raw, _INPUT_COMMON_KEYS | _CONSTRAINT_KEYS[kind], path, problems, f"a {kind}")
+    description = _string(raw, "description", path, problems, default="")
+    typed = _constraints(raw, kind, path, problems, in_list=False)
+
+    default = raw.get("default")
+    dpath = child_path(path, "default")
+    items = raw.get("items")
+    takes_files = kind == "file" or (isinstance(items, Mapping) and items.get("type") == "file")
+    if default is not None and takes_files:
+        problems.add(dpath, "a file input can't have a default")
+        default = None
+    elif default is not None and typed is not None:
+        for message in value_errors(typed, default):
+            problems.add(dpath, f"the default {message}" if message[0].islower() else message)
+        default = _normalize_value(typed, default)
+
+    required = raw.get("required")
+    if required is None:
+        required = default is None
+    elif not isinstance(required, bool):
+        problems.add(child_path(path, "required"), "must be true or false")
+        required = default is None
+    elif required and default is not None:
+        problems.add(
+            child_path(path, "required"),
+            "a required input can't have a default (the default would never be used): "
+            "drop one of them",
+        )
+    if typed is None:
+        return None
+    out = {**typed, "description": description or "", "required": required, "default": default}
+    if "webmev" in raw:
+        out["webmev"] = raw["webmev"]
+    return out
+
+
+def _output(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
+    if not isinstance(raw, Mapping):
+        problems.add(path, 'must be an object like {"type": "file", "file_type": "table"}')
+        return None
+    kind = raw.get("type")
+    if kind not in OUTPUT_TYPES:
+        problems.add(
+            child_path(path, "type"),
+            f"unknown output type {_fmt(kind)}; expected one of {list(OUTPUT_TYPES)}"
+            if kind is not None
+            else f"is required; one of {list(OUTPUT_TYPES)}",
+        )
+        return None
+    extra = {"file": {"file_type"}, "list": {"items"}}.get(kind, set())
+    _unknown_keys(raw, _OUTPUT_COMMON_KEYS | extra, path, problems, f"a {kind} output")
+    out: dict[str, Any] = {"type": kind}
+    usable = True
+    if kind == "file":
+        file_type = raw.get("file_type")
+        if file_type not in FILE_TYPES:
+            problems.add(
+                child_path(path, "file_type"),
+                f"must be one of {list(FILE_TYPES)}"
+                + (f", not {_fmt(file_type)}" if file_type is not None else ""),
+            )
+            usable = False
+        out["file_type"] = file_type
+    elif kind == "list":
+        items = raw.get("items")
+        ipath = child_path(path, "items")
+        if not isinstance(items, Mapping) or items.get("type") not in OUTPUT_SCALAR_TYPES:
+            problems.add(
+                ipath,
+                f"must be an object whose type is one of {list(OUTPUT_SCALAR_TYPES)}",
+            )
+            return None
+        item_allowed = {"type", "file_type"} if items["type"] == "file" else {"type"}
+        _unknown_keys(items, item_allowed, ipath, problems, f"a list of {items['type']}")
+        item: dict[str, Any] = {"type": items["type"]}
+        if items["type"] == "file":
+            if items.get("file_type") not in FILE_TYPES:
+                problems.add(child_path(ipath, "file_type"), f"must be one of {list(FILE_TYPES)}")
+                usable = False
+            item["file_type"] = items.get("file_type")
+        out["items"] = item
+    description = _string(raw, "description", path, problems, default="")
+    required = raw.get("required", True)
+    if not isinstance(required, bool):
+        problems.add(child_path(path, "required"), "must be true or false")
+        required = True
+    out.update(description=description or "", required=required)
+    if "webmev" in raw:
+        out["webmev"] = raw["webmev"]
+    return out if usable else None
+
+
+def _resources(raw: Any, path: str, problems: _Problems) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.add(path, f"must be an object with some of {list(RESOURCE_KEYS)}")
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        kpath = child_path(path, key)
+        if key not in RESOURCE_KEYS:
+            problems.add(kpath, f"unknown resource; expected one of {list(RESOURCE_KEYS)}")
+        elif key == "cpus":
+            if not _is_number(value) or value <= 0:
+                problems.add(kpath, f"must be a positive number, not {_fmt(value)}")
+            else:
+                out[key] = float(value)
+        elif not _is_int(value) or value <= 0:
+            problems.add(kpath, f"must be a positive integer, not {_fmt(value)}")
+        else:
+            out[key] = value
+    return out
+
+
+def placeholders(command: str) -> list[str]:
+    """The input names a command template refers to, in order (repeats included)."""
+    return [m.group(1) for m in PLACEHOLDER_RE.finditer(command)]
+
+
+def _quoted_positions(command: str) -> set[int]:
+    """Offsets in ``command`` that sit inside shell quotes (single or double)."""
+    inside: set[int] = set()
+    quote: str | None = None
+    index = 0
+    while index < len(command):
+        char = command[index]
+        if quote is None:
+            if char == "\\":
+                index += 2
+                continue
+            if char in ("'", '"'):
+                quote = char
+        elif char == quote:
+            quote = None
+        elif quote == '"' and char == "\\":
+            inside.update((index, index + 1))
+            index += 2
+            continue
+        else:
+            inside.add(index)
+        index += 1
+    return inside
+
+
+def command_problems(command: str, input_names: Iterable[str]) -> list[str]:
+    """What is wrong with a command template, given the inputs it may refer to."""
+    names = set(input_names)
+    out: list[str] = []
+    if "{%" in command or "{#" in command:
+        out.append(
+            "template statements and comments ({% … %}, {# … #}) are not supported; "
+            "only {{ name }} placeholders"
+        )
+    quoted = _quoted_positions(command)
+    for match in _ANY_BRACES_RE.finditer(command):
+        inner = match.group(1).strip()
+        if not IDENTIFIER_RE.match(inner):
+            out.append(
+                f"malformed placeholder {match.group(0)!r}: write {{{{ name }}}} with the name "
+                "of an input (no filters or expressions)"
+            )
+        elif inner not in names:
+            known = ", ".join(sorted(names)) or "none"
+            out.append(
+                f"unknown placeholder {{{{ {inner} }}}}: no input named {inner!r} (inputs: {known})"
+            )
+        elif match.start() in quoted:
+            out.append(
+                f"placeholder {{{{ {inner} }}}} is inside quotes; remove the quotes "
+                "(Ferry quotes every value itself)"
+            )
+    rest = _ANY_BRACES_RE.sub("", command)
+    if "{{" in rest or "}}" in rest:
+        out.append("unbalanced braces: a placeholder is written {{ name }}")
+    return out
+
+
+def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, Any]:
+    """Check an already-loaded document and return it normalized; raise :class:`SpecError`."""
+    problems = _Problems()
+    if not isinstance(raw, Mapping):
+        problems.add("$", "the spec must be an object (a JSON/YAML mapping)")
+        raise SpecError(problems.items, source_name=source_name)
+    _check_keys_and_duplicates(raw, "$", problems)
+    _unknown_keys(raw, _TOP_KEYS, "$", problems, "an operation")
+
+    name = _string(raw, "name", "$", problems)
+    if name is not None:
+        if len(name) > NAME_MAX_LENGTH:
+            problems.add("$.name", f"is longer than {NAME_MAX_LENGTH} characters")
+        elif not NAME_RE.match(name):
+            problems.add(
+                "$.name",
+                f"{name!r} is not a valid name: use lowercase letters, digits and hyphens "
+                "(like 'table-summary'), starting and ending with a letter or digit",
+            )
+    version = _string(raw, "version", "$", problems)
+    if version is not None:
+        if not version:
+            problems.add("$.version", "must not be empty (for example '1.0.0')")
+        elif len(version) > VERSION_MAX_LENGTH:
+            problems.add("$.version", f"is longer than {VERSION_MAX_LENGTH} characters")
+        elif not VERSION_RE.match(version):
+            problems.add(
+                "$.version",
+                f"{version!r} is not a valid version: use letters, digits and . _ + - "
+                "(like '1.0.0'), starting with a letter or digit",
+            )
+    description = _string(raw, "description", "$", problems, default="")
+    mode = raw.get("mode", "docker")
+    if mode not in MODES:
+        problems.add("$.mode", f"unknown mode {_fmt(mode)}; expected one of {list(MODES)}")
+
+    inputs: dict[str, Any] = {}
+    raw_inputs = raw.get("inputs", {})
+    if not isinstance(raw_inputs, Mapping):
+        problems.add("$.inputs", "must be an object mapping input names to their specs")
+        raw_inputs = {}
+    for input_name, spec in raw_inputs.items():
+        path = child_path("$.inputs", input_name)
+        if not isinstance(input_name, str):
+            continue  # reported with the keys
+        if not IDENTIFIER_RE.match(input_name):
+            problems.add(
+                path,
+                f"{input_name!r} is not a valid input name: use letters, digits and _ "
+                "(not starting with a digit)",
+            )
+        checked = _input(spec, path, problems)
+        if checked is not None:
+            inputs[input_name] = checked
+
+    outputs: dict[str, Any] = {}
+    raw_outputs = raw.get("outputs", {})
+    if not isinstance(raw_outputs, Mapping):
+        problems.add("$.outputs", "must be an object mapping output names to their specs")
+        raw_outputs = {}
+    for output_name, spec in raw_outputs.items():
+        path = child_path("$.outputs", output_name)
+        if not isinstance(output_name, str):
+            continue
+        if not IDENTIFIER_RE.match(output_name):
+            problems.add(
+                path,
+                f"{output_name!r} is not a valid output name: use letters, digits and _ "
+                "(not starting with a digit)",
+            )
+        checked = _output(spec, path, problems)
+        if checked is not None:
+            outputs[output_name] = checked
+
+    out: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "description": description or "",
+        "mode": mode,
+    }
+    if mode == "wdl":
+        if "command" in raw:
+            problems.add(
+                "$.command", "applies to docker operations; a WDL operation runs its workflow"
+            )
+        out["workflow"] = _string(raw, "workflow", "$", problems, default="main.wdl")
+    else:
+        if "workflow" in raw:
+            problems.add("$.workflow", "applies to WDL operations; use command for docker")
+        command = _string(raw, "command", "$", problems)
+        if command is not None:
+            if not command.strip():
+                problems.add("$.command", "must not be empty")
+            all_inputs = [n for n in raw_inputs if isinstance(n, str)]
+            for message in command_problems(command, all_inputs):
+                problems.add("$.command", message)
+        out["command"] = command
+    out["resources"] = _resources(raw.get("resources"), "$.resources", problems)
+    out["inputs"] = inputs
+    out["outputs"] = outputs
+    if "webmev" in raw:
+        out["webmev"] = raw["webmev"]
+    if problems:
+        raise SpecError(problems.items, source_name=source_name)
+    # Plain JSON types only (no loader subclasses), ready for a JSONField.
+    plain: dict[str, Any] = json.loads(json.dumps(out))
+    return plain
+
+
+def parse_spec(
+    raw: bytes | str | Mapping[str, Any], *, source_name: str = "operation.json"
+) -> dict[str, Any]:
+    """Parse a Ferry operation spec (JSON, or YAML when ``source_name`` ends in .yaml/.yml) and
+    return it normalized, every default filled in. Raises :class:`SpecError` listing every
+    problem found, each with its JSON path (``$.inputs.min_rows.default``)."""
+    return check_spec(load_document(raw, source_name=source_name), source_name=source_name)
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+
+def _render_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return shlex.quote(str(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"can't render the number {value!r}")
+        return shlex.quote(repr(value))
+    if isinstance(value, str):
+        return shlex.quote(value)
+    if isinstance(value, list | tuple):
+        parts = []
+        for item in value:
+            if isinstance(item, list | tuple | dict) or item is None:
+                raise ValueError(f"can't render the list item {item!r}")
+            parts.append(_render_value(item))
+        return " ".join(parts)
+    raise ValueError(f"can't render a value of type {type(value).__name__}")
+
+
+def render_command(spec: Mapping[str, Any], values: Mapping[str, object]) -> str:
+    """Fill a docker operation's command template with shell-quoted values.
+
+    ``values`` maps input names to validated values (file inputs: container paths). Inputs left
+    out (or ``None``) take their default; an optional input with neither renders as nothing.
+    Raises ``ValueError`` for a required input without a value or a name the spec doesn't have.
+    """
+    inputs: Mapping[str, Any] = spec.get("inputs") or {}
+    unknown = sorted(set(values) - set(inputs))
+    if unknown:
+        raise ValueError(f"no such inputs: {', '.join(unknown)}")
+    command = spec.get("command")
+    if not isinstance(command, str):
+        raise ValueError("the spec has no command to render")
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in inputs:
+            raise ValueError(f"the command refers to {name!r}, which is not an input")
+        value = values.get(name)
+        if value is None:
+            value = inputs[name].get("default")
+        if value is None:
+            if inputs[name].get("required", True):
+                raise ValueError(f"the required input {name!r} has no value")
+            return ""
+        return _render_value(value)
+
+    return PLACEHOLDER_RE.sub(replace, command)

@@ -1,0 +1,59 @@
+"""The only code that writes ``Job.status``: conditional updates plus an Event, in one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Event, Job
+from .states import TERMINAL, JobStatus, can_transition
+
+# Timestamps set when a job enters a status.
+_STAMPS = {
+    JobStatus.SUBMITTED: "submitted_at",
+    JobStatus.RUNNING: "started_at",
+    JobStatus.SUCCEEDED: "finished_at",
+    JobStatus.FAILED: "finished_at",
+    JobStatus.CANCELLED: "finished_at",
+}
+
+
+class TransitionNotAllowed(ValueError):
+    pass
+
+
+def transition(
+    job: Job, to: JobStatus, *, expected: JobStatus | None = None, **fields: Any
+) -> bool:
+    """Move ``job`` from ``expected`` (default: its current status) to ``to``.
+
+    Returns False when another worker changed the job first (nothing is written then).
+    ``job`` is updated in place on success.
+    """
+    current = JobStatus(expected or job.status)
+    if not can_transition(current, to):
+        raise TransitionNotAllowed(f"a job cannot go from {current} to {to}")
+    now = timezone.now()
+    values: dict[str, Any] = {"status": to.value, "updated_at": now, **fields}
+    if to in _STAMPS:
+        values.setdefault(_STAMPS[to], now)
+    with transaction.atomic():
+        won = Job.objects.filter(pk=job.pk, status=current.value).update(**values) == 1
+        if won:
+            Event.objects.create(
+                workspace_id=job.workspace_id,
+                job_id=job.pk,
+                kind="job.status",
+                payload={
+                    "job": str(job.pk),
+                    "from": current.value,
+                    "to": to.value,
+                    "terminal": to in TERMINAL,
+                },
+            )
+    if won:
+        for key, value in values.items():
+            setattr(job, key, value)
+    return won
