@@ -6,8 +6,6 @@ Errors are collected for every input and reported by path (``inputs.min_rows``,
 
 from __future__ import annotations
 
-import math
-import re
 import uuid
 from pathlib import PurePosixPath
 from typing import Any
@@ -16,6 +14,8 @@ from api.errors import ApplicationError
 from api.models import File, FileStatus
 from api.selectors import files_visible_to
 from api.storage import local_path
+
+from .spec import value_errors
 
 SCALARS = ("integer", "float", "string", "boolean", "option")
 
@@ -88,51 +88,17 @@ def _check(spec: dict[str, Any], value: Any, path: str, errors: _Errors, user: A
 
 
 def _check_scalar(spec: dict[str, Any], value: Any, path: str, errors: _Errors) -> Any:
-    kind = spec.get("type")
-    if kind == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
-            errors.add(path, "Expected an integer.")
-            return None
-    elif kind == "float":
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            errors.add(path, "Expected a finite number.")
-            return None
-        value = float(value)
-    elif kind == "string":
-        if not isinstance(value, str):
-            errors.add(path, "Expected a string.")
-            return None
-        if "\x00" in value:
-            errors.add(path, "Must not contain NUL characters.")
-            return None
-        pattern = spec.get("pattern")
-        if pattern and not re.fullmatch(pattern, value):
-            errors.add(path, f"Must match the pattern {pattern}.")
-            return None
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            errors.add(path, "Expected true or false.")
-            return None
-    elif kind == "option":
-        if value not in spec.get("choices", []):
-            errors.add(path, f"Must be one of: {', '.join(map(str, spec.get('choices', [])))}.")
-            return None
-    else:
-        errors.add(path, f"The operation declares an unsupported type {kind!r}.")
+    if spec.get("type") not in SCALARS:
+        errors.add(path, f"The operation declares an unsupported type {spec.get('type')!r}.")
         return None
-    if kind in ("integer", "float"):
-        low, high = spec.get("min"), spec.get("max")
-        if low is not None and value < low:
-            errors.add(path, f"Must be at least {low}.")
-            return None
-        if high is not None and value > high:
-            errors.add(path, f"Must be at most {high}.")
-            return None
-    return value
+    problems = value_errors(spec, value)
+    if spec.get("type") == "string" and isinstance(value, str) and "\x00" in value:
+        problems.append("must not contain NUL characters")
+    for problem in problems:
+        errors.add(path, problem[:1].upper() + problem[1:] + ".")
+    if problems:
+        return None
+    return float(value) if spec.get("type") == "float" else value
 
 
 def _check_file(

@@ -141,11 +141,11 @@ def test_typed_inputs_and_files(
         )
 
     cases: list[tuple[dict[str, Any], str, str]] = [
-        ({"n": 11}, "inputs.n", "at most 10"),
+        ({"n": 11}, "inputs.n", "above the maximum 10"),
         ({"n": 2.5}, "inputs.n", "integer"),
         ({"n": True}, "inputs.n", "integer"),
-        ({"ratio": 2}, "inputs.ratio", "at most"),
-        ({"how": "max"}, "inputs.how", "one of"),
+        ({"ratio": 2}, "inputs.ratio", "above the maximum"),
+        ({"how": "max"}, "inputs.how", "not one of the choices"),
         ({"flag": "yes"}, "inputs.flag", "true or false"),
         ({"table": str(text.pk)}, "inputs.table", "takes table"),
         ({"table": str(broken.pk)}, "inputs.table", "invalid"),
@@ -297,3 +297,34 @@ def test_poll_active_runs_a_cycle(workspace: Workspace, users: dict[str, User]) 
     assert runner.poll_active() == "0 active job(s)"
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "disappeared" in job.error_message
+
+
+def test_input_files_are_mounted_read_only(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    make_file: Callable[..., File],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    table = make_file(workspace, data=b"a\tb\n1\t2\n", name="in put.tsv")
+    outputs_json = """'{"copy": "copy.tsv"}'"""
+    operation = make_operation(
+        "copy",
+        f"cat {{{{ table }}}} > copy.tsv && ! touch {{{{ table }}}} && echo {outputs_json} > outputs.json",
+        inputs={"table": {"type": "file", "file_types": ["table"], "required": True}},
+        outputs={"copy": {"type": "file", "file_type": "table"}},
+    )
+    job = run_job(
+        client_for("owner"),
+        {
+            "operation": str(operation.pk),
+            "workspace": str(workspace.pk),
+            "inputs": {"table": str(table.pk)},
+        },
+        django_capture_on_commit_callbacks,
+    )
+    done = wait_terminal(job["id"])
+    assert done.status == JobStatus.SUCCEEDED, (done.error_message, done.error_detail)
+    copy = File.objects.get(pk=done.outputs["copy"])
+    assert (
+        copy.sha256 == table.sha256 and copy.name == "copy.tsv" and copy.status == FileStatus.READY
+    )

@@ -18,6 +18,8 @@ import psutil
 import pytest
 import requests
 
+from tests.harness.docker import ensure_docker
+
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = ("admin@ferry.local", "Smoke-test-pass-123")
 
@@ -55,6 +57,11 @@ def var_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         text=True,
     )
     assert "Created admin user admin@ferry.local" in out.stdout
+    ensure_docker()
+    loaded = subprocess.run(
+        [*manage, "ferry_load_examples"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     return env
 
 
@@ -139,7 +146,7 @@ def test_newcomer_flow_over_http(
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {tokens['access']}"
     ws = api.post(f"{base}/api/workspaces/", json={"name": "Smoke"}, timeout=5).json()
-    data = b"sample\tvalue\nS1\t1.5\nS2\t2.5\n" * 1000
+    data = b"sample\tvalue\n" + b"".join(b"S%d\t%d.5\n" % (i, i) for i in range(2000))
     up = api.put(
         f"{base}/api/files/upload/",
         params={"workspace": ws["id"], "name": "values.tsv"},
@@ -151,8 +158,31 @@ def test_newcomer_flow_over_http(
     assert up.json()["status"] == "ready"
     down = api.get(up.json()["download_url"], timeout=10)
     assert down.content == data and down.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
-    stored = Path(var_env["FERRY_VAR_DIR"]) / "storage" / "files"
-    assert sum(1 for p in stored.rglob("*") if p.is_file()) == 1
+
+    # The README's demo: run an example operation on the uploaded file, download its result.
+    catalog = {
+        op["name"]: op for op in api.get(f"{base}/api/operations/", timeout=5).json()["results"]
+    }
+    assert {"table-summary", "table-filter"} <= set(catalog)
+    job = api.post(
+        f"{base}/api/jobs/",
+        json={
+            "operation": catalog["table-filter"]["id"],
+            "workspace": ws["id"],
+            "inputs": {"table": up.json()["id"], "column": "value", "min_value": 1990},
+        },
+        timeout=10,
+    ).json()
+    deadline = time.monotonic() + 90
+    while job["status"] not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.3)
+        job = api.get(f"{base}/api/jobs/{job['id']}/", timeout=5).json()
+    assert job["status"] == "succeeded", (job["error_message"], job)
+    assert job["outputs"]["kept"] == 10
+    result = api.get(f"{base}/api/files/{job['outputs']['filtered']}/download/", timeout=10)
+    lines = result.text.splitlines()
+    assert lines[0] == "sample\tvalue" and lines[-1] == "S1999\t1999.5" and len(lines) == 11
 
 
 def short_body_upload(base: str, token: str, workspace: str, kind: str) -> bytes:
@@ -198,7 +228,7 @@ def assert_nothing_kept(base: str, token: str, var: Path) -> None:
         files = requests.get(
             f"{base}/api/files/?name=cut", headers={"Authorization": f"Bearer {token}"}, timeout=5
         ).json()
-        if not files["results"] and len(leftovers) <= 1:  # the smoke flow's one stored file
+        if not files["results"] and len(leftovers) <= 2:  # the smoke flow's upload and result
             return
         time.sleep(0.2)
     raise AssertionError(f"partial upload kept: {leftovers} {files}")

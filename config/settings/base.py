@@ -123,7 +123,9 @@ STORAGES = {
 
 # Every upload is spooled to disk and hashed as it arrives; nothing is held in memory.
 FILE_UPLOAD_HANDLERS = ["api.uploads.HashingUploadHandler"]
-FILE_UPLOAD_PERMISSIONS = 0o640
+# Readable by the unprivileged user that job containers run as (input files are bind-mounted);
+# the storage root itself should not be world-searchable.
+FILE_UPLOAD_PERMISSIONS = 0o644
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_EXPOSE_HEADERS = ["Content-Disposition", "Content-Length", "Content-Range", "ETag"]
