@@ -1,5 +1,15 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.core import checks
+
+
+def _reconcile_on_worker_start(sender: Any, **kwargs: Any) -> None:
+    """A worker process started: run the poll loop (and its reconciler) now, not at the next
+    scheduled minute. Several workers starting at once is fine: the poll lease admits one."""
+    from .queue import kick_poller
+
+    kick_poller()
 
 
 class OperationsConfig(AppConfig):
@@ -8,6 +18,9 @@ class OperationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         from executors.checks import check_executors
 
         checks.register(check_executors)
+        post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="ferry-reconcile-on-start")
