@@ -8,6 +8,8 @@ from rest_framework import serializers
 
 from operations.models import Job, Operation
 
+from .serializers import FileSerializer
+
 
 class OperationSerializer(serializers.ModelSerializer[Operation]):
     class Meta:
@@ -56,6 +58,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
     )
     owner = serializers.EmailField(source="owner.email", read_only=True)
     error_detail = serializers.SerializerMethodField(help_text="Full failure detail (staff only).")
+    output_files = FileSerializer(many=True, read_only=True, help_text="Files this job produced.")
 
     class Meta:
         model = Job
@@ -69,6 +72,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "status",
             "inputs",
             "outputs",
+            "output_files",
             "error_message",
             "error_detail",
             "executor",

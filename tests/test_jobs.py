@@ -74,6 +74,7 @@ def test_echo_job_end_to_end(
     assert b"".join(body.streaming_content).decode() == literal + "\n"  # type: ignore[attr-defined]
     detail = client.get(f"/api/jobs/{done.pk}/").json()
     assert detail["status"] == "succeeded" and detail["outputs"] == {"said": str(result.pk)}
+    assert [f["id"] for f in detail["output_files"]] == [str(result.pk)]
     kinds = list(Event.objects.filter(job=done).values_list("payload__to", flat=True))
     assert kinds == ["queued", "submitted", "running", "finalizing", "succeeded"]
     assert (

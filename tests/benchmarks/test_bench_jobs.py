@@ -1,0 +1,746 @@
+"""Trivial jobs through the HTTP API and a real worker, against a bare `docker run --rm` loop.
+
+    FERRY_BENCH_JOBS=200          jobs (and `docker run`s) timed
+    FERRY_BENCH_CONCURRENCY=4     jobs in flight at once (client threads)
+    FERRY_BENCH_WATCH=list        how clients learn that their job finished: "list" (one shared
+                                  watcher: GET /api/jobs/?ordering=-finished_at every 50 ms, a
+                                  detail GET only for a job it did not find there) or "each"
+                                  (every client GETs /api/jobs/<id>/ every 50 ms)
+    FERRY_BENCH_COMMAND=true      the operation's (and the baseline's) shell command
+
+Goals (printed, not asserted): Ferry's throughput is at least 0.90 of the `docker run --rm` loop
+at the same concurrency, and the added latency per job (Ferry's submit-to-seen-succeeded time
+minus the median `docker run --rm` time) has a p50 under 150 ms.
+
+Same run, same machine, one after the other:
+
+* Baseline: FERRY_BENCH_JOBS runs of ``docker run --rm --network none ferry/busybox:latest
+  true`` from a pool of FERRY_BENCH_CONCURRENCY threads (one `docker` CLI process per run).
+* Ferry: gunicorn (one sync worker per client) and one django-q2 cluster (``manage.py
+  qcluster``, config.settings.test: 3 workers, ORM broker polled every 0.1 s; the poll loop runs
+  for up to FERRY_POLL_LOOP_S=25 s every FERRY_POLL_INTERVAL_S, default 0.5 s) on the test
+  database. FERRY_BENCH_CONCURRENCY client threads each POST /api/jobs/ and wait for that job to
+  be terminal before sending the next; a job's latency is from just before its POST to the
+  response in which the client saw it succeeded.
+
+Both phases are warmed up first (FERRY_BENCH_CONCURRENCY untimed runs each). Afterwards the job
+rows, their status events and django-q2's task records tell where the time went (django-q2 keeps
+only the last 250 successful tasks, so the per-task split covers the last jobs only: see "n"),
+and the CPU used by each part of the system is printed per job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import psutil
+import pytest
+import requests
+from django_q.models import Task
+
+from api import services
+from api.models import User, Workspace
+from operations.models import Event, Job, Operation
+from tests.harness.docker import ensure_busybox_image, ensure_docker
+from tests.operations_fixtures import TEST_IMAGE, make_operation
+
+from .gunicorn_server import (
+    ROOT,
+    GunicornServer,
+    database_url,
+    gunicorn_server,
+    on_each_worker,
+    postgres_cpu_seconds,
+    raw_request,
+)
+from .gunicorn_server import session as http_session
+from .reporting import env_number, percentile, show
+
+THROUGHPUT_GOAL = 0.90
+ADDED_P50_GOAL_MS = 150.0
+POLL_S = 0.05  # how often clients look at their jobs
+JOB_TIMEOUT_S = 120.0  # one job (or one `docker run`) taking longer fails the benchmark
+TERMINAL = {"succeeded", "failed", "cancelled"}
+HTTP_TIMEOUT = (10, 60)
+
+
+def jobs_count() -> int:
+    return int(env_number("FERRY_BENCH_JOBS", 200))
+
+
+def concurrency() -> int:
+    return int(env_number("FERRY_BENCH_CONCURRENCY", 4))
+
+
+def watch_mode() -> str:
+    mode = os.environ.get("FERRY_BENCH_WATCH", "").strip() or "list"
+    if mode not in ("list", "each"):
+        raise ValueError(f"FERRY_BENCH_WATCH must be 'list' or 'each', not {mode!r}")
+    return mode
+
+
+def command() -> str:
+    return os.environ.get("FERRY_BENCH_COMMAND", "").strip() or "true"
+
+
+# ------------------------------------------------------------------------------- CPU accounting
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process, its live descendants and the children it has reaped."""
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+        return float(total)
+    except psutil.Error:
+        return 0.0
+
+
+def _engine_pids() -> list[int]:
+    """dockerd and containerd (the per-container shims are reparented to init and not counted)."""
+    pids = []
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in ("dockerd", "containerd"):
+            pids.append(proc.pid)
+    return pids
+
+
+def _machine_busy() -> float:
+    times = psutil.cpu_times()
+    busy = ("user", "nice", "system", "irq", "softirq", "steal")
+    return float(sum(getattr(times, name, 0.0) for name in busy))
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by each part of the system between start() and stop()."""
+
+    gunicorn_pid: int | None = None
+    worker_pid: int | None = None
+    used: dict[str, float] = field(default_factory=dict)
+    _before: dict[str, float | None] = field(default_factory=dict)
+
+    def _read(self) -> dict[str, float | None]:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        values: dict[str, float | None] = {
+            "docker engine (dockerd, containerd)": sum(_tree_cpu(p) for p in _engine_pids()),
+            "docker CLI processes": children.ru_utime + children.ru_stime,
+            "postgres": postgres_cpu_seconds(),
+            "benchmark client (this process)": own.ru_utime + own.ru_stime,
+            "whole machine (all processes)": _machine_busy(),
+        }
+        if self.gunicorn_pid is not None:
+            values["gunicorn (master and workers)"] = _tree_cpu(self.gunicorn_pid)
+        if self.worker_pid is not None:
+            values["django-q2 cluster (qcluster tree)"] = _tree_cpu(self.worker_pid)
+        return values
+
+    def start(self) -> None:
+        self._before = self._read()
+
+    def stop(self) -> None:
+        after = self._read()
+        for key, value in after.items():
+            before = self._before.get(key)
+            if value is not None and before is not None:
+                self.used[key] = value - before
+
+
+# ------------------------------------------------------------------------------------ baseline
+
+
+@dataclass
+class Phase:
+    latencies: list[float] = field(default_factory=list)
+    wall: float = 0.0
+    cpu: CpuMeter = field(default_factory=CpuMeter)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+
+def _remove_containers(client: Any, *, name: str | None = None, label: str | None = None) -> None:
+    filters = {"name": name} if name else {"label": label}
+    with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+        for container in client.containers.list(all=True, filters=filters):
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
+
+
+def run_baseline(count: int, clients: int, image: str, cmd: str, *, timed: bool = True) -> Phase:
+    """``count`` runs of ``docker run --rm`` from ``clients`` threads."""
+    token = uuid.uuid4().hex[:12]
+    argv = ["true"] if cmd == "true" else ["/bin/sh", "-c", cmd]
+
+    def one(n: int) -> float:
+        began = time.perf_counter()
+        done = subprocess.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--name",
+                f"ferry-bench-{token}-{n}",
+                image,
+                *argv,
+            ],
+            capture_output=True,
+            timeout=JOB_TIMEOUT_S,
+            check=False,
+        )
+        elapsed = time.perf_counter() - began
+        if done.returncode != 0:
+            raise RuntimeError(f"docker run failed ({done.returncode}): {done.stderr[-500:]!r}")
+        return elapsed
+
+    phase = Phase()
+    client = docker.from_env(timeout=60)
+    try:
+        if timed:
+            phase.cpu.start()
+        began = time.perf_counter()
+        with ThreadPoolExecutor(clients, thread_name_prefix="docker-run") as pool:
+            phase.latencies = list(pool.map(one, range(count)))
+        phase.wall = time.perf_counter() - began
+        if timed:
+            phase.cpu.stop()
+    finally:
+        _remove_containers(client, name=f"ferry-bench-{token}-")
+        client.close()
+    return phase
+
+
+# -------------------------------------------------------------------------------- django-q2 worker
+
+
+@contextlib.contextmanager
+def qcluster(workdir: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``manage.py qcluster`` in its own session, logging to ``workdir/worker.log``; on exit
+    SIGTERM, then SIGKILL for whatever of its process tree is left."""
+    log = (workdir / "worker.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    family: set[int] = set()
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(psutil.Error):
+            family.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=15)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        left = []
+        for pid in family:
+            with contextlib.suppress(psutil.Error):
+                child = psutil.Process(pid)
+                if "qcluster" in " ".join(child.cmdline()):
+                    child.kill()
+                    left.append(child)
+        psutil.wait_procs(left, timeout=10)
+
+
+# --------------------------------------------------------------------------------- Ferry clients
+
+
+@dataclass
+class JobRun:
+    sent: float  # time.time() just before the POST
+    job_id: str = ""
+    posted: float = 0.0  # time.time() when the POST answered
+    seen: float = 0.0  # time.time() when the client saw the job terminal
+    status: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def latency(self) -> float:
+        return self.seen - self.sent
+
+
+@dataclass
+class Watcher:
+    """Finds out when jobs finish: one list request every POLL_S for all of them ("list"), or
+    each client polls its own job ("each", then this only counts requests)."""
+
+    server: GunicornServer
+    key: str
+    page_size: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    pending: dict[str, JobRun] = field(default_factory=dict)
+    reads: int = 0
+    fallbacks: int = 0
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, run: JobRun) -> None:
+        with self.lock:
+            self.pending[run.job_id] = run
+
+    def _finish(self, run: JobRun, status: str) -> None:
+        run.status, run.seen = status, time.time()
+        with self.lock:
+            self.pending.pop(run.job_id, None)
+        run.done.set()
+
+    def get(self, http: requests.Session, path: str) -> Any:
+        with self.lock:
+            self.reads += 1
+        response = http.get(
+            self.server.base_url + path,
+            headers={"Authorization": f"Token {self.key}"},
+            timeout=HTTP_TIMEOUT,
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {path}: {response.status_code} {response.text[:300]}")
+        return response.json()
+
+    def run_list(self) -> None:
+        url = f"/api/jobs/?ordering=-finished_at&page_size={self.page_size}"
+        with http_session() as http:
+            tick = time.monotonic()
+            while not self.stop.is_set():
+                tick += POLL_S
+                self.stop.wait(max(0.0, tick - time.monotonic()))
+                with self.lock:
+                    waiting = dict(self.pending)
+                if not waiting:
+                    continue
+                try:
+                    listed = {j["id"]: j["status"] for j in self.get(http, url)["results"]}
+                    for job_id, run in waiting.items():
+                        status = listed.get(job_id)
+                        if status is None:  # pushed off the page: ask for it alone
+                            self.fallbacks += 1
+                            status = self.get(http, f"/api/jobs/{job_id}/")["status"]
+                        if status in TERMINAL:
+                            self._finish(run, status)
+                except Exception as exc:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                    if len(self.errors) > 20:
+                        return
+
+    def wait_each(self, http: requests.Session, run: JobRun, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            status = self.get(http, f"/api/jobs/{run.job_id}/")["status"]
+            if status in TERMINAL:
+                self._finish(run, status)
+                return
+
+
+def run_ferry(
+    server: GunicornServer,
+    key: str,
+    body: dict[str, Any],
+    count: int,
+    clients: int,
+    mode: str,
+    cpu: CpuMeter | None = None,
+) -> tuple[Phase, list[JobRun], Watcher]:
+    """``count`` jobs through the API from ``clients`` threads, each waiting for its job."""
+    watcher = Watcher(server, key, page_size=4 * clients)
+    runs: list[JobRun] = []
+    lock = threading.Lock()
+    failures: list[str] = []
+    abort = threading.Event()
+    next_number = iter(range(count))
+    phase_deadline = time.monotonic() + 60 + count * 1.5
+
+    def client() -> None:
+        with http_session() as http:
+            while not abort.is_set():
+                with lock:
+                    if next(next_number, None) is None:
+                        return
+                run = JobRun(sent=time.time())
+                try:
+                    response = http.post(
+                        server.base_url + "/api/jobs/",
+                        json=body,
+                        headers={"Authorization": f"Token {key}"},
+                        timeout=HTTP_TIMEOUT,
+                    )
+                    run.posted = time.time()
+                    if response.status_code != 201:
+                        raise RuntimeError(
+                            f"POST /api/jobs/: {response.status_code} {response.text[:300]}"
+                        )
+                    run.job_id = response.json()["id"]
+                    with lock:
+                        runs.append(run)
+                    deadline = min(time.monotonic() + JOB_TIMEOUT_S, phase_deadline)
+                    if mode == "each":
+                        watcher.wait_each(http, run, deadline)
+                    else:
+                        watcher.add(run)
+                        run.done.wait(max(0.0, deadline - time.monotonic()))
+                    if not run.done.is_set():
+                        raise RuntimeError(f"job {run.job_id} did not finish in time")
+                except Exception as exc:
+                    with lock:
+                        failures.append(f"{type(exc).__name__}: {exc}")
+                    abort.set()
+                    return
+
+    phase = Phase(cpu=cpu or CpuMeter())
+    watch_thread = None
+    if mode == "list":
+        watch_thread = threading.Thread(target=watcher.run_list, name="job-watcher", daemon=True)
+        watch_thread.start()
+    threads = [
+        threading.Thread(target=client, name=f"job-client-{n}", daemon=True) for n in range(clients)
+    ]
+    phase.cpu.start()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=max(1.0, phase_deadline - time.monotonic() + JOB_TIMEOUT_S))
+    phase.wall = time.perf_counter() - began
+    phase.cpu.stop()
+    watcher.stop.set()
+    if watch_thread is not None:
+        watch_thread.join(timeout=10)
+    failures.extend(watcher.errors)
+    if failures:
+        raise AssertionError(f"{len(failures)} client failure(s): {failures[:5]}")
+    assert all(not t.is_alive() for t in threads), "client threads still running"
+    phase.latencies = [r.latency for r in runs]
+    return phase, runs, watcher
+
+
+# ------------------------------------------------------------------------------------ reporting
+
+
+def _ms(value: float) -> str:
+    return f"{value * 1000:.0f}"
+
+
+def _stats_row(label: str, values: Sequence[float], note: str = "") -> list[object]:
+    ordered = sorted(values)
+    if not ordered:
+        return [label, 0, "-", "-", "-", "-", note]
+    return [
+        label,
+        len(ordered),
+        _ms(percentile(ordered, 0.50)),
+        _ms(percentile(ordered, 0.90)),
+        _ms(percentile(ordered, 0.99)),
+        _ms(statistics.fmean(ordered)),
+        note,
+    ]
+
+
+STATS_HEADERS = ["", "n", "p50 ms", "p90 ms", "p99 ms", "mean ms", "what"]
+
+
+def where_the_time_goes(runs: Sequence[JobRun]) -> None:
+    """Per-job intervals from the client's clock, the job rows, the status events and
+    django-q2's task records (all on the same machine's wall clock)."""
+    by_id = {r.job_id: r for r in runs}
+    jobs = {
+        str(j["id"]): j
+        for j in Job.objects.filter(pk__in=list(by_id)).values(
+            "id", "created_at", "submitted_at", "started_at", "finished_at", "updated_at"
+        )
+    }
+    finalizing: dict[str, float] = {}
+    for event_job, event_at in Event.objects.filter(
+        job_id__in=list(by_id), payload__to="finalizing"
+    ).values_list("job_id", "created_at"):
+        finalizing[str(event_job)] = event_at.timestamp()
+    tasks: dict[tuple[str, str], tuple[float, float]] = {}
+    names = [f"{kind}-{job_id}" for job_id in by_id for kind in ("submit", "finalize")]
+    for name, task_started, task_stopped in Task.objects.filter(name__in=names).values_list(
+        "name", "started", "stopped"
+    ):
+        kind, _, task_job = name.partition("-")
+        tasks[kind, task_job] = (task_started.timestamp(), task_stopped.timestamp())
+
+    series: dict[str, list[float]] = {}
+
+    def add(label: str, value: float | None) -> None:
+        if value is not None:
+            series.setdefault(label, []).append(value)
+
+    def ts(value: Any) -> float | None:
+        return None if value is None else float(value.timestamp())
+
+    for job_id, run in by_id.items():
+        row = jobs[job_id]
+        created, submitted = ts(row["created_at"]), ts(row["submitted_at"])
+        started, finished = ts(row["started_at"]), ts(row["finished_at"])
+        fin = finalizing.get(job_id)
+        submit_task = tasks.get(("submit", job_id))
+        finalize_task = tasks.get(("finalize", job_id))
+        assert created and submitted and started and finished
+        add("A POST answered", run.posted - run.sent)
+        add("B created_at - POST sent", created - run.sent)
+        add("C submitted_at - created_at", submitted - created)
+        add("D started_at - submitted_at", started - submitted)
+        add("E finished_at - started_at", finished - started)
+        add("F seen - finished_at", run.seen - finished)
+        if submit_task:
+            add("C1 submit task started - created_at", submit_task[0] - created)
+            add("C2 submitted_at - submit task started", submitted - submit_task[0])
+        if fin is not None:
+            add("E0 finalizing event - submitted_at", fin - submitted)
+            if finalize_task:
+                add("E1 finalize task started - finalizing", finalize_task[0] - fin)
+                add("E2 finished_at - finalize task started", finished - finalize_task[0])
+                add("G finalize task stopped - finished_at", finalize_task[1] - finished)
+        add("total: seen - POST sent", run.latency)
+
+    notes = {
+        "A POST answered": "client: the POST /api/jobs/ round trip",
+        "B created_at - POST sent": "request until the row is inserted",
+        "C submitted_at - created_at": "broker pickup + executor.submit (create, start)",
+        "C1 submit task started - created_at": "on_commit enqueue + broker poll + queue wait",
+        "C2 submitted_at - submit task started": "submit_job: docker create + start + UPDATE",
+        "D started_at - submitted_at": "wait for the poll loop to see it (RUNNING)",
+        "E finished_at - started_at": "FINALIZING, finalize task pickup, collect",
+        "E0 finalizing event - submitted_at": "poll loop: seen exited (same pass as D)",
+        "E1 finalize task started - finalizing": "enqueue + broker poll + queue wait",
+        "E2 finished_at - finalize task started": "finalize_job: collect + SUCCEEDED",
+        "F seen - finished_at": "client: until a poll shows it succeeded",
+        "G finalize task stopped - finished_at": "(after success) container + work dir removal",
+        "total: seen - POST sent": "the job's latency",
+    }
+    rows = [_stats_row(label, series[label], notes.get(label, "")) for label in sorted(series)]
+    show(
+        "Where a Ferry job's time goes (job rows, status events, django-q2 task records)",
+        STATS_HEADERS,
+        rows,
+    )
+
+
+def cpu_table(baseline: Phase, ferry: Phase, count: int) -> None:
+    keys = [
+        "docker engine (dockerd, containerd)",
+        "docker CLI processes",
+        "gunicorn (master and workers)",
+        "django-q2 cluster (qcluster tree)",
+        "postgres",
+        "benchmark client (this process)",
+        "whole machine (all processes)",
+    ]
+    rows: list[list[object]] = []
+    for key in keys:
+        cells: list[object] = [key]
+        for phase in (baseline, ferry):
+            used = phase.cpu.used.get(key)
+            cells.append("-" if used is None else f"{used / count * 1000:.0f}")
+        rows.append(cells)
+    cores = psutil.cpu_count() or 1
+    rows.append(
+        [
+            "machine busy (% of all cores over the phase)",
+            f"{baseline.cpu.used.get('whole machine (all processes)', 0) / baseline.wall / cores * 100:.0f}",
+            f"{ferry.cpu.used.get('whole machine (all processes)', 0) / ferry.wall / cores * 100:.0f}",
+        ]
+    )
+    show(
+        f"CPU per job (ms), {cores} cores",
+        ["process", "docker run --rm", "Ferry"],
+        rows,
+    )
+
+
+# ---------------------------------------------------------------------------------------- test
+
+
+@dataclass
+class Setup:
+    user: User
+    key: str
+    workspace: Workspace
+    operation: Operation
+
+
+@pytest.fixture
+def setup(bench_user: User, api_key: str) -> Setup:
+    ensure_docker()
+    ensure_busybox_image(TEST_IMAGE)
+    workspace = services.workspace_create(user=bench_user, name="Job benchmark")
+    operation = make_operation("noop", command())
+    return Setup(bench_user, api_key, workspace, operation)
+
+
+def _wait_for(predicate: Callable[[], bool], limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
+    count, clients, mode, cmd = jobs_count(), concurrency(), watch_mode(), command()
+    image = setup.operation.image
+
+    # ---- baseline: docker run --rm
+    run_baseline(clients, clients, image, cmd, timed=False)  # warm-up
+    baseline = run_baseline(count, clients, image, cmd)
+
+    # ---- Ferry: gunicorn + one django-q2 cluster on the test database
+    server_dir = bench_dir / "server"
+    settings_env = {
+        "FERRY_Q_SYNC": "false",
+        "FERRY_POLL_LOOP_S": os.environ.get("FERRY_POLL_LOOP_S", "25"),
+    }
+    if os.environ.get("FERRY_POLL_INTERVAL_S"):
+        settings_env["FERRY_POLL_INTERVAL_S"] = os.environ["FERRY_POLL_INTERVAL_S"]
+    body = {
+        "operation": str(setup.operation.pk),
+        "workspace": str(setup.workspace.pk),
+        "inputs": {},
+    }
+    engine = docker.from_env(timeout=60)
+    try:
+        with gunicorn_server(server_dir, workers=clients, extra_env=settings_env) as server:
+            worker_env = {
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "config.settings.test",
+                "DATABASE_URL": database_url(),
+                "FERRY_TEST_STORAGE_ROOT": str(server_dir / "storage"),
+                "TMPDIR": str(server_dir / "tmp"),
+                "PYTHONUNBUFFERED": "1",
+                **settings_env,
+            }
+            with qcluster(bench_dir, worker_env) as worker:
+                _wait_for(
+                    lambda: len(psutil.Process(worker.pid).children(recursive=True)) >= 3,
+                    60,
+                    "the qcluster processes",
+                )
+                # Every gunicorn worker answers a job list, then a few untimed jobs run.
+                for response in on_each_worker(
+                    server, raw_request(server, "GET", "/api/jobs/", setup.key)
+                ):
+                    assert response.status == 200, response.body[:300]
+                try:
+                    _, warm_runs, _ = run_ferry(server, setup.key, body, clients, clients, mode)
+                except AssertionError:
+                    print((bench_dir / "worker.log").read_text(errors="replace")[-5000:])
+                    raise
+                warm_failed = [r for r in warm_runs if r.status != "succeeded"]
+                if warm_failed:
+                    job = Job.objects.get(pk=warm_failed[0].job_id)
+                    pytest.fail(
+                        f"warm-up job {job.pk} {job.status}: {job.error_message!r}; "
+                        f"the command was {cmd!r} (FERRY_BENCH_COMMAND)"
+                    )
+                # Let the poll loop of the warm-up end, so the timed run starts like a cold one.
+                _wait_for(lambda: not Job.objects.active().exists(), 30, "the warm-up to settle")
+                time.sleep(1.0)
+                meter = CpuMeter(gunicorn_pid=server.master.pid, worker_pid=worker.pid)
+                ferry, runs, watcher = run_ferry(
+                    server, setup.key, body, count, clients, mode, cpu=meter
+                )
+                gunicorn_log = server.log_tail(15)
+    finally:
+        job_ids = set(Job.objects.values_list("pk", flat=True))
+        for container in engine.containers.list(all=True, filters={"label": "ferry.job"}):
+            if uuid.UUID(container.labels["ferry.job"]) in job_ids:
+                with contextlib.suppress(docker.errors.DockerException):
+                    container.remove(force=True)
+        engine.close()
+
+    # ---- report
+    statuses: dict[str, int] = {}
+    for run in runs:
+        statuses[run.status] = statuses.get(run.status, 0) + 1
+    base_sorted = sorted(baseline.latencies)
+    base_median = statistics.median(base_sorted)
+    ferry_sorted = sorted(ferry.latencies)
+    added = [latency - base_median for latency in ferry_sorted]
+    ratio = baseline.wall / ferry.wall
+    added_p50 = percentile(added, 0.50)
+    show(
+        f"{count} trivial jobs ({cmd!r}, {image}), {clients} at a time: "
+        f"`docker run --rm` loop vs Ferry (HTTP API + 1 django-q2 cluster, watch={mode})",
+        ["", "jobs", "wall s", "jobs/s", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+        [
+            [
+                label,
+                len(values),
+                f"{phase.wall:.1f}",
+                f"{phase.rate:.2f}",
+                _ms(percentile(values, 0.50)),
+                _ms(percentile(values, 0.90)),
+                _ms(percentile(values, 0.99)),
+                _ms(values[-1]),
+            ]
+            for label, phase, values in (
+                ("docker run --rm", baseline, base_sorted),
+                ("Ferry", ferry, ferry_sorted),
+                ("Ferry - docker median (added)", ferry, added),
+            )
+        ],
+    )
+    show(
+        "Goals",
+        ["measure", "value", "goal", "met"],
+        [
+            [
+                "throughput ratio (docker wall / Ferry wall)",
+                f"{ratio:.2f}",
+                f"≥ {THROUGHPUT_GOAL:.2f}",
+                "yes" if ratio >= THROUGHPUT_GOAL else "NO",
+            ],
+            [
+                "added latency p50 (ms)",
+                _ms(added_p50),
+                f"< {ADDED_P50_GOAL_MS:.0f}",
+                "yes" if added_p50 * 1000 < ADDED_P50_GOAL_MS else "NO",
+            ],
+            ["added latency p99 (ms)", _ms(percentile(added, 0.99)), "-", "-"],
+        ],
+    )
+    where_the_time_goes(runs)
+    cpu_table(baseline, ferry, count)
+    print(
+        f"\nstatus reads: {watcher.reads} GET requests ({watcher.reads / count:.1f} per job, "
+        f"{watcher.fallbacks} detail fallbacks); job statuses: {statuses}"
+    )
+    if gunicorn_log.strip():
+        print(f"\ngunicorn log (last lines):\n{gunicorn_log}")
+
+    assert len(runs) == count
+    assert statuses == {"succeeded": count}, statuses
