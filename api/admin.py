@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 
-from .models import ApiToken, File, Membership, User, Workspace
+from .models import ApiToken, Credential, File, Membership, User, Workspace
 
 
 class FerryUserCreationForm(UserCreationForm):
@@ -69,3 +69,13 @@ class FileAdmin(admin.ModelAdmin):
     list_filter = ("status", "file_type")
     search_fields = ("name", "sha256", "workspace__name", "owner__email")
     readonly_fields = ("size", "sha256", "storage_uri", "created_at", "updated_at")
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    """Secrets are set through the API (write-only); the admin never shows them."""
+
+    list_display = ("name", "kind", "check_ok", "checked_at")
+    list_filter = ("kind", "check_ok")
+    exclude = ("secret_ciphertext",)
+    readonly_fields = ("checked_at", "check_ok", "check_message", "created_by")

@@ -174,3 +174,39 @@ class File(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CredentialKind(models.TextChoices):
+    S3 = "s3", "S3 or S3-compatible bucket"
+    GCS = "gcs", "Google Cloud Storage bucket"
+    CROMWELL = "cromwell", "Cromwell server"
+
+
+class Credential(models.Model):
+    """A secret an admin registers once (bucket keys, a Cromwell login). The secret is stored
+    encrypted (Fernet) and never serialized back; ``config`` holds what isn't secret."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=CredentialKind.choices)
+    config = models.JSONField(
+        default=dict, blank=True, help_text="Not secret: location, endpoint URL, region, project…"
+    )
+    secret_ciphertext = models.TextField(blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    check_ok = models.BooleanField(null=True)
+    check_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    def __repr__(self) -> str:  # never show the ciphertext either
+        return f"<Credential {self.name} ({self.kind})>"

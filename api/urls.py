@@ -2,7 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from . import views, views_jobs
+from . import views, views_credentials, views_jobs
 
 router = DefaultRouter()
 router.include_format_suffixes = False
@@ -16,6 +16,7 @@ router.register("files", views.FileViewSet, basename="file")
 router.register("auth/api-tokens", views.ApiTokenViewSet, basename="api-token")
 router.register("operations", views_jobs.OperationViewSet, basename="operation")
 router.register("jobs", views_jobs.JobViewSet, basename="job")
+router.register("credentials", views_credentials.CredentialViewSet, basename="credential")
 
 urlpatterns = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),

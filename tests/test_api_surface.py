@@ -161,7 +161,11 @@ def test_admin_has_every_model(file: File) -> None:
 def _settings_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     import os
 
-    base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY", "DEBUG", "FERRY_CREDENTIAL_KEYS")
+    }
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         cwd=ROOT,
@@ -177,7 +181,10 @@ def test_production_settings_refuse_unsafe_configuration() -> None:
     assert no_key.returncode != 0 and "SECRET_KEY" in no_key.stderr
     debug = _settings_check({"SECRET_KEY": "k" * 50, "DEBUG": "true"})
     assert debug.returncode != 0 and "DEBUG" in debug.stderr
-    ok = _settings_check({"SECRET_KEY": "k" * 50})
+    no_fernet = _settings_check({"SECRET_KEY": "k" * 50})
+    assert no_fernet.returncode != 0 and "FERRY_CREDENTIAL_KEYS" in no_fernet.stderr
+    key = "A" * 43 + "="
+    ok = _settings_check({"SECRET_KEY": "k" * 50, "FERRY_CREDENTIAL_KEYS": key})
     assert ok.returncode == 0, ok.stderr
 
 

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from api import services
+from api.credentials import credential_create
 from api.models import File, User, Workspace
 from operations.models import Job
 from tests.conftest import PASSWORD, ROLES, multipart_file
@@ -238,6 +239,44 @@ TABLE: dict[str, list[Call]] = {
             kwargs=lambda w: {"pk": w.extras["job"].pk},
         )
     ],
+    "credential-list": [
+        Call("get", by_role(401, 403, 403, 403, 403, 200)),
+        Call(
+            "post",
+            by_role(401, 403, 403, 403, 403, 201),
+            body=lambda w: {
+                "name": "c2",
+                "kind": "cromwell",
+                "config": {"url": "http://127.0.0.1:1"},
+                "secret": {"token": "t"},
+            },
+        ),
+    ],
+    "credential-detail": [
+        Call(
+            "get",
+            by_role(401, 403, 403, 403, 403, 200),
+            kwargs=lambda w: {"pk": w.extras["credential"].pk},
+        ),
+        Call(
+            "patch",
+            by_role(401, 403, 403, 403, 403, 200),
+            kwargs=lambda w: {"pk": w.extras["credential"].pk},
+            body=lambda w: {"name": "renamed"},
+        ),
+        Call(
+            "delete",
+            by_role(401, 403, 403, 403, 403, 204),
+            kwargs=lambda w: {"pk": w.extras["credential"].pk},
+        ),
+    ],
+    "credential-check": [
+        Call(
+            "post",
+            by_role(401, 403, 403, 403, 403, 200),
+            kwargs=lambda w: {"pk": w.extras["credential"].pk},
+        ),
+    ],
     "api-root": [Call("get", signed_in(200))],
     "schema": [Call("get", same(200))],
     "swagger-ui": [Call("get", same(200))],
@@ -296,6 +335,13 @@ def test_route_permission(
     )
     world.extras["token"], _ = services.api_token_create(user=users["owner"], name="t")
     world.extras["operation"] = make_echo_operation()
+    world.extras["credential"] = credential_create(
+        user=users["staff"],
+        name="c1",
+        kind="cromwell",
+        config={"url": "http://127.0.0.1:1"},
+        secret={},
+    )
     world.extras["job"] = Job.objects.create(
         operation=world.extras["operation"],
         workspace=workspace,

@@ -24,6 +24,9 @@ FERRY_STORAGE_ROOT = Path(
 # Uploads are spooled here while they are hashed; it must be on the same filesystem as the
 # storage root so that the finished file is moved into place by a rename, not copied.
 FILE_UPLOAD_TEMP_DIR = str(FERRY_STORAGE_ROOT / ".incoming")
+# Fernet keys for stored credentials, newest first (python -c "from cryptography.fernet import
+# Fernet; print(Fernet.generate_key().decode())"). Empty: one derived from SECRET_KEY.
+FERRY_CREDENTIAL_KEYS = env.list("FERRY_CREDENTIAL_KEYS", default=[])
 FERRY_REGISTRATION_OPEN = env.bool("FERRY_REGISTRATION_OPEN", default=False)
 # Type checks (table/json/text) read the whole file; JSON documents above this size are not
 # parsed in full (only their framing is checked) to keep memory bounded.

@@ -15,6 +15,12 @@ if SECRET_KEY == INSECURE_DEFAULT_SECRET_KEY or len(SECRET_KEY) < 40:
         "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
     )
 
+if not env.list("FERRY_CREDENTIAL_KEYS", default=[]):
+    raise ImproperlyConfigured(
+        "Set FERRY_CREDENTIAL_KEYS to one or more Fernet keys (newest first), e.g. "
+        "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
+    )
+
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,0 +1,135 @@
+"""Credentials: save (encrypted), check that they work, rotate the encryption key."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .crypto import decrypt_secret, encrypt_secret, rotate
+from .errors import ApplicationError
+from .models import Credential, CredentialKind, User
+
+logger = logging.getLogger(__name__)
+
+# What each kind needs: non-secret config keys (required ones first) and secret keys.
+REQUIRED_CONFIG: dict[str, tuple[str, ...]] = {
+    CredentialKind.S3: ("location",),
+    CredentialKind.GCS: ("location",),
+    CredentialKind.CROMWELL: ("url",),
+}
+SECRET_KEYS: dict[str, tuple[str, ...]] = {
+    CredentialKind.S3: ("access_key_id", "secret_access_key", "session_token"),
+    CredentialKind.GCS: ("service_account_json",),
+    CredentialKind.CROMWELL: ("username", "password", "token"),
+}
+
+# kind -> function(config, secret) -> list of problems ("" list: it works). Filled in by the
+# modules that can talk to each kind of service (buckets, Cromwell).
+CHECKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {}
+
+
+def _validate(kind: str, config: dict[str, Any], secret: dict[str, Any] | None) -> None:
+    details: dict[str, list[str]] = {}
+    for key in REQUIRED_CONFIG.get(kind, ()):
+        if not str(config.get(key) or "").strip():
+            details.setdefault(f"config.{key}", []).append(f"Required for {kind} credentials.")
+    if secret is not None:
+        for key in secret:
+            if key not in SECRET_KEYS.get(kind, ()):
+                # Name the key, never its value.
+                details.setdefault(f"secret.{key}", []).append(
+                    f"Unknown for {kind} credentials; expected some of: {', '.join(SECRET_KEYS[kind])}."
+                )
+            elif not isinstance(secret[key], str):
+                details.setdefault(f"secret.{key}", []).append("Must be a string.")
+    if details:
+        first = next(iter(details))
+        raise ApplicationError(f"{first}: {details[first][0]}", details=details)
+
+
+def credential_check(credential: Credential) -> Credential:
+    """Try the credential for real and record the outcome (never raises for a bad secret)."""
+    checker = CHECKERS.get(credential.kind)
+    if checker is None:
+        ok, message = None, f"Ferry can't check {credential.kind} credentials yet; saved unchecked."
+    else:
+        try:
+            problems = checker(
+                dict(credential.config), decrypt_secret(credential.secret_ciphertext)
+            )
+        except ApplicationError as exc:
+            problems = [exc.message]
+        except Exception as exc:  # a checker must never leak a secret through an exception text
+            logger.warning("credential check of %s failed: %s", credential.name, type(exc).__name__)
+            problems = [f"the check failed ({type(exc).__name__})"]
+        ok = not problems
+        message = "Ferry can use this location." if ok else "; ".join(problems)
+    Credential.objects.filter(pk=credential.pk).update(
+        checked_at=timezone.now(), check_ok=ok, check_message=message
+    )
+    credential.refresh_from_db()
+    return credential
+
+
+def credential_create(
+    *, user: User, name: str, kind: str, config: dict[str, Any], secret: dict[str, Any]
+) -> Credential:
+    _validate(kind, config, secret)
+    if Credential.objects.filter(name=name).exists():
+        raise ApplicationError(
+            f"A credential named {name} exists already.",
+            details={"name": ["Already used."]},
+            code="duplicate",
+            status_code=409,
+        )
+    credential = Credential.objects.create(
+        name=name,
+        kind=kind,
+        config=config,
+        secret_ciphertext=encrypt_secret(secret) if secret else "",
+        created_by=user,
+    )
+    return credential_check(credential)
+
+
+def credential_update(
+    *,
+    credential: Credential,
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+    secret: dict[str, Any] | None = None,
+) -> Credential:
+    new_config = credential.config if config is None else config
+    _validate(credential.kind, new_config, secret)
+    with transaction.atomic():
+        if name is not None:
+            if Credential.objects.filter(name=name).exclude(pk=credential.pk).exists():
+                raise ApplicationError(
+                    f"A credential named {name} exists already.",
+                    details={"name": ["Already used."]},
+                    code="duplicate",
+                    status_code=409,
+                )
+            credential.name = name
+        credential.config = new_config
+        if secret is not None:
+            credential.secret_ciphertext = encrypt_secret(secret) if secret else ""
+        credential.save()
+    return credential_check(credential)
+
+
+def credentials_rotate_key(progress: Callable[[int], None] | None = None) -> int:
+    """Re-encrypt every stored secret with the newest key; returns how many were rotated."""
+    count = 0
+    for credential in Credential.objects.exclude(secret_ciphertext="").iterator():
+        Credential.objects.filter(pk=credential.pk).update(
+            secret_ciphertext=rotate(credential.secret_ciphertext)
+        )
+        count += 1
+        if progress:
+            progress(1)
+    return count

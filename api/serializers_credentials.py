@@ -1,0 +1,46 @@
+"""Credentials as the API shows them: never the secret, only whether one is stored."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from .models import Credential
+
+
+class CredentialSerializer(serializers.ModelSerializer[Credential]):
+    """Credentials as the API shows them: never the secret, only whether one is stored."""
+
+    secret = serializers.DictField(
+        child=serializers.CharField(),
+        write_only=True,
+        required=False,
+        help_text="Write-only: e.g. {access_key_id, secret_access_key} for S3. Never returned.",
+    )
+    has_secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Credential
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "config",
+            "secret",
+            "has_secret",
+            "created_at",
+            "updated_at",
+            "checked_at",
+            "check_ok",
+            "check_message",
+        ]
+        read_only_fields = [
+            "id",
+            "created_at",
+            "updated_at",
+            "checked_at",
+            "check_ok",
+            "check_message",
+        ]
+
+    def get_has_secret(self, obj: Credential) -> bool:
+        return bool(obj.secret_ciphertext)
