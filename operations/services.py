@@ -38,9 +38,16 @@ def build_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str, An
             f"{operation.mode} operations can't run on this server yet.", code="mode_unsupported"
         )
     rendered, mounts = container_values(spec, values)
+    try:
+        command = render_command(spec, rendered)
+    except ValueError as exc:
+        raise ApplicationError(
+            f"The inputs can't be put into the operation's command: {exc}",
+            details={"inputs": [str(exc)]},
+        ) from exc
     return {
         "image": operation.image,
-        "command": render_command(spec, rendered),
+        "command": command,
         "mounts": mounts,
         "limits": dict(spec.get("resources") or {}),
         "file_outputs": [
