@@ -21,5 +21,14 @@ def enqueue_finalize(job_id: Any) -> None:
 
 
 def kick_poller() -> None:
-    """Start a poll loop now; it exits at once if another worker holds the poll lease."""
+    """Start a poll loop now, unless one is running (its lease is held): that one will see the
+    new work on its next cycle. A stale lease (a dead worker's) doesn't count."""
+    from django.utils import timezone
+
+    from .models import Lease
+
+    if Lease.objects.filter(
+        name="poll-active", holder__gt="", expires_at__gt=timezone.now()
+    ).exists():
+        return
     async_task("operations.runner.poll_active", task_name="poll-active")

@@ -50,6 +50,7 @@ def build_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str, An
         "command": command,
         "mounts": mounts,
         "limits": dict(spec.get("resources") or {}),
+        "requires_outputs_json": bool(spec.get("outputs")),
         "file_outputs": [
             name
             for name, out in spec.get("outputs", {}).items()

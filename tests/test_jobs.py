@@ -329,3 +329,19 @@ def test_input_files_are_mounted_read_only(
     assert (
         copy.sha256 == table.sha256 and copy.name == "copy.tsv" and copy.status == FileStatus.READY
     )
+
+
+def test_operation_without_outputs_needs_no_outputs_json(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    operation = make_operation("noop", "true")
+    job = run_job(
+        client_for("owner"),
+        {"operation": str(operation.pk), "workspace": str(workspace.pk), "inputs": {}},
+        django_capture_on_commit_callbacks,
+    )
+    done = wait_terminal(job["id"])
+    assert done.status == JobStatus.SUCCEEDED, done.error_message
+    assert done.outputs == {}

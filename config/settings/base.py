@@ -189,6 +189,8 @@ Q_CLUSTER = {
     "retry": 900,
     "max_attempts": 1,
     "catch_up": False,
+    # Job state lives in Ferry's own tables; don't keep a row per successful task.
+    "save_limit": -1,
     "label": "Ferry tasks",
 }
 

@@ -6,7 +6,10 @@
                                   watcher: GET /api/jobs/?ordering=-finished_at every 50 ms, a
                                   detail GET only for a job it did not find there) or "each"
                                   (every client GETs /api/jobs/<id>/ every 50 ms)
-    FERRY_BENCH_COMMAND=true      the operation's (and the baseline's) shell command
+    FERRY_BENCH_COMMAND=true      the operation's (and the baseline's) shell command; the Docker
+                                  executor currently fails a run that exits 0 without writing
+                                  /work/outputs.json, even for an operation that declares no
+                                  outputs, so until that changes use 'echo {} > outputs.json'
 
 Goals (printed, not asserted): Ferry's throughput is at least 0.90 of the `docker run --rm` loop
 at the same concurrency, and the added latency per job (Ferry's submit-to-seen-succeeded time
@@ -373,7 +376,7 @@ def run_ferry(
     cpu: CpuMeter | None = None,
 ) -> tuple[Phase, list[JobRun], Watcher]:
     """``count`` jobs through the API from ``clients`` threads, each waiting for its job."""
-    watcher = Watcher(server, key, page_size=4 * clients)
+    watcher = Watcher(server, key, page_size=2 * clients)
     runs: list[JobRun] = []
     lock = threading.Lock()
     failures: list[str] = []
