@@ -31,6 +31,39 @@ SECRET_KEYS: dict[str, tuple[str, ...]] = {
 # modules that can talk to each kind of service (buckets, Cromwell).
 CHECKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {}
 
+_SCHEMES: dict[str, str] = {CredentialKind.S3: "s3", CredentialKind.GCS: "gs"}
+
+
+def bucket_config(kind: str, config: dict[str, Any], secret: dict[str, Any]) -> tuple[Any, Any]:
+    """The bucket location and connection settings a bucket credential stands for."""
+    from .buckets import BucketConfig, parse_uri
+
+    ref = parse_uri(str(config.get("location", "")))
+    if ref.scheme != _SCHEMES[kind]:
+        raise ApplicationError(
+            f"A {kind} credential's location must start with {_SCHEMES[kind]}://.",
+            details={"config.location": [f"Use a {_SCHEMES[kind]}:// URI."]},
+        )
+    values = {k: v for k, v in config.items() if k != "location"}
+    values.update({k: v for k, v in secret.items() if k != "service_account_json"})
+    if secret.get("service_account_json"):
+        values["credentials_json"] = secret["service_account_json"]
+    return ref, BucketConfig.from_dict(values)
+
+
+def _check_bucket(kind: str) -> Callable[[dict[str, Any], dict[str, Any]], list[str]]:
+    def check(config: dict[str, Any], secret: dict[str, Any]) -> list[str]:
+        from .buckets import client_for
+
+        ref, connection = bucket_config(kind, config, secret)
+        return list(client_for(ref.scheme, connection).check_access(ref))
+
+    return check
+
+
+CHECKERS[CredentialKind.S3] = _check_bucket(CredentialKind.S3)
+CHECKERS[CredentialKind.GCS] = _check_bucket(CredentialKind.GCS)
+
 
 def _validate(kind: str, config: dict[str, Any], secret: dict[str, Any] | None) -> None:
     details: dict[str, list[str]] = {}

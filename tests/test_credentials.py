@@ -16,6 +16,7 @@ from api.crypto import SecretUnreadable, decrypt_secret
 from api.models import Credential
 
 pytestmark = pytest.mark.django_db
+pytest_plugins = ["tests.harness.buckets"]
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 
 
@@ -86,7 +87,8 @@ def test_bad_credential_input_names_the_field_not_the_value(
 def test_update_secret_and_kind_is_fixed(client_for: Callable[[str], APIClient]) -> None:
     client = client_for("staff")
     created = client.post("/api/credentials/", s3_body(), format="json").json()
-    assert created["check_ok"] is None  # no S3 checker registered in this test: saved unchecked
+    assert created["check_ok"] is False  # nothing listens on 127.0.0.1:9: saved, with the reason
+    assert created["check_message"] and SECRET not in created["check_message"]
     url = f"/api/credentials/{created['id']}/"
     changed = client.patch(
         url, {"secret": {"access_key_id": "A2", "secret_access_key": "S2"}}, format="json"
@@ -122,3 +124,55 @@ def test_key_rotation(settings: Any, users: Any) -> None:
     settings.FERRY_CREDENTIAL_KEYS = [old]
     with pytest.raises(SecretUnreadable, match="FERRY_CREDENTIAL_KEYS"):
         decrypt_secret(after)
+
+
+def test_s3_credentials_checked_against_a_real_server(
+    client_for: Callable[[str], APIClient], seaweedfs: Any
+) -> None:
+    """SeaweedFS checks signatures: the right keys work, a wrong secret is reported, not leaked."""
+    bucket = "cred-check"
+    seaweedfs.boto3_client().create_bucket(Bucket=bucket)
+    client = client_for("staff")
+    config = {
+        "location": f"s3://{bucket}/ferry/",
+        "endpoint_url": seaweedfs.endpoint_url,
+        "region": "us-east-1",
+    }
+    good = client.post(
+        "/api/credentials/",
+        {
+            "name": "good",
+            "kind": "s3",
+            "config": config,
+            "secret": {
+                "access_key_id": seaweedfs.access_key_id,
+                "secret_access_key": seaweedfs.secret_access_key,
+            },
+        },
+        format="json",
+    )
+    assert good.status_code == 201 and good.json()["check_ok"] is True, good.json()
+    wrong = "not-the-secret-0123456789"
+    bad = client.post(
+        "/api/credentials/",
+        {
+            "name": "bad",
+            "kind": "s3",
+            "config": config,
+            "secret": {"access_key_id": seaweedfs.access_key_id, "secret_access_key": wrong},
+        },
+        format="json",
+    )
+    assert bad.status_code == 201 and bad.json()["check_ok"] is False
+    assert bad.json()["check_message"] and wrong not in bad.content.decode()
+    mismatch = client.post(
+        "/api/credentials/",
+        {
+            "name": "gs-for-s3",
+            "kind": "s3",
+            "config": {**config, "location": "gs://some-bucket/"},
+            "secret": {},
+        },
+        format="json",
+    )
+    assert mismatch.json()["check_ok"] is False and "s3://" in mismatch.json()["check_message"]
