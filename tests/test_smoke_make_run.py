@@ -83,9 +83,9 @@ def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     while time.monotonic() < deadline:
         assert process.poll() is None, "server exited during start-up"
         try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still booting
             pass
         time.sleep(0.2)
     raise AssertionError("server did not answer /healthz within 30 s")
