@@ -79,7 +79,7 @@ def stop_tree(process: subprocess.Popen[bytes]) -> None:
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, "server exited during start-up"
         try:
@@ -88,7 +88,7 @@ def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
         except requests.RequestException:  # not listening yet, or still booting
             pass
         time.sleep(0.2)
-    raise AssertionError("server did not answer /healthz within 30 s")
+    raise AssertionError("server did not answer /healthz within 60 s")
 
 
 @pytest.fixture(scope="module")
