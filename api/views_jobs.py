@@ -21,8 +21,8 @@ from operations.models import Job, Operation
 from operations.states import TERMINAL, JobStatus
 
 from .errors import field_error
-from .models import WRITE_ROLES
-from .selectors import role_in, workspaces_visible_to
+from .permissions import WorkspaceRolePermission
+from .selectors import workspaces_visible_to
 from .serializers_jobs import (
     JobCreateSerializer,
     JobLogsSerializer,
@@ -117,18 +117,6 @@ class JobFilter(django_filters.FilterSet):
         fields = ["workspace", "operation", "status"]
 
 
-class JobPermission(BasePermission):
-    """Members read; editors, owners and the job's owner cancel."""
-
-    message = "Your role in this workspace does not allow this."
-
-    def has_object_permission(self, request: Request, view: Any, obj: Job) -> bool:
-        role = role_in(request.user, obj.workspace)
-        if role is None:
-            return False
-        return request.method in SAFE_METHODS or role in WRITE_ROLES
-
-
 class JobViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -138,7 +126,10 @@ class JobViewSet(
     """Jobs: an operation run on inputs from a workspace."""
 
     serializer_class = JobSerializer
-    permission_classes = [IsAuthenticated, JobPermission]
+    permission_classes = [
+        IsAuthenticated,
+        WorkspaceRolePermission,
+    ]  # members read; editors, owners cancel
     lookup_value_regex = UUID_REGEX
     filterset_class = JobFilter
     ordering_fields = ["created_at", "status", "finished_at"]
