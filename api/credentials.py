@@ -44,7 +44,8 @@ def bucket_config(kind: str, config: dict[str, Any], secret: dict[str, Any]) -> 
             f"A {kind} credential's location must start with {_SCHEMES[kind]}://.",
             details={"config.location": [f"Use a {_SCHEMES[kind]}:// URI."]},
         )
-    values = {k: v for k, v in config.items() if k != "location"}
+    # Not connection settings: where the location is, and whether every user may use it.
+    values = {k: v for k, v in config.items() if k not in ("location", "shared")}
     values.update({k: v for k, v in secret.items() if k != "service_account_json"})
     if secret.get("service_account_json"):
         values["credentials_json"] = secret["service_account_json"]

@@ -92,6 +92,12 @@ class Workspace(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
     )
+    storage_location = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text="Bucket prefix for new files and job results (s3://…, gs://…); "
+        "empty: the site's default location.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -151,12 +157,22 @@ class File(models.Model):
     )
     name = models.CharField(max_length=255)
     size = models.BigIntegerField()
-    sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Empty when not known.")
+    md5 = models.CharField(max_length=32, blank=True, help_text="As the bucket reported it.")
+    crc32c = models.CharField(max_length=8, blank=True, help_text="As GCS reported it.")
     content_type = models.CharField(max_length=255, default="application/octet-stream")
     file_type = models.CharField(max_length=10, choices=FileType.choices)
     status = models.CharField(max_length=10, choices=FileStatus.choices, default=FileStatus.PENDING)
     invalid_reason = models.TextField(blank=True)
     storage_uri = models.CharField(max_length=2048, unique=True)
+    managed = models.BooleanField(
+        default=True,
+        help_text="Ferry owns the stored object and deletes it with the File; "
+        "false for imported objects, which stay where they are.",
+    )
+    # A direct upload in progress: what was declared and signed (multipart upload id, parts).
+    pending_upload = models.JSONField(null=True, blank=True, editable=False)
+    pending_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     produced_by = models.ForeignKey(
         "operations.Job",
         null=True,

@@ -57,8 +57,16 @@ class WorkspaceSerializer(serializers.ModelSerializer[Workspace]):
             "updated_at",
             "role",
             "file_count",
+            "storage_location",
         ]
         read_only_fields = ["id", "created_by", "created_at", "updated_at"]
+        extra_kwargs = {
+            "storage_location": {
+                "required": False,
+                "help_text": "Bucket prefix for new files and job results (owners only; must lie "
+                "in a registered location). Empty: the site's default.",
+            }
+        }
 
     def get_role(self, obj: Workspace) -> str | None:
         request = self.context.get("request")
@@ -99,6 +107,12 @@ class MemberUpdateSerializer(serializers.Serializer[Any]):
 class FileSerializer(serializers.ModelSerializer[File]):
     owner = serializers.EmailField(source="owner.email", read_only=True)
     download_url = serializers.SerializerMethodField()
+    upload_expires_at = serializers.DateTimeField(
+        source="pending_expires_at",
+        read_only=True,
+        allow_null=True,
+        help_text="A pending direct upload must be completed before this time.",
+    )
 
     class Meta:
         model = File
@@ -109,11 +123,15 @@ class FileSerializer(serializers.ModelSerializer[File]):
             "owner",
             "size",
             "sha256",
+            "md5",
+            "crc32c",
             "content_type",
             "file_type",
             "status",
             "invalid_reason",
             "storage_uri",
+            "managed",
+            "upload_expires_at",
             "created_at",
             "updated_at",
             "download_url",
@@ -162,3 +180,49 @@ class RawUploadQuerySerializer(serializers.Serializer[Any]):
 class FileUpdateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(required=False, trim_whitespace=False)
     workspace = serializers.UUIDField(required=False, help_text="Move the file to this workspace.")
+
+
+class DirectUploadStartSerializer(serializers.Serializer[Any]):
+    """Ask for a signed URL to upload a file straight to the workspace's bucket."""
+
+    workspace = serializers.UUIDField()
+    name = serializers.CharField(max_length=255, trim_whitespace=False)
+    size = serializers.IntegerField(min_value=1, help_text="Exact size in bytes.")
+    sha256 = serializers.CharField(
+        required=False, allow_blank=True, help_text="Hex sha256 of the file (checked)."
+    )
+    md5 = serializers.CharField(
+        required=False, allow_blank=True, help_text="Hex md5 of the file (checked)."
+    )
+    file_type = serializers.ChoiceField(choices=FileType.choices, required=False)
+
+
+class UploadPartSerializer(serializers.Serializer[Any]):
+    part_number = serializers.IntegerField(min_value=1, max_value=10000)
+    etag = serializers.CharField(max_length=200)
+
+
+class DirectUploadCompleteSerializer(serializers.Serializer[Any]):
+    parts = UploadPartSerializer(
+        many=True, required=False, help_text="For multipart uploads: every part's ETag."
+    )
+
+
+class DirectUploadSerializer(serializers.Serializer[Any]):
+    """The pending File and how to upload its bytes."""
+
+    file = FileSerializer()
+    upload = serializers.DictField(
+        help_text="method, url, headers (send them all), kind (presigned_put, "
+        "presigned_multipart with parts[{part_number,url,size}] and upload_id, signed_url, "
+        "resumable_session) and expires_at."
+    )
+
+
+class FileImportSerializer(serializers.Serializer[Any]):
+    """Register an object already in a bucket as a file (it stays where it is)."""
+
+    workspace = serializers.UUIDField()
+    uri = serializers.CharField(max_length=2048, help_text="s3://bucket/key or gs://bucket/key")
+    name = serializers.CharField(max_length=255, required=False, trim_whitespace=False)
+    file_type = serializers.ChoiceField(choices=FileType.choices, required=False)

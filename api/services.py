@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from operations.models import Job
 
-from . import storage
+from . import locations, storage
 from .errors import ApplicationError, Conflict, Forbidden, field_error
 from .filetypes import check_content, content_type_for, guess_file_type
 from .models import (
@@ -147,7 +147,7 @@ def workspace_delete(*, workspace: Workspace, delete_files: bool = False) -> Non
                 code="workspace_not_empty",
                 details={"delete_files": ["Required to delete a workspace that holds files."]},
             )
-        uris = [f.storage_uri for f in files]
+        uris = [f.storage_uri for f in files if f.managed]
         File.objects.filter(workspace=locked).delete()
         Job.objects.filter(workspace=locked).delete()
         locked.delete()
@@ -293,11 +293,28 @@ def _store_spooled(
     produced_by: Any = None,
 ) -> File:
     """Type-check a spooled file, move it into storage and record it (closing the spool)."""
+    md5 = ""
     try:
         kind = FileType(file_type) if file_type else guess_file_type(name)
         reason = check_content(upload.temporary_file_path(), kind, name)
         file_id = file_id or uuid.uuid4()
-        uri = storage.save_object(storage.object_key(file_id), upload)
+        content_type = content_type_for(name, kind)
+        location = locations.workspace_location(workspace)
+        if location.is_local:
+            uri = storage.save_object(storage.object_key(file_id), upload)
+        else:
+            spool = upload.file
+            assert spool is not None
+            spool.seek(0)
+            uri, info = storage.put_object(
+                location,
+                locations.object_key(workspace.pk, file_id, name),
+                spool,
+                upload.received,
+                content_type,
+                sha256=upload.sha256,
+            )
+            md5 = info.md5 or ""
     finally:
         upload.close()
     try:
@@ -308,7 +325,8 @@ def _store_spooled(
             name=name,
             size=upload.received,
             sha256=upload.sha256,
-            content_type=content_type_for(name, kind),
+            md5=md5,
+            content_type=content_type,
             file_type=kind,
             status=FileStatus.INVALID if reason else FileStatus.READY,
             invalid_reason=reason,
@@ -370,7 +388,9 @@ def file_update(
 
 
 def file_delete(*, file: File) -> None:
-    uri = file.storage_uri
+    """Delete a File, and its stored object when Ferry owns it (not for imported objects)."""
+    uri, managed = file.storage_uri, file.managed
     with transaction.atomic():
         file.delete()
-        transaction.on_commit(lambda: storage.delete_object(uri))
+        if managed:
+            transaction.on_commit(lambda: storage.delete_object(uri))

@@ -1,24 +1,29 @@
-"""Where file bytes live. A File records a storage URI; this module turns URIs into objects.
+"""Where file bytes live. A File records a storage URI; this module turns URIs into bytes.
 
-Only local storage (``file://``) exists so far; bucket backends plug in here later.
+``file://`` URIs live in the local "files" storage (Django's ``STORAGES``); ``s3://`` and
+``gs://`` URIs live in buckets reached through :mod:`api.buckets` with the connection settings of
+the registered location they belong to (:mod:`api.locations`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
-from urllib.parse import quote, unquote, urlparse
 
 from django.core.files import File as DjangoFile
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
+from . import buckets, locations
 from .errors import ApplicationError
 
-FILES_STORAGE_ALIAS = "files"
+FILES_STORAGE_ALIAS = locations.FILES_STORAGE_ALIAS
+_CHUNK = 1024 * 1024
 
 
 class StorageUnavailable(ApplicationError):
@@ -30,41 +35,65 @@ def files_storage() -> Storage:
     return storages[FILES_STORAGE_ALIAS]
 
 
+def is_local(uri: str) -> bool:
+    return uri.startswith("file://")
+
+
 def object_key(file_id: uuid.UUID) -> str:
+    """The key of a file in local storage."""
     text = str(file_id)
     return f"{text[:2]}/{text}"
 
 
-def _uri_for(storage: Storage, name: str) -> str:
-    if isinstance(storage, FileSystemStorage):
-        return "file://" + quote(str(Path(storage.path(name)).resolve()))
-    raise StorageUnavailable(f"storage backend {type(storage).__name__} is not supported yet")
-
-
 def _local_path(uri: str) -> Path:
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise StorageUnavailable(f"no storage backend is configured for {parsed.scheme}:// URIs")
-    path = Path(unquote(parsed.path)).resolve()
-    storage = files_storage()
-    if isinstance(storage, FileSystemStorage):
-        root = Path(storage.location).resolve()
-        if root not in path.parents:
-            raise StorageUnavailable("the file's location is outside Ferry's storage root")
-    return path
+    try:
+        return locations.local_path_of(uri)
+    except locations.LocationRefused as exc:
+        raise StorageUnavailable(exc.message) from None
 
 
 def save_object(key: str, content: DjangoFile) -> str:
-    """Store ``content`` (a spooled upload is moved, not copied) and return its URI."""
+    """Store ``content`` in local storage (a spooled upload is moved, not copied); its URI."""
     storage = files_storage()
+    if not isinstance(storage, FileSystemStorage):
+        raise StorageUnavailable(f"storage backend {type(storage).__name__} is not supported")
     try:
         name = storage.save(key, content)
     except OSError as exc:
         raise StorageUnavailable(f"could not write to storage: {exc.strerror}") from exc
-    return _uri_for(storage, name)
+    return locations.local_location().object_uri(name)
+
+
+def put_object(
+    location: locations.Location,
+    key: str,
+    fileobj: IO[bytes],
+    size: int,
+    content_type: str,
+    *,
+    sha256: str | None = None,
+) -> tuple[str, buckets.ObjectInfo]:
+    """Stream ``size`` bytes into a bucket location (bounded memory, sha256 checked)."""
+    ref = location.ref().child(key)
+    info = location.client().put_stream(ref, fileobj, size, content_type, sha256=sha256)
+    return ref.uri, info
+
+
+def head(uri: str) -> buckets.ObjectInfo:
+    """Size and checksums of a stored object (local objects: size only)."""
+    if is_local(uri):
+        try:
+            return buckets.ObjectInfo(size=_local_path(uri).stat().st_size)
+        except FileNotFoundError as exc:
+            raise StorageUnavailable(
+                "the file's content is missing from storage", code="content_missing"
+            ) from exc
+    location, ref = locations.resolve(uri)
+    return location.client().head(ref)
 
 
 def open_object(uri: str) -> IO[bytes]:
+    """A local object, opened for reading."""
     try:
         return open(_local_path(uri), "rb")
     except FileNotFoundError as exc:
@@ -73,17 +102,77 @@ def open_object(uri: str) -> IO[bytes]:
         ) from exc
 
 
+def iter_object(uri: str, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
+    """The bytes of any stored object (or the inclusive range ``start``-``end``), in chunks."""
+    if is_local(uri):
+        fh = open_object(uri)
+
+        def local_chunks() -> Iterator[bytes]:
+            with fh:
+                fh.seek(start or 0)
+                remaining = None if end is None else end - (start or 0) + 1
+                while remaining is None or remaining > 0:
+                    chunk = fh.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
+                    if not chunk:
+                        return
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    yield chunk
+
+        return local_chunks()
+    location, ref = locations.resolve(uri)
+    return location.client().open_read(ref, start, end)
+
+
 def local_path(uri: str) -> str:
     return str(_local_path(uri))
 
 
+def localize(uri: str, destination: Path) -> Path:
+    """A local path holding the object's bytes: the stored file itself for local storage, else
+    a streamed download to ``destination`` (kept if it is there already with the right size)."""
+    if is_local(uri):
+        return _local_path(uri)
+    location, ref = locations.resolve(uri)
+    client = location.client()
+    info = client.head(ref)
+    if destination.exists() and destination.stat().st_size == info.size:
+        return destination
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=destination.parent, prefix=".partial-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in client.open_read(ref):
+                out.write(chunk)
+        os.chmod(partial, 0o644)
+        os.replace(partial, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
+    return destination
+
+
 def delete_object(uri: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(_local_path(uri))
+    if is_local(uri):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(_local_path(uri))
+        return
+    try:
+        location, ref = locations.resolve(uri)
+        location.client().delete(ref)
+    except buckets.ObjectNotFound:
+        pass
 
 
 def check_writable() -> None:
-    """Used by /readyz: write, read back and delete a small object."""
+    """Used by /readyz: write, read back and delete a small object in the site location."""
+    location = locations.site_location()
+    if not location.is_local:
+        problems = location.client().check_access(location.ref())
+        if problems:
+            raise StorageUnavailable("; ".join(problems))
+        return
     storage = files_storage()
     probe = f".readyz/{uuid.uuid4()}"
     name = storage.save(probe, ContentFile(b"ok"))

@@ -12,6 +12,7 @@ router.register(
     views.WorkspaceMemberViewSet,
     basename="workspace-member",
 )
+router.register("files/uploads", views.DirectUploadViewSet, basename="file-direct-upload")
 router.register("files", views.FileViewSet, basename="file")
 router.register("auth/api-tokens", views.ApiTokenViewSet, basename="api-token")
 router.register("operations", views_jobs.OperationViewSet, basename="operation")

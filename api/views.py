@@ -7,7 +7,7 @@ from typing import Any, cast
 from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponseBase
+from django.http import HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -23,17 +23,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services, storage
+from . import locations, services, storage, transfers
 from .downloads import file_download_response
 from .errors import ApplicationError, field_error
 from .filters import FileFilter, WorkspaceFilter
-from .models import ApiToken, File, Membership, User, Workspace
+from .models import ApiToken, File, FileStatus, Membership, Role, User, Workspace
 from .parsers import CompleteMultiPartParser, RawBodyParser
 from .permissions import IsWorkspaceOwner, WorkspaceRolePermission
-from .selectors import files_visible_to, workspaces_visible_to
+from .selectors import files_visible_to, role_in, workspaces_visible_to
 from .serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenSerializer,
+    DirectUploadCompleteSerializer,
+    DirectUploadSerializer,
+    DirectUploadStartSerializer,
+    FileImportSerializer,
     FileSerializer,
     FileUpdateSerializer,
     FileUploadSerializer,
@@ -155,13 +159,29 @@ class WorkspaceViewSet(viewsets.ModelViewSet[Workspace]):
         )
 
     def perform_create(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
-        serializer.instance = services.workspace_create(
-            user=current_user(self.request), **serializer.validated_data
-        )
+        user = current_user(self.request)
+        values = dict(serializer.validated_data)
+        location = locations.check_storage_location(user, values.pop("storage_location", ""))
+        workspace = services.workspace_create(user=user, **values)
+        if location:
+            workspace = services.workspace_update(workspace=workspace, storage_location=location)
+        serializer.instance = workspace
 
     def perform_update(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
         assert serializer.instance is not None
-        services.workspace_update(workspace=serializer.instance, **serializer.validated_data)
+        values = dict(serializer.validated_data)
+        if "storage_location" in values:
+            user = current_user(self.request)
+            if not user.is_staff and role_in(user, serializer.instance) != Role.OWNER:
+                raise field_error(
+                    "storage_location",
+                    "Only the workspace's owners may change where its files are stored.",
+                    code="forbidden",
+                )
+            values["storage_location"] = locations.check_storage_location(
+                user, values["storage_location"]
+            )
+        services.workspace_update(workspace=serializer.instance, **values)
 
     @extend_schema(
         parameters=[
@@ -367,21 +387,110 @@ class FileViewSet(viewsets.ModelViewSet[File]):
     def perform_destroy(self, instance: File) -> None:
         services.file_delete(file=instance)
 
+    @extend_schema(request=FileImportSerializer, responses={201: FileSerializer})
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_object(self, request: Request) -> Response:
+        """Register an object already in a bucket as a file, after checking that you may use
+        its location and that Ferry can read it. The object stays where it is."""
+        data = FileImportSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        workspace = _writable_workspace(request, values["workspace"])
+        created = transfers.file_import(
+            user=current_user(request),
+            workspace=workspace,
+            uri=values["uri"],
+            name=values.get("name"),
+            file_type=values.get("file_type"),
+        )
+        return Response(self.get_serializer(created).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
             (206, "application/octet-stream"): OpenApiResponse(
                 OpenApiTypes.BINARY, description="A byte range."
             ),
+            302: OpenApiResponse(
+                description="With ?redirect=1 for a file in a bucket: a short-lived signed URL."
+            ),
             304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
             416: OpenApiResponse(description="Range not satisfiable."),
         },
-        parameters=[OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+        parameters=[
+            OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER),
+            OpenApiParameter(
+                "redirect",
+                OpenApiTypes.BOOL,
+                description="Answer 302 to a signed bucket URL instead of streaming (bucket "
+                "files only; local files are streamed anyway).",
+            ),
+        ],
     )
     @action(detail=True, methods=["get"], url_path="download")
     def download(self, request: Request, pk: str | None = None) -> HttpResponseBase:
         """The file's bytes, streamed; supports Range and If-None-Match."""
-        return file_download_response(request, self.get_object())
+        file = self.get_object()
+        flag = request.query_params.get("redirect", "0").lower()
+        if flag not in ("1", "0", "true", "false"):
+            raise field_error("redirect", "Must be 1 or 0.")
+        if file.status == FileStatus.PENDING:
+            raise ApplicationError(
+                "The file's upload is not complete yet.", code="not_ready", status_code=409
+            )
+        if flag in ("1", "true"):
+            url = transfers.signed_download_url(file)
+            if url is not None:
+                response = HttpResponseRedirect(url)
+                response["Cache-Control"] = "no-store"
+                return response
+        return file_download_response(request, file)
+
+
+class DirectUploadViewSet(viewsets.GenericViewSet[File]):
+    """Uploads that go straight from the client to the workspace's bucket: ask here for signed
+    URLs (a pending file is created), PUT the bytes to the bucket, then complete: Ferry checks
+    the object's size and checksum before the file becomes ready. Uncompleted uploads expire."""
+
+    lookup_value_regex = UUID_REGEX
+    serializer_class = DirectUploadSerializer
+    permission_classes = [IsAuthenticated, WorkspaceRolePermission]
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[File]:
+        if getattr(self, "swagger_fake_view", False):
+            return File.objects.none()
+        return files_visible_to(current_user(self.request)).filter(status=FileStatus.PENDING)
+
+    @extend_schema(request=DirectUploadStartSerializer, responses={201: DirectUploadSerializer})
+    def create(self, request: Request) -> Response:
+        data = DirectUploadStartSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        workspace = _writable_workspace(request, values["workspace"])
+        file, upload = transfers.file_upload_start(
+            user=current_user(request),
+            workspace=workspace,
+            name=values["name"],
+            size=values["size"],
+            sha256=values.get("sha256"),
+            md5=values.get("md5"),
+            file_type=values.get("file_type"),
+            origin=request.headers.get("Origin"),
+        )
+        body = {"file": FileSerializer(file, context={"request": request}).data, "upload": upload}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=DirectUploadCompleteSerializer, responses={200: FileSerializer})
+    @action(detail=True, methods=["post"], url_path="complete")
+    def complete(self, request: Request, pk: str | None = None) -> Response:
+        file = self.get_object()
+        data = DirectUploadCompleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        done = transfers.file_upload_complete(
+            user=current_user(request), file=file, parts=data.validated_data.get("parts")
+        )
+        return Response(FileSerializer(done, context={"request": request}).data)
 
 
 def _is_sha256(value: str) -> bool:

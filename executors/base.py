@@ -57,6 +57,8 @@ class Collected:
     stderr_tail: str = ""
     values: dict[str, Any] = field(default_factory=dict)  # simple output values from outputs.json
     files: dict[str, list[Path]] = field(default_factory=dict)  # output name -> host paths
+    # Output name -> bucket URIs (s3://…, gs://…) left by a remote engine; Ferry relocates them.
+    remote_files: dict[str, list[str]] = field(default_factory=dict)
 
 
 class ExecutorError(Exception):

@@ -7,13 +7,15 @@ Errors are collected for every input and reported by path (``inputs.min_rows``,
 from __future__ import annotations
 
 import uuid
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+from django.conf import settings
 
 from api.errors import ApplicationError
 from api.models import File, FileStatus
 from api.selectors import files_visible_to
-from api.storage import local_path
+from api.storage import is_local, local_path
 
 from .spec import value_errors
 
@@ -140,7 +142,12 @@ def container_values(
         file = files[file_id]
         safe = PurePosixPath(file.name).name or "file"
         target = f"/inputs/{name}/{safe}" if index is None else f"/inputs/{name}/{index}/{safe}"
-        mounts.append({"source": local_path(file.storage_uri), "target": target})
+        if is_local(file.storage_uri):
+            mounts.append({"source": local_path(file.storage_uri), "target": target})
+        else:
+            # A bucket object: the worker downloads it here before the run (see runner).
+            cache = Path(settings.FERRY_WORK_ROOT) / "inputs" / str(file.pk) / safe
+            mounts.append({"source": str(cache), "target": target, "fetch": file.storage_uri})
         return target
 
     for name, value in values.items():

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,8 @@ from django.db import IntegrityError
 from django.db.models import Q
 from django.utils import timezone
 
+from api import storage
+from api.errors import ApplicationError
 from api.services import file_register_result
 from executors.base import (
     Collected,
@@ -52,7 +55,17 @@ def submit_job(job_id: str) -> None:
         return
     executor = get_executor(job.executor)
     try:
+        fetch_inputs(job)
         external_id = executor.submit(job)
+    except ApplicationError as exc:  # an input object could not be fetched from its bucket
+        transition(
+            job,
+            JobStatus.FAILED,
+            expected=JobStatus.QUEUED,
+            error_message=f"Could not fetch an input file: {exc.message}",
+            error_detail=str(exc),
+        )
+        return
     except ExecutorUnavailable as exc:
         Job.objects.filter(pk=job.pk).update(
             error_detail=f"executor unreachable since {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
@@ -78,6 +91,13 @@ def submit_job(job_id: str) -> None:
         job.refresh_from_db()
         if job.status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
             executor.cancel(job)
+
+
+def fetch_inputs(job: Job) -> None:
+    """Download the job's bucket-stored inputs to the local paths its run spec mounts."""
+    for mount in job.run_spec.get("mounts", []):
+        if mount.get("fetch"):
+            storage.localize(mount["fetch"], Path(mount["source"]))
 
 
 # --------------------------------------------------------------------------------------- poll

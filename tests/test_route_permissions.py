@@ -170,7 +170,40 @@ TABLE: dict[str, list[Call]] = {
         ),
         Call("delete", by_role(401, 204, 204, 403, 404, 204), kwargs=file_kw),
     ],
-    "file-download": [Call("get", by_role(401, 200, 200, 200, 404, 200), kwargs=file_kw)],
+    "file-download": [
+        Call("get", by_role(401, 200, 200, 200, 404, 200), kwargs=file_kw),
+        # Local files are streamed even when a signed-URL redirect is asked for.
+        Call(
+            "get",
+            by_role(401, 200, 200, 200, 404, 200),
+            kwargs=file_kw,
+            query=lambda w: "?redirect=1",
+        ),
+    ],
+    # The test workspace stores files locally, which has no signed URLs: 409 past permissions.
+    "file-direct-upload-list": [
+        Call(
+            "post",
+            by_role(401, 409, 409, 403, 400, 409),
+            body=lambda w: {"workspace": str(w.workspace.pk), "name": "a.txt", "size": 3},
+        ),
+    ],
+    # The pending upload points into a bucket no location covers: 400 past permissions.
+    "file-direct-upload-complete": [
+        Call(
+            "post",
+            by_role(401, 400, 400, 403, 404, 400),
+            kwargs=lambda w: {"pk": w.extras["pending"].pk},
+            body=lambda w: {},
+        ),
+    ],
+    "file-import-object": [
+        Call(
+            "post",
+            by_role(401, 400, 400, 403, 400, 400),
+            body=lambda w: {"workspace": str(w.workspace.pk), "uri": "s3://unregistered/x.txt"},
+        ),
+    ],
     "api-token-list": [
         Call("get", signed_in(200)),
         Call("post", signed_in(201), body=lambda w: {"name": "ci"}),
@@ -341,6 +374,15 @@ def test_route_permission(
         kind="cromwell",
         config={"url": "http://127.0.0.1:1"},
         secret={},
+    )
+    world.extras["pending"] = File.objects.create(
+        workspace=workspace,
+        owner=users["owner"],
+        name="p.txt",
+        size=3,
+        file_type="text",
+        storage_uri="s3://unregistered/p.txt",
+        pending_upload={},
     )
     world.extras["job"] = Job.objects.create(
         operation=world.extras["operation"],

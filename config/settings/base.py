@@ -124,6 +124,40 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# Where new files and job results go unless a workspace chooses otherwise: empty for the local
+# "files" storage above, or a bucket prefix such as s3://ferry-data/files or gs://ferry/files.
+FERRY_STORAGE_LOCATION = env.str("FERRY_STORAGE_LOCATION", default="")
+# How Ferry reaches buckets with the site's own (environment/instance) credentials, per scheme:
+# fields of api.buckets.BucketConfig. Locations with stored keys are registered as credentials.
+FERRY_BUCKETS: dict[str, dict[str, Any]] = {
+    "s3": {
+        k: v
+        for k, v in {
+            "endpoint_url": env.str("FERRY_S3_ENDPOINT_URL", default="") or None,
+            "region": env.str("FERRY_S3_REGION", default="") or None,
+            "access_key_id": env.str("FERRY_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_access_key": env.str("FERRY_S3_SECRET_ACCESS_KEY", default="") or None,
+        }.items()
+        if v is not None
+    },
+    "gs": {
+        k: v
+        for k, v in {
+            "project": env.str("FERRY_GCS_PROJECT", default="") or None,
+            "api_endpoint": env.str("FERRY_GCS_API_ENDPOINT", default="") or None,
+        }.items()
+        if v is not None
+    },
+}
+# Further bucket prefixes that the site's credentials may read (for POST /api/files/import/).
+FERRY_IMPORT_LOCATIONS = env.list("FERRY_IMPORT_LOCATIONS", default=[])
+# Direct browser uploads/downloads: signed URL lifetime, how long a pending upload may take, and
+# when an upload is split into presigned multipart parts.
+FERRY_SIGNED_URL_EXPIRES_S = env.int("FERRY_SIGNED_URL_EXPIRES_S", default=900)
+FERRY_PENDING_UPLOAD_EXPIRES_S = env.int("FERRY_PENDING_UPLOAD_EXPIRES_S", default=24 * 3600)
+FERRY_MULTIPART_UPLOAD_ABOVE = env.int("FERRY_MULTIPART_UPLOAD_ABOVE", default=256 * 1024**2)
+FERRY_MULTIPART_PART_SIZE = env.int("FERRY_MULTIPART_PART_SIZE", default=64 * 1024**2)
+
 # Every upload is spooled to disk and hashed as it arrives; nothing is held in memory.
 FILE_UPLOAD_HANDLERS = ["api.uploads.HashingUploadHandler"]
 # Readable by the unprivileged user that job containers run as (input files are bind-mounted);

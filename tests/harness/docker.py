@@ -2,6 +2,7 @@
 
     ensure_docker()            # the engine answers, or is installed (docker.io) and started
     ensure_busybox_image()     # "ferry/busybox:latest": FROM scratch + a static /bin/busybox
+    ensure_swarm()             # a one-node swarm on loopback (miniwdl runs its tasks as services)
 
 Both raise DockerHarnessError with what to do when they can't; ``python -m tests.harness.docker``
 does both from a shell.
@@ -160,9 +161,26 @@ def ensure_busybox_image(tag: str = "ferry/busybox:latest") -> str:
         client.close()
 
 
+def ensure_swarm() -> None:
+    """miniwdl runs WDL tasks as Docker swarm services: join a one-node swarm on loopback."""
+    client: Any = docker.from_env()
+    try:
+        state = client.info().get("Swarm", {}).get("LocalNodeState")
+        if state == "active":
+            return
+        try:
+            client.swarm.init(listen_addr="127.0.0.1", advertise_addr="127.0.0.1")
+        except docker.errors.APIError as exc:
+            if "already part of a swarm" not in str(exc):
+                raise DockerHarnessError(f"could not start a one-node Docker swarm: {exc}") from exc
+    finally:
+        client.close()
+
+
 if __name__ == "__main__":
     try:
         ensure_docker()
         print(ensure_busybox_image(*sys.argv[1:2]))
+        ensure_swarm()
     except DockerHarnessError as exc:
         raise SystemExit(str(exc)) from exc

@@ -1,0 +1,217 @@
+"""Storage locations: where files may live and with which connection settings.
+
+A location is a URI prefix: the site's default (``settings.FERRY_STORAGE_LOCATION``, or the local
+"files" storage when that is empty), each bucket credential an admin registered (its
+``config.location``, reached with its own keys), and ``settings.FERRY_IMPORT_LOCATIONS`` (read with
+the site's credentials). A URI belongs to the registered location with the longest matching
+prefix; a URI outside every location is refused.
+
+Who may use a location: the site default and a workspace's own location are usable by whoever
+may write to that workspace; a credential's location by staff, or by everyone when its config
+says ``"shared": true``; the extra import locations by everyone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, storages
+
+from . import buckets
+from .errors import ApplicationError, field_error
+from .models import Credential, CredentialKind, User, Workspace
+
+FILES_STORAGE_ALIAS = "files"
+_BUCKET_KINDS = {CredentialKind.S3: "s3", CredentialKind.GCS: "gs"}
+
+
+class LocationRefused(ApplicationError):
+    status_code: int = 400
+    code = "location_refused"
+
+
+@dataclass(frozen=True)
+class Location:
+    """A URI prefix Ferry may store to or read from, with how to reach it."""
+
+    uri: str  # "file:///abs/dir/", "s3://bucket/prefix/" (always ends with "/")
+    config: buckets.BucketConfig | None = None  # None for local storage
+    source: str = "site"  # "site", "credential:<name>", "import"
+    shared: bool = True  # usable by non-staff users
+
+    @property
+    def scheme(self) -> str:
+        return self.uri.split("://", 1)[0]
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme == "file"
+
+    def contains(self, uri: str) -> bool:
+        return uri.startswith(self.uri) or uri.rstrip("/") + "/" == self.uri
+
+    def ref(self) -> buckets.ObjectRef:
+        return buckets.parse_uri(self.uri)
+
+    def client(self) -> buckets.BucketClient:
+        return buckets.client_for(self.scheme, self.config)
+
+    def object_uri(self, key: str) -> str:
+        if self.is_local:
+            return self.uri + quote(key)
+        return self.uri + key
+
+
+def _prefix(uri: str) -> str:
+    return uri if uri.endswith("/") else uri + "/"
+
+
+def local_root() -> Path:
+    storage = storages[FILES_STORAGE_ALIAS]
+    if not isinstance(storage, FileSystemStorage):
+        raise ApplicationError(
+            "The 'files' storage must be a FileSystemStorage; set FERRY_STORAGE_LOCATION for "
+            "buckets instead.",
+            status_code=503,
+            code="storage_unavailable",
+        )
+    return Path(storage.location).resolve()
+
+
+def local_location() -> Location:
+    return Location(uri="file://" + quote(str(local_root())) + "/", source="site")
+
+
+def site_location() -> Location:
+    configured = (settings.FERRY_STORAGE_LOCATION or "").strip()
+    if not configured:
+        return local_location()
+    ref = buckets.parse_uri(configured)
+    return Location(uri=_prefix(ref.uri), config=buckets.default_config(ref.scheme), source="site")
+
+
+def _credential_location(credential: Credential) -> Location | None:
+    from .credentials import bucket_config
+    from .crypto import decrypt_secret
+
+    try:
+        secret = decrypt_secret(credential.secret_ciphertext)
+        ref, config = bucket_config(credential.kind, dict(credential.config), secret)
+    except (ApplicationError, ValueError):
+        return None  # a broken credential is shown by its check, not used
+    return Location(
+        uri=_prefix(ref.uri),
+        config=config,
+        source=f"credential:{credential.name}",
+        shared=bool(credential.config.get("shared")),
+    )
+
+
+def registered_locations() -> list[Location]:
+    """Every location, most specific prefix first."""
+    found = [site_location(), local_location()]
+    for credential in Credential.objects.filter(kind__in=list(_BUCKET_KINDS)):
+        location = _credential_location(credential)
+        if location is not None:
+            found.append(location)
+    for raw in settings.FERRY_IMPORT_LOCATIONS:
+        ref = buckets.parse_uri(raw)
+        found.append(
+            Location(
+                uri=_prefix(ref.uri), config=buckets.default_config(ref.scheme), source="import"
+            )
+        )
+    return sorted(found, key=lambda loc: len(loc.uri), reverse=True)
+
+
+def location_of(uri: str) -> Location | None:
+    """The registered location a URI belongs to (longest prefix), or None."""
+    for location in registered_locations():
+        if location.contains(uri):
+            return location
+    return None
+
+
+def workspace_location(workspace: Workspace) -> Location:
+    """Where the workspace's new files go."""
+    if workspace.storage_location:
+        location = location_of(_prefix(workspace.storage_location))
+        if location is not None:
+            if location.uri == _prefix(workspace.storage_location):
+                return location
+            return Location(
+                uri=_prefix(workspace.storage_location),
+                config=location.config,
+                source=location.source,
+                shared=location.shared,
+            )
+        raise ApplicationError(
+            f"The workspace's storage location {workspace.storage_location} is not registered "
+            "any more; an admin must register it again, or an owner must choose another.",
+            status_code=503,
+            code="storage_unavailable",
+        )
+    return site_location()
+
+
+def may_use(user: User, location: Location, workspace: Workspace | None = None) -> bool:
+    if user.is_staff or location.shared:
+        return True
+    return workspace is not None and workspace_location(workspace).uri == location.uri
+
+
+def check_storage_location(user: User, raw: str, *, field: str = "storage_location") -> str:
+    """Validate a workspace's storage location: a bucket prefix inside a registered location
+    that ``user`` may use. Returns it normalized (ending with ``/``); empty stays empty."""
+    raw = (raw or "").strip()
+    if not raw:
+        return ""
+    try:
+        ref = buckets.parse_uri(raw)
+    except buckets.InvalidObjectURI as exc:
+        raise field_error(field, exc.message) from None
+    normalized = _prefix(ref.uri)
+    location = location_of(normalized)
+    if location is None or location.is_local:
+        raise field_error(
+            field,
+            f"{normalized} is not inside a registered storage location; an admin registers "
+            "bucket locations as credentials.",
+            code="location_refused",
+        )
+    if not (user.is_staff or location.shared):
+        raise field_error(
+            field, f"You may not use {location.uri} (ask an admin to share it).", code="forbidden"
+        )
+    return normalized
+
+
+def resolve(uri: str) -> tuple[Location, buckets.ObjectRef]:
+    """The location and bucket reference of a stored object's URI (bucket URIs only)."""
+    location = location_of(uri)
+    if location is None:
+        raise LocationRefused(f"{uri} is not inside any registered storage location.")
+    return location, buckets.parse_uri(uri)
+
+
+def local_path_of(uri: str) -> Path:
+    """The path of a ``file://`` URI, which must lie inside the local storage root."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise LocationRefused(f"{uri} is not a local file URI")
+    path = Path(unquote(parsed.path)).resolve()
+    root = local_root()
+    if root not in path.parents:
+        raise LocationRefused("the file's location is outside Ferry's storage root")
+    return path
+
+
+def object_key(workspace_id: Any, file_id: uuid.UUID, name: str) -> str:
+    """Where a new file's object goes under its location: grouped by workspace, named for
+    people browsing the bucket, unique by the file's id."""
+    return f"workspaces/{workspace_id}/files/{file_id}/{name}"
