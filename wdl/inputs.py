@@ -1,0 +1,57 @@
+"""The inputs JSON a WDL engine takes (``{"wf.name": value}``) from a job's validated inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from wdl.loading import LoadedWorkflow
+from wdl.signature import derive_signature
+
+
+def _engine_value(spec: Mapping[str, Any], value: Any, file_location: Callable[[str], str]) -> Any:
+    kind = spec.get("type")
+    if kind == "file":
+        if isinstance(value, list):
+            return [file_location(item) for item in value]
+        return file_location(value)
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind == "list" and isinstance(value, list):
+        items = spec.get("items") or {}
+        return [_engine_value(items, item, file_location) for item in value]
+    return value
+
+
+def build_inputs(
+    workflow_name: str,
+    signature_or_loaded: Mapping[str, Any] | LoadedWorkflow,
+    values: Mapping[str, Any],
+    file_location: Callable[[str], str],
+) -> dict[str, Any]:
+    """``{"<workflow>.<input>": value}`` for every input given a value.
+
+    ``values`` are a job's validated inputs; file inputs hold Ferry file references, replaced by
+    what ``file_location(reference)`` returns (a local path for miniwdl, a bucket URI for
+    Cromwell). Inputs without a value (or ``None``) are left out, so the workflow's own default
+    applies. Integers given to ``Float`` inputs become floats. Raise :class:`ValueError` for an
+    unknown input or a missing required one.
+    """
+    signature = (
+        derive_signature(signature_or_loaded)
+        if isinstance(signature_or_loaded, LoadedWorkflow)
+        else signature_or_loaded
+    )
+    specs: Mapping[str, Any] = signature["inputs"]
+    unknown = sorted(set(values) - set(specs))
+    if unknown:
+        raise ValueError(f"unknown inputs for workflow {workflow_name}: {', '.join(unknown)}")
+    engine_inputs: dict[str, Any] = {}
+    for name, spec in specs.items():
+        value = values.get(name)
+        if value is None:
+            if spec.get("required"):
+                raise ValueError(f"input {name} of workflow {workflow_name} is required")
+            continue
+        engine_inputs[f"{workflow_name}.{name}"] = _engine_value(spec, value, file_location)
+    return engine_inputs

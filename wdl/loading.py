@@ -1,0 +1,168 @@
+"""Load and validate a bundle's workflow with miniwdl, reading imports from the bundle only.
+
+Imports are resolved relative to the importing file, as miniwdl and Cromwell do, and must stay
+inside the bundle: absolute paths, ``file://`` and ``http(s)://`` URIs, and relative paths that
+climb above the root are refused. Every problem miniwdl reports comes back in one
+:class:`~wdl.errors.WorkflowInvalid`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import re
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import WDL
+
+from wdl.bundle import Bundle
+from wdl.errors import (
+    ImportRefused,
+    WdlError,
+    WorkflowInvalid,
+    bundle_error,
+    errors_from_exception,
+    positioned_error,
+)
+
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+IMPORT_MAX_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class LoadedWorkflow:
+    """A bundle whose workflow passed miniwdl's checks."""
+
+    bundle: Bundle
+    document: WDL.Tree.Document
+    workflow: WDL.Tree.Workflow
+    imported_files: tuple[str, ...]  # bundle paths of every imported document, sorted
+
+    @property
+    def workflow_name(self) -> str:
+        return self.workflow.name
+
+    @property
+    def wdl_version(self) -> str:
+        return self.document.wdl_version or "draft-2"
+
+    def relative(self, absolute: str) -> str:
+        return self.bundle.relative(absolute)
+
+    def error_at(self, pos: WDL.Error.SourcePosition, message: str) -> WdlError:
+        return positioned_error(pos, message, self.bundle.relative)
+
+
+def resolve_import(bundle: Bundle, uri: str, importer: str | None) -> str:
+    """The bundle path an import names, relative to the importing file's folder."""
+    if _SCHEME_RE.match(uri):
+        raise ImportRefused(
+            "imports must be files of the bundle, not URLs: put the file in the bundle "
+            "and import it by its relative path"
+        )
+    if uri.startswith("/") or uri.startswith("\\"):
+        raise ImportRefused("imports must use a path relative to the importing file, not /...")
+    base = posixpath.dirname(importer) if importer else ""
+    resolved = posixpath.normpath(posixpath.join(base, uri))
+    if resolved == ".." or resolved.startswith("../"):
+        raise ImportRefused("the path leads outside the bundle")
+    if resolved not in bundle.files:
+        raise ImportRefused(f"{resolved} is not in the bundle")
+    return resolved
+
+
+SourceReader = Callable[[str, list[str], WDL.Tree.Document | None], Awaitable[WDL.ReadSourceResult]]
+
+
+def _reader(bundle: Bundle) -> SourceReader:
+    """miniwdl's ``read_source`` limited to the bundle's files."""
+
+    async def read_source(
+        uri: str, path: list[str], importer: WDL.Tree.Document | None
+    ) -> WDL.ReadSourceResult:
+        importer_path = bundle.relative(importer.pos.abspath) if importer else None
+        resolved = resolve_import(bundle, uri, importer_path)
+        try:
+            text = bundle.files[resolved].decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ImportRefused(f"{resolved} is not UTF-8 text ({exc.reason})") from None
+        return WDL.ReadSourceResult(source_text=text, abspath=bundle.absolute(resolved))
+
+    return read_source
+
+
+def _imported_files(document: WDL.Tree.Document, bundle: Bundle) -> tuple[str, ...]:
+    seen: set[str] = set()
+    pending = [imp.doc for imp in document.imports if imp.doc is not None]
+    while pending:
+        doc = pending.pop()
+        relative = bundle.relative(doc.pos.abspath)
+        if relative in seen:
+            continue
+        seen.add(relative)
+        pending += [imp.doc for imp in doc.imports if imp.doc is not None]
+    return tuple(sorted(seen))
+
+
+def parse_bundle(bundle: Bundle) -> WDL.Tree.Document:
+    """miniwdl's document for the bundle's main file; raise :class:`WorkflowInvalid`."""
+    main = bundle.main
+    try:
+        resolve_import(bundle, main, None)
+    except ImportRefused as exc:
+        raise WorkflowInvalid([bundle_error(str(exc), file=main)]) from None
+    try:
+        return _run(bundle)
+    except ImportRefused as exc:  # the main file itself could not be read
+        raise WorkflowInvalid([bundle_error(str(exc), file=main)]) from None
+    except (
+        WDL.Error.SyntaxError,
+        WDL.Error.ValidationError,
+        WDL.Error.MultipleValidationErrors,
+        WDL.Error.ImportError,
+    ) as exc:
+        raise WorkflowInvalid(errors_from_exception(exc, bundle.relative)) from None
+
+
+def _run(bundle: Bundle) -> WDL.Tree.Document:
+    """Run the loader in this thread, or in a helper thread when an event loop is running here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_load(bundle))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _load(bundle)).result()
+
+
+async def _load(bundle: Bundle) -> WDL.Tree.Document:
+    return await WDL.load_async(
+        bundle.main,
+        path=[],
+        read_source=_reader(bundle),
+        import_max_depth=IMPORT_MAX_DEPTH,
+    )
+
+
+def load_workflow(bundle: Bundle) -> LoadedWorkflow:
+    """Parse and typecheck the bundle (imports included); its main file must hold a workflow."""
+    document = parse_bundle(bundle)
+    if document.workflow is None:
+        raise WorkflowInvalid(
+            [
+                {
+                    "file": bundle.main,
+                    "line": 1,
+                    "column": 1,
+                    "message": f"no workflow in {bundle.main} (a WDL operation needs a "
+                    "workflow block that calls its tasks)",
+                }
+            ]
+        )
+    return LoadedWorkflow(
+        bundle=bundle,
+        document=document,
+        workflow=document.workflow,
+        imported_files=_imported_files(document, bundle),
+    )
