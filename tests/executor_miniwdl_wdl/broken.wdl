@@ -1,0 +1,7 @@
+version 1.0
+
+workflow wf {
+  output {
+    Int x = 
+  }
+}
