@@ -94,6 +94,12 @@ class JobCreateSerializer(serializers.Serializer[Any]):
     operation = serializers.UUIDField()
     workspace = serializers.UUIDField()
     inputs = serializers.JSONField(default=dict, help_text="Input name -> value; files by id.")
+    executor = serializers.CharField(
+        required=False,
+        max_length=50,
+        help_text="Where to run it, e.g. local-miniwdl or cromwell:<server name>; default: the "
+        "server's routing for the operation's mode.",
+    )
 
 
 class JobLogsSerializer(serializers.Serializer[Any]):

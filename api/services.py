@@ -291,6 +291,7 @@ def _store_spooled(
     file_type: str | None,
     file_id: uuid.UUID | None = None,
     produced_by: Any = None,
+    key: str | None = None,
 ) -> File:
     """Type-check a spooled file, move it into storage and record it (closing the spool)."""
     md5 = ""
@@ -308,7 +309,7 @@ def _store_spooled(
             spool.seek(0)
             uri, info = storage.put_object(
                 location,
-                locations.object_key(workspace.pk, file_id, name),
+                key or locations.object_key(workspace.pk, file_id, name),
                 spool,
                 upload.received,
                 content_type,
@@ -347,6 +348,7 @@ def file_register_result(
     file_type: str | None,
     file_id: uuid.UUID,
     produced_by: Any,
+    key: str | None = None,
 ) -> File:
     """Copy a job's result file into storage as a File with provenance. Idempotent per
     ``file_id`` (a finalize step that is repeated after a crash finds the first copy)."""
@@ -371,7 +373,89 @@ def file_register_result(
         file_type=file_type,
         file_id=file_id,
         produced_by=produced_by,
+        key=key,
     )
+
+
+def file_register_object(
+    *,
+    uri: str,
+    workspace: Workspace,
+    owner: User,
+    name: str,
+    file_type: str | None,
+    file_id: uuid.UUID,
+    produced_by: Any,
+    key: str,
+) -> File:
+    """Relocate an object a remote engine left in a bucket into the workspace's location and
+    record it as a File with provenance.
+
+    Within one provider reachable with the same settings, a server-side copy (the bytes never
+    pass through Ferry); otherwise a streamed copy in bounded memory. Either way the copy is
+    verified by checksum. Idempotent per ``file_id``: a repeated call after a crash finds the
+    File, or finds the copied object and only records it.
+    """
+    existing = File.objects.filter(pk=file_id).first()
+    if existing is not None:
+        return existing
+    safe_name = clean_file_name(name)
+    source_location, source_ref = locations.resolve(uri)
+    target = locations.workspace_location(workspace)
+    kind = FileType(file_type) if file_type else guess_file_type(safe_name)
+    content_type = content_type_for(safe_name, kind)
+    if target.is_local:
+        upload = SpooledUpload(safe_name, None)
+        try:
+            for chunk in source_location.client().open_read(source_ref):
+                upload.append(chunk)
+            upload.finish()
+        except BaseException:
+            upload.close()
+            raise
+        return _store_spooled(
+            upload=upload,
+            workspace=workspace,
+            owner=owner,
+            name=safe_name,
+            file_type=file_type,
+            file_id=file_id,
+            produced_by=produced_by,
+        )
+    destination = target.ref().child(key)
+    if source_location.scheme == target.scheme and source_location.config == target.config:
+        info = target.client().copy(source_ref, destination)
+    else:
+        from .buckets import streamed_copy
+
+        info = streamed_copy(
+            source_location.client(),
+            source_ref,
+            target.client(),
+            destination,
+            content_type=content_type,
+        )
+    try:
+        return File.objects.create(
+            id=file_id,
+            workspace=workspace,
+            owner=owner,
+            name=safe_name,
+            size=info.size,
+            sha256=info.sha256 or info.server_sha256 or "",
+            md5=info.md5 or "",
+            crc32c=info.crc32c or "",
+            content_type=content_type,
+            file_type=kind,
+            status=FileStatus.READY,
+            storage_uri=destination.uri,
+            produced_by=produced_by,
+        )
+    except IntegrityError:  # a concurrent finalize recorded it first
+        found = File.objects.filter(pk=file_id).first()
+        if found is None:
+            raise
+        return found
 
 
 def file_update(

@@ -2,7 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from . import views, views_credentials, views_jobs
+from . import views, views_credentials, views_cromwell, views_jobs
 
 router = DefaultRouter()
 router.include_format_suffixes = False
@@ -18,6 +18,9 @@ router.register("auth/api-tokens", views.ApiTokenViewSet, basename="api-token")
 router.register("operations", views_jobs.OperationViewSet, basename="operation")
 router.register("jobs", views_jobs.JobViewSet, basename="job")
 router.register("credentials", views_credentials.CredentialViewSet, basename="credential")
+router.register(
+    "cromwell-servers", views_cromwell.CromwellServerViewSet, basename="cromwell-server"
+)
 
 urlpatterns = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),

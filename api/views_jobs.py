@@ -162,6 +162,7 @@ class JobViewSet(
             operation=operation,
             workspace_id=data.validated_data["workspace"],
             inputs=data.validated_data["inputs"],
+            executor=data.validated_data.get("executor") or None,
         )
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
 

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 
@@ -70,6 +70,11 @@ class ExecutorUnavailable(ExecutorError):
 
 
 class Executor(ABC):
+    # The operation modes it runs ("docker", "wdl"); empty: any.
+    modes: ClassVar[tuple[str, ...]] = ()
+    # True when its engine reads input files from buckets (URIs) rather than local paths.
+    reads_buckets: ClassVar[bool] = False
+
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         self.alias = alias
         self.options = options

@@ -56,6 +56,8 @@ def check_executors(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         )
         return errors
     for mode, alias in routing.items():
+        if isinstance(alias, str) and alias.startswith("cromwell:"):
+            continue  # a registered Cromwell server: checked when jobs are routed to it
         if alias not in executors:
             errors.append(
                 checks.Error(

@@ -245,6 +245,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 class DockerExecutor(Executor):
+    modes = ("docker",)
+
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         super().__init__(alias, options)
         problems = self.check_options(options)

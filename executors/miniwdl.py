@@ -395,6 +395,8 @@ def _last_task_stderr(run_root: Path) -> Path | None:
 
 
 class MiniwdlExecutor(Executor):
+    modes = ("wdl",)
+
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         super().__init__(alias, options)
         problems = self.check_options(options)

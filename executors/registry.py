@@ -10,6 +10,7 @@ pytest ``settings`` fixture) drops the instances.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,13 @@ from .base import Executor, ExecutorError
 
 _instances: dict[str, Executor] = {}
 _lock = threading.Lock()
+# alias prefix -> function(alias) -> Executor, for executors registered at run time (e.g.
+# Cromwell servers an admin adds: "cromwell:<name>"); the resolver does its own caching.
+_resolvers: dict[str, Callable[[str], Executor]] = {}
+
+
+def register_resolver(prefix: str, resolver: Callable[[str], Executor]) -> None:
+    _resolvers[prefix] = resolver
 
 
 class ExecutorNotConfigured(ExecutorError):
@@ -44,6 +52,9 @@ def executor_class(path: Any) -> type[Executor]:
 
 
 def get_executor(alias: str) -> Executor:
+    for prefix, resolver in _resolvers.items():
+        if alias.startswith(prefix) and alias not in settings.EXECUTORS:
+            return resolver(alias)
     with _lock:
         executor = _instances.get(alias)
         if executor is not None:

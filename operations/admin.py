@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Event, Job, Lease, Operation
+from .models import CromwellServer, Event, Job, Lease, Operation
 
 
 @admin.register(Operation)
@@ -49,3 +49,11 @@ class EventAdmin(admin.ModelAdmin):
 @admin.register(Lease)
 class LeaseAdmin(admin.ModelAdmin):
     list_display = ("name", "holder", "expires_at")
+
+
+@admin.register(CromwellServer)
+class CromwellServerAdmin(admin.ModelAdmin):
+    list_display = ("name", "url", "state", "healthy", "version", "checked_at")
+    list_filter = ("state", "healthy")
+    search_fields = ("name", "url")
+    readonly_fields = ("checked_at", "healthy", "version", "health_message")

@@ -29,6 +29,11 @@ class OperationsConfig(AppConfig):
         from django_q.signals import post_spawn
 
         from executors.checks import check_executors
+        from executors.registry import register_resolver
+
+        from .cromwell_servers import resolve_executor
+        from .models import CROMWELL_ALIAS_PREFIX
 
         checks.register(check_executors)
+        register_resolver(CROMWELL_ALIAS_PREFIX, resolve_executor)
         post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="ferry-reconcile-on-start")

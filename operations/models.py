@@ -132,3 +132,51 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at}"
+
+
+class ServerState(models.TextChoices):
+    ACTIVE = "active", "Active: takes new jobs"
+    DRAINING = "draining", "Draining: finishes its jobs, takes no new ones"
+
+
+class CromwellServer(models.Model):
+    """A Cromwell server an admin registered; jobs routed to it run as executor
+    ``cromwell:<name>``. Its login (if any) lives encrypted in a ``cromwell`` Credential."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.SlugField(max_length=40, unique=True)
+    url = models.URLField(max_length=500, help_text="Base URL, e.g. https://cromwell.example.org")
+    credential = models.ForeignKey(
+        "api.Credential",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="A cromwell credential holding username/password or a token.",
+    )
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Executor options: inputs_location (bucket prefix its backend reads), "
+        "workflow_options, query_page_size, timeouts.",
+    )
+    state = models.CharField(max_length=10, choices=ServerState.choices, default="active")
+    checked_at = models.DateTimeField(null=True, blank=True)
+    healthy = models.BooleanField(null=True)
+    version = models.CharField(max_length=100, blank=True)
+    health_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"Cromwell {self.name} ({self.url})"
+
+    @property
+    def executor_alias(self) -> str:
+        return f"{CROMWELL_ALIAS_PREFIX}{self.name}"
+
+
+CROMWELL_ALIAS_PREFIX = "cromwell:"

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from api import storage
 from api.errors import ApplicationError
-from api.services import file_register_result
+from api.services import file_register_object, file_register_result
 from executors.base import (
     Collected,
     Executor,
@@ -38,6 +38,7 @@ from . import queue
 from .models import Job, Lease
 from .states import JobStatus
 from .transitions import transition
+from .wdl_runs import prepare_wdl_run
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def submit_job(job_id: str) -> None:
     executor = get_executor(job.executor)
     try:
         fetch_inputs(job)
+        prepare_wdl_run(job, executor)
         external_id = executor.submit(job)
     except ApplicationError as exc:  # an input object could not be fetched from its bucket
         transition(
@@ -232,6 +234,13 @@ def _result_file_id(job: Job, name: str, index: int) -> uuid.UUID:
     return uuid.uuid5(job.pk, f"output/{name}/{index}")
 
 
+def _result_key(job: Job, output: str, index: int | None, name_or_uri: str) -> str:
+    """Where a result goes in a bucket location: under the job's folder."""
+    name = name_or_uri.rstrip("/").rsplit("/", 1)[-1]
+    folder = f"workspaces/{job.workspace_id}/jobs/{job.pk}/{output}"
+    return f"{folder}/{name}" if index is None else f"{folder}/{index}/{name}"
+
+
 def register_outputs(job: Job, collected: Collected) -> dict[str, Any]:
     """Check the outputs against the spec and store result files as Files (idempotently)."""
     assert job.operation is not None
@@ -240,7 +249,29 @@ def register_outputs(job: Job, collected: Collected) -> dict[str, Any]:
     for name, spec in declared.items():
         is_list = spec.get("type") == "list"
         item = spec.get("items", {}) if is_list else spec
-        if item.get("type") == "file":
+        if item.get("type") == "file" and name in collected.remote_files:
+            uris = collected.remote_files[name]
+            if not is_list and len(uris) != 1:
+                raise OutputError(
+                    f"The operation's output '{name}' must be one file, not {len(uris)}."
+                )
+            relocated = [
+                str(
+                    file_register_object(
+                        uri=uri,
+                        workspace=job.workspace,
+                        owner=job.owner,
+                        name=uri.rstrip("/").rsplit("/", 1)[-1],
+                        file_type=item.get("file_type"),
+                        file_id=_result_file_id(job, name, i),
+                        produced_by=job,
+                        key=_result_key(job, name, i if is_list else None, uri),
+                    ).pk
+                )
+                for i, uri in enumerate(uris)
+            ]
+            outputs[name] = relocated if is_list else relocated[0]
+        elif item.get("type") == "file":
             paths = collected.files.get(name)
             raw = collected.values.get(name)
             if not paths:
@@ -266,6 +297,7 @@ def register_outputs(job: Job, collected: Collected) -> dict[str, Any]:
                         file_type=item.get("file_type"),
                         file_id=_result_file_id(job, name, i),
                         produced_by=job,
+                        key=_result_key(job, name, i if is_list else None, path.name),
                     ).pk
                 )
                 for i, path in enumerate(paths)

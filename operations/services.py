@@ -13,19 +13,45 @@ from api.selectors import role_in, workspaces_visible_to
 
 from . import queue
 from .inputs import container_values, validate_inputs
-from .models import Event, Job, Operation, OperationMode
+from .models import CROMWELL_ALIAS_PREFIX, Event, Job, Operation, OperationMode
 from .states import TERMINAL, JobStatus
 from .transitions import transition
 
 
-def executor_alias_for(operation: Operation) -> str:
-    alias = settings.EXECUTOR_ROUTING.get(operation.mode)
-    if not alias or alias not in settings.EXECUTORS:
+def executor_alias_for(operation: Operation, requested: str | None = None) -> str:
+    """The executor a new job of ``operation`` runs on: the one asked for (it must run the
+    operation's mode) or the server's routing for that mode."""
+    from executors.registry import executor_class
+
+    alias = requested or settings.EXECUTOR_ROUTING.get(operation.mode)
+    where = "executor" if requested else "operation"
+    if not alias:
         raise ApplicationError(
             f"No executor is configured for {operation.mode} operations on this server.",
             code="no_executor",
             status_code=503,
         )
+    if alias.startswith(CROMWELL_ALIAS_PREFIX) and alias not in settings.EXECUTORS:
+        if operation.mode != OperationMode.WDL:
+            raise field_error("executor", f"{alias} runs only WDL operations.")
+        from .cromwell_servers import require_accepting
+
+        require_accepting(alias)
+        return str(alias)
+    config = settings.EXECUTORS.get(alias)
+    if config is None:
+        if requested:
+            raise field_error(
+                "executor", f"No executor named {alias!r} on this server.", code="does_not_exist"
+            )
+        raise ApplicationError(
+            f"No executor is configured for {operation.mode} operations on this server.",
+            code="no_executor",
+            status_code=503,
+        )
+    modes = getattr(executor_class(config.get("BACKEND")), "modes", ())
+    if modes and operation.mode not in modes:
+        raise field_error(where, f"The executor {alias} does not run {operation.mode} operations.")
     return str(alias)
 
 
@@ -33,9 +59,13 @@ def build_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str, An
     from .spec import render_command
 
     spec = operation.spec
+    if operation.mode == OperationMode.WDL:
+        from .wdl_runs import build_wdl_run_spec
+
+        return build_wdl_run_spec(operation, values)
     if operation.mode != OperationMode.DOCKER:
         raise ApplicationError(
-            f"{operation.mode} operations can't run on this server yet.", code="mode_unsupported"
+            f"{operation.mode} operations can't run on this server.", code="mode_unsupported"
         )
     rendered, mounts = container_values(spec, values)
     try:
@@ -60,7 +90,14 @@ def build_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str, An
     }
 
 
-def job_create(*, user: User, operation: Operation, workspace_id: Any, inputs: Any) -> Job:
+def job_create(
+    *,
+    user: User,
+    operation: Operation,
+    workspace_id: Any,
+    inputs: Any,
+    executor: str | None = None,
+) -> Job:
     workspace = workspaces_visible_to(user).filter(pk=workspace_id).first()
     if workspace is None:
         raise field_error(
@@ -76,7 +113,7 @@ def job_create(*, user: User, operation: Operation, workspace_id: Any, inputs: A
             "operation", f"The operation {operation.name} {operation.version} is retired."
         )
     values = validate_inputs(operation.spec, inputs, user=user)
-    alias = executor_alias_for(operation)
+    alias = executor_alias_for(operation, executor)
     with transaction.atomic():
         job = Job.objects.create(
             operation=operation,

@@ -17,7 +17,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from api import services
 from api.credentials import credential_create
 from api.models import File, User, Workspace
-from operations.models import Job
+from operations.models import CromwellServer, Job
 from tests.conftest import PASSWORD, ROLES, multipart_file
 from tests.operations_fixtures import make_echo_operation
 
@@ -310,6 +310,40 @@ TABLE: dict[str, list[Call]] = {
             kwargs=lambda w: {"pk": w.extras["credential"].pk},
         ),
     ],
+    "cromwell-server-list": [
+        Call("get", by_role(401, 403, 403, 403, 403, 200)),
+        # Nothing listens on port 1: created all the same, recorded as unhealthy.
+        Call(
+            "post",
+            by_role(401, 403, 403, 403, 403, 201),
+            body=lambda w: {"name": "c2", "url": "http://127.0.0.1:1"},
+        ),
+    ],
+    "cromwell-server-detail": [
+        Call(
+            "get",
+            by_role(401, 403, 403, 403, 403, 200),
+            kwargs=lambda w: {"pk": w.extras["cromwell"].pk},
+        ),
+        Call(
+            "patch",
+            by_role(401, 403, 403, 403, 403, 200),
+            kwargs=lambda w: {"pk": w.extras["cromwell"].pk},
+            body=lambda w: {"state": "draining"},
+        ),
+        Call(
+            "delete",
+            by_role(401, 403, 403, 403, 403, 204),
+            kwargs=lambda w: {"pk": w.extras["cromwell"].pk},
+        ),
+    ],
+    "cromwell-server-check": [
+        Call(
+            "post",
+            by_role(401, 403, 403, 403, 403, 200),
+            kwargs=lambda w: {"pk": w.extras["cromwell"].pk},
+        ),
+    ],
     "api-root": [Call("get", signed_in(200))],
     "schema": [Call("get", same(200))],
     "swagger-ui": [Call("get", same(200))],
@@ -375,6 +409,7 @@ def test_route_permission(
         config={"url": "http://127.0.0.1:1"},
         secret={},
     )
+    world.extras["cromwell"] = CromwellServer.objects.create(name="c1", url="http://127.0.0.1:1")
     world.extras["pending"] = File.objects.create(
         workspace=workspace,
         owner=users["owner"],

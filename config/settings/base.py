@@ -249,9 +249,21 @@ EXECUTORS: dict[str, dict[str, Any]] = {
             "ceilings": {"memory_mb": 16384, "cpus": 4.0, "pids": 4096, "timeout_s": 7 * 86400},
         },
     },
+    # WDL workflows on the local Docker engine (a one-node swarm), one run folder per job.
+    "local-miniwdl": {
+        "BACKEND": "executors.miniwdl.MiniwdlExecutor",
+        "OPTIONS": {
+            "work_root": str(FERRY_WORK_ROOT / "miniwdl"),
+            "defaults": {"timeout_s": 24 * 3600},
+            "ceilings": {"timeout_s": 7 * 86400},
+        },
+    },
 }
-# Which executor runs each operation mode.
-EXECUTOR_ROUTING = {"docker": "local-docker"}
+# Which executor runs each operation mode; "cromwell:<name>" names a registered Cromwell server.
+EXECUTOR_ROUTING = {
+    "docker": "local-docker",
+    "wdl": env.str("FERRY_WDL_EXECUTOR", default="local-miniwdl"),
+}
 # The poll loop: one worker at a time cycles over every active job.
 FERRY_POLL_INTERVAL_S = env.float("FERRY_POLL_INTERVAL_S", default=0.5)
 FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=25.0)

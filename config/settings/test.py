@@ -14,6 +14,7 @@ _tmp = Path(
     env.str("FERRY_TEST_STORAGE_ROOT", default="") or tempfile.mkdtemp(prefix="ferry-test-")
 )
 FERRY_STORAGE_ROOT = _tmp
+FERRY_WORK_ROOT = _tmp / "work"
 FILE_UPLOAD_TEMP_DIR = str(_tmp / ".incoming")
 STORAGES = {
     **STORAGES,
@@ -44,5 +45,12 @@ EXECUTORS = {
             **EXECUTORS["local-docker"]["OPTIONS"],  # noqa: F405
             "work_root": str(_tmp / "work" / "docker"),
         },
-    }
+    },
+    "local-miniwdl": {
+        **EXECUTORS["local-miniwdl"],  # noqa: F405
+        "OPTIONS": {
+            **EXECUTORS["local-miniwdl"]["OPTIONS"],  # noqa: F405
+            "work_root": str(_tmp / "work" / "miniwdl"),
+        },
+    },
 }

@@ -1,0 +1,903 @@
+"""Run WDL workflows on a Cromwell server through its REST API (always ``/api/workflows/v1``).
+
+Configured in ``settings.EXECUTORS``::
+
+    "cromwell": {
+        "BACKEND": "executors.cromwell.CromwellExecutor",
+        "OPTIONS": {
+            "url": "http://cromwell.example.org:8000",
+            # optional:
+            "auth": {"type": "basic", "username": "ferry", "password": "…"},  # or
+                    # {"type": "bearer", "token": "…"}; None: no auth
+            "timeouts": {"connect": 5, "read": 30},       # seconds, per HTTP request
+            "retries": 4, "backoff_s": 0.5,               # on connection errors and 500/502/503/504
+            "query_page_size": 1000,                      # workflow ids per query request
+            "workflow_options": {"final_workflow_outputs_dir": "s3://bucket/out"},
+            "post_submit_grace_s": 60,                    # see "Polling" below; None: forever
+            "local_roots": ["/srv/cromwell-executions"],  # see "Local paths" below
+        },
+    }
+
+Run spec (``job.run_spec``, built by ``operations`` for a WDL job bound to Cromwell)::
+
+    {"workflow_source": "version 1.0\\nworkflow wf { … }",   # the main WDL document
+     "workflow_dependencies_zip_b64": "<base64 zip of imported files>" | None,
+     "workflow_name": "wf",                                  # prefix of input/output names
+     "inputs": {"wf.x": 3, "wf.reads": "s3://bucket/key"},
+     "outputs": {"summary": {"type": "file", "many": False}, "count": {"type": "integer"}},
+     "labels": {"project": "p1"},                            # optional Cromwell labels
+     "options": {"use_relative_output_paths": True}}         # optional workflow options
+
+Submitting: one multipart POST with ``requestedWorkflowId`` = the job id, so the workflow id *is*
+the job id. A resubmission (after a crash, or a retried POST whose answer was lost) gets Cromwell's
+400 "already in use", which means the workflow exists: it is adopted. Workflow options are the run
+spec's ``options`` overridden by ``OPTIONS["workflow_options"]`` (the server's settings win); the
+labels always carry ``ferry-job-id``.
+
+Polling: one ``POST …/query`` per page of at most ``query_page_size`` ids, never one request per
+job. Cromwell's query answers from summary tables that lag behind submission, so an id missing
+from the answer is PENDING ("still submitting"). This process remembers when it first saw each id
+missing; once one has been missing for ``post_submit_grace_s`` it asks that workflow's status
+directly (a handful per cycle): a status answers for it, a 404 makes it MISSING (Ferry then fails
+the job: no job waits forever for a workflow Cromwell never heard of).
+
+Outputs: Cromwell names them ``<workflow_name>.<output>``. Non-file outputs go to
+``Collected.values``; file outputs (``"type": "file"`` in the run spec) are flattened (arrays,
+structs, pairs; nulls skipped) into ``Collected.remote_files`` when they are URIs (``s3://``,
+``gs://``…), for Ferry to relocate.
+
+Local paths: Cromwell's local backend reports absolute paths on its own machine. Ferry reads a
+local path (an output file, a call's stdout/stderr) only if it resolves inside one of
+``OPTIONS["local_roots"]`` (a shared file system); outputs there go to ``Collected.files``.
+Anything else is never opened: a server could otherwise name any file on this machine.
+
+Failures: ``collect()`` asks for a trimmed metadata (status, failures and per-call status, return
+code and logs) and tells the user the root cause, the failing call, its return code and where its
+stderr is; ``error_detail`` holds the whole failure tree for staff. ``logs()`` lists each call's
+stdout/stderr locations, with the content of those under ``local_roots``. ``cleanup()`` does
+nothing: Cromwell keeps its own records.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .base import (
+    Collected,
+    Executor,
+    ExecutorError,
+    ExecutorUnavailable,
+    Observation,
+    RunnableJob,
+    RunState,
+)
+
+API = "api/workflows/v1"
+RETRY_STATUSES = (500, 502, 503, 504)
+DEFAULT_TIMEOUTS = {"connect": 5.0, "read": 30.0}
+DEFAULT_RETRIES = 4
+DEFAULT_BACKOFF_S = 0.5
+DEFAULT_PAGE_SIZE = 1000
+DEFAULT_GRACE_S = 60.0
+ABORT_ATTEMPTS = 4  # abort can answer 404 while a workflow is still starting
+STATUS_CHECKS_PER_CYCLE = 20  # direct status checks of long-absent ids, per poll
+JOB_LABEL = "ferry-job-id"
+
+TERMINAL = frozenset({"Succeeded", "Failed", "Aborted"})
+DUPLICATE_ID_HINTS = ("already in use", "already exists", "duplicate")
+# Metadata keys for a failure report; Cromwell matches them at the workflow and the call level.
+FAILURE_KEYS = (
+    "status",
+    "failures",
+    "calls",
+    "executionStatus",
+    "returnCode",
+    "stderr",
+    "stdout",
+    "shardIndex",
+    "attempt",
+)
+LOG_KEYS = ("calls", "stdout", "stderr", "shardIndex", "attempt")
+
+MESSAGE_CHARS = 500
+MESSAGE_LINES = 5
+TAIL_BYTES = 64 * 1024
+TAIL_LINES = 200
+
+
+def run_state(cromwell_status: str) -> RunState:
+    """Map a Cromwell workflow status to a RunState (unknown ones count as pending)."""
+    if cromwell_status in ("Running", "Aborting"):
+        return RunState.RUNNING
+    if cromwell_status in TERMINAL:
+        return RunState.EXITED
+    return RunState.PENDING  # "Submitted", "On Hold" and anything newer
+
+
+# ------------------------------------------------------------------------------------- client
+
+
+class CromwellError(ExecutorError):
+    """Cromwell answered a request with a 4xx: ``status`` and its ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Cromwell answered {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _auth_for(auth: Mapping[str, Any] | None) -> requests.auth.AuthBase | None:
+    if not auth:
+        return None
+    if auth.get("type") == "basic":
+        return requests.auth.HTTPBasicAuth(str(auth["username"]), str(auth["password"]))
+    if auth.get("type") == "bearer":
+        return _BearerAuth(str(auth["token"]))
+    raise ValueError(f"unknown Cromwell auth type {auth.get('type')!r}")
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+def _error_message(response: requests.Response) -> str:
+    """The ``message`` of Cromwell's JSON error body (with its ``errors``), else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason or ""
+    if not isinstance(body, dict):
+        return str(body)[:300]
+    message = str(body.get("message") or response.reason or "")
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        message = f"{message}: {'; '.join(str(e) for e in errors[:5])}"
+    return message[:1000]
+
+
+class CromwellClient:
+    """A small client of Cromwell's REST API, usable on its own.
+
+    Connection errors and 500/502/503/504 answers are retried with exponential backoff for every
+    call (POSTs too: a submit carries ``requestedWorkflowId``, so a repeat can't start a second
+    workflow). What still fails raises ExecutorUnavailable; a 4xx raises CromwellError, except
+    401, which is ExecutorUnavailable (a configuration problem, not the job's).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: Mapping[str, Any] | None = None,
+        connect_timeout: float = DEFAULT_TIMEOUTS["connect"],
+        read_timeout: float = DEFAULT_TIMEOUTS["read"],
+        retries: int = DEFAULT_RETRIES,
+        backoff_s: float = DEFAULT_BACKOFF_S,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.backoff_s = backoff_s
+        self.session = self._session(auth, retries, backoff_s)
+        self.session_once = self._session(auth, 0, backoff_s)  # for health checks
+
+    @staticmethod
+    def _session(auth: Mapping[str, Any] | None, retries: int, backoff_s: float) -> Any:
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=retries,
+            backoff_factor=backoff_s,
+            backoff_max=max(backoff_s * 16, 1.0),
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+        session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.auth = _auth_for(auth)
+        session.headers["Accept"] = "application/json"
+        return session
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        once: bool = False,
+        accept: Sequence[int] = (),
+        **kwargs: Any,
+    ) -> requests.Response:
+        url = f"{self.base_url}/{path}"
+        session = self.session_once if once else self.session
+        try:
+            response = session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise ExecutorUnavailable(
+                f"Cromwell at {self.base_url} unreachable: {_short(exc)}"
+            ) from exc
+        if response.status_code < 400 or response.status_code in accept:
+            return response
+        message = _error_message(response)
+        if response.status_code >= 500:
+            raise ExecutorUnavailable(
+                f"Cromwell at {self.base_url} unreachable: "
+                f"{response.status_code} {message}".rstrip()
+            )
+        if response.status_code == 401:
+            raise ExecutorUnavailable(
+                f"Cromwell at {self.base_url} refused Ferry's credentials (401): {message}"
+            )
+        raise CromwellError(response.status_code, message)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ExecutorUnavailable(
+                f"Cromwell at {self.base_url} answered {path} with something that isn't JSON"
+            ) from None
+
+    # -- workflows -------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        *,
+        source: str,
+        inputs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+        dependencies_zip: bytes | None = None,
+        requested_id: str | None = None,
+        on_hold: bool = False,
+    ) -> dict[str, Any]:
+        """POST a workflow; returns ``{"id", "status"}``. CromwellError(400) for a used id."""
+        parts: dict[str, Any] = {
+            "workflowSource": ("workflow.wdl", source.encode(), "application/octet-stream"),
+            "workflowInputs": ("inputs.json", json.dumps(dict(inputs or {})), "application/json"),
+            "workflowOptions": (
+                "options.json",
+                json.dumps(dict(options or {})),
+                "application/json",
+            ),
+            "labels": ("labels.json", json.dumps(dict(labels or {})), "application/json"),
+        }
+        if dependencies_zip is not None:
+            parts["workflowDependencies"] = (
+                "dependencies.zip",
+                dependencies_zip,
+                "application/zip",
+            )
+        if requested_id is not None:
+            parts["requestedWorkflowId"] = (None, requested_id)
+        if on_hold:
+            parts["workflowOnHold"] = (None, "true")
+        return dict(self._json("POST", API, files=parts))
+
+    def status(self, workflow_id: str) -> str:
+        return str(self._json("GET", f"{API}/{workflow_id}/status")["status"])
+
+    def query_ids(self, workflow_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The query results for these ids, in one request (a JSON body: no URL length limit)."""
+        if not workflow_ids:
+            return []
+        body: list[dict[str, str]] = [{"id": wid} for wid in workflow_ids]
+        body += [{"page": "1"}, {"pageSize": str(len(workflow_ids))}]
+        answer = self._json("POST", f"{API}/query", json=body)
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list):
+            raise ExecutorUnavailable(
+                f"Cromwell at {self.base_url} answered a query without results"
+            )
+        return [row for row in results if isinstance(row, dict)]
+
+    def outputs(self, workflow_id: str) -> dict[str, Any]:
+        answer = self._json("GET", f"{API}/{workflow_id}/outputs")
+        outputs = answer.get("outputs") if isinstance(answer, dict) else None
+        return dict(outputs) if isinstance(outputs, dict) else {}
+
+    def metadata(self, workflow_id: str, include_keys: Sequence[str] = ()) -> dict[str, Any]:
+        params = [("includeKey", key) for key in include_keys]
+        params.append(("expandSubWorkflows", "false"))
+        answer = self._json("GET", f"{API}/{workflow_id}/metadata", params=params)
+        return answer if isinstance(answer, dict) else {}
+
+    def abort(self, workflow_id: str) -> str:
+        return str(self._json("POST", f"{API}/{workflow_id}/abort").get("status", ""))
+
+    def describe(
+        self,
+        source: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        dependencies_zip: bytes | None = None,
+    ) -> dict[str, Any]:
+        """Cromwell's own validation (``/api/womtool/v1/describe``): ``{"valid", "errors", …}``."""
+        parts: dict[str, Any] = {
+            "workflowSource": ("workflow.wdl", source.encode(), "application/octet-stream")
+        }
+        if inputs is not None:
+            parts["workflowInputs"] = ("inputs.json", json.dumps(dict(inputs)), "application/json")
+        if dependencies_zip is not None:
+            parts["workflowDependencies"] = (
+                "dependencies.zip",
+                dependencies_zip,
+                "application/zip",
+            )
+        return dict(self._json("POST", "api/womtool/v1/describe", files=parts))
+
+    # -- engine ----------------------------------------------------------------------------------
+
+    def engine_status(self) -> tuple[bool, dict[str, Any]]:
+        """(all subsystems ok, ``{subsystem: {"ok", "messages"}}``); tried once."""
+        response = self._request("GET", "engine/v1/status", once=True, accept=(500,))
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        return response.status_code == 200, body if isinstance(body, dict) else {}
+
+    def version(self) -> str:
+        response = self._request("GET", "engine/v1/version", once=True)
+        try:
+            return str(response.json().get("cromwell", ""))
+        except (ValueError, AttributeError):
+            return ""
+
+
+def _short(exc: Exception) -> str:
+    """A one-line description of a requests exception (they nest urllib3's)."""
+    text = str(exc)
+    for marker in ("Caused by ", "(Caused by "):
+        if marker in text:
+            text = text.split(marker, 1)[1].rstrip(")")
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+# ------------------------------------------------------------------------------------ options
+
+
+def check_options(options: Any) -> list[str]:
+    """Problems with a Cromwell executor's OPTIONS dict, as sentences."""
+    if not isinstance(options, dict):
+        return ["OPTIONS must be a dict"]
+    problems = []
+    url = options.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        problems.append("OPTIONS['url'] must be an http:// or https:// URL")
+    problems += _auth_problems(options.get("auth"))
+    timeouts = options.get("timeouts") or {}
+    if not isinstance(timeouts, dict) or any(
+        key not in DEFAULT_TIMEOUTS or not _is_number(value) or value <= 0
+        for key, value in timeouts.items()
+    ):
+        problems.append("OPTIONS['timeouts'] must map 'connect' and 'read' to positive seconds")
+    for key, smallest in (("query_page_size", 1), ("retries", 0)):
+        value = options.get(key)
+        if value is not None and (not isinstance(value, int) or value < smallest):
+            problems.append(f"OPTIONS[{key!r}] must be an integer of at least {smallest}")
+    for key in ("backoff_s", "post_submit_grace_s"):
+        value = options.get(key)
+        if value is not None and (not _is_number(value) or value < 0):
+            problems.append(f"OPTIONS[{key!r}] must be a number of seconds (or None)")
+    if not isinstance(options.get("workflow_options") or {}, dict):
+        problems.append("OPTIONS['workflow_options'] must be a dict")
+    roots = options.get("local_roots") or []
+    if not isinstance(roots, list) or not all(
+        isinstance(root, str) and os.path.isabs(root) for root in roots
+    ):
+        problems.append("OPTIONS['local_roots'] must be a list of absolute paths")
+    return problems
+
+
+def _auth_problems(auth: Any) -> list[str]:
+    if auth is None:
+        return []
+    if not isinstance(auth, dict):
+        return ["OPTIONS['auth'] must be a dict or None"]
+    if auth.get("type") == "basic":
+        if not (isinstance(auth.get("username"), str) and isinstance(auth.get("password"), str)):
+            return ["OPTIONS['auth'] of type 'basic' needs a 'username' and a 'password'"]
+        return []
+    if auth.get("type") == "bearer":
+        if not isinstance(auth.get("token"), str) or not auth["token"]:
+            return ["OPTIONS['auth'] of type 'bearer' needs a 'token'"]
+        return []
+    return ["OPTIONS['auth']['type'] must be 'basic' or 'bearer'"]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _strings_in(value: Any) -> Iterator[Any]:
+    """The leaves of an output value: arrays, structs/maps and pairs flattened, nulls skipped."""
+    if value is None:
+        return
+    if isinstance(value, list):
+        for item in value:
+            yield from _strings_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings_in(item)
+    else:
+        yield value
+
+
+def _is_uri(ref: str) -> bool:
+    scheme, sep, rest = ref.partition("://")
+    return bool(sep and rest and scheme.isascii() and scheme.replace("+", "").isalnum())
+
+
+def _is_file_output(spec: Any) -> bool:
+    if not isinstance(spec, dict):
+        return False
+    items = spec.get("items")
+    return spec.get("type") == "file" or (isinstance(items, dict) and items.get("type") == "file")
+
+
+def _tail_lines(text: str, lines: int | None) -> str:
+    if lines is None:
+        return text
+    if lines <= 0:
+        return ""
+    return "".join(text.splitlines(keepends=True)[-lines:])
+
+
+@dataclass(frozen=True)
+class CallAttempt:
+    """One attempt of one call (or scatter shard) from Cromwell's metadata."""
+
+    name: str
+    shard: int
+    attempt: int
+    status: str
+    return_code: int | None
+    stdout: str
+    stderr: str
+    failures: list[Any]
+
+    @property
+    def label(self) -> str:
+        shard = f" shard {self.shard}" if self.shard >= 0 else ""
+        attempt = f" attempt {self.attempt}" if self.attempt > 1 else ""
+        return f"{self.name}{shard}{attempt}"
+
+
+def _call_attempts(metadata: Mapping[str, Any]) -> list[CallAttempt]:
+    calls = metadata.get("calls")
+    attempts = []
+    for name, entries in calls.items() if isinstance(calls, dict) else ():
+        for entry in entries if isinstance(entries, list) else ():
+            if not isinstance(entry, dict):
+                continue
+            return_code = entry.get("returnCode")
+            attempts.append(
+                CallAttempt(
+                    name=str(name),
+                    shard=_int(entry.get("shardIndex"), -1),
+                    attempt=_int(entry.get("attempt"), 1),
+                    status=str(entry.get("executionStatus") or ""),
+                    return_code=return_code if isinstance(return_code, int) else None,
+                    stdout=str(entry.get("stdout") or ""),
+                    stderr=str(entry.get("stderr") or ""),
+                    failures=list(entry.get("failures") or []),
+                )
+            )
+    return sorted(attempts, key=lambda a: (a.name, a.shard, a.attempt))
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _root_cause(failures: Sequence[Any]) -> str:
+    """The deepest message of a nested ``[{"message", "causedBy": [...]}]`` failure tree."""
+    best, best_depth = "", -1
+    stack = [(failure, 0) for failure in reversed(failures)]
+    while stack:
+        failure, depth = stack.pop()
+        if not isinstance(failure, dict):
+            continue
+        message = str(failure.get("message") or "").strip()
+        if message and depth > best_depth:
+            best, best_depth = message, depth
+        causes = failure.get("causedBy")
+        if isinstance(causes, list):
+            stack += [(cause, depth + 1) for cause in reversed(causes)]
+    return best
+
+
+def _failing_calls(attempts: Sequence[CallAttempt]) -> list[CallAttempt]:
+    """The last attempt of each call or shard that failed."""
+    last: dict[tuple[str, int], CallAttempt] = {}
+    for attempt in attempts:
+        last[(attempt.name, attempt.shard)] = attempt  # sorted: the last attempt wins
+    return [a for a in last.values() if a.status == "Failed"]
+
+
+# ----------------------------------------------------------------------------------- executor
+
+
+class CromwellExecutor(Executor):
+    def __init__(self, alias: str, options: dict[str, Any]) -> None:
+        super().__init__(alias, options)
+        problems = check_options(options)
+        if problems:
+            raise ExecutorError(f"executor {alias!r} is misconfigured: {'; '.join(problems)}")
+        timeouts = {**DEFAULT_TIMEOUTS, **(options.get("timeouts") or {})}
+        self.client = CromwellClient(
+            options["url"],
+            auth=options.get("auth"),
+            connect_timeout=float(timeouts["connect"]),
+            read_timeout=float(timeouts["read"]),
+            retries=int(options.get("retries", DEFAULT_RETRIES)),
+            backoff_s=float(options.get("backoff_s", DEFAULT_BACKOFF_S)),
+        )
+        self.page_size = int(options.get("query_page_size") or DEFAULT_PAGE_SIZE)
+        self.workflow_options: dict[str, Any] = dict(options.get("workflow_options") or {})
+        grace = options.get("post_submit_grace_s", DEFAULT_GRACE_S)
+        self.post_submit_grace_s: float | None = None if grace is None else float(grace)
+        self.local_roots = [Path(root).resolve() for root in options.get("local_roots") or []]
+        self._absent_since: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def check_options(cls, options: Any) -> list[str]:
+        """Problems with an OPTIONS dict, as sentences (used by the system check too)."""
+        return check_options(options)
+
+    # -- submit ----------------------------------------------------------------------------------
+
+    def submit(self, job: RunnableJob) -> str:
+        workflow_id = str(job.id)
+        spec = job.run_spec or {}
+        source = spec.get("workflow_source")
+        if not isinstance(source, str) or not source.strip():
+            raise ExecutorError("the run has no workflow source")
+        inputs = spec.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            raise ExecutorError("the run's inputs must be a mapping of input names to values")
+        labels = {str(k): str(v) for k, v in _mapping(spec, "labels").items()}
+        labels[JOB_LABEL] = workflow_id
+        try:
+            self.client.submit(
+                source=source,
+                inputs=inputs,
+                options={**_mapping(spec, "options"), **self.workflow_options},
+                labels=labels,
+                dependencies_zip=_dependencies(spec),
+                requested_id=workflow_id,
+            )
+        except CromwellError as exc:
+            if exc.status == 400 and self._already_submitted(workflow_id, exc.message):
+                return workflow_id
+            if exc.status in (403, 404, 405):
+                raise ExecutorUnavailable(
+                    f"Cromwell at {self.client.base_url} did not accept the submission: {exc}"
+                ) from exc
+            raise ExecutorError(f"Cromwell refused the workflow: {exc.message}") from exc
+        return workflow_id
+
+    def _already_submitted(self, workflow_id: str, message: str) -> bool:
+        """Whether a refused submission means the workflow exists (a repeat of a submit)."""
+        if any(hint in message.lower() for hint in DUPLICATE_ID_HINTS):
+            return True
+        try:
+            self.client.status(workflow_id)
+        except CromwellError:
+            return False
+        return True
+
+    # -- poll --------------------------------------------------------------------------------------
+
+    def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
+        wanted = {str(job.id): job for job in jobs}
+        statuses: dict[str, str] = {}
+        try:
+            for chunk in _chunks(list(wanted), self.page_size):
+                for row in self.client.query_ids(chunk):
+                    statuses[str(row.get("id", "")).lower()] = str(row.get("status") or "")
+        except CromwellError as exc:
+            raise ExecutorUnavailable(f"Cromwell at {self.client.base_url}: {exc}") from exc
+        observed: dict[UUID, Observation] = {}
+        absent = []
+        for key, job in wanted.items():
+            if key in statuses:
+                observed[job.id] = _observation(statuses[key])
+            else:
+                absent.append(key)
+        observed.update(self._absent(absent, wanted))
+        return observed
+
+    def _absent(
+        self, keys: Sequence[str], wanted: Mapping[str, RunnableJob]
+    ) -> dict[UUID, Observation]:
+        """Observations of ids the query didn't list (see "Polling" in the module docstring)."""
+        now = time.monotonic()
+        observed: dict[UUID, Observation] = {}
+        with self._lock:
+            for key in set(self._absent_since) - set(keys):
+                del self._absent_since[key]
+            overdue = []
+            for key in keys:
+                since = self._absent_since.setdefault(key, now)
+                grace = self.post_submit_grace_s
+                if grace is not None and now - since >= grace:
+                    overdue.append(key)
+                observed[wanted[key].id] = Observation(RunState.PENDING, "still submitting")
+        for key in overdue[:STATUS_CHECKS_PER_CYCLE]:
+            try:
+                status = self.client.status(key)
+            except CromwellError as exc:
+                if exc.status != 404:
+                    raise ExecutorUnavailable(f"Cromwell at {self.client.base_url}: {exc}") from exc
+                observed[wanted[key].id] = Observation(
+                    RunState.MISSING, f"Cromwell has no workflow {key}"
+                )
+                continue
+            observed[wanted[key].id] = _observation(status)
+        return observed
+
+    # -- cancel ------------------------------------------------------------------------------------
+
+    def cancel(self, job: RunnableJob) -> None:
+        workflow_id = str(job.id)
+        refusal: CromwellError | None = None
+        for attempt in range(ABORT_ATTEMPTS):
+            try:
+                self.client.abort(workflow_id)
+                return
+            except CromwellError as exc:
+                refusal = exc
+                if exc.status != 404:
+                    break  # e.g. 403: the workflow is already in a terminal state
+                if attempt < ABORT_ATTEMPTS - 1:
+                    time.sleep(self.client.backoff_s * 2**attempt)
+        # Cromwell forgets finished workflows in its store (404) and refuses terminal ones (403):
+        # its status tells whether anything is left to stop.
+        try:
+            status = self.client.status(workflow_id)
+        except CromwellError as exc:
+            if exc.status == 404:
+                return  # Cromwell never heard of it: nothing to stop
+            raise ExecutorUnavailable(f"Cromwell at {self.client.base_url}: {exc}") from exc
+        if status in TERMINAL:
+            return
+        raise ExecutorUnavailable(
+            f"Cromwell did not abort workflow {workflow_id} yet ({status}): {refusal}"
+        )
+
+    def cleanup(self, job: RunnableJob) -> None:
+        """Nothing to remove: Cromwell keeps its records of the workflow."""
+
+    # -- collect -----------------------------------------------------------------------------------
+
+    def collect(self, job: RunnableJob) -> Collected:
+        workflow_id = str(job.id)
+        try:
+            status = self.client.status(workflow_id)
+        except CromwellError as exc:
+            if exc.status == 404:
+                return Collected(
+                    succeeded=False,
+                    error_message="Cromwell has no record of the workflow.",
+                    error_detail=f"GET status of {workflow_id}: {exc}",
+                )
+            raise
+        if status not in TERMINAL:  # collect() came too early: the caller retries later
+            raise ExecutorUnavailable(f"the workflow is still {status}")
+        if status == "Aborted":
+            return Collected(succeeded=False, error_message="cancelled")
+        if status == "Failed":
+            return self._failure(workflow_id)
+        return self._success(job)
+
+    def _success(self, job: RunnableJob) -> Collected:
+        spec = job.run_spec or {}
+        declared: dict[str, Any] = spec.get("outputs") or {}
+        prefix = f"{spec['workflow_name']}." if spec.get("workflow_name") else ""
+        raw = self.client.outputs(str(job.id))
+        result = Collected(succeeded=True)
+        for qualified, value in raw.items():
+            name = qualified[len(prefix) :] if prefix and qualified.startswith(prefix) else ""
+            name = name or qualified.split(".", 1)[-1]
+            if not _is_file_output(declared.get(name)):
+                result.values[name] = value
+                continue
+            try:
+                self._add_file_output(result, name, value)
+            except ExecutorError as exc:
+                return Collected(succeeded=False, error_message=str(exc), error_detail=str(exc))
+        return result
+
+    def _add_file_output(self, result: Collected, name: str, value: Any) -> None:
+        for ref in _strings_in(value):
+            if not isinstance(ref, str) or not ref:
+                raise ExecutorError(f"output {name!r} should name files, not {json.dumps(ref)}")
+            if _is_uri(ref):
+                result.remote_files.setdefault(name, []).append(ref)
+                continue
+            path = self._local_path(ref)
+            if path is None or not path.is_file():
+                raise ExecutorError(
+                    f"output {name!r} names {ref[:200]}, which is not a file this server can read"
+                )
+            result.files.setdefault(name, []).append(path)
+
+    def _local_path(self, ref: str) -> Path | None:
+        """The real path of ``ref`` if it is absolute and inside one of ``local_roots``."""
+        if not os.path.isabs(ref) or "\x00" in ref:
+            return None
+        path = Path(ref).resolve()
+        if any(path.is_relative_to(root) for root in self.local_roots):
+            return path
+        return None
+
+    def _read_local_tail(self, ref: str, lines: int | None = TAIL_LINES) -> str | None:
+        path = self._local_path(ref)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size > TAIL_BYTES:
+                    fh.seek(size - TAIL_BYTES)
+                    fh.readline()
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+        return _tail_lines(text, lines)
+
+    def _failure(self, workflow_id: str) -> Collected:
+        metadata = self.client.metadata(workflow_id, FAILURE_KEYS)
+        failures = list(metadata.get("failures") or [])
+        failing = _failing_calls(_call_attempts(metadata))
+        call = failing[0] if failing else None
+        cause = _root_cause(failures) or (_root_cause(call.failures) if call else "")
+        cause = cause[:MESSAGE_CHARS] or "Cromwell reported no reason"
+        stderr_tail = (self._read_local_tail(call.stderr) or "") if call and call.stderr else ""
+        if call is None:
+            message = f"The workflow failed: {cause}"
+        else:
+            code = "" if call.return_code is None else f" (return code {call.return_code})"
+            others = f" and {len(failing) - 1} other call(s)" if len(failing) > 1 else ""
+            message = f"The workflow failed in {call.label}{code}{others}: {cause}"
+            if call.stderr:
+                message += f"\nIts stderr is at {call.stderr}"
+            last = [line for line in stderr_tail.splitlines() if line.strip()][-MESSAGE_LINES:]
+            if last:
+                message += "; its last lines:\n" + "\n".join(line[:300] for line in last)
+        return Collected(
+            succeeded=False,
+            error_message=message,
+            error_detail=_failure_detail(workflow_id, failures, failing),
+            exit_code=call.return_code if call else None,
+            stderr_tail=stderr_tail,
+        )
+
+    # -- logs --------------------------------------------------------------------------------------
+
+    def logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
+        """Each call's stdout and stderr: a ``== call: location ==`` line, then the content if
+        the location is under ``local_roots``."""
+        try:
+            metadata = self.client.metadata(str(job.id), LOG_KEYS)
+        except CromwellError as exc:
+            if exc.status == 404:
+                return "", ""
+            raise
+        attempts = _call_attempts(metadata)
+        out = self._log_sections(attempts, "stdout", tail)
+        err = self._log_sections(attempts, "stderr", tail)
+        return _tail_lines(out, tail), _tail_lines(err, tail)
+
+    def _log_sections(self, attempts: Sequence[CallAttempt], stream: str, tail: int | None) -> str:
+        sections = []
+        for attempt in attempts:
+            location = attempt.stdout if stream == "stdout" else attempt.stderr
+            if not location:
+                continue
+            content = self._read_local_tail(location, tail) or ""
+            if content and not content.endswith("\n"):
+                content += "\n"
+            sections.append(f"== {attempt.label}: {location} ==\n{content}")
+        return "".join(sections)
+
+    # -- admin -------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Reachability, version and subsystem status of the server, for the admin page."""
+        health: dict[str, Any] = {
+            "url": self.client.base_url,
+            "reachable": False,
+            "ok": False,
+            "version": "",
+            "subsystems": {},
+            "error": "",
+        }
+        try:
+            health["ok"], health["subsystems"] = self.client.engine_status()
+            health["reachable"] = True
+            health["version"] = self.client.version()
+        except ExecutorError as exc:
+            health["ok"] = False
+            health["error"] = str(exc)
+        return health
+
+
+def _observation(status: str) -> Observation:
+    state = run_state(status)
+    if status == "On Hold":
+        return Observation(state, "On Hold in Cromwell (release it there to run)")
+    return Observation(state, status)
+
+
+def _mapping(spec: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = spec.get(key) or {}
+    if not isinstance(value, dict):
+        raise ExecutorError(f"the run's {key} must be a mapping")
+    return value
+
+
+def _dependencies(spec: Mapping[str, Any]) -> bytes | None:
+    encoded = spec.get("workflow_dependencies_zip_b64")
+    if not encoded:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise ExecutorError("the run's workflow dependencies are not valid base64") from None
+
+
+def _failure_detail(
+    workflow_id: str, failures: Sequence[Any], failing: Sequence[CallAttempt]
+) -> str:
+    lines = [f"Cromwell workflow {workflow_id} Failed"]
+    for call in failing:
+        lines.append(
+            f"failed call: {call.label}, return code {call.return_code}, "
+            f"stderr {call.stderr or '-'}, stdout {call.stdout or '-'}"
+        )
+        if call.failures:
+            lines.append(json.dumps(call.failures, indent=2, sort_keys=True))
+    lines.append("--- failures ---")
+    lines.append(json.dumps(list(failures), indent=2, sort_keys=True))
+    return "\n".join(lines)

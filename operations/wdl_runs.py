@@ -1,0 +1,164 @@
+"""WDL jobs: what a job records when it is created, and what the worker prepares before it
+submits the run (the engine's inputs JSON with each file where that engine can read it).
+
+At creation (in the request, fast: no bytes move) the run spec holds the validated values and
+where each input file is stored::
+
+    {"mode": "wdl", "workflow_dir": "/…/operations/<name>/<revision>", "main": "main.wdl",
+     "workflow_name": "wf", "values": {"reads": "<file id>", "n": 3},
+     "files": {"<file id>": "s3://…" | "file:///…"}, "outputs": {...}, "limits": {...}}
+
+Before submit (in the worker) :func:`prepare_wdl_run` adds ``inputs`` (``{"wf.reads": …}``):
+local paths for executors that read local files (miniwdl: bucket objects are downloaded to the
+work folder), bucket URIs for executors that read buckets (Cromwell: objects outside its
+``inputs_location`` bucket are copied there, server-side within a provider). For Cromwell it also
+adds ``workflow_source`` and the imports zip.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from django.conf import settings
+
+import wdl
+from api import buckets, locations, storage
+from api.errors import ApplicationError
+from api.models import File
+from executors.base import Executor
+
+from .models import Job, Operation
+
+
+def bundle_dir(operation: Operation) -> str:
+    path = operation.spec.get("bundle_path") or ""
+    if not path:
+        raise ApplicationError(
+            f"The WDL operation {operation.name} has no stored workflow; add it again.",
+            code="operation_broken",
+            status_code=409,
+        )
+    return str(path)
+
+
+def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    for name, value in values.items():
+        item = spec["inputs"][name]
+        if item.get("type") == "list":
+            item = item.get("items") or {}
+        if item.get("type") == "file":
+            found.extend(value if isinstance(value, list) else [value])
+    return found
+
+
+def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str, Any]:
+    spec = operation.spec
+    ids = _file_ids(spec, values)
+    files = {str(f.pk): f.storage_uri for f in File.objects.filter(pk__in=ids)}
+    outputs = {
+        name: {
+            "type": out.get("type"),
+            "many": out.get("type") == "list" or bool(out.get("many")),
+            **({"items": out["items"]} if "items" in out else {}),
+        }
+        for name, out in spec.get("outputs", {}).items()
+    }
+    limits = {k: v for k, v in (spec.get("resources") or {}).items() if k == "timeout_s"}
+    return {
+        "mode": "wdl",
+        "workflow_dir": bundle_dir(operation),
+        "main": spec.get("workflow") or wdl.DEFAULT_MAIN,
+        "workflow_name": spec.get("workflow_name") or "",
+        "values": values,
+        "files": files,
+        "outputs": outputs,
+        "limits": limits,
+    }
+
+
+def reads_buckets(executor: Executor) -> bool:
+    return bool(getattr(executor, "reads_buckets", False))
+
+
+def _local_input(job: Job, file_id: str, uri: str) -> str:
+    if storage.is_local(uri):
+        return storage.local_path(uri)
+    name = PurePosixPath(uri).name or "input"
+    cache = Path(settings.FERRY_WORK_ROOT) / "inputs" / file_id / name
+    return str(storage.localize(uri, cache))
+
+
+def _bucket_input(job: Job, executor: Executor, file_id: str, uri: str) -> str:
+    """The URI the executor's backend reads: the object itself when it already lives in the
+    executor's bucket, else a copy there (server-side within a provider, streamed otherwise)."""
+    staging = executor.options.get("inputs_location")
+    if not staging:
+        if storage.is_local(uri):
+            raise ApplicationError(
+                "This Cromwell server has no inputs_location to copy local files to; an admin "
+                "sets options.inputs_location (a bucket prefix its backend reads).",
+                code="executor_misconfigured",
+            )
+        return uri
+    target = locations.location_of(staging)
+    if target is None or target.is_local:
+        raise ApplicationError(
+            f"The Cromwell inputs_location {staging} is not a registered bucket location.",
+            code="executor_misconfigured",
+        )
+    staging_ref = buckets.parse_uri(staging)
+    if not storage.is_local(uri):
+        ref = buckets.parse_uri(uri)
+        if ref.scheme == staging_ref.scheme and ref.bucket == staging_ref.bucket:
+            return uri
+    name = PurePosixPath(uri).name or "input"
+    destination = staging_ref.child(f"{job.pk}/{file_id}/{name}")
+    if storage.is_local(uri):
+        with open(storage.local_path(uri), "rb") as fh:
+            size = Path(storage.local_path(uri)).stat().st_size
+            target.client().put_stream(destination, fh, size)
+        return destination.uri
+    source, source_ref = locations.resolve(uri)
+    if source.scheme == target.scheme and source.config == target.config:
+        target.client().copy(source_ref, destination)
+    else:
+        buckets.streamed_copy(source.client(), source_ref, target.client(), destination)
+    return destination.uri
+
+
+def prepare_wdl_run(job: Job, executor: Executor) -> None:
+    """Fill in the engine's inputs (and, for Cromwell, the workflow source) before submit."""
+    spec = dict(job.run_spec)
+    if spec.get("mode") != "wdl" or "inputs" in spec:
+        return
+    assert job.operation is not None
+    files: dict[str, str] = spec.get("files", {})
+    if reads_buckets(executor):
+
+        def location(file_id: str) -> str:
+            return _bucket_input(job, executor, file_id, files[file_id])
+
+    else:
+
+        def location(file_id: str) -> str:
+            return _local_input(job, file_id, files[file_id])
+
+    try:
+        spec["inputs"] = wdl.build_inputs(
+            spec["workflow_name"], job.operation.spec, spec.get("values", {}), location
+        )
+    except ValueError as exc:
+        raise ApplicationError(f"The workflow's inputs can't be built: {exc}") from exc
+    if reads_buckets(executor):
+        bundle = wdl.bundle_from_folder(Path(spec["workflow_dir"]), main=spec["main"])
+        spec["workflow_source"] = bundle.files[bundle.main].decode()
+        zipped = wdl.dependencies_zip(bundle)
+        spec["workflow_dependencies_zip_b64"] = (
+            base64.b64encode(zipped).decode() if zipped else None
+        )
+        spec["labels"] = {"ferry-job-id": str(job.pk), "ferry-workspace": str(job.workspace_id)}
+    Job.objects.filter(pk=job.pk).update(run_spec=spec)
+    job.run_spec = spec
