@@ -17,22 +17,43 @@ rebuild, no update. Otherwise the image is built from the source's ``Dockerfile`
 ``docker/Dockerfile``) and tagged ``ferry-op/<name>:<version>-<revision[:12]>``; only a
 successful build is recorded.
 
+WDL operations (``mode: wdl``) need only their WDL: a source is one when its Ferry spec says
+``"mode": "wdl"``, or when it has ``.wdl`` files and no Dockerfile (and its spec, if any, sets
+neither mode nor command). The spec is then optional *metadata* — ``name``, ``version``,
+``description``, ``workflow`` (the main file, default ``main.wdl``; without a spec, the only
+top-level ``.wdl`` file also does), ``resources`` and per-input/output ``description``,
+``file_types`` (inputs) and ``file_type`` (outputs). The workflow and its imports are loaded and
+checked with miniwdl, and the inputs and outputs are derived from its signature
+(:func:`wdl.workflow_signature`). Without metadata, the name is the workflow's name in lower
+case with ``_`` → ``-`` (``count_rows`` → ``count-rows``), the version is the workflow's
+``meta { version: "…" }`` or ``1.0.0``, the description its ``meta`` description. Only
+``.wdl`` files (and the main file) belong to the workflow; every other file is ignored. The
+revision is the git commit, or for a folder a sha256 over those files and the metadata file.
+Nothing is built (the tasks name their own images): the workflow's files are kept, read-only by
+convention, in :func:`wdl_bundle_dir` (``$FERRY_VAR_DIR/operations/<name>/<revision>``), and
+``spec["wdl"]`` records ``workflow_name``, ``wdl_version``, ``imports`` and ``files``.
+
 Errors are :class:`IngestionError` (an ``ApplicationError``; status 400 unless said otherwise):
-``invalid_source`` (can't fetch it, no spec, no Dockerfile), ``unsupported_mode`` (WDL, for
-now), ``build_failed`` (the message names the failing step and ends with the log's tail), and
-``docker_unavailable`` (503). An invalid spec raises :class:`~operations.spec.SpecError`.
+``invalid_source`` (can't fetch it, no spec, no Dockerfile, no workflow file),
+``invalid_workflow`` (miniwdl refused the workflow; ``details["workflow"]`` lists every problem
+as ``file:line:column: message``), ``unsupported_mode`` (WebMEV Cromwell operations),
+``build_failed`` (the message names the failing step and ends with the log's tail),
+``docker_unavailable`` (503) and ``storage_failed`` (503: a WDL operation's files can't be kept).
+An invalid spec (or WDL metadata) raises :class:`~operations.spec.SpecError`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import json
 import os
 import re
 import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,13 +61,26 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+import WDL
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
+import wdl
 from api.errors import ApplicationError
+from wdl.bundle import MAX_FILES, MAX_TOTAL_BYTES, clean_relative_path
+from wdl.errors import format_error
 
 from . import webmev
 from .models import Operation, OperationMode
-from .spec import SpecError, check_spec, load_document
+from .spec import (
+    NAME_MAX_LENGTH,
+    VERSION_MAX_LENGTH,
+    VERSION_RE,
+    SpecError,
+    check_spec,
+    child_path,
+    load_document,
+)
 
 FERRY_SPEC_NAMES = ("operation.json", "operation.yaml", "operation.yml")
 IMAGE_REPOSITORY = "ferry-op"
@@ -54,7 +88,22 @@ GIT_TIMEOUT_S = 600
 BUILD_TIMEOUT_S = 3600
 LOG_TAIL_LINES = 25
 BUILD_LOG_MAX_CHARS = 500_000
-WDL_REFUSED = "WDL operations arrive in a later version; only docker operations can be added now."
+WEBMEV_WDL_REFUSED = (
+    "WebMEV Cromwell operations can't be converted: add the workflow's folder as a Ferry WDL "
+    'operation instead (its .wdl files, plus an optional operation.json with "mode": "wdl")'
+)
+WDL_BUNDLES_FOLDER = "operations"  # under settings.FERRY_VAR_DIR
+WDL_DEFAULT_VERSION = "1.0.0"
+WDL_METADATA_KEYS = (
+    "name",
+    "version",
+    "description",
+    "mode",
+    "workflow",
+    "resources",
+    "inputs",
+    "outputs",
+)
 
 Progress = Callable[[str], None]
 
@@ -98,6 +147,7 @@ class FetchedSource:
     revision: str  # the git commit, or the folder's content digest
     source: str  # what the Operation records (credentials removed from URLs)
     label: str  # a name for the source's folder or repository
+    is_git: bool = False  # the revision is a commit (not a content digest)
 
 
 _SCP_LIKE_RE = re.compile(r"^[\w.-]+@[\w.-]+:")
@@ -230,7 +280,7 @@ def fetch_source(source: str, commit: str | None, workdir: Path, report: Progres
             except _GitFailed:
                 pass
             folder, sha = _fetch_git(str(path), commit, dest, report, shown=str(path))
-            return FetchedSource(folder, sha, str(path), path.name)
+            return FetchedSource(folder, sha, str(path), path.name, is_git=True)
         if commit:
             raise _invalid_source(
                 f"{path} is a plain folder, not a git repository: --commit doesn't apply"
@@ -242,7 +292,7 @@ def fetch_source(source: str, commit: str | None, workdir: Path, report: Progres
         shown = redact_url(source)
         folder, sha = _fetch_git(source, commit, dest, report, shown=shown)
         label = re.sub(r"\.git$", "", shown.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1])
-        return FetchedSource(folder, sha, shown, label)
+        return FetchedSource(folder, sha, shown, label, is_git=True)
     raise _invalid_source(f"{source} is neither a folder nor a git URL")
 
 
@@ -265,18 +315,26 @@ def _dockerfile_for(folder: Path, candidates: tuple[str, ...], shown: str) -> tu
     raise _invalid_source(f"{shown} has no {names}: the operation's image is built from it")
 
 
-def read_spec(folder: Path, *, label: str, shown: str) -> FoundSpec:
-    """Find, parse and check the spec in a fetched source; find its Dockerfile."""
+def ferry_spec_name(folder: Path, shown: str) -> str | None:
+    """The name of the source's Ferry spec file, if it has one (two or more: an error)."""
     present = [name for name in FERRY_SPEC_NAMES if (folder / name).is_file()]
     if len(present) > 1:
         raise _invalid_source(f"{shown} has {' and '.join(present)}: keep only one")
-    if present:
-        name = present[0]
+    return present[0] if present else None
+
+
+def read_spec(folder: Path, *, label: str, shown: str) -> FoundSpec:
+    """Find, parse and check a docker operation's spec in a fetched source; find its
+    Dockerfile. (WDL sources: :func:`find_wdl_source`.)"""
+    name = ferry_spec_name(folder, shown)
+    if name is not None:
         spec = check_spec(
             load_document((folder / name).read_bytes(), source_name=name), source_name=name
         )
         if spec["mode"] == OperationMode.WDL:
-            raise IngestionError(WDL_REFUSED, code="unsupported_mode")
+            raise IngestionError(
+                f"{shown} is a WDL operation: it has no image to build", code="unsupported_mode"
+            )
         dockerfile, context = _dockerfile_for(folder, ("Dockerfile",), shown)
         return FoundSpec(spec, name, dockerfile, context)
     if (folder / webmev.SPEC_FILENAME).is_file():
@@ -284,7 +342,7 @@ def read_spec(folder: Path, *, label: str, shown: str) -> FoundSpec:
             (folder / webmev.SPEC_FILENAME).read_bytes(), source_name=webmev.SPEC_FILENAME
         )
         if isinstance(raw, dict) and raw.get("mode") in ("cromwell", "wdl"):
-            raise IngestionError(WDL_REFUSED, code="unsupported_mode")
+            raise IngestionError(WEBMEV_WDL_REFUSED, code="unsupported_mode")
         entrypoint = folder / webmev.ENTRYPOINT_FILENAME
         converters = folder / webmev.CONVERTERS_FILENAME
         spec = webmev.convert_webmev(
@@ -391,6 +449,368 @@ def _stored_log(log: str) -> str:
     return "[… earlier lines dropped …]\n" + log[-BUILD_LOG_MAX_CHARS:]
 
 
+# --- WDL operations -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WdlSource:
+    """A source that is a WDL operation, with its metadata document (``{}`` without one)."""
+
+    metadata: Mapping[str, Any]
+    metadata_file: str | None
+    metadata_bytes: bytes
+
+
+@dataclass(frozen=True)
+class CheckedWorkflow:
+    """A WDL source that passed every check, ready to be kept and recorded."""
+
+    spec: dict[str, Any]
+    bundle: wdl.Bundle
+    revision: str
+    log: str
+
+
+def _visible_files(folder: Path) -> dict[str, Path]:
+    """The regular files under ``folder`` by relative path, hidden ones (``.git``…) left out, and
+    symbolic links only when they stay inside."""
+    root = folder.resolve()
+    found: dict[str, Path] = {}
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d != "__MACOSX")
+        for name in sorted(names):
+            path = Path(directory, name)
+            if name.startswith(".") or not path.is_file():
+                continue
+            if path.resolve().is_relative_to(root):
+                found[path.relative_to(root).as_posix()] = path
+    return found
+
+
+def _is_wdl_file(relative: str) -> bool:
+    return relative.lower().endswith(".wdl")
+
+
+def find_wdl_source(folder: Path, *, shown: str) -> WdlSource | None:
+    """The source as a WDL operation; ``None`` when it is a docker (or WebMEV) one."""
+    spec_name = ferry_spec_name(folder, shown)
+    has_dockerfile = (folder / "Dockerfile").is_file()
+    if spec_name is None:
+        if has_dockerfile or (folder / webmev.SPEC_FILENAME).is_file():
+            return None
+        has_wdl = any(_is_wdl_file(relative) for relative in _visible_files(folder))
+        return WdlSource({}, None, b"") if has_wdl else None
+    data = (folder / spec_name).read_bytes()
+    raw = load_document(data, source_name=spec_name)
+    if not isinstance(raw, Mapping):
+        return None  # read_spec reports what is wrong with it
+    mode = raw.get("mode")
+    implied = (
+        mode is None
+        and "command" not in raw
+        and not has_dockerfile
+        and any(_is_wdl_file(relative) for relative in _visible_files(folder))
+    )
+    return WdlSource(raw, spec_name, data) if mode == OperationMode.WDL or implied else None
+
+
+def _no_workflow_file(message: str) -> IngestionError:
+    return IngestionError(message, code="invalid_source", details={"workflow": [message]})
+
+
+def _main_file(source: WdlSource, visible: Mapping[str, Path], shown: str) -> str:
+    """The workflow's main file: metadata's ``workflow``, else main.wdl, else the only
+    top-level .wdl file."""
+    named = source.metadata.get("workflow")
+    where = source.metadata_file or FERRY_SPEC_NAMES[0]
+    if named is not None:
+        if not isinstance(named, str):
+            raise SpecError(
+                [{"path": "$.workflow", "message": "must be a path like main.wdl"}],
+                source_name=where,
+            )
+        try:
+            main = clean_relative_path(named)
+        except ValueError as exc:
+            raise SpecError(
+                [{"path": "$.workflow", "message": f"{exc}: give the path inside the source"}],
+                source_name=where,
+            ) from None
+        if main not in visible:
+            raise _no_workflow_file(f"{shown} has no {main} (the workflow {where} names)")
+        return main
+    if wdl.DEFAULT_MAIN in visible:
+        return wdl.DEFAULT_MAIN
+    top_level = sorted(path for path in visible if "/" not in path and _is_wdl_file(path))
+    if len(top_level) == 1:
+        return top_level[0]
+    found = f"it has {', '.join(top_level)}" if top_level else "it has none at the top"
+    raise _no_workflow_file(
+        f"{shown} has no {wdl.DEFAULT_MAIN} and {found}: name the main file with "
+        f'"workflow" in {where}'
+    )
+
+
+def workflow_bundle(folder: Path, source: WdlSource, *, shown: str) -> wdl.Bundle:
+    """The workflow's files of a fetched source: every .wdl file, and the main file."""
+    visible = _visible_files(folder)
+    main = _main_file(source, visible, shown)
+    chosen = sorted(path for path in visible if _is_wdl_file(path) or path == main)
+    if len(chosen) > MAX_FILES:
+        raise _invalid_source(f"{shown} has more than {MAX_FILES} .wdl files")
+    if sum(visible[path].stat().st_size for path in chosen) > MAX_TOTAL_BYTES:
+        raise _invalid_source(f"{shown}'s .wdl files add up to more than {MAX_TOTAL_BYTES} bytes")
+    files = {path: visible[path].read_bytes() for path in chosen}
+    return wdl.Bundle(files=files, main=main, origin=str(folder.resolve()), label=shown)
+
+
+def workflow_invalid(exc: wdl.WorkflowInvalid) -> IngestionError:
+    """The 400 for a workflow miniwdl refused: every problem as ``file:line:column: message``."""
+    return IngestionError(
+        f"the workflow is invalid: {exc}",
+        code="invalid_workflow",
+        details={"workflow": [format_error(error) for error in exc.errors]},
+    )
+
+
+def wdl_operation_name(workflow_name: str) -> str:
+    """The operation name a workflow gets without metadata: ``Count_Rows`` → ``count-rows``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", workflow_name.lower()).strip("-")
+    return slug[:NAME_MAX_LENGTH].rstrip("-")
+
+
+def _workflow_version(loaded: wdl.LoadedWorkflow) -> str:
+    """The workflow's ``meta { version: … }``, or the default version."""
+    value = (loaded.workflow.meta or {}).get("version")
+    if isinstance(value, WDL.Expr.Int | WDL.Expr.Float):
+        value = value.value
+    if value is None:
+        return WDL_DEFAULT_VERSION
+    text = str(value).strip()
+    if isinstance(value, bool | dict | list) or not (
+        VERSION_RE.match(text) and len(text) <= VERSION_MAX_LENGTH
+    ):
+        message = (
+            f"the workflow's meta version {text!r} is not a valid version (letters, digits and "
+            '. _ + -, like "1.0.0"): fix it, or set "version" in operation.json'
+        )
+        raise SpecError([{"path": "$.version", "message": message}], source_name=loaded.bundle.main)
+    return text
+
+
+def _metadata_problems(metadata: Mapping[str, Any]) -> list[dict[str, str]]:
+    problems = []
+    for key in metadata:
+        if key == "command":
+            message = "applies to docker operations; a WDL operation runs its workflow"
+        elif key not in WDL_METADATA_KEYS:
+            message = f"unknown key for a WDL operation; known: {', '.join(WDL_METADATA_KEYS)}"
+        else:
+            continue
+        problems.append({"path": child_path("$", key), "message": message})
+    return problems
+
+
+def wdl_revision(bundle: wdl.Bundle, source: WdlSource) -> str:
+    """A folder's revision: sha256 over the workflow's files and the metadata file."""
+    digest = hashlib.sha256(b"ferry-wdl-operation\0")
+    digest.update(wdl.bundle_digest(bundle).encode() + b"\0")
+    digest.update((source.metadata_file or "").encode() + b"\0" + source.metadata_bytes)
+    return digest.hexdigest()
+
+
+def _miniwdl_version() -> str:
+    try:
+        return importlib.metadata.version("miniwdl")
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown)"
+
+
+def _field_summary(name: str, field: Mapping[str, Any]) -> str:
+    kind = str(field["type"])
+    if kind == "list":
+        kind = f"list of {field['items']['type']}"
+    elif kind == "file" and field.get("many"):
+        kind = "files"
+    parts = [kind]
+    if not field.get("required", True):
+        parts.append("optional")
+    if field.get("default") is not None:
+        parts.append(f"default {json.dumps(field['default'])}")
+    return f"{name} ({', '.join(parts)})"
+
+
+def _check_log(checked_spec: Mapping[str, Any], source: WdlSource, revision_kind: str) -> str:
+    about = checked_spec["wdl"]
+    fields = {
+        section: ", ".join(_field_summary(n, f) for n, f in checked_spec[section].items())
+        for section in ("inputs", "outputs")
+    }
+    metadata = source.metadata_file or "none (name, version and description from the workflow)"
+    lines = [
+        f"Checked with miniwdl {_miniwdl_version()}: the workflow and its imports parse and "
+        "typecheck, and every input and output maps to an operation type.",
+        f"Workflow: {about['workflow_name']} (WDL {about['wdl_version']}) in "
+        f"{checked_spec['workflow']}",
+        f"Imports: {', '.join(about['imports']) or 'none'}",
+        f"Inputs: {fields['inputs'] or 'none'}",
+        f"Outputs: {fields['outputs'] or 'none'}",
+        f"Metadata: {metadata}",
+        f"Operation: {checked_spec['name']} {checked_spec['version']}",
+        f"Files kept: {', '.join(about['files'])}",
+        f"Revision: {revision_kind}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def check_wdl_source(
+    fetched: FetchedSource, source: WdlSource, report: Progress
+) -> CheckedWorkflow:
+    """Load and check the workflow with miniwdl, derive the spec and work out the revision.
+    Raises :class:`IngestionError` or :class:`~operations.spec.SpecError`."""
+    where = source.metadata_file
+    problems = _metadata_problems(source.metadata)
+    if problems:
+        raise SpecError(problems, source_name=where or FERRY_SPEC_NAMES[0])
+    bundle = workflow_bundle(fetched.folder, source, shown=fetched.source)
+    report(f"Checking {bundle.main} and its imports with miniwdl {_miniwdl_version()}")
+    try:
+        loaded = wdl.load_workflow(bundle)
+        signature = wdl.derive_signature(loaded)
+    except wdl.WorkflowInvalid as exc:
+        raise workflow_invalid(exc) from None
+    metadata = {
+        k: v for k, v in source.metadata.items() if k in ("description", "inputs", "outputs")
+    }
+    try:
+        merged = wdl.merge_metadata(signature, metadata)
+    except wdl.MetadataInvalid as exc:
+        raise SpecError(exc.errors, source_name=where or bundle.main) from None
+    document: dict[str, Any] = {
+        "name": source.metadata.get("name", wdl_operation_name(loaded.workflow_name)),
+        "version": (
+            source.metadata["version"]
+            if "version" in source.metadata
+            else _workflow_version(loaded)
+        ),
+        "description": merged["description"],
+        "mode": OperationMode.WDL.value,
+        "workflow": bundle.main,
+        "inputs": merged["inputs"],
+        "outputs": merged["outputs"],
+    }
+    if "resources" in source.metadata:
+        document["resources"] = source.metadata["resources"]
+    spec = check_spec(document, source_name=where or bundle.main)
+    spec["wdl"] = {
+        "workflow_name": loaded.workflow_name,
+        "wdl_version": loaded.wdl_version,
+        "imports": list(loaded.imported_files),
+        "files": sorted(bundle.files),
+    }
+    report(
+        f"Workflow {loaded.workflow_name} (WDL {loaded.wdl_version}): "
+        f"{len(loaded.imported_files)} imported files, {len(spec['inputs'])} inputs, "
+        f"{len(spec['outputs'])} outputs"
+    )
+    if fetched.is_git:
+        revision, kind = fetched.revision, f"{fetched.revision} (git commit)"
+    else:
+        revision = wdl_revision(bundle, source)
+        kind = f"{revision} (sha256 of the workflow's files and metadata)"
+    return CheckedWorkflow(spec, bundle, revision, _check_log(spec, source, kind))
+
+
+def wdl_bundle_dir(name: str, revision: str) -> Path:
+    """Where a WDL operation's files are kept: ``$FERRY_VAR_DIR/operations/<name>/<revision>``
+    (immutable once written)."""
+    return Path(settings.FERRY_VAR_DIR) / WDL_BUNDLES_FOLDER / name / revision
+
+
+def operation_bundle_dir(operation: Operation) -> Path:
+    """The folder holding a WDL operation's files (``spec["workflow"]`` is relative to it)."""
+    return wdl_bundle_dir(operation.name, operation.revision)
+
+
+def _storage_failed(folder: Path, exc: OSError) -> IngestionError:
+    return IngestionError(
+        f"the workflow's files can't be kept in {folder}: {exc.strerror or exc}",
+        code="storage_failed",
+        status_code=503,
+    )
+
+
+def store_bundle(bundle: wdl.Bundle, target: Path) -> bool:
+    """Write the bundle's files to ``target`` unless it exists; return whether it wrote them.
+    They are written to a temporary folder beside it, then renamed: ``target`` is either
+    complete or absent."""
+    if target.is_dir():
+        return False
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise _storage_failed(target.parent, exc) from None
+    try:
+        wdl.write_bundle(bundle, staging)
+        staging.chmod(0o755)  # mkdtemp's 0o700 would hide it from other service users
+        os.rename(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if target.is_dir():
+            return False  # the same revision was being added at the same time: same files
+        raise _storage_failed(target.parent, exc) from None
+    return True
+
+
+def _ingest_wdl(
+    fetched: FetchedSource, source: WdlSource, *, added_by: Any, report: Progress
+) -> tuple[Operation, bool]:
+    checked = check_wdl_source(fetched, source, report)
+    spec, revision = checked.spec, checked.revision
+    name, version = spec["name"], spec["version"]
+    report(f"Revision {revision}")
+    target = wdl_bundle_dir(name, revision)
+    existing = Operation.objects.filter(name=name, revision=revision).first()
+    if existing is not None:
+        if existing.mode == OperationMode.WDL and store_bundle(checked.bundle, target):
+            report(f"Restored its missing workflow files in {target}")
+        report(f"{name} {version} at revision {revision[:12]} is already in the catalog")
+        return existing, False
+    if store_bundle(checked.bundle, target):
+        report(f"Kept the workflow's files in {target}")
+    operation, created = _record(
+        name=name,
+        version=version,
+        revision=revision,
+        description=spec["description"],
+        mode=spec["mode"],
+        spec=spec,
+        image="",
+        source=fetched.source,
+        build_log=checked.log,
+        added_by=added_by,
+    )
+    if created:
+        report(f"Added {name} {version} ({operation.id})")
+    return operation, created
+
+
+def _record(**fields: Any) -> tuple[Operation, bool]:
+    """Create the Operation; when the same name and revision was added meanwhile, that one."""
+    try:
+        with transaction.atomic():
+            return Operation.objects.create(**fields), True
+    except IntegrityError:
+        # Someone added the same revision while we were working: theirs stands.
+        existing = Operation.objects.filter(
+            name=fields["name"], revision=fields["revision"]
+        ).first()
+        if existing is None:
+            raise
+        return existing, False
+
+
 # --- the whole thing ------------------------------------------------------------------------------
 
 
@@ -411,6 +831,9 @@ def ingest_operation(
     report: Progress = progress or (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="ferry-ingest-") as tmp:
         fetched = fetch_source(source, commit, Path(tmp), report)
+        wdl_source = find_wdl_source(fetched.folder, shown=fetched.source)
+        if wdl_source is not None:
+            return _ingest_wdl(fetched, wdl_source, added_by=added_by, report=report)
         report(f"Revision {fetched.revision}")
         found = read_spec(fetched.folder, label=fetched.label, shown=fetched.source)
         spec = found.spec
@@ -445,37 +868,40 @@ def ingest_operation(
         )
         report(f"Built {tag}")
 
-    try:
-        with transaction.atomic():
-            operation = Operation.objects.create(
-                name=name,
-                version=version,
-                revision=fetched.revision,
-                description=spec["description"],
-                mode=spec["mode"],
-                spec=spec,
-                image=tag,
-                source=fetched.source,
-                build_log=_stored_log(build_log),
-                added_by=added_by,
-            )
-    except IntegrityError:
-        # Someone added the same revision while we were building: theirs stands.
-        existing = Operation.objects.filter(name=name, revision=fetched.revision).first()
-        if existing is None:
-            raise
-        return existing, False
-    report(f"Added {name} {version} ({operation.id})")
-    return operation, True
+    operation, created = _record(
+        name=name,
+        version=version,
+        revision=fetched.revision,
+        description=spec["description"],
+        mode=spec["mode"],
+        spec=spec,
+        image=tag,
+        source=fetched.source,
+        build_log=_stored_log(build_log),
+        added_by=added_by,
+    )
+    if created:
+        report(f"Added {name} {version} ({operation.id})")
+    return operation, created
 
 
 __all__ = [
+    "CheckedWorkflow",
     "IngestionError",
     "SpecError",
+    "WdlSource",
     "build_image",
+    "check_wdl_source",
     "fetch_source",
+    "find_wdl_source",
     "folder_digest",
     "image_tag",
     "ingest_operation",
+    "operation_bundle_dir",
     "read_spec",
+    "store_bundle",
+    "wdl_bundle_dir",
+    "wdl_operation_name",
+    "wdl_revision",
+    "workflow_bundle",
 ]

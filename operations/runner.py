@@ -143,7 +143,7 @@ def _apply(job: Job, observation: Observation, executor: Executor) -> None:
             job,
             JobStatus.FAILED,
             expected=status,
-            error_message="The job's container disappeared before it finished (removed outside Ferry?).",
+            error_message="The job's run disappeared from its executor before it finished (removed outside Ferry?).",
             error_detail=f"{executor.alias} has no run for job {job.pk}",
         )
         return

@@ -33,14 +33,18 @@ from .models import Job, Operation
 
 
 def bundle_dir(operation: Operation) -> str:
-    path = operation.spec.get("bundle_path") or ""
-    if not path:
+    """Where the operation's WDL files are kept (written by ingestion)."""
+    from .ingestion import operation_bundle_dir
+
+    folder = operation_bundle_dir(operation)
+    if not (folder / (operation.spec.get("workflow") or wdl.DEFAULT_MAIN)).is_file():
         raise ApplicationError(
-            f"The WDL operation {operation.name} has no stored workflow; add it again.",
+            f"The WDL operation {operation.name} has lost its stored workflow ({folder}); "
+            "an admin adds it again from its source.",
             code="operation_broken",
             status_code=409,
         )
-    return str(path)
+    return str(folder)
 
 
 def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
@@ -71,7 +75,7 @@ def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str
         "mode": "wdl",
         "workflow_dir": bundle_dir(operation),
         "main": spec.get("workflow") or wdl.DEFAULT_MAIN,
-        "workflow_name": spec.get("workflow_name") or "",
+        "workflow_name": (spec.get("wdl") or {}).get("workflow_name", ""),
         "values": values,
         "files": files,
         "outputs": outputs,

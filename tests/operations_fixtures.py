@@ -48,36 +48,10 @@ def make_echo_operation() -> Operation:
     )
 
 
-def make_wdl_operation(folder: Any, store_in: Any, name: str | None = None) -> Operation:
-    """A WDL operation from a fixture folder (its bundle copied to ``store_in``), the way
-    ingestion records one: the derived signature plus where the bundle is kept."""
-    from pathlib import Path
+def make_wdl_operation(folder: Any) -> Operation:
+    """A WDL operation added from a fixture folder by Ferry's own ingestion (the caller points
+    ``settings.FERRY_VAR_DIR`` at a temporary folder, where the workflow files are kept)."""
+    from operations.ingestion import ingest_operation
 
-    import wdl
-
-    bundle = wdl.bundle_from_folder(Path(folder))
-    loaded = wdl.load_workflow(bundle)
-    signature = wdl.workflow_signature(loaded)
-    target = Path(store_in) / (name or loaded.workflow_name)
-    wdl.write_bundle(bundle, target)
-    op_name = (name or loaded.workflow_name).replace("_", "-").lower()
-    spec = {
-        "name": op_name,
-        "version": "1",
-        "description": signature.get("description", ""),
-        "mode": "wdl",
-        "workflow": bundle.main,
-        "workflow_name": signature["workflow_name"],
-        "bundle_path": str(target),
-        "resources": {},
-        "inputs": signature["inputs"],
-        "outputs": signature["outputs"],
-    }
-    return Operation.objects.create(
-        name=op_name,
-        version="1",
-        revision=wdl.bundle_digest(bundle),
-        mode=OperationMode.WDL,
-        spec=spec,
-        source=str(folder),
-    )
+    operation, _ = ingest_operation(str(folder))
+    return operation

@@ -348,14 +348,14 @@ def test_invalid_spec_raises_spec_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.django_db
-def test_wdl_operations_are_refused_for_now(tmp_path: Path) -> None:
+def test_a_wdl_spec_without_its_workflow_is_refused(tmp_path: Path) -> None:
     folder = write_operation(
         tmp_path / "op", spec={"name": TEST_PREFIX + "wf", "version": "1", "mode": "wdl"}
     )
     with pytest.raises(IngestionError) as caught:
         ingest_operation(str(folder))
-    assert caught.value.code == "unsupported_mode" and caught.value.status_code == 400
-    assert "WDL operations arrive in a later version" in caught.value.message
+    assert caught.value.code == "invalid_source" and caught.value.status_code == 400
+    assert "main.wdl" in caught.value.message
 
 
 # --- WebMEV ---------------------------------------------------------------------------------------
@@ -423,7 +423,7 @@ def test_webmev_cromwell_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "operation_spec.json").write_text(
         json.dumps({"name": "wf", "inputs": {"Wf.x": {}}, "outputs": {}, "mode": "cromwell"})
     )
-    with pytest.raises(IngestionError, match="WDL operations arrive in a later version"):
+    with pytest.raises(IngestionError, match="WebMEV Cromwell operations can't be converted"):
         ingest_operation(str(tmp_path))
 
 

@@ -33,6 +33,13 @@ def wdl_engine() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def var_dir(tmp_path: Path, settings: Any) -> Path:
+    """Ingested workflows are kept under FERRY_VAR_DIR: one per test."""
+    settings.FERRY_VAR_DIR = tmp_path / "var"
+    return settings.FERRY_VAR_DIR
+
+
 def _upload(client: APIClient, workspace: Workspace, name: str, data: bytes) -> str:
     response = client.generic(
         "PUT",
@@ -50,7 +57,7 @@ def test_wdl_scatter_over_files_on_miniwdl(
     tmp_path: Path,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    operation = make_wdl_operation(FIXTURES / "array_file_input", tmp_path / "ops")
+    operation = make_wdl_operation(FIXTURES / "array_file_input")
     client = client_for("editor")
     tables = [
         _upload(client, workspace, "a.txt", b"1\n2\n3\n"),
@@ -81,7 +88,7 @@ def test_failing_wdl_task_is_named_with_its_exit_status(
     tmp_path: Path,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    operation = make_wdl_operation(FIXTURES / "failing_task", tmp_path / "ops")
+    operation = make_wdl_operation(FIXTURES / "failing_task")
     job = run_job(
         client_for("owner"),
         {"operation": str(operation.pk), "workspace": str(workspace.pk), "inputs": {}},
@@ -107,7 +114,7 @@ def test_wdl_job_with_bucket_inputs_and_results(
     settings.FERRY_BUCKETS = {
         "s3": {k: v for k, v in asdict(moto_server.config()).items() if v is not None}
     }
-    operation = make_wdl_operation(FIXTURES / "array_file_input", tmp_path / "ops")
+    operation = make_wdl_operation(FIXTURES / "array_file_input")
     client = client_for("owner")
     table = _upload(client, workspace, "a.txt", b"1\n2\n")
     assert File.objects.get(pk=table).storage_uri.startswith(f"s3://{bucket}/")

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from api.models import User
 from operations.ingestion import IngestionError, ingest_operation
+from operations.models import OperationMode
 from operations.spec import SpecError
 
 
@@ -20,8 +21,10 @@ def _stream(wrapper: OutputWrapper) -> IO[str]:
 class Command(BaseCommand):
     help = (
         "Add an operation from a folder, a local git repository or a git URL (file://, https://, "
-        "ssh://). Git sources are checked out at --commit (default: the default branch's HEAD). "
-        "Adding the same name and revision again changes nothing."
+        "ssh://): a Docker operation (spec + Dockerfile, image built) or a WDL workflow (.wdl "
+        "files + optional metadata, checked with miniwdl). Git sources are checked out at "
+        "--commit (default: the default branch's HEAD). Adding the same name and revision again "
+        "changes nothing."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -52,11 +55,16 @@ class Command(BaseCommand):
         except SpecError as exc:
             raise CommandError(exc.describe()) from None
         except IngestionError as exc:
-            raise CommandError(f"[{exc.code}] {exc.message}") from None
+            problems = exc.details.get("workflow", []) if exc.code == "invalid_workflow" else []
+            listed = "".join(f"\n  {problem}" for problem in problems) if len(problems) > 1 else ""
+            raise CommandError(f"[{exc.code}] {exc.message}{listed}") from None
         summary = f"{operation.name} {operation.version} (revision {operation.revision[:12]})"
         if created:
-            console.print(
-                f"Added {summary} as {operation.image} — id {operation.id}", style="green"
+            what = (
+                f"a WDL workflow ({operation.spec.get('workflow')})"
+                if operation.mode == OperationMode.WDL
+                else operation.image
             )
+            console.print(f"Added {summary} as {what} — id {operation.id}", style="green")
         else:
             console.print(f"{summary} was already added — id {operation.id}", style="yellow")
