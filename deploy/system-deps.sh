@@ -17,6 +17,10 @@ fi
 if ! command -v git >/dev/null 2>&1; then
   need+=(git)
 fi
+# Debian's chromium for the headless-browser upload test (playwright never downloads one).
+if [ ! -x /usr/bin/chromium ]; then
+  need+=(chromium)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

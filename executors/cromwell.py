@@ -56,6 +56,16 @@ code and logs) and tells the user the root cause, the failing call, its return c
 stderr is; ``error_detail`` holds the whole failure tree for staff. ``logs()`` lists each call's
 stdout/stderr locations, with the content of those under ``local_roots``. ``cleanup()`` does
 nothing: Cromwell keeps its own records.
+
+Cancelling: ``POST …/abort``, repeated with backoff while it answers 404 (a workflow still
+starting). A workflow that is already final is not an error. One Cromwell doesn't know at all
+raises ExecutorUnavailable (the caller retries) until it has been unknown to this process for
+``post_submit_grace_s``: then it never reached Cromwell and there is nothing to stop.
+
+Unreachable (connection errors, timeouts, 5xx after the retries, 401) is ExecutorUnavailable
+everywhere: Ferry leaves the jobs as they are and tries again. ``health()`` (engine status and
+version, for the admin page) and ``CromwellClient.describe()`` (Cromwell's own validation of a
+document) complete the picture. ``CromwellClient`` needs no Django.
 """
 
 from __future__ import annotations
@@ -576,7 +586,8 @@ class CromwellExecutor(Executor):
         grace = options.get("post_submit_grace_s", DEFAULT_GRACE_S)
         self.post_submit_grace_s: float | None = None if grace is None else float(grace)
         self.local_roots = [Path(root).resolve() for root in options.get("local_roots") or []]
-        self._absent_since: dict[str, float] = {}
+        self._absent_since: dict[str, float] = {}  # poll: ids missing from query results
+        self._abort_unknown_since: dict[str, float] = {}  # cancel: ids Cromwell didn't know
         self._lock = threading.Lock()
 
     @classmethod
@@ -679,31 +690,56 @@ class CromwellExecutor(Executor):
     # -- cancel ------------------------------------------------------------------------------------
 
     def cancel(self, job: RunnableJob) -> None:
+        """Abort the workflow. Right after a submit Cromwell may not know the id yet (404 from
+        abort and status alike): that raises ExecutorUnavailable, so the caller tries again,
+        until the id has been unknown to this process for ``post_submit_grace_s`` (a job
+        cancelled before it reached Cromwell): then there is nothing to stop."""
         workflow_id = str(job.id)
         refusal: CromwellError | None = None
         for attempt in range(ABORT_ATTEMPTS):
             try:
                 self.client.abort(workflow_id)
-                return
             except CromwellError as exc:
                 refusal = exc
                 if exc.status != 404:
                     break  # e.g. 403: the workflow is already in a terminal state
                 if attempt < ABORT_ATTEMPTS - 1:
                     time.sleep(self.client.backoff_s * 2**attempt)
+                continue
+            self._unknown_to_abort_for(workflow_id, forget=True)
+            return
         # Cromwell forgets finished workflows in its store (404) and refuses terminal ones (403):
         # its status tells whether anything is left to stop.
         try:
             status = self.client.status(workflow_id)
         except CromwellError as exc:
-            if exc.status == 404:
+            if exc.status != 404:
+                raise ExecutorUnavailable(f"Cromwell at {self.client.base_url}: {exc}") from exc
+            grace = (
+                DEFAULT_GRACE_S if self.post_submit_grace_s is None else self.post_submit_grace_s
+            )
+            if self._unknown_to_abort_for(workflow_id) >= grace:
+                self._unknown_to_abort_for(workflow_id, forget=True)
                 return  # Cromwell never heard of it: nothing to stop
-            raise ExecutorUnavailable(f"Cromwell at {self.client.base_url}: {exc}") from exc
+            raise ExecutorUnavailable(
+                f"Cromwell does not know workflow {workflow_id} yet (just submitted?); "
+                "the abort will be tried again"
+            ) from exc
+        self._unknown_to_abort_for(workflow_id, forget=True)
         if status in TERMINAL:
             return
         raise ExecutorUnavailable(
             f"Cromwell did not abort workflow {workflow_id} yet ({status}): {refusal}"
         )
+
+    def _unknown_to_abort_for(self, workflow_id: str, *, forget: bool = False) -> float:
+        """Seconds since this process first found ``workflow_id`` unknown when aborting."""
+        now = time.monotonic()
+        with self._lock:
+            if forget:
+                self._abort_unknown_since.pop(workflow_id, None)
+                return 0.0
+            return now - self._abort_unknown_since.setdefault(workflow_id, now)
 
     def cleanup(self, job: RunnableJob) -> None:
         """Nothing to remove: Cromwell keeps its records of the workflow."""
@@ -844,7 +880,8 @@ class CromwellExecutor(Executor):
     # -- admin -------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """Reachability, version and subsystem status of the server, for the admin page."""
+        """Reachability, version and subsystem status of the server, for the admin page:
+        ``{"url", "reachable", "ok", "version", "subsystems", "error", "message"}``."""
         health: dict[str, Any] = {
             "url": self.client.base_url,
             "reachable": False,
@@ -860,7 +897,18 @@ class CromwellExecutor(Executor):
         except ExecutorError as exc:
             health["ok"] = False
             health["error"] = str(exc)
+        health["message"] = health["error"] or _subsystems_summary(health["subsystems"])
         return health
+
+
+def _subsystems_summary(subsystems: Mapping[str, Any]) -> str:
+    """ "healthy", or what the subsystems that are not ok say."""
+    problems = []
+    for name, state in subsystems.items():
+        if isinstance(state, dict) and not state.get("ok", False):
+            messages = "; ".join(str(m) for m in state.get("messages") or []) or "not ok"
+            problems.append(f"{name}: {messages}")
+    return "; ".join(problems) or "healthy"
 
 
 def _observation(status: str) -> Observation:
