@@ -567,6 +567,9 @@ def _failing_calls(attempts: Sequence[CallAttempt]) -> list[CallAttempt]:
 
 
 class CromwellExecutor(Executor):
+    modes = ("wdl",)
+    reads_buckets = True  # inputs are given as bucket URIs its backend reads
+
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         super().__init__(alias, options)
         problems = check_options(options)

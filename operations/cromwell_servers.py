@@ -24,6 +24,8 @@ _OPTION_KEYS = {
     "timeouts",
     "post_submit_grace_s",
     "retries",
+    "backoff_s",
+    "local_roots",
 }
 
 
