@@ -67,6 +67,26 @@ class Location:
         return self.uri + key
 
 
+_IDENTITY_FIELDS = (
+    "endpoint_url",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "project",
+    "credentials_json",
+    "api_endpoint",
+    "anonymous",
+)
+
+
+def same_account(a: Location, b: Location) -> bool:
+    """True when one client can read ``a`` and write ``b``: same provider, same server and the
+    same credentials (timeouts and other tuning may differ). Then copies are server-side."""
+    if a.scheme != b.scheme or a.config is None or b.config is None:
+        return False
+    return all(getattr(a.config, f) == getattr(b.config, f) for f in _IDENTITY_FIELDS)
+
+
 def _prefix(uri: str) -> str:
     return uri if uri.endswith("/") else uri + "/"
 

@@ -423,7 +423,7 @@ def file_register_object(
             produced_by=produced_by,
         )
     destination = target.ref().child(key)
-    if source_location.scheme == target.scheme and source_location.config == target.config:
+    if locations.same_account(source_location, target):
         info = target.client().copy(source_ref, destination)
     else:
         from .buckets import streamed_copy

@@ -126,7 +126,7 @@ def _bucket_input(job: Job, executor: Executor, file_id: str, uri: str) -> str:
             target.client().put_stream(destination, fh, size)
         return destination.uri
     source, source_ref = locations.resolve(uri)
-    if source.scheme == target.scheme and source.config == target.config:
+    if locations.same_account(source, target):
         target.client().copy(source_ref, destination)
     else:
         buckets.streamed_copy(source.client(), source_ref, target.client(), destination)
