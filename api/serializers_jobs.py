@@ -58,6 +58,9 @@ class JobSerializer(serializers.ModelSerializer[Job]):
     )
     owner = serializers.EmailField(source="owner.email", read_only=True)
     error_detail = serializers.SerializerMethodField(help_text="Full failure detail (staff only).")
+    executor_notice = serializers.SerializerMethodField(
+        help_text="Set while the executor can't be reached; the job keeps its state meanwhile."
+    )
     output_files = FileSerializer(many=True, read_only=True, help_text="Files this job produced.")
 
     class Meta:
@@ -75,6 +78,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "output_files",
             "error_message",
             "error_detail",
+            "executor_notice",
             "executor",
             "attempts",
             "created_at",
@@ -84,6 +88,14 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_executor_notice(self, obj: Job) -> str:
+        """E.g. "executor unreachable since 2026-11-23 14:02:11 UTC" (the job keeps its state)."""
+        from operations.runner import UNREACHABLE
+
+        if obj.error_detail.startswith(UNREACHABLE):
+            return obj.error_detail.split(" UTC", 1)[0] + " UTC"
+        return ""
 
     def get_error_detail(self, obj: Job) -> str:
         request = self.context.get("request")

@@ -70,7 +70,7 @@ def submit_job(job_id: str) -> None:
         return
     except ExecutorUnavailable as exc:
         Job.objects.filter(pk=job.pk).update(
-            error_detail=f"executor unreachable since {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
+            error_detail=f"{UNREACHABLE} {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
         )
         return  # stays QUEUED; the reconciler submits it again
     except ExecutorError as exc:
@@ -105,6 +105,9 @@ def fetch_inputs(job: Job) -> None:
 # --------------------------------------------------------------------------------------- poll
 
 
+UNREACHABLE = "executor unreachable since"
+
+
 def poll_cycle() -> int:
     """One pass over every active job; returns how many remain active."""
     reconcile()
@@ -114,15 +117,21 @@ def poll_cycle() -> int:
     ):
         by_executor[job.executor].append(job)
     for alias, jobs in by_executor.items():
-        executor = get_executor(alias)
         try:
+            executor = get_executor(alias)
             observations = executor.poll(jobs)
         except ExecutorUnavailable as exc:
-            since = f"executor unreachable since {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
+            since = f"{UNREACHABLE} {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
             Job.objects.filter(pk__in=[j.pk for j in jobs], error_detail="").update(
                 error_detail=since
             )
             continue
+        except ExecutorError as exc:  # e.g. a Cromwell server record removed meanwhile
+            logger.error("poll: executor %s: %s", alias, exc)
+            continue
+        Job.objects.filter(
+            pk__in=[j.pk for j in jobs], error_detail__startswith=UNREACHABLE
+        ).update(error_detail="")
         for job in jobs:
             try:
                 _apply(job, observations.get(job.id, Observation(RunState.MISSING)), executor)
