@@ -59,12 +59,12 @@ def submit_job(job_id: str) -> None:
         fetch_inputs(job)
         prepare_wdl_run(job, executor)
         external_id = executor.submit(job)
-    except ApplicationError as exc:  # an input object could not be fetched from its bucket
+    except ApplicationError as exc:  # inputs could not be staged, or the engine refused the run
         transition(
             job,
             JobStatus.FAILED,
             expected=JobStatus.QUEUED,
-            error_message=f"Could not fetch an input file: {exc.message}",
+            error_message=f"Could not prepare the run: {exc.message}",
             error_detail=str(exc),
         )
         return

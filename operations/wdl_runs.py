@@ -164,5 +164,38 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
             base64.b64encode(zipped).decode() if zipped else None
         )
         spec["labels"] = {"ferry-job-id": str(job.pk), "ferry-workspace": str(job.workspace_id)}
+        check_with_engine(job, executor, spec["workflow_source"], spec["inputs"], zipped)
     Job.objects.filter(pk=job.pk).update(run_spec=spec)
     job.run_spec = spec
+
+
+_ACCEPTED: set[tuple[str, str]] = set()  # (executor alias, operation revision) Cromwell accepted
+
+
+def check_with_engine(
+    job: Job, executor: Executor, source: str, inputs: dict[str, Any], zipped: bytes | None
+) -> None:
+    """Ask the engine that will run the workflow whether it accepts it (Cromwell's
+    ``describe``: Cromwell and miniwdl disagree on a few documents). Once per operation
+    revision and server in this process."""
+    assert job.operation is not None
+    client = getattr(executor, "client", None)
+    key = (executor.alias, job.operation.revision)
+    if client is None or not hasattr(client, "describe") or key in _ACCEPTED:
+        return
+    from executors.base import ExecutorError, ExecutorUnavailable
+
+    try:
+        described = client.describe(source, inputs=inputs, dependencies_zip=zipped)
+    except ExecutorUnavailable:
+        raise
+    except ExecutorError as exc:
+        raise ApplicationError(f"{executor.alias} could not check the workflow: {exc}") from exc
+    if not described.get("valid", True):
+        errors = [str(e) for e in described.get("errors") or []] or ["no reason given"]
+        raise ApplicationError(
+            f"{executor.alias} refuses the workflow: {'; '.join(errors)}",
+            details={"workflow": errors},
+            code="invalid_workflow",
+        )
+    _ACCEPTED.add(key)
