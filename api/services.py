@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -339,6 +340,19 @@ def _store_spooled(
         raise
 
 
+def _spool_chunks(name: str, chunks: Iterable[bytes]) -> SpooledUpload:
+    """Spool bytes to a hashed temporary file (closed again if reading fails)."""
+    upload = SpooledUpload(name, None)
+    try:
+        for chunk in chunks:
+            upload.append(chunk)
+        upload.finish()
+    except BaseException:
+        upload.close()
+        raise
+    return upload
+
+
 def file_register_result(
     *,
     path: str,
@@ -355,15 +369,8 @@ def file_register_result(
     existing = File.objects.filter(pk=file_id).first()
     if existing is not None:
         return existing
-    upload = SpooledUpload(name, None)
-    try:
-        with open(path, "rb") as source:
-            while chunk := source.read(4 * 1024 * 1024):
-                upload.append(chunk)
-        upload.finish()
-    except BaseException:
-        upload.close()
-        raise
+    with open(path, "rb") as source:
+        upload = _spool_chunks(name, iter(lambda: source.read(4 * 1024 * 1024), b""))
     safe_name = clean_file_name(name)
     return _store_spooled(
         upload=upload,
@@ -405,14 +412,7 @@ def file_register_object(
     kind = FileType(file_type) if file_type else guess_file_type(safe_name)
     content_type = content_type_for(safe_name, kind)
     if target.is_local:
-        upload = SpooledUpload(safe_name, None)
-        try:
-            for chunk in source_location.client().open_read(source_ref):
-                upload.append(chunk)
-            upload.finish()
-        except BaseException:
-            upload.close()
-            raise
+        upload = _spool_chunks(safe_name, source_location.client().open_read(source_ref))
         return _store_spooled(
             upload=upload,
             workspace=workspace,
