@@ -305,16 +305,11 @@ def _store_spooled(
         if location.is_local:
             uri = storage.save_object(storage.object_key(file_id), upload)
         else:
-            spool = upload.file
-            assert spool is not None
-            spool.seek(0)
-            uri, info = storage.put_object(
+            uri, info = storage.save_to_location(
                 location,
                 key or locations.object_key(workspace.pk, file_id, name),
-                spool,
-                upload.received,
+                upload,
                 content_type,
-                sha256=upload.sha256,
             )
             md5 = info.md5 or ""
     finally:

@@ -19,10 +19,12 @@ from django.core.files import File as DjangoFile
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
-from . import buckets, locations
+from . import bucket_storage, buckets, locations
 from .errors import ApplicationError
+from .uploads import SpooledUpload
 
 FILES_STORAGE_ALIAS = locations.FILES_STORAGE_ALIAS
+SITE_BUCKET_ALIAS = "site-bucket"
 _CHUNK = 1024 * 1024
 
 
@@ -77,6 +79,49 @@ def put_object(
     ref = location.ref().child(key)
     info = location.client().put_stream(ref, fileobj, size, content_type, sha256=sha256)
     return ref.uri, info
+
+
+def location_storage(location: locations.Location) -> Storage:
+    """The Django storage holding a location's files: the local "files" storage, the site
+    bucket configured in ``STORAGES["site-bucket"]``, or a django-storages backend built for a
+    registered bucket location."""
+    if location.is_local:
+        return files_storage()
+    if location.source == "site" and SITE_BUCKET_ALIAS in storages.backends:
+        site = storages[SITE_BUCKET_ALIAS]
+        prefix = getattr(site, "location", "")
+        bucket = getattr(site, "bucket_name", "")
+        if location.uri.rstrip("/") == f"{location.scheme}://{bucket}/{prefix}".rstrip("/"):
+            return site
+    assert location.config is not None
+    return bucket_storage.storage_for(location.uri, location.config)
+
+
+def save_to_location(
+    location: locations.Location, key: str, upload: SpooledUpload, content_type: str
+) -> tuple[str, buckets.ObjectInfo]:
+    """Store a spooled (hashed) upload under ``key`` in a bucket location through its Django
+    storage (streamed, multipart when large); check the stored object; return its URI."""
+    target = location_storage(location)
+    try:
+        with bucket_storage.writing(sha256=upload.sha256, content_type=content_type):
+            name = target.save(key, upload)
+    except buckets.BucketError:
+        raise
+    except Exception as exc:  # boto3/google errors: say what failed without secrets
+        raise StorageUnavailable(
+            f"could not write to {location.uri} ({type(exc).__name__}); check the location's "
+            "credentials and that the bucket exists"
+        ) from exc
+    uri = location.object_uri(name)
+    info = head(uri)
+    recorded = info.server_sha256 or info.sha256
+    if info.size != upload.received or (recorded and recorded != upload.sha256):
+        delete_object(uri)
+        raise buckets.ChecksumMismatch(
+            f"{uri} does not hold the {upload.received} bytes sent (size {info.size}); removed"
+        )
+    return uri, info
 
 
 def head(uri: str) -> buckets.ObjectInfo:

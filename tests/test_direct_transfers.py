@@ -386,3 +386,90 @@ def test_a_bucket_that_disappears_gives_a_clear_error(
     assert moto_site in response.json()["message"]
     upload = _start(owner, workspace, b"abc")
     assert upload.status_code != 500
+
+
+# --------------------------------------------------------------------------- Django STORAGES, GCS
+
+
+def test_site_bucket_configured_in_storages_is_used(
+    settings: Any,
+    moto_server: S3Server,
+    workspace: Workspace,
+    client_for: Callable[[str], APIClient],
+) -> None:
+    """A deployment names its bucket in STORAGES["site-bucket"] (django-storages backend)."""
+    from django.core.files.storage import storages
+
+    from api import locations, storage
+
+    bucket = _bucket(moto_server, f"site-{uuid.uuid4().hex[:8]}")
+    _site_bucket_settings(settings, moto_server, bucket)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "site-bucket": {
+            "BACKEND": "api.bucket_storage.FerryS3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "location": "ferry",
+                "endpoint_url": moto_server.endpoint_url,
+                "region_name": "us-east-1",
+                "access_key": moto_server.access_key_id,
+                "secret_key": moto_server.secret_access_key,
+                "addressing_style": "path",
+                "file_overwrite": True,
+            },
+        },
+    }
+    assert storage.location_storage(locations.site_location()) is storages["site-bucket"]
+    data = b"through django-storages\n"
+    created = client_for("owner").generic(
+        "PUT",
+        f"/api/files/upload/?workspace={workspace.pk}&name=d.txt",
+        data,  # type: ignore[arg-type]
+        content_type="application/octet-stream",
+    )
+    assert created.status_code == 201, created.content
+    key = created.json()["storage_uri"].split("/", 3)[3]
+    head = moto_server.boto3_client().head_object(Bucket=bucket, Key=key)
+    assert head["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert head["ContentType"] == "text/plain; charset=utf-8" or head["ContentType"].startswith(
+        "text/plain"
+    )
+
+
+def test_gcs_workspace_files_and_resumable_direct_upload(
+    settings: Any, gcs_emulator: Any, workspace: Workspace, client_for: Callable[[str], APIClient]
+) -> None:
+    from api import buckets
+
+    bucket = f"gcs-{uuid.uuid4().hex[:8]}"
+    config = gcs_emulator.config()
+    client = buckets.client_for("gs", config)
+    client.gcs_client.create_bucket(bucket)  # type: ignore[attr-defined]
+    settings.FERRY_STORAGE_LOCATION = f"gs://{bucket}/ferry"
+    settings.FERRY_BUCKETS = {"gs": {k: v for k, v in asdict(config).items() if v is not None}}
+    owner = client_for("owner")
+    data = b"col\n1\n2\n"
+    created = owner.generic(
+        "PUT",
+        f"/api/files/upload/?workspace={workspace.pk}&name=g.csv",
+        data,  # type: ignore[arg-type]
+        content_type="application/octet-stream",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["storage_uri"].startswith(f"gs://{bucket}/ferry/")
+    streamed = owner.get(f"/api/files/{created.json()['id']}/download/")
+    assert b"".join(streamed.streaming_content) == data  # type: ignore[attr-defined]
+
+    # Anonymous emulator credentials can't sign: the client gets a resumable upload session.
+    payload = b"straight into GCS\n"
+    started = _start(owner, workspace, payload, md5=hashlib.md5(payload).hexdigest())  # noqa: S324
+    assert started.status_code == 201, started.content
+    upload = started.json()["upload"]
+    assert upload["kind"] == "resumable_session"
+    assert _put(upload, payload).status_code in (200, 201)
+    done = owner.post(
+        f"/api/files/uploads/{started.json()['file']['id']}/complete/", {}, format="json"
+    )
+    assert done.status_code == 200, done.content
+    assert done.json()["md5"] == hashlib.md5(payload).hexdigest()  # noqa: S324

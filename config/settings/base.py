@@ -149,6 +149,39 @@ FERRY_BUCKETS: dict[str, dict[str, Any]] = {
         if v is not None
     },
 }
+# The site's bucket, when it is one, is also a Django storage (django-storages backends).
+if FERRY_STORAGE_LOCATION.startswith(("s3://", "gs://")):
+    _scheme, _, _rest = FERRY_STORAGE_LOCATION.partition("://")
+    _bucket, _, _prefix = _rest.partition("/")
+    if _scheme == "s3":
+        _s3 = FERRY_BUCKETS["s3"]
+        STORAGES["site-bucket"] = {
+            "BACKEND": "api.bucket_storage.FerryS3Storage",
+            "OPTIONS": {
+                "bucket_name": _bucket,
+                "location": _prefix.strip("/"),
+                "endpoint_url": _s3.get("endpoint_url"),
+                "region_name": _s3.get("region")
+                or ("us-east-1" if _s3.get("endpoint_url") else None),
+                "access_key": _s3.get("access_key_id"),
+                "secret_key": _s3.get("secret_access_key"),
+                "addressing_style": "path" if _s3.get("endpoint_url") else None,
+                "signature_version": "s3v4",
+                "file_overwrite": True,
+                "default_acl": None,
+            },
+        }
+    else:
+        STORAGES["site-bucket"] = {
+            "BACKEND": "api.bucket_storage.FerryGCSStorage",
+            "OPTIONS": {
+                "bucket_name": _bucket,
+                "location": _prefix.strip("/"),
+                "project_id": FERRY_BUCKETS["gs"].get("project"),
+                "file_overwrite": True,
+                "default_acl": None,
+            },
+        }
 # Further bucket prefixes that the site's credentials may read (for POST /api/files/import/).
 FERRY_IMPORT_LOCATIONS = env.list("FERRY_IMPORT_LOCATIONS", default=[])
 # Direct browser uploads/downloads: signed URL lifetime, how long a pending upload may take, and
