@@ -22,7 +22,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from api import storage
+from api.buckets import BucketUnavailable
 from api.errors import ApplicationError
+from api.locations import LocationRefused
 from api.services import file_register_object, file_register_result
 from executors.base import (
     Collected,
@@ -59,6 +61,9 @@ def submit_job(job_id: str) -> None:
         fetch_inputs(job)
         prepare_wdl_run(job, executor)
         external_id = executor.submit(job)
+    except BucketUnavailable as exc:  # a bucket is down for now: try again later
+        _mark_unreachable([job.pk], exc)
+        return
     except ApplicationError as exc:  # inputs could not be staged, or the engine refused the run
         transition(
             job,
@@ -69,9 +74,7 @@ def submit_job(job_id: str) -> None:
         )
         return
     except ExecutorUnavailable as exc:
-        Job.objects.filter(pk=job.pk).update(
-            error_detail=f"{UNREACHABLE} {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
-        )
+        _mark_unreachable([job.pk], exc)
         return  # stays QUEUED; the reconciler submits it again
     except ExecutorError as exc:
         transition(
@@ -108,30 +111,40 @@ def fetch_inputs(job: Job) -> None:
 UNREACHABLE = "executor unreachable since"
 
 
+def _mark_unreachable(job_ids: list[Any], exc: Exception) -> None:
+    """Show on the jobs that their executor (or a bucket) can't be reached; they keep their
+    state. The first time is kept, so the notice says since when."""
+    since = f"{UNREACHABLE} {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
+    Job.objects.filter(pk__in=job_ids).exclude(error_detail__startswith=UNREACHABLE).update(
+        error_detail=since
+    )
+
+
 def poll_cycle() -> int:
     """One pass over every active job; returns how many remain active."""
     reconcile()
     by_executor: dict[str, list[Job]] = defaultdict(list)
-    for job in Job.objects.filter(status__in=[s.value for s in _PROBED]).select_related(
-        "operation"
-    ):
+    # Only what polling reads: loading inputs/outputs/log tails of 10,000 jobs costs seconds.
+    active = Job.objects.filter(status__in=[s.value for s in _PROBED]).only(
+        "id", "executor", "status", "run_spec", "workspace_id", "error_detail", "external_id"
+    )
+    for job in active:
         by_executor[job.executor].append(job)
     for alias, jobs in by_executor.items():
         try:
             executor = get_executor(alias)
             observations = executor.poll(jobs)
         except ExecutorUnavailable as exc:
-            since = f"{UNREACHABLE} {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
-            Job.objects.filter(pk__in=[j.pk for j in jobs], error_detail="").update(
-                error_detail=since
-            )
+            _mark_unreachable([j.pk for j in jobs], exc)
             continue
         except ExecutorError as exc:  # e.g. a Cromwell server record removed meanwhile
             logger.error("poll: executor %s: %s", alias, exc)
             continue
-        Job.objects.filter(
-            pk__in=[j.pk for j in jobs], error_detail__startswith=UNREACHABLE
-        ).update(error_detail="")
+        marked = [j.pk for j in jobs if j.error_detail.startswith(UNREACHABLE)]
+        if marked:
+            Job.objects.filter(pk__in=marked, error_detail__startswith=UNREACHABLE).update(
+                error_detail=""
+            )
         for job in jobs:
             try:
                 _apply(job, observations.get(job.id, Observation(RunState.MISSING)), executor)
@@ -179,8 +192,12 @@ def reconcile() -> None:
         Job.objects.filter(pk=job_id).update(updated_at=now)  # don't resubmit it every cycle
         queue.enqueue_submit(job_id)
     stale_finalizing = Job.objects.filter(
+        Q(updated_at__lt=now - timedelta(seconds=settings.FERRY_REFINALIZE_AFTER_S))
+        | Q(
+            error_detail__startswith=UNREACHABLE,
+            updated_at__lt=now - timedelta(seconds=settings.FERRY_RESUBMIT_AFTER_S),
+        ),
         status=JobStatus.FINALIZING,
-        updated_at__lt=now - timedelta(seconds=settings.FERRY_REFINALIZE_AFTER_S),
     )
     for job_id in stale_finalizing.values_list("pk", flat=True)[:100]:
         Job.objects.filter(pk=job_id).update(updated_at=now)
@@ -197,8 +214,9 @@ def finalize_job(job_id: str) -> None:
     executor = get_executor(job.executor)
     try:
         collected = executor.collect(job)
-    except ExecutorUnavailable:
-        return  # the reconciler tries again later
+    except ExecutorUnavailable as exc:
+        _mark_unreachable([job.pk], exc)
+        return  # the reconciler tries again soon
     except ExecutorError as exc:
         collected = Collected(succeeded=False, error_message=str(exc), error_detail=str(exc))
     tails = {
@@ -218,25 +236,43 @@ def finalize_job(job_id: str) -> None:
         return
     try:
         outputs = register_outputs(job, collected)
-    except OutputError as exc:
+    except BucketUnavailable as exc:  # transient: the reconciler finalizes it again
+        _mark_unreachable([job.pk], exc)
+        return
+    except (OutputError, ApplicationError) as exc:
+        message = str(exc) if isinstance(exc, OutputError) else _relocation_failed(exc)
         transition(
             job,
             JobStatus.FAILED,
             expected=JobStatus.FINALIZING,
-            error_message=str(exc),
+            error_message=message,
             error_detail=str(exc),
             **tails,
         )
         _cleanup(executor, job)
         return
     if transition(
-        job, JobStatus.SUCCEEDED, expected=JobStatus.FINALIZING, outputs=outputs, **tails
+        job,
+        JobStatus.SUCCEEDED,
+        expected=JobStatus.FINALIZING,
+        outputs=outputs,
+        error_detail="",
+        **tails,
     ):
         _cleanup(executor, job)
 
 
 class OutputError(Exception):
     pass
+
+
+def _relocation_failed(exc: ApplicationError) -> str:
+    if isinstance(exc, LocationRefused):
+        return (
+            f"The results can't be collected: {exc.message} An admin must register that bucket "
+            "as a storage location (a credential, or FERRY_IMPORT_LOCATIONS)."
+        )
+    return f"The results can't be stored: {exc.message}"
 
 
 def _result_file_id(job: Job, name: str, index: int) -> uuid.UUID:
