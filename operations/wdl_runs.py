@@ -58,18 +58,20 @@ def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
     return found
 
 
+def _engine_output(out: dict[str, Any]) -> dict[str, Any]:
+    """How executors see an output: files (one, or ``many``) or a value of some type."""
+    if out.get("type") == "list" and (out.get("items") or {}).get("type") == "file":
+        return {"type": "file", "many": True}
+    if out.get("type") == "file":
+        return {"type": "file", "many": bool(out.get("many"))}
+    return {"type": out.get("type"), "many": out.get("type") == "list"}
+
+
 def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str, Any]:
     spec = operation.spec
     ids = _file_ids(spec, values)
     files = {str(f.pk): f.storage_uri for f in File.objects.filter(pk__in=ids)}
-    outputs = {
-        name: {
-            "type": out.get("type"),
-            "many": out.get("type") == "list" or bool(out.get("many")),
-            **({"items": out["items"]} if "items" in out else {}),
-        }
-        for name, out in spec.get("outputs", {}).items()
-    }
+    outputs = {name: _engine_output(out) for name, out in spec.get("outputs", {}).items()}
     limits = {k: v for k, v in (spec.get("resources") or {}).items() if k == "timeout_s"}
     return {
         "mode": "wdl",
@@ -177,16 +179,17 @@ def check_with_engine(
 ) -> None:
     """Ask the engine that will run the workflow whether it accepts it (Cromwell's
     ``describe``: Cromwell and miniwdl disagree on a few documents). Once per operation
-    revision and server in this process."""
+    revision and server in this process. Cromwell's describe takes no imports
+    (``workflowDependencies``), so a workflow with imports is checked by miniwdl only."""
     assert job.operation is not None
     client = getattr(executor, "client", None)
     key = (executor.alias, job.operation.revision)
-    if client is None or not hasattr(client, "describe") or key in _ACCEPTED:
+    if client is None or not hasattr(client, "describe") or key in _ACCEPTED or zipped:
         return
     from executors.base import ExecutorError, ExecutorUnavailable
 
     try:
-        described = client.describe(source, inputs=inputs, dependencies_zip=zipped)
+        described = client.describe(source, inputs=inputs)
     except ExecutorUnavailable:
         raise
     except ExecutorError as exc:
