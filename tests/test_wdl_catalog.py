@@ -94,3 +94,37 @@ def test_wdl_fixture_runs_through_the_api(
     for name in declared_files:
         if name in done.outputs:
             assert File.objects.filter(pk=done.outputs[name], produced_by=done).exists()
+
+
+def test_a_cromwell_server_from_settings(
+    settings: Any,
+    request: pytest.FixtureRequest,
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A Cromwell in settings.EXECUTORS (FERRY_CROMWELL_URL) is routed to like any executor."""
+    server = request.getfixturevalue("cromwell")
+    request.getfixturevalue("site_bucket")
+    settings.EXECUTORS = {
+        **settings.EXECUTORS,
+        "cromwell": {
+            "BACKEND": "executors.cromwell.CromwellExecutor",
+            "OPTIONS": {
+                "url": server.url,
+                "inputs_location": f"s3://{server.bucket}/ferry-inputs/",
+            },
+        },
+    }
+    settings.EXECUTOR_ROUTING = {**settings.EXECUTOR_ROUTING, "wdl": "cromwell"}
+    operation = make_wdl_operation(FIXTURES / "scatter")
+    job = run_job(
+        client_for("owner"),
+        {"operation": str(operation.pk), "workspace": str(workspace.pk), "inputs": {"count": 2}},
+        django_capture_on_commit_callbacks,
+    )
+    assert job["executor"] == "cromwell"
+    done = wait_terminal(job["id"], timeout=180)
+    assert done.status == JobStatus.SUCCEEDED, (done.error_message, done.error_detail)
+    assert done.outputs["total"] == 1
+    assert server.counters().get("submit") == 1

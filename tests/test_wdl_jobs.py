@@ -3,6 +3,7 @@ Docker engine → outputs stored as Files with provenance, locally and in a buck
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -136,3 +137,48 @@ def test_wdl_job_with_bucket_inputs_and_results(
     key = summary.storage_uri.split("/", 3)[3]
     got = moto_server.boto3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     assert got.strip() == b"lines: 2"
+
+
+def test_cancelling_a_wdl_job_stops_miniwdl_and_its_tasks(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from operations import runner
+    from operations.models import Job
+
+    folder = tmp_path / "sleepy"
+    folder.mkdir()
+    (folder / "main.wdl").write_text(
+        "version 1.0\n"
+        "workflow sleepy {\n  call nap\n  output { Int done = nap.done }\n}\n"
+        "task nap {\n  command <<<\n    sleep 120; echo 1\n  >>>\n"
+        "  output { Int done = read_int(stdout()) }\n"
+        '  runtime { docker: "ferry/busybox:latest" }\n}\n'
+    )
+    operation = make_wdl_operation(folder)
+    client = client_for("owner")
+    job = run_job(
+        client,
+        {"operation": str(operation.pk), "workspace": str(workspace.pk), "inputs": {}},
+        django_capture_on_commit_callbacks,
+    )
+    from executors.registry import get_executor
+
+    executor: Any = get_executor("local-miniwdl")
+    run_dir = executor.run_dir(Job.objects.get(pk=job["id"]))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the task's container runs
+        runner.poll_cycle()
+        if executor.leftovers(run_dir)[1]:
+            break
+        time.sleep(0.5)
+    assert executor.leftovers(run_dir)[1], "the task never started"
+    with django_capture_on_commit_callbacks(execute=True):
+        cancelled = client.post(f"/api/jobs/{job['id']}/cancel/")
+    assert cancelled.status_code == 202, cancelled.content
+    done = wait_terminal(job["id"], timeout=60)
+    assert done.status == JobStatus.CANCELLED
+    services, containers = executor.leftovers(run_dir)
+    assert not services and not [c for c in containers if c.status == "running"]

@@ -292,6 +292,21 @@ EXECUTORS: dict[str, dict[str, Any]] = {
         },
     },
 }
+# A Cromwell server from the environment (others are registered at /api/cromwell-servers/ and
+# run as "cromwell:<name>"). Its backend must read the bucket prefix FERRY_CROMWELL_INPUTS_LOCATION.
+if env.str("FERRY_CROMWELL_URL", default=""):
+    EXECUTORS["cromwell"] = {
+        "BACKEND": "executors.cromwell.CromwellExecutor",
+        "OPTIONS": {
+            "url": env.str("FERRY_CROMWELL_URL"),
+            "inputs_location": env.str("FERRY_CROMWELL_INPUTS_LOCATION", default="") or None,
+            "auth": (
+                {"type": "bearer", "token": env.str("FERRY_CROMWELL_TOKEN")}
+                if env.str("FERRY_CROMWELL_TOKEN", default="")
+                else None
+            ),
+        },
+    }
 # Which executor runs each operation mode; "cromwell:<name>" names a registered Cromwell server.
 EXECUTOR_ROUTING = {
     "docker": "local-docker",
