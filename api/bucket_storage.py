@@ -42,7 +42,13 @@ def writing(*, sha256: str, content_type: str) -> Iterator[None]:
 
 
 class FerryS3Storage(S3Storage):
-    """django-storages' S3 backend; saved objects record their sha256 as metadata."""
+    """django-storages' S3 backend; saved objects record their sha256 as metadata. Without a
+    ``transfer_config`` it uses Ferry's bounded one (4 parts of 8 MiB in flight, not boto3's 10)."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        if getattr(self, "transfer_config", None) is None:
+            self.transfer_config = bounded_transfer(buckets.BucketConfig())
 
     def get_object_parameters(self, name: str) -> dict[str, Any]:
         params: dict[str, Any] = super().get_object_parameters(name)
@@ -73,10 +79,9 @@ class FerryGCSStorage(GoogleCloudStorage):
         return params
 
 
-def s3_storage_options(ref: buckets.ObjectRef, config: buckets.BucketConfig) -> dict[str, Any]:
-    """``STORAGES`` OPTIONS for :class:`FerryS3Storage` at ``ref`` (bucket + prefix)."""
+def bounded_transfer(config: buckets.BucketConfig) -> Any:
+    """boto3 transfer settings that keep an upload's memory to a few parts."""
     from boto3.s3.transfer import TransferConfig
-    from botocore.config import Config
 
     transfer = TransferConfig(
         multipart_threshold=config.multipart_threshold,
@@ -85,6 +90,13 @@ def s3_storage_options(ref: buckets.ObjectRef, config: buckets.BucketConfig) -> 
         use_threads=config.max_concurrency > 1,
     )
     transfer.max_in_memory_upload_chunks = config.max_concurrency
+    return transfer
+
+
+def s3_storage_options(ref: buckets.ObjectRef, config: buckets.BucketConfig) -> dict[str, Any]:
+    """``STORAGES`` OPTIONS for :class:`FerryS3Storage` at ``ref`` (bucket + prefix)."""
+    from botocore.config import Config
+
     return {
         "bucket_name": ref.bucket,
         "location": ref.key.strip("/"),
@@ -97,7 +109,7 @@ def s3_storage_options(ref: buckets.ObjectRef, config: buckets.BucketConfig) -> 
         "signature_version": "s3v4",
         "file_overwrite": True,  # keys are unique per file id: no existence probe per save
         "default_acl": None,
-        "transfer_config": transfer,
+        "transfer_config": bounded_transfer(config),
         "client_config": Config(
             connect_timeout=config.connect_timeout_s,
             read_timeout=config.read_timeout_s,
