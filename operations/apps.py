@@ -36,4 +36,11 @@ class OperationsConfig(AppConfig):
 
         checks.register(check_executors)
         register_resolver(CROMWELL_ALIAS_PREFIX, resolve_executor)
+        # Cromwell logins are checked against the server when an admin saves them.
+        from api.credentials import CHECKERS
+        from api.models import CredentialKind
+
+        from .cromwell_servers import check_cromwell_credential
+
+        CHECKERS[CredentialKind.CROMWELL] = check_cromwell_credential
         post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="ferry-reconcile-on-start")

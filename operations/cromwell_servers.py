@@ -51,19 +51,43 @@ def _check_credential(credential: Credential | None) -> None:
         raise field_error("credential", "Choose a credential of kind cromwell.")
 
 
+def _auth_from_secret(secret: dict[str, Any]) -> dict[str, Any] | None:
+    if secret.get("token"):
+        return {"type": "bearer", "token": secret["token"]}
+    if secret.get("username"):
+        return {
+            "type": "basic",
+            "username": secret["username"],
+            "password": secret.get("password", ""),
+        }
+    return None
+
+
+def check_cromwell_credential(config: dict[str, Any], secret: dict[str, Any]) -> list[str]:
+    """Problems reaching the Cromwell at ``config["url"]`` with this login ([] when fine)."""
+    from executors.cromwell import CromwellExecutor
+
+    url = str(config.get("url") or "").rstrip("/")
+    try:
+        executor = CromwellExecutor(
+            "credential-check",
+            {"url": url, "auth": _auth_from_secret(secret), "retries": 0, "backoff_s": 0},
+        )
+    except ExecutorError as exc:
+        return [str(exc)]
+    health = executor.health()
+    if not health.get("reachable"):
+        return [f"Cromwell at {url} can't be reached: {health.get('error') or 'no answer'}"]
+    if not health.get("ok"):
+        return [f"Cromwell at {url} answers but is not healthy: {health.get('message')}"]
+    return []
+
+
 def executor_options(server: CromwellServer) -> dict[str, Any]:
     """The CromwellExecutor options for a server, its login decrypted."""
     options: dict[str, Any] = {**server.options, "url": server.url, "auth": None}
     if server.credential is not None and server.credential.secret_ciphertext:
-        secret = decrypt_secret(server.credential.secret_ciphertext)
-        if secret.get("token"):
-            options["auth"] = {"type": "bearer", "token": secret["token"]}
-        elif secret.get("username"):
-            options["auth"] = {
-                "type": "basic",
-                "username": secret["username"],
-                "password": secret.get("password", ""),
-            }
+        options["auth"] = _auth_from_secret(decrypt_secret(server.credential.secret_ciphertext))
     return options
 
 

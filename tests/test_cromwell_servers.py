@@ -1,0 +1,76 @@
+"""Registered Cromwell servers and their logins: checked against the (simulated) server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from api.credentials import credential_create
+from api.models import User
+from tests.harness.buckets import free_ports
+
+pytest_plugins = ["tests.harness.buckets", "tests.harness.cromwell"]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+
+
+def test_cromwell_logins_are_checked_when_saved(cromwell_sim: Any, users: dict[str, User]) -> None:
+    good = credential_create(
+        user=users["staff"],
+        name="cromwell-login",
+        kind="cromwell",
+        config={"url": cromwell_sim.url},
+        secret={"username": "ferry", "password": "s3cret-pw"},
+    )
+    assert good.check_ok is True, good.check_message
+    (port,) = free_ports(1)
+    bad = credential_create(
+        user=users["staff"],
+        name="nowhere",
+        kind="cromwell",
+        config={"url": f"http://127.0.0.1:{port}"},
+        secret={"username": "ferry", "password": "s3cret-pw"},
+    )
+    assert bad.check_ok is False
+    assert "can't be reached" in bad.check_message and "s3cret-pw" not in bad.check_message
+
+
+def test_server_records_refuse_bad_input(
+    cromwell_sim: Any, users: dict[str, User], client_for: Callable[[str], APIClient]
+) -> None:
+    staff = client_for("staff")
+    bucket_login = credential_create(
+        user=users["staff"],
+        name="not-cromwell",
+        kind="cromwell",
+        config={"url": cromwell_sim.url},
+        secret={},
+    )
+    created = staff.post(
+        "/api/cromwell-servers/",
+        {"name": "sim", "url": cromwell_sim.url, "credential": str(bucket_login.pk)},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["healthy"] is True and created.json()["version"]
+    duplicate = staff.post(
+        "/api/cromwell-servers/", {"name": "sim", "url": cromwell_sim.url}, format="json"
+    )
+    assert duplicate.status_code == 400 and "name" in duplicate.json()["details"]
+    unknown = staff.post(
+        "/api/cromwell-servers/",
+        {"name": "other", "url": cromwell_sim.url, "options": {"colour": "red"}},
+        format="json",
+    )
+    assert unknown.status_code == 400 and "options" in unknown.json()["details"]
+    bad_location = staff.post(
+        "/api/cromwell-servers/",
+        {"name": "other", "url": cromwell_sim.url, "options": {"inputs_location": "ftp://x"}},
+        format="json",
+    )
+    assert bad_location.status_code == 400
+    assert "options.inputs_location" in bad_location.json()["details"]
+    not_a_url = staff.post("/api/cromwell-servers/", {"name": "x", "url": "nope"}, format="json")
+    assert not_a_url.status_code == 400 and "url" in not_a_url.json()["details"]
