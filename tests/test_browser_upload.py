@@ -32,7 +32,6 @@ from api import services
 from api.models import File, FileStatus, User
 from tests.harness.buckets import S3Server
 
-pytest_plugins = ["tests.harness.buckets"]
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")

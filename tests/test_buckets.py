@@ -43,7 +43,6 @@ from api.errors import exception_handler
 if TYPE_CHECKING:
     from tests.harness.buckets import GCSServer, S3Server
 
-pytest_plugins = ["tests.harness.buckets"]
 
 pytestmark = pytest.mark.slow
 

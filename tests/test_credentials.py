@@ -16,7 +16,6 @@ from api.crypto import SecretUnreadable, decrypt_secret
 from api.models import Credential
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.harness.buckets"]
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 
 

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from tests.harness.buckets import S3Server
     from tests.harness.cromwell import CromwellServer
 
-pytest_plugins = ["tests.harness.cromwell"]
 pytestmark = pytest.mark.slow
 
 WAIT_S = 180.0

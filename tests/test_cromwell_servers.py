@@ -12,7 +12,6 @@ from api.credentials import credential_create
 from api.models import User
 from tests.harness.buckets import free_ports
 
-pytest_plugins = ["tests.harness.buckets", "tests.harness.cromwell"]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 

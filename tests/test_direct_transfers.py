@@ -25,7 +25,6 @@ from api.credentials import credential_create
 from api.models import Credential, File, User, Workspace
 from tests.harness.buckets import S3Server
 
-pytest_plugins = ["tests.harness.buckets"]
 pytestmark = pytest.mark.slow
 
 

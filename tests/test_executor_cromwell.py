@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from tests.harness.buckets import S3Server
     from tests.harness.cromwell import CromwellServer
 
-pytest_plugins = ["tests.harness.buckets", "tests.harness.cromwell"]
 
 WAIT_S = 180.0
 FINAL = {"Succeeded", "Failed", "Aborted"}

@@ -25,7 +25,6 @@ from tests.test_wdl_cromwell_jobs import (  # noqa: F401 - fixtures
     var_dir,
 )
 
-pytest_plugins = ["tests.harness.buckets", "tests.harness.cromwell"]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 FIXTURES = Path(__file__).parent / "wdl_fixtures"

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from tests.harness.buckets import S3Server
     from tests.harness.cromwell import CromwellServer
 
-pytest_plugins = ["tests.harness.buckets", "tests.harness.cromwell"]
 pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).parent / "wdl_fixtures"

@@ -20,7 +20,6 @@ from tests.harness.docker import ensure_busybox_image, ensure_docker, ensure_swa
 from tests.operations_fixtures import TEST_IMAGE, make_wdl_operation
 from tests.test_jobs import run_job, wait_terminal
 
-pytest_plugins = ["tests.harness.buckets"]
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 FIXTURES = Path(__file__).parent / "wdl_fixtures"
