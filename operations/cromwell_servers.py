@@ -215,3 +215,13 @@ def require_accepting(alias: str) -> None:
             status_code=409,
             details={"executor": ["Draining."]},
         )
+
+
+def check_all_servers() -> int:
+    """Refresh every registered server's health (a django-q2 schedule runs this every few
+    minutes, so the admin list shows current health). Returns how many were checked."""
+    count = 0
+    for server in CromwellServer.objects.select_related("credential"):
+        server_check(server)
+        count += 1
+    return count

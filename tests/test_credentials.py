@@ -175,3 +175,32 @@ def test_s3_credentials_checked_against_a_real_server(
         format="json",
     )
     assert mismatch.json()["check_ok"] is False and "s3://" in mismatch.json()["check_message"]
+
+
+@pytest.mark.slow
+def test_environment_credentials_need_no_stored_secret(
+    client_for: Callable[[str], APIClient], seaweedfs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a stored secret, boto3's own chain is used (here: the environment; on a cloud
+    host: the instance or task role)."""
+    bucket = "env-credentials"
+    seaweedfs.boto3_client().create_bucket(Bucket=bucket)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweedfs.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.secret_access_key)
+    created = client_for("staff").post(
+        "/api/credentials/",
+        {
+            "name": "from-env",
+            "kind": "s3",
+            "config": {
+                "location": f"s3://{bucket}/",
+                "endpoint_url": seaweedfs.endpoint_url,
+                "region": "us-east-1",
+            },
+            "secret": {},
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["has_secret"] is False
+    assert created.json()["check_ok"] is True, created.json()["check_message"]

@@ -73,3 +73,23 @@ def test_server_records_refuse_bad_input(
     assert "options.inputs_location" in bad_location.json()["details"]
     not_a_url = staff.post("/api/cromwell-servers/", {"name": "x", "url": "nope"}, format="json")
     assert not_a_url.status_code == 400 and "url" in not_a_url.json()["details"]
+
+
+def test_scheduled_health_checks_follow_the_server(cromwell_sim: Any) -> None:
+    from django_q.models import Schedule
+
+    from operations.cromwell_servers import check_all_servers, server_create
+
+    assert Schedule.objects.filter(func="operations.cromwell_servers.check_all_servers").exists()
+    server = server_create(name="sim", url=cromwell_sim.url)
+    assert server.healthy is True
+    cromwell_sim.stop()
+    try:
+        assert check_all_servers() == 1
+        server.refresh_from_db()
+        assert server.healthy is False and "unreachable" in server.health_message
+    finally:
+        cromwell_sim.start()
+    check_all_servers()
+    server.refresh_from_db()
+    assert server.healthy is True
