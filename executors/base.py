@@ -16,6 +16,7 @@ It works on jobs through the attributes below (a ``operations.models.Job`` has t
 from __future__ import annotations
 
 import enum
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,3 +103,28 @@ class Executor(ABC):
     @abstractmethod
     def cleanup(self, job: RunnableJob) -> None:
         """Remove what the run left on the engine (container, work dir); idempotent."""
+
+
+def check_local_options(options: dict[str, Any], minimums: dict[str, float]) -> list[str]:
+    """Problems with what every local executor's OPTIONS have: an absolute ``work_root``, and
+    ``defaults``/``ceilings`` that name known limits (``minimums``: limit -> smallest value)."""
+    problems = []
+    work_root = options.get("work_root")
+    if not isinstance(work_root, str | Path) or not Path(work_root).is_absolute():
+        problems.append("OPTIONS['work_root'] must be an absolute path")
+    for group in ("defaults", "ceilings"):
+        values = options.get(group) or {}
+        if not isinstance(values, dict):
+            problems.append(f"OPTIONS[{group!r}] must be a dict")
+            continue
+        for key, value in values.items():
+            if key not in minimums:
+                problems.append(f"OPTIONS[{group!r}] has an unknown limit {key!r}")
+            elif (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value < minimums[key]
+            ):
+                problems.append(f"OPTIONS[{group!r}][{key!r}] must be at least {minimums[key]}")
+    return problems

@@ -73,6 +73,7 @@ from .base import (
     Observation,
     RunnableJob,
     RunState,
+    check_local_options,
 )
 
 LABEL_JOB = "ferry.job"
@@ -271,22 +272,7 @@ class DockerExecutor(Executor):
         """Problems with an OPTIONS dict, as sentences (used by the system check too)."""
         if not isinstance(options, dict):
             return ["OPTIONS must be a dict"]
-        problems = []
-        work_root = options.get("work_root")
-        if not isinstance(work_root, str | Path) or not Path(work_root).is_absolute():
-            problems.append("OPTIONS['work_root'] must be an absolute path")
-        for group in ("defaults", "ceilings"):
-            values = options.get(group) or {}
-            if not isinstance(values, dict):
-                problems.append(f"OPTIONS[{group!r}] must be a dict")
-                continue
-            for key, value in values.items():
-                if key not in LIMITS:
-                    problems.append(f"OPTIONS[{group!r}] has an unknown limit {key!r}")
-                elif not _is_number(value) or value < LIMITS[key][1]:
-                    problems.append(
-                        f"OPTIONS[{group!r}][{key!r}] must be at least {LIMITS[key][1]}"
-                    )
+        problems = check_local_options(options, {k: v[1] for k, v in LIMITS.items()})
         defaults, ceilings = options.get("defaults") or {}, options.get("ceilings") or {}
         if isinstance(defaults, dict) and isinstance(ceilings, dict):
             for key in LIMITS:

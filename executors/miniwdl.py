@@ -80,6 +80,7 @@ from .base import (
     Observation,
     RunnableJob,
     RunState,
+    check_local_options,
 )
 
 INPUTS_JSON = "inputs.json"
@@ -423,20 +424,7 @@ class MiniwdlExecutor(Executor):
         """Problems with an OPTIONS dict, as sentences (used by the system check too)."""
         if not isinstance(options, dict):
             return ["OPTIONS must be a dict"]
-        problems = []
-        work_root = options.get("work_root")
-        if not isinstance(work_root, str | Path) or not Path(work_root).is_absolute():
-            problems.append("OPTIONS['work_root'] must be an absolute path")
-        for group in ("defaults", "ceilings"):
-            values = options.get(group) or {}
-            if not isinstance(values, dict):
-                problems.append(f"OPTIONS[{group!r}] must be a dict")
-                continue
-            for key, value in values.items():
-                if key != "timeout_s":
-                    problems.append(f"OPTIONS[{group!r}] has an unknown limit {key!r}")
-                elif not _is_whole(value) or value < 1:
-                    problems.append(f"OPTIONS[{group!r}]['timeout_s'] must be a whole number ≥ 1")
+        problems = check_local_options(options, {"timeout_s": 1})
         tasks = options.get("max_concurrent_tasks", 0)
         if not _is_whole(tasks) or tasks < 0:
             problems.append("OPTIONS['max_concurrent_tasks'] must be a whole number ≥ 0")
