@@ -1097,8 +1097,31 @@ class S3Bucket(BucketClient):
             upload_id = self._client.create_multipart_upload(
                 Bucket=ref.bucket, Key=ref.key, ContentType=content_type
             )["UploadId"]
-            parts = []
-            for number in range(1, count + 1):
+        parts = self.presign_parts(ref, upload_id, size, part_size, range(1, count + 1), expires)
+        return {"upload_id": upload_id, "part_size": part_size, "method": "PUT", "parts": parts}
+
+    def presign_parts(
+        self,
+        ref: ObjectRef,
+        upload_id: str,
+        size: int,
+        part_size: int,
+        numbers: Iterable[int],
+        expires_s: int,
+    ) -> list[dict[str, Any]]:
+        """Signed PUT URLs for some parts of a started multipart upload (again, when the
+        first ones expired before the client got to them)."""
+        expires = _check_expiry(expires_s)
+        count = max(1, -(-size // part_size))
+        parts = []
+        with self._errors(ref, "sign parts of an upload to"):
+            for number in numbers:
+                if not 1 <= number <= count:
+                    raise BucketError(
+                        f"part {number} does not exist (parts 1 to {count})",
+                        status_code=400,
+                        code="invalid_part",
+                    )
                 url = self._client.generate_presigned_url(
                     "upload_part",
                     Params={
@@ -1113,7 +1136,7 @@ class S3Bucket(BucketClient):
                 parts.append(
                     {"part_number": number, "url": url, "size": min(part_size, size - first)}
                 )
-        return {"upload_id": upload_id, "part_size": part_size, "method": "PUT", "parts": parts}
+        return parts
 
     def complete_multipart(
         self, ref: ObjectRef, upload_id: str, parts: list[dict[str, Any]]

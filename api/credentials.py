@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .crypto import decrypt_secret, encrypt_secret, rotate
-from .errors import ApplicationError
+from .errors import ApplicationError, Conflict
 from .models import Credential, CredentialKind, User
 
 logger = logging.getLogger(__name__)
@@ -167,3 +167,31 @@ def credentials_rotate_key(progress: Callable[[int], None] | None = None) -> int
         if progress:
             progress(1)
     return count
+
+
+def credential_delete(*, credential: Credential) -> None:
+    """Delete a credential nothing depends on: refused (409) while a Cromwell server logs in
+    with it, or while workspaces store files in, or files live in, its bucket location."""
+    from operations.models import CromwellServer
+
+    from .models import File, Workspace
+
+    reasons = []
+    servers = CromwellServer.objects.filter(credential=credential).count()
+    if servers:
+        reasons.append(f"{servers} Cromwell server(s) log in with it")
+    location = str(credential.config.get("location") or "")
+    if credential.kind in _SCHEMES and location:
+        prefix = location if location.endswith("/") else location + "/"
+        workspaces = Workspace.objects.filter(storage_location__startswith=prefix).count()
+        files = File.objects.filter(storage_uri__startswith=prefix).count()
+        if workspaces:
+            reasons.append(f"{workspaces} workspace(s) store their files in {prefix}")
+        if files:
+            reasons.append(f"{files} file(s) live in {prefix}")
+    if reasons:
+        raise Conflict(
+            f"The credential is in use: {'; '.join(reasons)}. Move or delete those first.",
+            code="credential_in_use",
+        )
+    credential.delete()

@@ -6,9 +6,11 @@ A location is a URI prefix: the site's default (``settings.FERRY_STORAGE_LOCATIO
 the site's credentials). A URI belongs to the registered location with the longest matching
 prefix; a URI outside every location is refused.
 
-Who may use a location: the site default and a workspace's own location are usable by whoever
-may write to that workspace; a credential's location by staff, or by everyone when its config
-says ``"shared": true``; the extra import locations by everyone.
+Who may use a location: files are written (uploads, job results) to a workspace's location by
+whoever may write to the workspace. A workspace's location may be set to a credential's location
+(by staff, or by its owners when the credential's config says ``"shared": true``). Objects may be
+imported by staff from any location, and by users only from shared ones (shared credentials and
+``FERRY_IMPORT_LOCATIONS``, which are read-only).
 """
 
 from __future__ import annotations
@@ -112,7 +114,13 @@ def site_location() -> Location:
     if not configured:
         return local_location()
     ref = buckets.parse_uri(configured)
-    return Location(uri=_prefix(ref.uri), config=buckets.default_config(ref.scheme), source="site")
+    # Every workspace's files live here: users write through Ferry, but only staff may import.
+    return Location(
+        uri=_prefix(ref.uri),
+        config=buckets.default_config(ref.scheme),
+        source="site",
+        shared=False,
+    )
 
 
 def _credential_location(credential: Credential) -> Location | None:
@@ -179,10 +187,11 @@ def workspace_location(workspace: Workspace) -> Location:
     return site_location()
 
 
-def may_use(user: User, location: Location, workspace: Workspace | None = None) -> bool:
-    if user.is_staff or location.shared:
-        return True
-    return workspace is not None and workspace_location(workspace).uri == location.uri
+def may_import(user: User, location: Location) -> bool:
+    """Objects of a location may be registered as files by staff, and by everyone when the
+    location is shared (a shared credential, or FERRY_IMPORT_LOCATIONS). The site's storage
+    and unshared credentials hold other workspaces' files: not importable by users."""
+    return bool(user.is_staff or location.shared)
 
 
 def check_storage_location(user: User, raw: str, *, field: str = "storage_location") -> str:
@@ -197,11 +206,14 @@ def check_storage_location(user: User, raw: str, *, field: str = "storage_locati
         raise field_error(field, exc.message) from None
     normalized = _prefix(ref.uri)
     location = location_of(normalized)
-    if location is None or location.is_local:
+    writable = location is not None and (
+        location.source.startswith("credential:") or (location.source == "site" and user.is_staff)
+    )
+    if location is None or location.is_local or not writable:
         raise field_error(
             field,
-            f"{normalized} is not inside a registered storage location; an admin registers "
-            "bucket locations as credentials.",
+            f"{normalized} is not inside a registered storage location Ferry writes to; an "
+            "admin registers bucket locations as credentials.",
             code="location_refused",
         )
     if not (user.is_staff or location.shared):

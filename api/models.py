@@ -164,7 +164,7 @@ class File(models.Model):
     file_type = models.CharField(max_length=10, choices=FileType.choices)
     status = models.CharField(max_length=10, choices=FileStatus.choices, default=FileStatus.PENDING)
     invalid_reason = models.TextField(blank=True)
-    storage_uri = models.CharField(max_length=2048, unique=True)
+    storage_uri = models.CharField(max_length=2048, db_index=True)
     managed = models.BooleanField(
         default=True,
         help_text="Ferry owns the stored object and deletes it with the File; "
@@ -187,6 +187,20 @@ class File(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["workspace", "-created_at"])]
+        constraints = [
+            # An object Ferry owns belongs to one File; an imported object may be registered in
+            # several workspaces (once each).
+            models.UniqueConstraint(
+                fields=["storage_uri"],
+                condition=models.Q(managed=True),
+                name="one_file_per_managed_object",
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "storage_uri"],
+                condition=models.Q(managed=False),
+                name="one_import_per_workspace",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

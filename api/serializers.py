@@ -202,6 +202,20 @@ class UploadPartSerializer(serializers.Serializer[Any]):
     etag = serializers.CharField(max_length=200)
 
 
+class UploadPartsRequestSerializer(serializers.Serializer[Any]):
+    part_numbers = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=10000),
+        min_length=1,
+        max_length=10000,
+        help_text="The parts to sign again (1-based).",
+    )
+
+
+class UploadPartsSerializer(serializers.Serializer[Any]):
+    parts = serializers.ListField(child=serializers.DictField())
+    expires_at = serializers.DateTimeField()
+
+
 class DirectUploadCompleteSerializer(serializers.Serializer[Any]):
     parts = UploadPartSerializer(
         many=True, required=False, help_text="For multipart uploads: every part's ETag."

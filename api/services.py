@@ -330,8 +330,15 @@ def _store_spooled(
             storage_uri=uri,
             produced_by=produced_by,
         )
-    except BaseException:
+    except IntegrityError:
+        found = File.objects.filter(pk=file_id).first()
+        if found is not None:  # a concurrent finalize recorded it (same id, same key): keep it
+            return found
         storage.delete_object(uri)
+        raise
+    except BaseException:
+        if not File.objects.filter(storage_uri=uri).exists():
+            storage.delete_object(uri)
         raise
 
 

@@ -90,6 +90,7 @@ def file_upload_start(
         )
         signed["kind"] = "presigned_multipart"
         pending["multipart_upload_id"] = signed["upload_id"]
+        pending["part_size"] = signed["part_size"]
     elif isinstance(client, buckets.GCSBucket):
         signed = client.presign_put(ref, expires_s, content_type, size, origin=origin)
     else:
@@ -113,6 +114,33 @@ def file_upload_start(
         + datetime.timedelta(seconds=settings.FERRY_PENDING_UPLOAD_EXPIRES_S),
     )
     return file, signed
+
+
+def file_upload_sign_parts(*, user: User, file: File, part_numbers: list[int]) -> dict[str, Any]:
+    """Fresh signed URLs for parts of a pending multipart upload (signed URLs are short-lived;
+    the upload itself may take until it expires)."""
+    _require_write(user, file.workspace)
+    pending = file.pending_upload or {}
+    upload_id = pending.get("multipart_upload_id")
+    if file.status != FileStatus.PENDING or not upload_id:
+        raise Conflict("This is not a pending multipart upload.", code="not_multipart")
+    now = timezone.now()
+    if file.pending_expires_at and file.pending_expires_at <= now:
+        raise Conflict("This upload has expired; start a new one.", code="upload_expired")
+    location, ref = locations.resolve(file.storage_uri)
+    client = location.client()
+    assert isinstance(client, buckets.S3Bucket)
+    expires_s = settings.FERRY_SIGNED_URL_EXPIRES_S
+    try:
+        parts = client.presign_parts(
+            ref, upload_id, file.size, int(pending["part_size"]), part_numbers, expires_s
+        )
+    except buckets.BucketError as exc:
+        if exc.status_code == 400:
+            raise field_error("part_numbers", exc.message) from None
+        raise
+    expires_at = (now + datetime.timedelta(seconds=expires_s)).isoformat()
+    return {"parts": parts, "expires_at": expires_at}
 
 
 def _verify(file: File, info: buckets.ObjectInfo) -> str:
@@ -197,7 +225,15 @@ def file_upload_complete(
     problem = _verify(file, info)
     declared_sha = file.pending_upload.get("declared_sha256") or ""
     if not problem and declared_sha and not (info.server_sha256 or info.sha256):
-        # The server could not vouch for the sha256 (e.g. no checksum support): read it once.
+        # The server can't vouch for the sha256 (GCS, multipart, no checksum support): Ferry
+        # reads the object once, inline when small, else in a worker (the file stays pending).
+        if info.size > settings.FERRY_INLINE_VERIFY_MAX_BYTES:
+            File.objects.filter(pk=file.pk).update(
+                pending_upload={**file.pending_upload, "verifying": True}
+            )
+            transaction.on_commit(lambda: _enqueue_verification(file.pk))
+            file.refresh_from_db()
+            return file
         actual = _sha256_by_reading(client, ref)
         if actual != declared_sha:
             problem = f"the object's sha256 is {actual}, not the declared {declared_sha}"
@@ -208,10 +244,14 @@ def file_upload_complete(
             "removed; upload again.",
             details={"file": [problem]},
         )
+    return _mark_ready(file, info, declared_sha)
+
+
+def _mark_ready(file: File, info: buckets.ObjectInfo, sha256: str) -> File:
     updated = File.objects.filter(pk=file.pk, status=FileStatus.PENDING).update(
         status=FileStatus.READY,
-        sha256=declared_sha or info.server_sha256 or info.sha256 or "",
-        md5=info.md5 or file.md5,
+        sha256=sha256 or info.server_sha256 or info.sha256 or "",
+        md5=info.md5 or "",  # only what the bucket itself reported
         crc32c=info.crc32c or "",
         pending_upload=None,
         pending_expires_at=None,
@@ -221,6 +261,40 @@ def file_upload_complete(
         raise Conflict("This upload was completed or removed meanwhile.", code="not_pending")
     file.refresh_from_db()
     return file
+
+
+def _enqueue_verification(file_id: Any) -> None:
+    from django_q.tasks import async_task
+
+    async_task("api.transfers.verify_upload", str(file_id), task_name=f"verify-{file_id}")
+
+
+def verify_upload(file_id: str) -> str:
+    """Worker task: read a large uploaded object once to check its declared sha256; the file
+    becomes READY, or is removed with its object when the bytes differ."""
+    file = File.objects.filter(pk=file_id, status=FileStatus.PENDING).first()
+    if file is None or not (file.pending_upload or {}).get("verifying"):
+        return "nothing to verify"
+    location, ref = locations.resolve(file.storage_uri)
+    client = location.client()
+    declared = (file.pending_upload or {}).get("declared_sha256") or ""
+    actual = _sha256_by_reading(client, ref)
+    if actual != declared:
+        logger.info("upload %s: sha256 %s, declared %s; removed", file_id, actual, declared)
+        _discard(file, client, ref)
+        return "checksum mismatch: removed"
+    _mark_ready(file, client.head(ref), declared)
+    return "ready"
+
+
+def upload_cancel(*, file: File) -> None:
+    """Drop a pending direct upload: its multipart upload, any object already sent, the File."""
+    try:
+        location, ref = locations.resolve(file.storage_uri)
+    except ApplicationError:
+        file.delete()
+        return
+    _discard(file, location.client(), ref)
 
 
 def pending_uploads_expire(*, now: datetime.datetime | None = None) -> int:
@@ -281,7 +355,7 @@ def file_import(
             "bucket locations as credentials (or in FERRY_IMPORT_LOCATIONS).",
             code="location_refused",
         )
-    if not locations.may_use(user, location, workspace):
+    if not locations.may_import(user, location):
         raise field_error(
             "uri",
             f"You may not import from {location.uri} (ask an admin to share it).",
@@ -316,7 +390,7 @@ def file_import(
             )
     except IntegrityError:
         raise Conflict(
-            f"{ref.uri} is registered as a file already.",
+            f"{ref.uri} is registered as a file in this workspace already.",
             code="duplicate",
             details={"uri": ["Already registered."]},
         ) from None

@@ -47,6 +47,8 @@ from .serializers import (
     PasswordChangeSerializer,
     RawUploadQuerySerializer,
     RegisterSerializer,
+    UploadPartsRequestSerializer,
+    UploadPartsSerializer,
     UserSerializer,
     WorkspaceSerializer,
 )
@@ -385,6 +387,9 @@ class FileViewSet(viewsets.ModelViewSet[File]):
         return super().update(request, *args, **kwargs)
 
     def perform_destroy(self, instance: File) -> None:
+        if instance.status == FileStatus.PENDING and instance.pending_upload is not None:
+            transfers.upload_cancel(file=instance)
+            return
         services.file_delete(file=instance)
 
     @extend_schema(request=FileImportSerializer, responses={201: FileSerializer})
@@ -481,7 +486,21 @@ class DirectUploadViewSet(viewsets.GenericViewSet[File]):
         body = {"file": FileSerializer(file, context={"request": request}).data, "upload": upload}
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=DirectUploadCompleteSerializer, responses={200: FileSerializer})
+    @extend_schema(request=UploadPartsRequestSerializer, responses={200: UploadPartsSerializer})
+    @action(detail=True, methods=["post"], url_path="parts")
+    def parts(self, request: Request, pk: str | None = None) -> Response:
+        """Sign parts of a multipart upload again (their URLs expire long before the upload)."""
+        file = self.get_object()
+        data = UploadPartsRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        signed = transfers.file_upload_sign_parts(
+            user=current_user(request), file=file, part_numbers=data.validated_data["part_numbers"]
+        )
+        return Response(signed)
+
+    @extend_schema(
+        request=DirectUploadCompleteSerializer, responses={200: FileSerializer, 202: FileSerializer}
+    )
     @action(detail=True, methods=["post"], url_path="complete")
     def complete(self, request: Request, pk: str | None = None) -> Response:
         file = self.get_object()
@@ -490,7 +509,9 @@ class DirectUploadViewSet(viewsets.GenericViewSet[File]):
         done = transfers.file_upload_complete(
             user=current_user(request), file=file, parts=data.validated_data.get("parts")
         )
-        return Response(FileSerializer(done, context={"request": request}).data)
+        # 202: the object is being checked by a worker; the file becomes ready (or is removed).
+        code = status.HTTP_202_ACCEPTED if done.status == FileStatus.PENDING else status.HTTP_200_OK
+        return Response(FileSerializer(done, context={"request": request}).data, status=code)
 
 
 def _is_sha256(value: str) -> bool:

@@ -67,6 +67,9 @@ class CredentialViewSet(viewsets.ModelViewSet[Credential]):
             return self.http_method_not_allowed(request)
         return super().update(request, *args, **kwargs)
 
+    def perform_destroy(self, instance: Credential) -> None:
+        credentials.credential_delete(credential=instance)
+
     @extend_schema(request=None, responses={200: CredentialSerializer})
     @action(detail=True, methods=["post"])
     def check(self, request: Request, pk: str | None = None) -> Response:

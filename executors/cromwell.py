@@ -788,6 +788,9 @@ class CromwellExecutor(Executor):
         return result
 
     def _add_file_output(self, result: Collected, name: str, value: Any) -> None:
+        if isinstance(value, list) and not value:  # an empty array of files
+            result.remote_files.setdefault(name, [])
+            return
         for ref in _strings_in(value):
             if not isinstance(ref, str) or not ref:
                 raise ExecutorError(f"output {name!r} should name files, not {json.dumps(ref)}")

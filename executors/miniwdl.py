@@ -784,9 +784,8 @@ class MiniwdlExecutor(Executor):
             refs = _strings(value)
             if refs is None:
                 raise ExecutorError(f"output {name!r} should name files, not {str(value)[:100]}")
-            paths = [self._output_path(name, ref, run_root, allowed_inputs) for ref in refs]
-            if paths:
-                files[name] = paths
+            # An empty array of files stays an (empty) file output.
+            files[name] = [self._output_path(name, ref, run_root, allowed_inputs) for ref in refs]
         return values, files
 
     @staticmethod

@@ -29,7 +29,9 @@ _OPTION_KEYS = {
 }
 
 
-def _check_options(options: dict[str, Any]) -> dict[str, Any]:
+def _check_options(options: dict[str, Any], url: str) -> dict[str, Any]:
+    from executors.cromwell import check_options
+
     unknown = sorted(set(options) - _OPTION_KEYS)
     if unknown:
         raise field_error(
@@ -43,6 +45,12 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
             buckets.parse_uri(str(options["inputs_location"]))
         except buckets.InvalidObjectURI as exc:
             raise field_error("options.inputs_location", exc.message) from None
+    problems = check_options({**options, "url": url})
+    if problems:
+        raise ApplicationError(
+            problems[0],
+            details={"options": [p.replace("OPTIONS", "options") for p in problems]},
+        )
     return options
 
 
@@ -151,7 +159,7 @@ def server_create(
         name=name,
         url=url.rstrip("/"),
         credential=credential,
-        options=_check_options(dict(options or {})),
+        options=_check_options(dict(options or {}), url),
     )
     return server_check(server)
 
@@ -172,8 +180,10 @@ def server_update(*, server: CromwellServer, **fields: Any) -> CromwellServer:
             )
     if "credential" in fields:
         _check_credential(fields["credential"])
-    if "options" in fields:
-        fields["options"] = _check_options(dict(fields["options"] or {}))
+    if "options" in fields or "url" in fields:
+        fields["options"] = _check_options(
+            dict(fields.get("options", server.options) or {}), fields.get("url", server.url)
+        )
     if "url" in fields:
         fields["url"] = str(fields["url"]).rstrip("/")
     for key, value in fields.items():

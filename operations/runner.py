@@ -40,7 +40,7 @@ from . import queue
 from .models import Job, Lease
 from .states import JobStatus
 from .transitions import transition
-from .wdl_runs import prepare_wdl_run
+from .wdl_runs import prepare_wdl_run, remove_staged_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -56,21 +56,30 @@ def submit_job(job_id: str) -> None:
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status != JobStatus.QUEUED:
         return
-    executor = get_executor(job.executor)
     try:
+        executor = get_executor(job.executor)
         fetch_inputs(job)
         prepare_wdl_run(job, executor)
         external_id = executor.submit(job)
-    except BucketUnavailable as exc:  # a bucket is down for now: try again later
-        _mark_unreachable([job.pk], exc)
-        return
     except ApplicationError as exc:  # inputs could not be staged, or the engine refused the run
+        if _is_transient(exc):  # a bucket is down for now: try again later
+            _mark_unreachable([job.pk], exc)
+            return
         transition(
             job,
             JobStatus.FAILED,
             expected=JobStatus.QUEUED,
             error_message=f"Could not prepare the run: {exc.message}",
             error_detail=str(exc),
+        )
+        return
+    except OSError as exc:  # e.g. an input could not be written to the work folder
+        transition(
+            job,
+            JobStatus.FAILED,
+            expected=JobStatus.QUEUED,
+            error_message=f"Could not prepare the run: {exc.strerror or exc}",
+            error_detail=repr(exc),
         )
         return
     except ExecutorUnavailable as exc:
@@ -109,6 +118,11 @@ def fetch_inputs(job: Job) -> None:
 
 
 UNREACHABLE = "executor unreachable since"
+
+
+def _is_transient(exc: ApplicationError) -> bool:
+    """Storage or a bucket that is down (5xx) rather than a request that can never work."""
+    return isinstance(exc, BucketUnavailable) or exc.status_code >= 500
 
 
 def _mark_unreachable(job_ids: list[Any], exc: Exception) -> None:
@@ -208,17 +222,33 @@ def reconcile() -> None:
 
 
 def finalize_job(job_id: str) -> None:
+    """Collect a finished run and store its results; one worker at a time per job (a lease),
+    so a finalize that the reconciler starts again can't race one still copying."""
+    holder = uuid.uuid4().hex
+    lease = f"finalize:{job_id}"
+    if not acquire_lease(lease, holder, timedelta(seconds=settings.FERRY_FINALIZE_LEASE_S)):
+        logger.info("finalize: job %s is being finalized by another worker", job_id)
+        return
+    try:
+        _finalize(job_id)
+    finally:
+        release_lease(lease, holder)
+
+
+def _finalize(job_id: str) -> None:
     job = Job.objects.filter(pk=job_id).select_related("operation", "workspace", "owner").first()
     if job is None or job.status != JobStatus.FINALIZING:
         return
-    executor = get_executor(job.executor)
     try:
+        executor = get_executor(job.executor)
         collected = executor.collect(job)
     except ExecutorUnavailable as exc:
         _mark_unreachable([job.pk], exc)
         return  # the reconciler tries again soon
     except ExecutorError as exc:
         collected = Collected(succeeded=False, error_message=str(exc), error_detail=str(exc))
+    if job.error_detail.startswith(UNREACHABLE):  # it answered: no more notice or retries
+        Job.objects.filter(pk=job.pk).update(error_detail="")
     tails = {
         "stdout_tail": collected.stdout_tail[-LOG_TAIL_CHARS:],
         "stderr_tail": collected.stderr_tail[-LOG_TAIL_CHARS:],
@@ -236,16 +266,27 @@ def finalize_job(job_id: str) -> None:
         return
     try:
         outputs = register_outputs(job, collected)
-    except BucketUnavailable as exc:  # transient: the reconciler finalizes it again
-        _mark_unreachable([job.pk], exc)
-        return
-    except (OutputError, ApplicationError) as exc:
-        message = str(exc) if isinstance(exc, OutputError) else _relocation_failed(exc)
+    except ApplicationError as exc:
+        if _is_transient(exc):  # storage down for now: the reconciler finalizes it again
+            _mark_unreachable([job.pk], exc)
+            return
+        message = _relocation_failed(exc)
         transition(
             job,
             JobStatus.FAILED,
             expected=JobStatus.FINALIZING,
             error_message=message,
+            error_detail=str(exc),
+            **tails,
+        )
+        _cleanup(executor, job)
+        return
+    except OutputError as exc:
+        transition(
+            job,
+            JobStatus.FAILED,
+            expected=JobStatus.FINALIZING,
+            error_message=str(exc),
             error_detail=str(exc),
             **tails,
         )
@@ -270,7 +311,7 @@ def _relocation_failed(exc: ApplicationError) -> str:
     if isinstance(exc, LocationRefused):
         return (
             f"The results can't be collected: {exc.message} An admin must register that bucket "
-            "as a storage location (a credential, or FERRY_IMPORT_LOCATIONS)."
+            "as a storage location: a bucket credential Ferry reads it with."
         )
     return f"The results can't be stored: {exc.message}"
 
@@ -296,6 +337,9 @@ def register_outputs(job: Job, collected: Collected) -> dict[str, Any]:
         item = spec.get("items", {}) if is_list else spec
         if item.get("type") == "file" and name in collected.remote_files:
             uris = collected.remote_files[name]
+            if is_list and not uris:
+                outputs[name] = []
+                continue
             if not is_list and len(uris) != 1:
                 raise OutputError(
                     f"The operation's output '{name}' must be one file, not {len(uris)}."
@@ -319,6 +363,9 @@ def register_outputs(job: Job, collected: Collected) -> dict[str, Any]:
         elif item.get("type") == "file":
             paths = collected.files.get(name)
             raw = collected.values.get(name)
+            if is_list and (paths == [] or raw == []):  # an empty array of files
+                outputs[name] = []
+                continue
             if not paths:
                 if raw is None and not spec.get("required", True):
                     continue
@@ -381,6 +428,7 @@ def _check_value(name: str, item: dict[str, Any], value: Any, is_list: bool) -> 
 
 
 def _cleanup(executor: Executor, job: Job) -> None:
+    remove_staged_inputs(job)
     try:
         executor.cleanup(job)
         remove = getattr(executor, "remove_workdir", None)

@@ -18,6 +18,7 @@ adds ``workflow_source`` and the imports zip.
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,6 +31,8 @@ from api.models import File
 from executors.base import Executor
 
 from .models import Job, Operation
+
+logger = logging.getLogger(__name__)
 
 
 def bundle_dir(operation: Operation) -> str:
@@ -89,10 +92,15 @@ def reads_buckets(executor: Executor) -> bool:
     return bool(getattr(executor, "reads_buckets", False))
 
 
+def _safe_name(uri: str) -> str:
+    name = PurePosixPath(uri).name
+    return name if name not in ("", ".", "..") else "input"
+
+
 def _local_input(job: Job, file_id: str, uri: str) -> str:
     if storage.is_local(uri):
         return storage.local_path(uri)
-    name = PurePosixPath(uri).name or "input"
+    name = _safe_name(uri)
     cache = Path(settings.FERRY_WORK_ROOT) / "inputs" / file_id / name
     return str(storage.localize(uri, cache))
 
@@ -120,8 +128,7 @@ def _bucket_input(job: Job, executor: Executor, file_id: str, uri: str) -> str:
         ref = buckets.parse_uri(uri)
         if ref.scheme == staging_ref.scheme and ref.bucket == staging_ref.bucket:
             return uri
-    name = PurePosixPath(uri).name or "input"
-    destination = staging_ref.child(f"{job.pk}/{file_id}/{name}")
+    destination = staging_ref.child(f"{job.pk}/{file_id}/{_safe_name(uri)}")
     if storage.is_local(uri):
         with open(storage.local_path(uri), "rb") as fh:
             size = Path(storage.local_path(uri)).stat().st_size
@@ -133,6 +140,16 @@ def _bucket_input(job: Job, executor: Executor, file_id: str, uri: str) -> str:
     else:
         buckets.streamed_copy(source.client(), source_ref, target.client(), destination)
     return destination.uri
+
+
+def _uris_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [u for item in value for u in _uris_in(item)]
+    if isinstance(value, dict):
+        return [u for item in value.values() for u in _uris_in(item)]
+    return []
 
 
 def prepare_wdl_run(job: Job, executor: Executor) -> None:
@@ -155,6 +172,12 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
     try:
         spec["inputs"] = wdl.build_inputs(
             spec["workflow_name"], job.operation.spec, spec.get("values", {}), location
+        )
+        originals = set(files.values())
+        spec["staged"] = (
+            sorted({u for u in _uris_in(spec["inputs"]) if u not in originals and "://" in u})
+            if reads_buckets(executor)
+            else []
         )
     except ValueError as exc:
         raise ApplicationError(f"The workflow's inputs can't be built: {exc}") from exc
@@ -202,3 +225,12 @@ def check_with_engine(
             code="invalid_workflow",
         )
     _ACCEPTED.add(key)
+
+
+def remove_staged_inputs(job: Job) -> None:
+    """Delete the copies of a finished job's inputs in its Cromwell's ``inputs_location``."""
+    for uri in job.run_spec.get("staged", []):
+        try:
+            storage.delete_object(uri)
+        except ApplicationError as exc:
+            logger.warning("could not remove staged input %s: %s", uri, exc.message)

@@ -93,3 +93,39 @@ def test_scheduled_health_checks_follow_the_server(cromwell_sim: Any) -> None:
     check_all_servers()
     server.refresh_from_db()
     assert server.healthy is True
+
+
+def test_server_options_are_checked_like_the_executor_does(
+    cromwell_sim: Any, client_for: Callable[[str], APIClient]
+) -> None:
+    response = client_for("staff").post(
+        "/api/cromwell-servers/",
+        {
+            "name": "bad-options",
+            "url": cromwell_sim.url,
+            "options": {"timeouts": {"read": -1}, "query_page_size": 0},
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert len(response.json()["details"]["options"]) == 2
+
+
+def test_a_credential_in_use_is_not_deleted(
+    cromwell_sim: Any, users: dict[str, User], client_for: Callable[[str], APIClient]
+) -> None:
+    from operations.cromwell_servers import server_create, server_delete
+
+    login = credential_create(
+        user=users["staff"],
+        name="in-use",
+        kind="cromwell",
+        config={"url": cromwell_sim.url},
+        secret={"token": "t0ken"},
+    )
+    server = server_create(name="sim", url=cromwell_sim.url, credential=login)
+    staff = client_for("staff")
+    refused = staff.delete(f"/api/credentials/{login.pk}/")
+    assert refused.status_code == 409 and refused.json()["code"] == "credential_in_use"
+    server_delete(server=server)
+    assert staff.delete(f"/api/credentials/{login.pk}/").status_code == 204

@@ -210,6 +210,16 @@ def test_multipart_direct_upload(
     assert started.status_code == 201, started.content
     upload = started.json()["upload"]
     assert upload["kind"] == "presigned_multipart" and len(upload["parts"]) == 3
+    # Part 2 signed again (as a client does when the first URLs expired), and used.
+    file_id = started.json()["file"]["id"]
+    again = owner.post(f"/api/files/uploads/{file_id}/parts/", {"part_numbers": [2]}, format="json")
+    assert again.status_code == 200, again.content
+    assert again.json()["parts"][0]["part_number"] == 2
+    upload["parts"][1] = again.json()["parts"][0]
+    missing_part = owner.post(
+        f"/api/files/uploads/{file_id}/parts/", {"part_numbers": [4]}, format="json"
+    )
+    assert missing_part.status_code == 400 and "part_numbers" in missing_part.json()["details"]
     etags = []
     offset = 0
     for part in upload["parts"]:
@@ -238,6 +248,12 @@ def test_pending_uploads_expire_with_their_objects(
     small = _start(owner, workspace, b"abc").json()
     requests.put(small["upload"]["url"], data=b"abc", timeout=30)
     big = _start(owner, workspace, b"x" * (6 * 1024 * 1024)).json()
+    cancelled = _start(owner, workspace, b"x" * (6 * 1024 * 1024)).json()
+    assert owner.delete(f"/api/files/{cancelled['file']['id']}/").status_code == 204
+    assert (
+        not moto_server.boto3_client().list_multipart_uploads(Bucket=moto_site).get("Uploads", [])
+        or len(moto_server.boto3_client().list_multipart_uploads(Bucket=moto_site)["Uploads"]) == 1
+    )
     assert transfers.pending_uploads_expire() == 0  # not yet
     later = timezone.now() + datetime.timedelta(seconds=settings.FERRY_PENDING_UPLOAD_EXPIRES_S + 1)
     assert transfers.pending_uploads_expire(now=later) == 2
@@ -326,10 +342,13 @@ def test_workspace_storage_location_from_a_registered_credential(
 
 def test_import_checks_location_permission_and_readability(
     registered: Callable[..., Credential],
+    users: dict[str, User],
     seaweedfs: S3Server,
     workspace: Workspace,
     client_for: Callable[[str], APIClient],
 ) -> None:
+    from api.services import workspace_create
+
     shared_bucket = f"shared-{uuid.uuid4().hex[:8]}"
     private_bucket = f"private-{uuid.uuid4().hex[:8]}"
     registered("shared", shared_bucket, shared=True)
@@ -357,6 +376,16 @@ def test_import_checks_location_permission_and_readability(
     private = importing(owner, f"s3://{private_bucket}/data/secret.txt")
     assert private.status_code == 400 and private.json()["code"] == "forbidden"
     assert importing(staff, f"s3://{private_bucket}/data/secret.txt").status_code == 201
+    # Shared objects may be registered in another workspace too (once per workspace).
+    again = client_for("staff").post(
+        "/api/files/import/",
+        {
+            "workspace": str(workspace_create(user=users["staff"], name="S").pk),
+            "uri": f"s3://{shared_bucket}/data/reads.txt",
+        },
+        format="json",
+    )
+    assert again.status_code == 201, again.content
     # Deleting an imported file leaves the object where it was.
     assert owner.delete(f"/api/files/{created.json()['id']}/").status_code == 204
     assert s3.head_object(Bucket=shared_bucket, Key="data/reads.txt")["ContentLength"] == 5
@@ -472,3 +501,78 @@ def test_gcs_workspace_files_and_resumable_direct_upload(
     )
     assert done.status_code == 200, done.content
     assert done.json()["md5"] == hashlib.md5(payload).hexdigest()  # noqa: S324
+
+
+def test_users_cannot_import_other_workspaces_objects_from_the_site_bucket(
+    seaweed_site: str,
+    users: dict[str, User],
+    workspace: Workspace,
+    client_for: Callable[[str], APIClient],
+) -> None:
+    from api.services import workspace_create
+
+    owner, other = client_for("owner"), client_for("other")
+    created = owner.generic(
+        "PUT",
+        f"/api/files/upload/?workspace={workspace.pk}&name=private.txt",
+        b"not yours\n",  # type: ignore[arg-type]
+        content_type="application/octet-stream",
+    )
+    uri = created.json()["storage_uri"]
+    elsewhere = workspace_create(user=users["other"], name="Other's")
+    refused = other.post(
+        "/api/files/import/", {"workspace": str(elsewhere.pk), "uri": uri}, format="json"
+    )
+    assert refused.status_code == 400 and refused.json()["code"] == "forbidden"
+    # Staff may, and an imported object may be registered in several workspaces.
+    staff_ws = workspace_create(user=users["staff"], name="Staff's")
+    allowed = client_for("staff").post(
+        "/api/files/import/", {"workspace": str(staff_ws.pk), "uri": uri}, format="json"
+    )
+    assert allowed.status_code == 201, allowed.content
+    assert allowed.json()["managed"] is False
+    # A workspace can't be pointed at the site bucket by its owner, only by staff.
+    aimed = owner.patch(
+        f"/api/workspaces/{workspace.pk}/",
+        {"storage_location": f"s3://{seaweed_site}/ferry/mine"},
+        format="json",
+    )
+    assert aimed.status_code == 400
+
+
+def test_large_uploads_without_a_server_checksum_are_verified_by_a_worker(
+    moto_site: str,
+    settings: Any,
+    workspace: Workspace,
+    client_for: Callable[[str], APIClient],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Multipart objects carry no full-object sha256: a worker reads them once (tasks run
+    inline in the tests), and the completing request answers 202 meanwhile."""
+    settings.FERRY_MULTIPART_UPLOAD_ABOVE = 5 * 1024 * 1024
+    settings.FERRY_MULTIPART_PART_SIZE = 5 * 1024 * 1024
+    settings.FERRY_INLINE_VERIFY_MAX_BYTES = 1024 * 1024
+    owner = client_for("owner")
+    good = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    for data, sent, expect_ready in ((good, good, True), (good, good[::-1], False)):
+        started = _start(owner, workspace, data, sha256=hashlib.sha256(data).hexdigest()).json()
+        parts = []
+        offset = 0
+        for part in started["upload"]["parts"]:
+            chunk = sent[offset : offset + part["size"]]
+            offset += part["size"]
+            response = requests.put(part["url"], data=chunk, timeout=60)
+            parts.append({"part_number": part["part_number"], "etag": response.headers["ETag"]})
+        with django_capture_on_commit_callbacks(execute=True):
+            done = owner.post(
+                f"/api/files/uploads/{started['file']['id']}/complete/",
+                {"parts": parts},
+                format="json",
+            )
+        assert done.status_code == 202, done.content
+        file = File.objects.filter(pk=started["file"]["id"]).first()
+        if expect_ready:
+            assert file is not None and file.status == "ready"
+            assert file.sha256 == hashlib.sha256(data).hexdigest() and file.md5 == ""
+        else:
+            assert file is None  # the other bytes were removed with their pending file

@@ -197,6 +197,15 @@ TABLE: dict[str, list[Call]] = {
             body=lambda w: {},
         ),
     ],
+    # Not a multipart upload: 409 past permissions.
+    "file-direct-upload-parts": [
+        Call(
+            "post",
+            by_role(401, 409, 409, 403, 404, 409),
+            kwargs=lambda w: {"pk": w.extras["pending"].pk},
+            body=lambda w: {"part_numbers": [1]},
+        ),
+    ],
     "file-import-object": [
         Call(
             "post",

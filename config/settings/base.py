@@ -190,6 +190,9 @@ FERRY_SIGNED_URL_EXPIRES_S = env.int("FERRY_SIGNED_URL_EXPIRES_S", default=900)
 FERRY_PENDING_UPLOAD_EXPIRES_S = env.int("FERRY_PENDING_UPLOAD_EXPIRES_S", default=24 * 3600)
 FERRY_MULTIPART_UPLOAD_ABOVE = env.int("FERRY_MULTIPART_UPLOAD_ABOVE", default=256 * 1024**2)
 FERRY_MULTIPART_PART_SIZE = env.int("FERRY_MULTIPART_PART_SIZE", default=64 * 1024**2)
+# When the bucket can't vouch for a declared sha256, Ferry reads the object: inline in the
+# completing request up to this size, else in a worker while the file stays pending.
+FERRY_INLINE_VERIFY_MAX_BYTES = env.int("FERRY_INLINE_VERIFY_MAX_BYTES", default=64 * 1024**2)
 
 # Every upload is spooled to disk and hashed as it arrives; nothing is held in memory.
 FILE_UPLOAD_HANDLERS = ["api.uploads.HashingUploadHandler"]
@@ -252,8 +255,9 @@ Q_CLUSTER = {
     "name": "ferry",
     "orm": "default",
     "workers": env.int("FERRY_Q_WORKERS", default=4),
-    "timeout": 600,
-    "retry": 900,
+    # Relocating large results may take long (streamed copies across providers).
+    "timeout": 3 * 3600,
+    "retry": 3 * 3600 + 300,
     "max_attempts": 1,
     "catch_up": False,
     # Job state lives in Ferry's own tables; don't keep a row per successful task.
@@ -318,3 +322,6 @@ FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=25.0)
 FERRY_POLL_LEASE_S = env.float("FERRY_POLL_LEASE_S", default=30.0)
 FERRY_RESUBMIT_AFTER_S = env.float("FERRY_RESUBMIT_AFTER_S", default=30.0)
 FERRY_REFINALIZE_AFTER_S = env.float("FERRY_REFINALIZE_AFTER_S", default=300.0)
+# One finalize (collect + relocation of results) per job at a time; a worker that dies holding
+# it frees it after this long. Match the task timeout below.
+FERRY_FINALIZE_LEASE_S = env.float("FERRY_FINALIZE_LEASE_S", default=3 * 3600.0)
