@@ -770,7 +770,8 @@ class MiniwdlExecutor(Executor):
         raw = _read_json(run_root / OUTPUTS_JSON)
         if not isinstance(raw, dict):
             raise ExecutorError("miniwdl's outputs.json is unreadable")
-        allowed_inputs = _input_paths(spec.get("inputs") or {})
+        # The job's input files (Ferry lists them), else every input naming an existing file.
+        allowed_inputs = _input_paths(spec.get("input_files") or spec.get("inputs") or {})
         values: dict[str, Any] = {}
         files: dict[str, list[Path]] = {}
         for key, value in raw.items():

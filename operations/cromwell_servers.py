@@ -19,6 +19,7 @@ from .models import CROMWELL_ALIAS_PREFIX, CromwellServer, Job, ServerState
 
 _OPTION_KEYS = {
     "inputs_location",
+    "outputs_location",
     "workflow_options",
     "query_page_size",
     "timeouts",
@@ -38,13 +39,14 @@ def _check_options(options: dict[str, Any], url: str) -> dict[str, Any]:
             "options",
             f"Unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(_OPTION_KEYS))}.",
         )
-    if "inputs_location" in options:
-        from api import buckets
+    for key in ("inputs_location", "outputs_location"):
+        if key in options:
+            from api import buckets
 
-        try:
-            buckets.parse_uri(str(options["inputs_location"]))
-        except buckets.InvalidObjectURI as exc:
-            raise field_error("options.inputs_location", exc.message) from None
+            try:
+                buckets.parse_uri(str(options[key]))
+            except buckets.InvalidObjectURI as exc:
+                raise field_error(f"options.{key}", exc.message) from None
     problems = check_options({**options, "url": url})
     if problems:
         raise ApplicationError(

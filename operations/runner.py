@@ -265,7 +265,7 @@ def _finalize(job_id: str) -> None:
         _cleanup(executor, job)
         return
     try:
-        outputs = register_outputs(job, collected)
+        outputs = register_outputs(job, collected, executor.options.get("outputs_location"))
     except ApplicationError as exc:
         if _is_transient(exc):  # storage down for now: the reconciler finalizes it again
             _mark_unreachable([job.pk], exc)
@@ -327,7 +327,9 @@ def _result_key(job: Job, output: str, index: int | None, name_or_uri: str) -> s
     return f"{folder}/{name}" if index is None else f"{folder}/{index}/{name}"
 
 
-def register_outputs(job: Job, collected: Collected) -> dict[str, Any]:
+def register_outputs(
+    job: Job, collected: Collected, outputs_location: str | None = None
+) -> dict[str, Any]:
     """Check the outputs against the spec and store result files as Files (idempotently)."""
     assert job.operation is not None
     declared: dict[str, Any] = job.operation.spec.get("outputs", {})
@@ -337,6 +339,12 @@ def register_outputs(job: Job, collected: Collected) -> dict[str, Any]:
         item = spec.get("items", {}) if is_list else spec
         if item.get("type") == "file" and name in collected.remote_files:
             uris = collected.remote_files[name]
+            outside = [u for u in uris if outputs_location and not u.startswith(outputs_location)]
+            if outside:  # only what the engine wrote itself is relocated
+                raise OutputError(
+                    f"The output '{name}' names {outside[0]}, outside the executor's "
+                    f"outputs_location {outputs_location}."
+                )
             if is_list and not uris:
                 outputs[name] = []
                 continue

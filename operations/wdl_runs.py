@@ -159,6 +159,7 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
         return
     assert job.operation is not None
     files: dict[str, str] = spec.get("files", {})
+    local_files: list[str] = []
     if reads_buckets(executor):
 
         def location(file_id: str) -> str:
@@ -167,7 +168,9 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
     else:
 
         def location(file_id: str) -> str:
-            return _local_input(job, file_id, files[file_id])
+            path = _local_input(job, file_id, files[file_id])
+            local_files.append(path)
+            return path
 
     try:
         spec["inputs"] = wdl.build_inputs(
@@ -179,6 +182,9 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
             if reads_buckets(executor)
             else []
         )
+        if not reads_buckets(executor):
+            # The only host files the run may name as outputs besides its own (miniwdl).
+            spec["input_files"] = sorted(set(local_files))
     except ValueError as exc:
         raise ApplicationError(f"The workflow's inputs can't be built: {exc}") from exc
     if reads_buckets(executor):

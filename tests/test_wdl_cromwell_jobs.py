@@ -101,6 +101,7 @@ def server_record(
             "url": cromwell.url,
             "options": {
                 "inputs_location": f"s3://{cromwell.bucket}/ferry-inputs/",
+                "outputs_location": f"s3://{cromwell.bucket}/",
                 "post_submit_grace_s": 30,
                 "retries": 1,  # a stopped server is found unreachable quickly
                 "backoff_s": 0.05,
@@ -613,3 +614,27 @@ def restore_env(saved: dict[str, str | None]) -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.mark.django_db
+def test_outputs_outside_the_servers_outputs_location_are_refused(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    server_record: dict[str, Any],
+    cromwell: CromwellServer,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Only what the engine wrote in its own output area is relocated into the workspace."""
+    staff = client_for("staff")
+    narrowed = staff.patch(
+        f"/api/cromwell-servers/{server_record['id']}/",
+        {"options": {"outputs_location": f"s3://{cromwell.bucket}/somewhere-else/"}},
+        format="json",
+    )
+    assert narrowed.status_code == 200, narrowed.content
+    job = finalizing_scatter_job(client_for("owner"), workspace, django_capture_on_commit_callbacks)
+    runner.finalize_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "outside the executor's outputs_location" in job.error_message
+    assert not File.objects.filter(produced_by=job).exists()
