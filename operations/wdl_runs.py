@@ -195,6 +195,10 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
             base64.b64encode(zipped).decode() if zipped else None
         )
         spec["labels"] = {"ferry-job-id": str(job.pk), "ferry-workspace": str(job.workspace_id)}
+        outputs_location = executor.options.get("outputs_location")
+        if outputs_location:  # each job's call logs kept in a known place (the server may add more)
+            prefix = str(outputs_location).rstrip("/")
+            spec["options"] = {"final_call_logs_dir": f"{prefix}/ferry-logs/{job.pk}/"}
         check_with_engine(job, executor, spec["workflow_source"], spec["inputs"], zipped)
     Job.objects.filter(pk=job.pk).update(run_spec=spec)
     job.run_spec = spec

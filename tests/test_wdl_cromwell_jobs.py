@@ -10,6 +10,7 @@ and workers that die between submit and record, during relocation, and (SIGKILL)
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -638,3 +639,22 @@ def test_outputs_outside_the_servers_outputs_location_are_refused(
     assert job.status == JobStatus.FAILED
     assert "outside the executor's outputs_location" in job.error_message
     assert not File.objects.filter(produced_by=job).exists()
+
+
+@pytest.mark.django_db
+def test_submission_carries_labels_and_workflow_options(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    server_record: dict[str, Any],
+    cromwell: CromwellServer,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    job = finalizing_scatter_job(client_for("owner"), workspace, django_capture_on_commit_callbacks)
+    metadata = requests.get(
+        f"{cromwell.url}/api/workflows/v1/{job.pk}/metadata",
+        params={"includeKey": ["submittedFiles", "labels"]},
+        timeout=30,
+    ).json()
+    options = json.loads(metadata["submittedFiles"]["options"])
+    assert options["final_call_logs_dir"] == f"s3://{cromwell.bucket}/ferry-logs/{job.pk}/"
+    assert metadata["labels"]["ferry-job-id"] == str(job.pk)
