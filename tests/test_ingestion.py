@@ -497,8 +497,9 @@ def test_load_examples_command_is_idempotent(docker_client: docker.DockerClient)
     names = {folder.name for folder in example_folders()}
     assert {"table-summary", "table-filter"} <= names
     assert set(Operation.objects.values_list("name", flat=True)) == names
-    for operation in Operation.objects.all():
+    for operation in Operation.objects.filter(mode="docker"):
         docker_client.images.get(operation.image)
+    assert Operation.objects.get(name="table-preview").mode == "wdl"
     out = io.StringIO()
     call_command("ferry_load_examples", stdout=out)
     assert out.getvalue().count("already added") == len(names)

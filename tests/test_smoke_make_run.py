@@ -184,6 +184,28 @@ def test_newcomer_flow_over_http(
     lines = result.text.splitlines()
     assert lines[0] == "sample\tvalue" and lines[-1] == "S1999\t1999.5" and len(lines) == 11
 
+    # The WDL example runs on miniwdl, the embedded default for WDL operations.
+    assert catalog["table-preview"]["mode"] == "wdl"
+    job = api.post(
+        f"{base}/api/jobs/",
+        json={
+            "operation": catalog["table-preview"]["id"],
+            "workspace": ws["id"],
+            "inputs": {"table": up.json()["id"], "lines": 3},
+        },
+        timeout=10,
+    ).json()
+    assert job["executor"] == "local-miniwdl", job
+    deadline = time.monotonic() + 120
+    while job["status"] not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.3)
+        job = api.get(f"{base}/api/jobs/{job['id']}/", timeout=5).json()
+    assert job["status"] == "succeeded", (job["error_message"], job)
+    assert job["outputs"]["total_lines"] == len(data.decode().splitlines())
+    preview = api.get(f"{base}/api/files/{job['outputs']['preview']}/download/", timeout=10)
+    assert preview.text.splitlines() == data.decode().splitlines()[:3]
+
 
 def short_body_upload(base: str, token: str, workspace: str, kind: str) -> bytes:
     """Announce 1 MiB, send a bit over 1 KiB (raw body or a multipart file part), hang up."""
@@ -228,7 +250,8 @@ def assert_nothing_kept(base: str, token: str, var: Path) -> None:
         files = requests.get(
             f"{base}/api/files/?name=cut", headers={"Authorization": f"Bearer {token}"}, timeout=5
         ).json()
-        if not files["results"] and len(leftovers) <= 2:  # the smoke flow's upload and result
+        # The smoke flow's upload and its two jobs' results (table-filter, table-preview).
+        if not files["results"] and len(leftovers) <= 3:
             return
         time.sleep(0.2)
     raise AssertionError(f"partial upload kept: {leftovers} {files}")

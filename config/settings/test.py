@@ -15,6 +15,7 @@ _tmp = Path(
 )
 FERRY_STORAGE_ROOT = _tmp
 FERRY_WORK_ROOT = _tmp / "work"
+FERRY_VAR_DIR = _tmp / "var"  # ingested WDL operations are kept under it
 FILE_UPLOAD_TEMP_DIR = str(_tmp / ".incoming")
 STORAGES = {
     **STORAGES,

@@ -1,7 +1,8 @@
 """Example operations that run on a tiny local base image (``ferry/busybox:latest``).
 
 Each sub-folder holding an ``operation.json`` is one operation (``table-summary``,
-``table-filter``); ``ferry_load_examples`` adds them all. The base image is built from
+``table-filter`` in containers; ``table-preview``, a WDL workflow run by miniwdl);
+``ferry_load_examples`` adds them all. The base image is built from
 ``scratch`` plus Debian's static busybox (``apt-get install busybox-static``), so no registry is
 needed.
 """
