@@ -194,6 +194,11 @@ class DirectUploadStartSerializer(serializers.Serializer[Any]):
     md5 = serializers.CharField(
         required=False, allow_blank=True, help_text="Hex md5 of the file (checked)."
     )
+    crc32c = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Hex crc32c of the file (checked where the bucket reports one: GCS).",
+    )
     file_type = serializers.ChoiceField(choices=FileType.choices, required=False)
 
 

@@ -59,6 +59,7 @@ def file_upload_start(
     size: int,
     sha256: str | None = None,
     md5: str | None = None,
+    crc32c: str | None = None,
     file_type: str | None = None,
     origin: str | None = None,
 ) -> tuple[File, dict[str, Any]]:
@@ -76,6 +77,7 @@ def file_upload_start(
         raise field_error("size", f"Files are limited to {settings.FERRY_MAX_UPLOAD_BYTES} bytes.")
     sha256 = _checksum(sha256, 64, "sha256")
     md5 = _checksum(md5, 32, "md5")
+    crc32c = _checksum(crc32c, 8, "crc32c")
     kind = FileType(file_type) if file_type else guess_file_type(name)
     content_type = content_type_for(name, kind)
     location = _direct_location(workspace)
@@ -83,7 +85,11 @@ def file_upload_start(
     file_id = uuid.uuid4()
     ref = location.ref().child(locations.object_key(workspace.pk, file_id, name))
     expires_s = settings.FERRY_SIGNED_URL_EXPIRES_S
-    pending: dict[str, Any] = {"declared_sha256": sha256, "declared_md5": md5}
+    pending: dict[str, Any] = {
+        "declared_sha256": sha256,
+        "declared_md5": md5,
+        "declared_crc32c": crc32c,
+    }
     if isinstance(client, buckets.S3Bucket) and size > settings.FERRY_MULTIPART_UPLOAD_ABOVE:
         signed = client.presign_multipart(
             ref, size, settings.FERRY_MULTIPART_PART_SIZE, expires_s, content_type
@@ -159,6 +165,9 @@ def _verify(file: File, info: buckets.ObjectInfo) -> str:
             return ""  # checked below by reading the object
     if declared_md5 and info.md5 and info.md5 != declared_md5:
         return f"the object's md5 is {info.md5}, not the declared {declared_md5}"
+    declared_crc = pending.get("declared_crc32c") or ""
+    if declared_crc and info.crc32c and info.crc32c != declared_crc:
+        return f"the object's crc32c is {info.crc32c}, not the declared {declared_crc}"
     return ""
 
 

@@ -480,6 +480,7 @@ class DirectUploadViewSet(viewsets.GenericViewSet[File]):
             size=values["size"],
             sha256=values.get("sha256"),
             md5=values.get("md5"),
+            crc32c=values.get("crc32c"),
             file_type=values.get("file_type"),
             origin=request.headers.get("Origin"),
         )

@@ -502,6 +502,22 @@ def test_gcs_workspace_files_and_resumable_direct_upload(
     assert done.status_code == 200, done.content
     assert done.json()["md5"] == hashlib.md5(payload).hexdigest()  # noqa: S324
 
+    # A declared crc32c (GCS reports one) is checked too.
+    import google_crc32c
+
+    crc = f"{google_crc32c.value(payload):08x}"
+    for declared, expected in ((crc, 200), ("00000000", 400)):
+        started = _start(owner, workspace, payload, crc32c=declared)
+        assert _put(started.json()["upload"], payload).status_code in (200, 201)
+        done = owner.post(
+            f"/api/files/uploads/{started.json()['file']['id']}/complete/", {}, format="json"
+        )
+        assert done.status_code == expected, done.content
+        if expected == 200:
+            assert done.json()["crc32c"] == crc
+        else:
+            assert "crc32c" in done.json()["message"]
+
 
 def test_users_cannot_import_other_workspaces_objects_from_the_site_bucket(
     seaweed_site: str,
