@@ -66,21 +66,6 @@ def save_object(key: str, content: DjangoFile) -> str:
     return locations.local_location().object_uri(name)
 
 
-def put_object(
-    location: locations.Location,
-    key: str,
-    fileobj: IO[bytes],
-    size: int,
-    content_type: str,
-    *,
-    sha256: str | None = None,
-) -> tuple[str, buckets.ObjectInfo]:
-    """Stream ``size`` bytes into a bucket location (bounded memory, sha256 checked)."""
-    ref = location.ref().child(key)
-    info = location.client().put_stream(ref, fileobj, size, content_type, sha256=sha256)
-    return ref.uri, info
-
-
 def location_storage(location: locations.Location) -> Storage:
     """The Django storage holding a location's files: the local "files" storage, the site
     bucket configured in ``STORAGES["site-bucket"]``, or a django-storages backend built for a

@@ -17,8 +17,8 @@ operation.
 Upload (goal: throughput at least 0.8 of ``boto3 upload_file``): what an API upload does once
 the body is spooled (``storage.save_to_location``: the location's django-storages backend saves
 the spooled file, then the object is checked; the spool is written before the clock starts),
-Ferry's other streamed path (``storage.put_object`` -> ``BucketClient.put_stream`` with the
-sha256 known: job results, streamed copies), and the whole HTTP path (gunicorn, one sync worker,
+Ferry's other streamed path (``BucketClient.put_stream`` with the sha256 known: local inputs
+staged for Cromwell, streamed copies), and the whole HTTP path (gunicorn, one sync worker,
 site bucket from FERRY_STORAGE_LOCATION: the body is spooled to disk while hashed, then saved to
 the bucket). The peak RSS growth is this process's (or the gunicorn worker's) highest RSS
 during the run over its RSS just before.
@@ -375,12 +375,13 @@ def test_upload_local_file_to_s3(
 
         return upload
 
-    def ferry_put_object(key: str, _cleanup: contextlib.ExitStack) -> Callable[[], str]:
+    def ferry_put_stream(key: str, _cleanup: contextlib.ExitStack) -> Callable[[], str]:
         def upload() -> str:
             with open(big_file.path, "rb") as fh:
-                uri, info = storage.put_object(location, key, fh, size, CONTENT_TYPE, sha256=sha256)
+                ref = location.ref().child(key)
+                info = location.client().put_stream(ref, fh, size, CONTENT_TYPE, sha256=sha256)
             assert (info.size, info.sha256) == (size, sha256)
-            return buckets.parse_uri(uri).key
+            return ref.key
 
         return upload
 
@@ -398,14 +399,14 @@ def test_upload_local_file_to_s3(
     operations: dict[str, Callable[[str, contextlib.ExitStack], Callable[[], str]]] = {
         "boto3 upload_file (baseline)": boto3_upload_file,
         "Ferry storage.save_to_location (API path)": ferry_save_to_location,
-        "Ferry storage.put_object (put_stream)": ferry_put_object,
+        "Ferry BucketClient.put_stream": ferry_put_stream,
     }
     results = {name: Measured(name) for name in operations}
     api = Measured("Ferry HTTP PUT /api/files/upload/ (gunicorn)")
     api_details: list[str] = []
     try:
         with open(big_file.path, "rb") as fh:  # warm-up: clients, connections, imports
-            storage.put_object(location, "warm-up.bin", fh, MIB, CONTENT_TYPE)
+            location.client().put_stream(location.ref().child("warm-up.bin"), fh, MIB, CONTENT_TYPE)
         for n in range(repeats()):
             for name, prepare in operations.items():
                 with contextlib.ExitStack() as cleanup:
