@@ -115,14 +115,31 @@ def api_token_revoke(*, token: ApiToken) -> None:
 # ----------------------------------------------------------------------------------- workspaces
 
 
-def workspace_create(*, user: User, name: str, description: str = "") -> Workspace:
+def workspace_create(
+    *, user: User, name: str, description: str = "", storage_location: str = ""
+) -> Workspace:
+    location = locations.check_storage_location(user, storage_location)
     with transaction.atomic():
-        workspace = Workspace.objects.create(name=name, description=description, created_by=user)
+        workspace = Workspace.objects.create(
+            name=name, description=description, created_by=user, storage_location=location
+        )
         Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
     return workspace
 
 
-def workspace_update(*, workspace: Workspace, **fields: Any) -> Workspace:
+def workspace_update(*, workspace: Workspace, user: User | None = None, **fields: Any) -> Workspace:
+    """Change a workspace's fields; where its files are stored only by its owners (or staff),
+    and only to a registered location they may use."""
+    if "storage_location" in fields:
+        if user is None or (not user.is_staff and role_in(user, workspace) != Role.OWNER):
+            raise field_error(
+                "storage_location",
+                "Only the workspace's owners may change where its files are stored.",
+                code="forbidden",
+            )
+        fields["storage_location"] = locations.check_storage_location(
+            user, fields["storage_location"]
+        )
     for key, value in fields.items():
         setattr(workspace, key, value)
     workspace.save()

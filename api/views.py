@@ -23,14 +23,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import locations, services, storage, transfers
+from . import services, storage, transfers
 from .downloads import file_download_response
 from .errors import ApplicationError, field_error
 from .filters import FileFilter, WorkspaceFilter
-from .models import ApiToken, File, FileStatus, Membership, Role, User, Workspace
+from .models import ApiToken, File, FileStatus, Membership, User, Workspace
 from .parsers import CompleteMultiPartParser, RawBodyParser
 from .permissions import IsWorkspaceOwner, WorkspaceRolePermission
-from .selectors import files_visible_to, role_in, workspaces_visible_to
+from .selectors import files_visible_to, workspaces_visible_to
 from .serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenSerializer,
@@ -161,29 +161,17 @@ class WorkspaceViewSet(viewsets.ModelViewSet[Workspace]):
         )
 
     def perform_create(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
-        user = current_user(self.request)
-        values = dict(serializer.validated_data)
-        location = locations.check_storage_location(user, values.pop("storage_location", ""))
-        workspace = services.workspace_create(user=user, **values)
-        if location:
-            workspace = services.workspace_update(workspace=workspace, storage_location=location)
-        serializer.instance = workspace
+        serializer.instance = services.workspace_create(
+            user=current_user(self.request), **serializer.validated_data
+        )
 
     def perform_update(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
         assert serializer.instance is not None
-        values = dict(serializer.validated_data)
-        if "storage_location" in values:
-            user = current_user(self.request)
-            if not user.is_staff and role_in(user, serializer.instance) != Role.OWNER:
-                raise field_error(
-                    "storage_location",
-                    "Only the workspace's owners may change where its files are stored.",
-                    code="forbidden",
-                )
-            values["storage_location"] = locations.check_storage_location(
-                user, values["storage_location"]
-            )
-        services.workspace_update(workspace=serializer.instance, **values)
+        services.workspace_update(
+            workspace=serializer.instance,
+            user=current_user(self.request),
+            **serializer.validated_data,
+        )
 
     @extend_schema(
         parameters=[
