@@ -250,7 +250,7 @@ def clean_file_name(raw: str, *, field: str = "name") -> str:
     return name
 
 
-def _require_write(user: User, workspace: Workspace, *, field: str = "workspace") -> None:
+def require_write(user: User, workspace: Workspace, *, field: str = "workspace") -> None:
     role = role_in(user, workspace)
     if role is None:
         raise field_error(field, "No such workspace.", code="does_not_exist")
@@ -273,7 +273,7 @@ def file_create_from_upload(
 ) -> File:
     """Register a spooled upload as a File: verify, type-check, move into storage, record."""
     try:
-        _require_write(user, workspace)
+        require_write(user, workspace)
         name = clean_file_name(name)
         if upload.received == 0:
             raise field_error(
@@ -484,7 +484,7 @@ def file_update(
     if name is not None:
         file.name = clean_file_name(name)
     if workspace is not None and workspace.pk != file.workspace_id:
-        _require_write(user, workspace)
+        require_write(user, workspace)
         file.workspace = workspace
     file.save()
     return file

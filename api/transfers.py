@@ -19,7 +19,7 @@ from . import buckets, locations
 from .errors import ApplicationError, Conflict, field_error
 from .filetypes import content_type_for, guess_file_type
 from .models import File, FileStatus, FileType, User, Workspace
-from .services import _require_write, clean_file_name
+from .services import clean_file_name, require_write
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def file_upload_start(
     files above ``FERRY_MULTIPART_UPLOAD_ABOVE`` on S3 get presigned multipart parts. GCS gets a
     signed URL, or a resumable session when its credentials can't sign.
     """
-    _require_write(user, workspace)
+    require_write(user, workspace)
     name = clean_file_name(name)
     if size <= 0:
         raise field_error("size", "A file needs at least one byte.")
@@ -125,7 +125,7 @@ def file_upload_start(
 def file_upload_sign_parts(*, user: User, file: File, part_numbers: list[int]) -> dict[str, Any]:
     """Fresh signed URLs for parts of a pending multipart upload (signed URLs are short-lived;
     the upload itself may take until it expires)."""
-    _require_write(user, file.workspace)
+    require_write(user, file.workspace)
     pending = file.pending_upload or {}
     upload_id = pending.get("multipart_upload_id")
     if file.status != FileStatus.PENDING or not upload_id:
@@ -202,7 +202,7 @@ def file_upload_complete(
     A missing object leaves the upload pending (the client may still PUT it until it expires).
     An object of another size or checksum is removed with its File, and the error says why.
     """
-    _require_write(user, file.workspace)
+    require_write(user, file.workspace)
     if file.status != FileStatus.PENDING or file.pending_upload is None:
         raise Conflict("This upload is complete already.", code="not_pending")
     if file.pending_expires_at and file.pending_expires_at <= timezone.now():
@@ -351,7 +351,7 @@ def file_import(
     file_type: str | None = None,
 ) -> File:
     """Register an object already in a bucket as a File, where it is (Ferry won't delete it)."""
-    _require_write(user, workspace)
+    require_write(user, workspace)
     try:
         ref = buckets.parse_uri(uri.strip()).require_key()
     except buckets.InvalidObjectURI as exc:
