@@ -6,6 +6,7 @@ uploads that never completed. Ferry signs and checks; it never carries these byt
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import re
 import uuid
@@ -172,8 +173,6 @@ def _verify(file: File, info: buckets.ObjectInfo) -> str:
 
 
 def _sha256_by_reading(client: buckets.BucketClient, ref: buckets.ObjectRef) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     for chunk in client.open_read(ref):
         digest.update(chunk)
