@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 
-from .models import ApiToken, Credential, File, Membership, User, Workspace
+from .models import ApiToken, Credential, DiscardedUpload, File, Membership, User, Workspace
 
 
 class FerryUserCreationForm(UserCreationForm):
@@ -79,3 +79,9 @@ class CredentialAdmin(admin.ModelAdmin):
     list_filter = ("kind", "check_ok")
     exclude = ("secret_ciphertext",)
     readonly_fields = ("checked_at", "check_ok", "check_message", "created_by")
+
+
+@admin.register(DiscardedUpload)
+class DiscardedUploadAdmin(admin.ModelAdmin):
+    list_display = ("uri", "until")
+    search_fields = ("uri",)

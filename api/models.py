@@ -240,3 +240,14 @@ class Credential(models.Model):
 
     def __repr__(self) -> str:  # never show the ciphertext either
         return f"<Credential {self.name} ({self.kind})>"
+
+
+class DiscardedUpload(models.Model):
+    """Where a removed direct upload pointed: its signed URL may still be used until ``until``,
+    so the expiry sweep deletes whatever lands there afterwards."""
+
+    uri = models.CharField(max_length=2048)
+    until = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.uri} (until {self.until})"

@@ -19,7 +19,7 @@ from django.utils import timezone
 from . import buckets, locations
 from .errors import ApplicationError, Conflict, field_error
 from .filetypes import content_type_for, guess_file_type
-from .models import File, FileStatus, FileType, User, Workspace
+from .models import DiscardedUpload, File, FileStatus, FileType, User, Workspace
 from .services import clean_file_name, require_write
 
 logger = logging.getLogger(__name__)
@@ -190,6 +190,11 @@ def _discard(file: File, client: buckets.BucketClient, ref: buckets.ObjectRef) -
         client.delete(ref)
     except buckets.BucketError as exc:
         logger.warning("could not remove the object of upload %s: %s", file.pk, exc.message)
+    # Its signed URL still works for a while: the sweep removes anything PUT there later.
+    DiscardedUpload.objects.create(
+        uri=file.storage_uri,
+        until=timezone.now() + datetime.timedelta(seconds=settings.FERRY_SIGNED_URL_EXPIRES_S + 60),
+    )
     file.delete()
 
 
@@ -306,8 +311,17 @@ def upload_cancel(*, file: File) -> None:
 
 
 def pending_uploads_expire(*, now: datetime.datetime | None = None) -> int:
-    """Remove uploads that were never completed in time (object, multipart upload, record)."""
+    """Remove uploads that were never completed in time (object, multipart upload, record),
+    and whatever a client PUT through a removed upload's signed URL before it expired."""
     now = now or timezone.now()
+    for late in DiscardedUpload.objects.filter(until__lte=now):
+        if not File.objects.filter(storage_uri=late.uri).exists():
+            try:
+                location, ref = locations.resolve(late.uri)
+                location.client().delete(ref)
+            except ApplicationError as exc:
+                logger.warning("late upload at %s: %s", late.uri, exc.message)
+        late.delete()
     count = 0
     for file in File.objects.filter(status=FileStatus.PENDING, pending_expires_at__lte=now):
         try:

@@ -263,6 +263,12 @@ def test_pending_uploads_expire_with_their_objects(
     assert not s3.list_multipart_uploads(Bucket=moto_site).get("Uploads")
     late = owner.post(f"/api/files/uploads/{small['file']['id']}/complete/", {}, format="json")
     assert late.status_code == 404
+    # A client that still PUTs through the removed upload's signed URL: swept once it expired.
+    requests.put(small["upload"]["url"], data=b"abc", timeout=30)
+    assert s3.list_objects_v2(Bucket=moto_site).get("KeyCount", 0) == 1
+    much_later = later + datetime.timedelta(seconds=settings.FERRY_SIGNED_URL_EXPIRES_S + 61)
+    transfers.pending_uploads_expire(now=much_later)
+    assert s3.list_objects_v2(Bucket=moto_site).get("KeyCount", 0) == 0
 
 
 def test_direct_upload_is_refused_for_local_storage_and_bad_input(
