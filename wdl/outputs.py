@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,10 @@ class OutputShapeError(ValueError):
         self.problem = message
         where = describe_position(position)
         super().__init__(f"{where}: {message}" if where else message)
+
+    def describe(self, output: str) -> str:
+        """E.g. ``output 'grid'[1][0] should name a file, not 3``."""
+        return f"output {output!r}{describe_position(self.position)} {self.problem}"
 
 
 def _kind(value: Any) -> str:
@@ -116,7 +121,7 @@ def file_shapes(shape: Any) -> Iterator[dict[str, Any]]:
 def rebuild(
     shape: Mapping[str, Any],
     value: Any,
-    on_file: Callable[[Position, str], Any],
+    on_file: Callable[[Position, Any], Any],
     position: Position = (),
 ) -> Any:
     """``value`` with each file replaced by ``on_file(position, path_or_uri)``, checked against
@@ -126,6 +131,8 @@ def rebuild(
         return None
     kind = shape.get("type")
     if kind == "file":
+        if isinstance(value, os.PathLike):  # a file the executor found on this host
+            return on_file(position, value)
         if not isinstance(value, str) or not value:
             raise OutputShapeError(position, f"should name a file, not {json.dumps(value)[:100]}")
         return on_file(position, value)
@@ -161,11 +168,11 @@ def rebuild(
     raise OutputShapeError(position, f"has an unknown output type {kind!r}")
 
 
-def file_leaves(shape: Mapping[str, Any], value: Any) -> list[tuple[Position, str]]:
+def file_leaves(shape: Mapping[str, Any], value: Any) -> list[tuple[Position, Any]]:
     """Every file in a value as ``(position, path_or_uri)``, in the value's order."""
-    found: list[tuple[Position, str]] = []
+    found: list[tuple[Position, Any]] = []
 
-    def keep(position: Position, ref: str) -> str:
+    def keep(position: Position, ref: Any) -> Any:
         found.append((position, ref))
         return ref
 
