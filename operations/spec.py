@@ -16,7 +16,10 @@ string ``pattern`` (``None`` or a regular expression searched in the value, as i
 anchor it with ``^…$`` to match the whole value); option ``choices``; file ``file_types``
 (default: all of them) and ``many``; list ``items`` (the item's type and its constraints).
 Every input has ``description``, ``required`` (default: true unless a default is given) and
-``default`` (``None`` when there is none). ``resources`` keeps only the limits the spec sets;
+``default`` (``None`` when there is none). Outputs are ``file`` (with ``file_type``), a scalar,
+or a ``list`` of one of those; WDL operations' outputs may also nest, to keep a workflow's
+values whole: ``list`` of any output type, ``map`` (string keys) with ``values``, ``pair`` with
+``left``/``right``, ``struct`` with ``members`` (see ``wdl/outputs.py``). ``resources`` keeps only the limits the spec sets;
 the executor's settings supply the rest. WDL operations have ``workflow`` (default
 ``"main.wdl"``) instead of ``command``.
 

@@ -42,6 +42,7 @@ from tests.test_worker_restart import wait_for
 from wdl.outputs import (
     OutputShapeError,
     ResultFile,
+    describe_shape,
     distinct_file_names,
     file_leaves,
     holds_files,
@@ -191,6 +192,15 @@ def test_signature_keeps_structures_and_metadata_types_every_file() -> None:
     assert check_spec(spec)["outputs"] == outputs
 
 
+def test_shapes_are_described_in_words() -> None:
+    assert describe_shape(GRID) == "list of list of file"
+    assert describe_shape(BY_SAMPLE) == "map of string to file"
+    pair = {"type": "pair", "left": {"type": "string"}, "right": FILE}
+    assert describe_shape(pair) == "pair of string and file"
+    struct = {"type": "struct", "members": {"n": {"type": "integer"}, "p": pair}}
+    assert describe_shape(struct) == "struct of n: integer, p: pair of string and file"
+
+
 def test_pairs_and_structs_map_to_output_types() -> None:
     pair = WDL.Type.Pair(WDL.Type.String(), WDL.Type.Array(WDL.Type.File()))
     assert output_type(pair) == {
@@ -223,6 +233,16 @@ def test_structured_outputs_are_for_wdl_operations_only() -> None:
     with pytest.raises(SpecError) as caught:
         check_spec(spec)
     assert caught.value.errors[0]["path"] == "$.outputs.m.values.file_type"
+
+
+@pytest.mark.django_db
+def test_an_operation_with_structured_outputs_is_added() -> None:
+    operation = make_wdl_operation(OPERATION)
+    outputs = operation.spec["outputs"]
+    assert outputs["grid"]["items"]["items"] == {"type": "file", "file_type": "text"}
+    assert outputs["by_sample"]["values"] == {"type": "file", "file_type": "text"}
+    assert "grid (list of list of file)" in operation.build_log
+    assert "by_sample (map of string to file)" in operation.build_log
 
 
 # ------------------------------------------------------------------------------ end to end

@@ -101,6 +101,22 @@ def holds_files(shape: Mapping[str, Any] | None) -> bool:
     return False
 
 
+def describe_shape(shape: Mapping[str, Any]) -> str:
+    """``list of list of file``, ``map of string to file``, ``pair of string and file``…"""
+    kind = str(shape.get("type"))
+    if kind == "list":
+        return f"list of {describe_shape(shape.get('items') or {})}"
+    if kind == "map":
+        return f"map of string to {describe_shape(shape.get('values') or {})}"
+    if kind == "pair":
+        left, right = (describe_shape(shape.get(side) or {}) for side in ("left", "right"))
+        return f"pair of {left} and {right}"
+    if kind == "struct":
+        members = (shape.get("members") or {}).items()
+        return "struct of " + ", ".join(f"{m}: {describe_shape(t)}" for m, t in members)
+    return kind
+
+
 def file_shapes(shape: Any) -> Iterator[dict[str, Any]]:
     """The ``file`` nodes of a shape (e.g. to set their ``file_type``)."""
     kind = shape.get("type")
