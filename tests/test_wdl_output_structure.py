@@ -325,24 +325,30 @@ def test_nested_arrays_and_maps_of_files_keep_their_structure(
     )
 
     outputs = job.outputs
-    assert set(outputs) == {"grid", "by_sample", "sizes", "file_count"}
+    assert set(outputs) == {"grid", "by_sample", "sizes", "file_count", "summary"}
     grid = outputs["grid"]
     assert [len(row) for row in grid] == [2, 1, 0]  # the empty row is kept
     assert set(outputs["by_sample"]) == set(REPORTS)  # the original keys
     assert outputs["sizes"] == {key: str(len(body)) for key, body in REPORTS.items()}
     assert outputs["file_count"] == 3
+    assert outputs["summary"]["left"] == 2
 
-    ids = [*(i for row in grid for i in row), *outputs["by_sample"].values()]
+    ids = [
+        *(i for row in grid for i in row),
+        *outputs["by_sample"].values(),
+        outputs["summary"]["right"],
+    ]
     produced = File.objects.filter(produced_by=job)
     assert sorted(map(str, produced.values_list("pk", flat=True))) == sorted(ids)
-    assert len(set(ids)) == 5
+    assert len(set(ids)) == 6
     files = {str(f.pk): f for f in produced}
     names = [files[i].name for i in ids]
-    assert len(set(names)) == 5
+    assert len(set(names)) == 6
     assert names[:3] == ["grid-0-0_1.txt", "2.txt", "grid-1-0_1.txt"]
     assert names[3] == "by_sample-s1_report.txt"
     assert names[4].startswith("by_sample-lib_2_b~") and names[4].endswith("_report.txt")
-    assert {f.file_type for f in produced} == {"text"}
+    assert names[5] == "summary.txt"  # a unique basename stays as it is
+    assert {files[i].file_type for i in ids[:5]} == {"text"}  # from operation.yaml
 
     expected = {
         i: b
@@ -350,6 +356,7 @@ def test_nested_arrays_and_maps_of_files_keep_their_structure(
         for i, b in zip(row, bodies, strict=True)
     }
     expected.update({outputs["by_sample"][k]: body for k, body in REPORTS.items()})
+    expected[outputs["summary"]["right"]] = b"2 samples\n"
     for file_id, body in expected.items():
         assert _body(client, file_id) == body
         record = files[file_id]
@@ -370,6 +377,7 @@ def test_nested_arrays_and_maps_of_files_keep_their_structure(
             f"{folder}/grid/1/0/1.txt",
             f"{folder}/by_sample/s1/report.txt",
             files[outputs["by_sample"]["lib 2/b"]].storage_uri,
+            f"{folder}/summary/right/summary.txt",
         ]
     )
     odd = files[outputs["by_sample"]["lib 2/b"]].storage_uri

@@ -1,8 +1,8 @@
 version 1.0
 
-# Writes rows of numbered files (row 0 has 1.txt and 2.txt, row 1 has 1.txt, row 2 none) and one
-# report.txt per sample, each in a folder of its own: outputs whose structure and repeated file
-# names Ferry must keep apart.
+# Writes rows of numbered files (row 0 has 1.txt and 2.txt, row 1 has 1.txt, row 2 none), one
+# report.txt per sample, each in a folder of its own, and a summary: outputs whose structure and
+# repeated file names Ferry must keep apart.
 workflow structured_outputs {
   input {
     Array[Int] row_sizes = [2, 1, 0]
@@ -20,6 +20,7 @@ workflow structured_outputs {
     Map[String, File] by_sample = write_reports.reports
     Map[String, String] sizes = write_reports.sizes
     Int file_count = length(flatten(write_row.files))
+    Pair[Int, File] summary = (length(samples), write_reports.summary)
   }
 }
 
@@ -56,10 +57,12 @@ task write_reports {
       printf '%s\t%s\n' "$sample" "sample$n/report.txt" >> reports.tsv
       printf '%s\t%s\n' "$sample" "$(wc -c < "sample$n/report.txt" | tr -d ' ')" >> sizes.tsv
     done < ~{write_lines(samples)}
+    echo "$n samples" > summary.txt
   >>>
   output {
     Map[String, File] reports = read_map("reports.tsv")
     Map[String, String] sizes = read_map("sizes.tsv")
+    File summary = "summary.txt"
   }
   runtime {
     docker: "ferry/busybox:latest"
