@@ -62,6 +62,13 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         help_text="Set while the executor can't be reached; the job keeps its state meanwhile."
     )
     output_files = FileSerializer(many=True, read_only=True, help_text="Files this job produced.")
+    outputs = serializers.JSONField(
+        read_only=True,
+        help_text="Output name -> value, with the structure the operation declares: a file's "
+        'place holds its File id, e.g. {"grid": [["<id>", "<id>"], ["<id>"], []], '
+        '"by_sample": {"s1": "<id>"}, "n": 3} (lists, maps keyed by string, '
+        'pairs as {"left", "right"}, structs as objects; null for a missing optional value).',
+    )
 
     class Meta:
         model = Job

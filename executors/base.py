@@ -60,6 +60,11 @@ class Collected:
     files: dict[str, list[Path]] = field(default_factory=dict)  # output name -> host paths
     # Output name -> bucket URIs (s3://…, gs://…) left by a remote engine; Ferry relocates them.
     remote_files: dict[str, list[str]] = field(default_factory=dict)
+    # Output name -> the output's value with its structure (lists, maps, pairs, structs: see
+    # wdl/outputs.py), each file in it a Path (a host file) or a str (a bucket URI). WDL
+    # executors fill it for every output that holds files; ``files``/``remote_files`` then list
+    # the same files flattened. Ferry stores the files and keeps the structure.
+    file_outputs: dict[str, Any] = field(default_factory=dict)
 
 
 class ExecutorError(Exception):

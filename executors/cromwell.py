@@ -42,9 +42,10 @@ directly (a handful per cycle): a status answers for it, a 404 makes it MISSING 
 the job: no job waits forever for a workflow Cromwell never heard of).
 
 Outputs: Cromwell names them ``<workflow_name>.<output>``. Non-file outputs go to
-``Collected.values``; file outputs (``"type": "file"`` in the run spec) are flattened (arrays,
-structs, pairs; nulls skipped) into ``Collected.remote_files`` when they are URIs (``s3://``,
-``gs://``…), for Ferry to relocate.
+``Collected.values``; outputs holding files (``"type": "file"`` in the run spec, with their
+``shape``) go to ``Collected.file_outputs`` with their structure kept (arrays, maps, pairs,
+structs: ``wdl/outputs.py``), and their files flattened into ``Collected.remote_files`` when they
+are URIs (``s3://``, ``gs://``…), for Ferry to relocate.
 
 Local paths: Cromwell's local backend reports absolute paths on its own machine. Ferry reads a
 local path (an output file, a call's stdout/stderr) only if it resolves inside one of
@@ -85,6 +86,8 @@ from uuid import UUID
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from wdl.outputs import OutputShapeError, Position, engine_shape, rebuild
 
 from .base import (
     Collected,
@@ -454,30 +457,9 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-def _strings_in(value: Any) -> Iterator[Any]:
-    """The leaves of an output value: arrays, structs/maps and pairs flattened, nulls skipped."""
-    if value is None:
-        return
-    if isinstance(value, list):
-        for item in value:
-            yield from _strings_in(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings_in(item)
-    else:
-        yield value
-
-
 def _is_uri(ref: str) -> bool:
     scheme, sep, rest = ref.partition("://")
     return bool(sep and rest and scheme.isascii() and scheme.replace("+", "").isalnum())
-
-
-def _is_file_output(spec: Any) -> bool:
-    if not isinstance(spec, dict):
-        return False
-    items = spec.get("items")
-    return spec.get("type") == "file" or (isinstance(items, dict) and items.get("type") == "file")
 
 
 def _tail_lines(text: str, lines: int | None) -> str:
@@ -778,31 +760,46 @@ class CromwellExecutor(Executor):
         for qualified, value in raw.items():
             name = qualified[len(prefix) :] if prefix and qualified.startswith(prefix) else ""
             name = name or qualified.split(".", 1)[-1]
-            if not _is_file_output(declared.get(name)):
+            shape = engine_shape(declared.get(name))
+            if shape is None:
                 result.values[name] = value
                 continue
             try:
-                self._add_file_output(result, name, value)
+                self._add_file_output(result, name, shape, value)
             except ExecutorError as exc:
                 return Collected(succeeded=False, error_message=str(exc), error_detail=str(exc))
         return result
 
-    def _add_file_output(self, result: Collected, name: str, value: Any) -> None:
-        if isinstance(value, list) and not value:  # an empty array of files
-            result.remote_files.setdefault(name, [])
-            return
-        for ref in _strings_in(value):
-            if not isinstance(ref, str) or not ref:
-                raise ExecutorError(f"output {name!r} should name files, not {json.dumps(ref)}")
+    def _add_file_output(
+        self, result: Collected, name: str, shape: Mapping[str, Any], value: Any
+    ) -> None:
+        """The output with its structure in ``file_outputs`` (each file a URI, or a Path under
+        ``local_roots``), and its files flattened into ``remote_files``/``files``."""
+        if value is None:
+            return  # an optional output without a value
+        remote = result.remote_files.setdefault(name, [])
+        local: list[Path] = []
+
+        def resolve(position: Position, ref: str) -> str | Path:
             if _is_uri(ref):
-                result.remote_files.setdefault(name, []).append(ref)
-                continue
+                remote.append(ref)
+                return ref
             path = self._local_path(ref)
             if path is None or not path.is_file():
                 raise ExecutorError(
                     f"output {name!r} names {ref[:200]}, which is not a file this server can read"
                 )
-            result.files.setdefault(name, []).append(path)
+            local.append(path)
+            return path
+
+        try:
+            result.file_outputs[name] = rebuild(shape, value, resolve)
+        except OutputShapeError as exc:
+            raise ExecutorError(exc.describe(name)) from None
+        if local:
+            result.files[name] = local
+        if not remote and local:
+            del result.remote_files[name]
 
     def _local_path(self, ref: str) -> Path | None:
         """The real path of ``ref`` if it is absolute and inside one of ``local_roots``."""

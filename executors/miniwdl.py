@@ -21,7 +21,8 @@ The run spec ``operations`` builds for a WDL job::
      "main": "main.wdl",                     # relative to workflow_dir
      "workflow_name": "wf",
      "inputs": {"wf.x": 3, "wf.reads": "/abs/host/path.txt", ...},   # local paths for files
-     "outputs": {"name": {"type": "file"|"integer"|..., "many"?: bool}, ...},  # no "wf." prefix
+     "outputs": {"name": {"type": "file"|"integer"|..., "many"?: bool, "shape"?: {...}}, ...},
+                                             # no "wf." prefix; "shape": how files are held
      "limits": {"timeout_s": 3600}}
 
 Tasks run as Docker swarm services (``[docker_swarm] auto_init``), with ``/bin/sh`` as the command
@@ -71,6 +72,8 @@ from uuid import UUID
 import docker
 import docker.errors
 import requests
+
+from wdl.outputs import OutputShapeError, Position, engine_shape, rebuild
 
 from .base import (
     Collected,
@@ -283,23 +286,6 @@ def _inside(path: str | Path, root: Path) -> bool:
     real = os.path.realpath(path)
     base = os.path.realpath(root)
     return real == base or real.startswith(base + os.sep)
-
-
-def _strings(value: Any) -> list[str] | None:
-    """The strings in a value made of strings, None and (nested) lists; None if anything else."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        found: list[str] = []
-        for item in value:
-            inner = _strings(item)
-            if inner is None:
-                return None
-            found.extend(inner)
-        return found
-    return None
 
 
 def _input_paths(inputs: Any) -> set[str]:
@@ -745,7 +731,7 @@ class MiniwdlExecutor(Executor):
             return _failed(result, f"timed out after {timeout_s} s", error, with_stderr=False)
         if (run_root / OUTPUTS_JSON).exists():
             try:
-                result.values, result.files = self._outputs(job, run_root)
+                result.values, result.files, result.file_outputs = self._outputs(job, run_root)
             except ExecutorError as exc:
                 return _failed(result, str(exc), None, with_stderr=False)
             result.succeeded = True
@@ -762,8 +748,9 @@ class MiniwdlExecutor(Executor):
 
     def _outputs(
         self, job: RunnableJob, run_root: Path
-    ) -> tuple[dict[str, Any], dict[str, list[Path]]]:
-        """outputs.json as ``(values, files)``, without the workflow name's prefix."""
+    ) -> tuple[dict[str, Any], dict[str, list[Path]], dict[str, Any]]:
+        """outputs.json as ``(values, files, file_outputs)`` (see :class:`Collected`), without
+        the workflow name's prefix."""
         spec = job.run_spec or {}
         prefix = f"{spec.get('workflow_name', '')}."
         declared: dict[str, Any] = spec.get("outputs") or {}
@@ -774,20 +761,30 @@ class MiniwdlExecutor(Executor):
         allowed_inputs = _input_paths(spec.get("input_files") or spec.get("inputs") or {})
         values: dict[str, Any] = {}
         files: dict[str, list[Path]] = {}
+        structured: dict[str, Any] = {}
         for key, value in raw.items():
             name = key.removeprefix(prefix)
             if value is None:
                 continue  # an optional output without a value
-            kind = (declared.get(name) or {}).get("type")
-            if kind != "file":
+            shape = engine_shape(declared.get(name))
+            if shape is None:
                 values[name] = value
                 continue
-            refs = _strings(value)
-            if refs is None:
-                raise ExecutorError(f"output {name!r} should name files, not {str(value)[:100]}")
-            # An empty array of files stays an (empty) file output.
-            files[name] = [self._output_path(name, ref, run_root, allowed_inputs) for ref in refs]
-        return values, files
+            found: list[Path] = []  # in order; an empty array of files stays an (empty) output
+
+            def resolve(
+                position: Position, ref: str, name: str = name, found: list[Path] = found
+            ) -> Path:
+                path = self._output_path(name, ref, run_root, allowed_inputs)
+                found.append(path)
+                return path
+
+            try:
+                structured[name] = rebuild(shape, value, resolve)
+            except OutputShapeError as exc:
+                raise ExecutorError(exc.describe(name)) from None
+            files[name] = found
+        return values, files, structured
 
     @staticmethod
     def _output_path(name: str, ref: str, run_root: Path, allowed_inputs: set[str]) -> Path:

@@ -69,6 +69,7 @@ import wdl
 from api.errors import ApplicationError
 from wdl.bundle import MAX_FILES, MAX_TOTAL_BYTES, clean_relative_path
 from wdl.errors import format_error
+from wdl.outputs import describe_shape
 
 from . import webmev
 from .models import Operation, OperationMode
@@ -628,8 +629,8 @@ def _miniwdl_version() -> str:
 
 def _field_summary(name: str, field: Mapping[str, Any]) -> str:
     kind = str(field["type"])
-    if kind == "list":
-        kind = f"list of {field['items']['type']}"
+    if kind in ("list", "map", "pair", "struct"):
+        kind = describe_shape(field)
     elif kind == "file" and field.get("many"):
         kind = "files"
     parts = [kind]

@@ -8,6 +8,7 @@ result files get ids derived from the job, and the poll loop holds a lease.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -35,6 +36,16 @@ from executors.base import (
     RunState,
 )
 from executors.registry import get_executor
+from wdl.outputs import (
+    OutputShapeError,
+    Position,
+    ResultFile,
+    distinct_file_names,
+    file_leaves,
+    holds_files,
+    path_segment,
+    rebuild,
+)
 
 from . import queue
 from .models import Job, Lease
@@ -316,123 +327,174 @@ def _relocation_failed(exc: ApplicationError) -> str:
     return f"The results can't be stored: {exc.message}"
 
 
-def _result_file_id(job: Job, name: str, index: int) -> uuid.UUID:
-    return uuid.uuid5(job.pk, f"output/{name}/{index}")
+def _as_position(position: Position | int | None) -> Position:
+    if position is None:
+        return ()
+    return (position,) if isinstance(position, int) else position
 
 
-def _result_key(job: Job, output: str, index: int | None, name_or_uri: str) -> str:
-    """Where a result goes in a bucket location: under the job's folder."""
-    name = name_or_uri.rstrip("/").rsplit("/", 1)[-1]
-    folder = f"workspaces/{job.workspace_id}/jobs/{job.pk}/{output}"
-    return f"{folder}/{name}" if index is None else f"{folder}/{index}/{name}"
+def _result_file_id(job: Job, output: str, position: Position | int | None) -> uuid.UUID:
+    """The id of the File at ``position`` in a job's output: the same on every finalize. A
+    file or a list's items keep the ids they had before outputs kept their structure."""
+    where = _as_position(position)
+    if all(isinstance(part, int) for part in where) and len(where) <= 1:
+        return uuid.uuid5(job.pk, f"output/{output}/{where[0] if where else 0}")
+    return uuid.uuid5(job.pk, f"output/{output}/{json.dumps(list(where))}")
+
+
+def _basename(name_or_uri: str) -> str:
+    return str(name_or_uri).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _result_key(job: Job, output: str, position: Position | int | None, name_or_uri: str) -> str:
+    """Where a result goes in a bucket location: under the job's folder, one folder per step
+    into the output's structure (``grid/1/0/1.txt``, ``by_sample/s1/counts.tsv``)."""
+    folders = "".join(f"/{path_segment(part)}" for part in _as_position(position))
+    return f"workspaces/{job.workspace_id}/jobs/{job.pk}/{output}{folders}/{_basename(name_or_uri)}"
+
+
+_ABSENT = object()
+
+
+def _files_value(name: str, spec: dict[str, Any], collected: Collected) -> Any:
+    """An output that holds files, as the executor reported it: its structure with each file a
+    Path (a host file) or a str (a bucket URI); ``_ABSENT`` for an optional one without a value.
+    Executors that report only flat lists (``files``/``remote_files``: the Docker executor) give
+    a file or a list of files."""
+    is_list = spec.get("type") == "list"
+    if name in collected.file_outputs:
+        value = collected.file_outputs[name]
+    elif name in collected.remote_files:
+        uris = collected.remote_files[name]
+        if not is_list and len(uris) != 1:
+            raise OutputError(f"The operation's output '{name}' must be one file, not {len(uris)}.")
+        value = uris if is_list else uris[0]
+    else:
+        paths = collected.files.get(name)
+        raw = collected.values.get(name)
+        if is_list and (paths == [] or raw == []):  # an empty array of files
+            return []
+        if not paths:
+            if raw is None and not spec.get("required", True):
+                return _ABSENT
+            named = (
+                f" names {raw!r}, which it did not write"
+                if raw is not None
+                else " is missing from outputs.json"
+            )
+            raise OutputError(f"The operation's output '{name}'{named}.")
+        if not is_list and len(paths) != 1:
+            raise OutputError(
+                f"The operation's output '{name}' must be one file, not {len(paths)}."
+            )
+        value = paths if is_list else paths[0]
+    if value is None:
+        if spec.get("required", True):
+            raise OutputError(f"The operation's output '{name}' has no value.")
+        return _ABSENT
+    return value
 
 
 def register_outputs(
     job: Job, collected: Collected, outputs_location: str | None = None
 ) -> dict[str, Any]:
-    """Check the outputs against the spec and store result files as Files (idempotently)."""
+    """Check the outputs against the spec and store their files as Files (idempotently), each
+    output keeping its structure with File ids where its files were::
+
+        {"grid": [["<id>", "<id>"], ["<id>"], []], "by_sample": {"s1": "<id>"}, "n": 3}
+
+    Each File's id and bucket key follow from the job, the output and the file's position in
+    it, so a repeated finalize finds what an earlier one stored; names are the files' basenames
+    where no other result of the job has the same (:func:`wdl.outputs.distinct_file_names`)."""
     assert job.operation is not None
     declared: dict[str, Any] = job.operation.spec.get("outputs", {})
+    plain: dict[str, Any] = {}
+    with_files: dict[str, Any] = {}
+    leaves: list[tuple[str, Position, Any]] = []  # (output, position, Path or URI)
+    for name, spec in declared.items():
+        if holds_files(spec):
+            value = _files_value(name, spec, collected)
+            if value is _ABSENT:
+                continue
+            try:
+                with_files[name] = value
+                for position, ref in file_leaves(spec, value):
+                    leaves.append((name, position, ref))
+            except OutputShapeError as exc:
+                raise OutputError(f"The operation's {exc.describe(name)}.") from None
+            continue
+        if name not in collected.values or collected.values[name] is None:
+            if spec.get("required", True):
+                raise OutputError(
+                    f"The operation did not report its output '{name}' in outputs.json."
+                )
+            continue
+        try:
+            plain[name] = rebuild(spec, collected.values[name], _no_files)
+        except OutputShapeError as exc:
+            raise OutputError(f"The operation's {exc.describe(name)}.") from None
+    for name, _, ref in leaves:
+        if isinstance(ref, str) and outputs_location and not ref.startswith(outputs_location):
+            # only what the engine wrote itself is relocated
+            raise OutputError(
+                f"The output '{name}' names {ref}, outside the executor's "
+                f"outputs_location {outputs_location}."
+            )
+    file_ids = [_result_file_id(job, name, position) for name, position, _ in leaves]
+    names = distinct_file_names(
+        [
+            ResultFile(name, position, _basename(str(ref)), tiebreak=file_id.hex[:8])
+            for (name, position, ref), file_id in zip(leaves, file_ids, strict=True)
+        ]
+    )
+    stored: dict[tuple[str, Position], str] = {}
+    for (name, position, ref), file_id, file_name in zip(leaves, file_ids, names, strict=True):
+        item = _file_spec_at(declared[name], position)
+        common: dict[str, Any] = {
+            "workspace": job.workspace,
+            "owner": job.owner,
+            "name": file_name,
+            "file_type": item.get("file_type"),
+            "file_id": file_id,
+            "produced_by": job,
+            "key": _result_key(job, name, position, str(ref)),
+        }
+        if isinstance(ref, str):
+            record = file_register_object(uri=ref, **common)
+        else:
+            record = file_register_result(path=str(ref), **common)
+        stored[(name, position)] = str(record.pk)
     outputs: dict[str, Any] = {}
     for name, spec in declared.items():
-        is_list = spec.get("type") == "list"
-        item = spec.get("items", {}) if is_list else spec
-        if item.get("type") == "file" and name in collected.remote_files:
-            uris = collected.remote_files[name]
-            outside = [u for u in uris if outputs_location and not u.startswith(outputs_location)]
-            if outside:  # only what the engine wrote itself is relocated
-                raise OutputError(
-                    f"The output '{name}' names {outside[0]}, outside the executor's "
-                    f"outputs_location {outputs_location}."
-                )
-            if is_list and not uris:
-                outputs[name] = []
-                continue
-            if not is_list and len(uris) != 1:
-                raise OutputError(
-                    f"The operation's output '{name}' must be one file, not {len(uris)}."
-                )
-            relocated = [
-                str(
-                    file_register_object(
-                        uri=uri,
-                        workspace=job.workspace,
-                        owner=job.owner,
-                        name=uri.rstrip("/").rsplit("/", 1)[-1],
-                        file_type=item.get("file_type"),
-                        file_id=_result_file_id(job, name, i),
-                        produced_by=job,
-                        key=_result_key(job, name, i if is_list else None, uri),
-                    ).pk
-                )
-                for i, uri in enumerate(uris)
-            ]
-            outputs[name] = relocated if is_list else relocated[0]
-        elif item.get("type") == "file":
-            paths = collected.files.get(name)
-            raw = collected.values.get(name)
-            if is_list and (paths == [] or raw == []):  # an empty array of files
-                outputs[name] = []
-                continue
-            if not paths:
-                if raw is None and not spec.get("required", True):
-                    continue
-                named = (
-                    f" names {raw!r}, which it did not write"
-                    if raw is not None
-                    else " is missing from outputs.json"
-                )
-                raise OutputError(f"The operation's output '{name}'{named}.")
-            if not is_list and len(paths) != 1:
-                raise OutputError(
-                    f"The operation's output '{name}' must be one file, not {len(paths)}."
-                )
-            stored = [
-                str(
-                    file_register_result(
-                        path=str(path),
-                        workspace=job.workspace,
-                        owner=job.owner,
-                        name=path.name,
-                        file_type=item.get("file_type"),
-                        file_id=_result_file_id(job, name, i),
-                        produced_by=job,
-                        key=_result_key(job, name, i if is_list else None, path.name),
-                    ).pk
-                )
-                for i, path in enumerate(paths)
-            ]
-            outputs[name] = stored if is_list else stored[0]
-        else:
-            if name not in collected.values:
-                if spec.get("required", True):
-                    raise OutputError(
-                        f"The operation did not report its output '{name}' in outputs.json."
-                    )
-                continue
-            outputs[name] = _check_value(name, item, collected.values[name], is_list)
+        if name in with_files:
+
+            def file_id_at(position: Position, ref: Any, name: str = name) -> str:
+                return stored[(name, position)]
+
+            outputs[name] = rebuild(spec, with_files[name], file_id_at)
+        elif name in plain:
+            outputs[name] = plain[name]
     return outputs
 
 
-_PY_TYPES: dict[str, tuple[type, ...]] = {
-    "integer": (int,),
-    "float": (int, float),
-    "string": (str,),
-    "boolean": (bool,),
-}
+def _no_files(position: Position, ref: Any) -> Any:
+    raise OutputShapeError(position, "holds a file where the spec declares none")
 
 
-def _check_value(name: str, item: dict[str, Any], value: Any, is_list: bool) -> Any:
-    values = value if is_list else [value]
-    if is_list and not isinstance(value, list):
-        raise OutputError(f"The operation's output '{name}' must be a list.")
-    expected = _PY_TYPES.get(item.get("type", ""), (object,))
-    for v in values:
-        if not isinstance(v, expected) or (isinstance(v, bool) and bool not in expected):
-            raise OutputError(
-                f"The operation's output '{name}' must be {item.get('type')}, not {type(v).__name__}."
-            )
-    return value
+def _file_spec_at(spec: dict[str, Any], position: Position) -> dict[str, Any]:
+    """The ``file`` node of an output's spec that the file at ``position`` belongs to."""
+    node = spec
+    for part in position:
+        kind = node.get("type")
+        if kind == "list":
+            node = node["items"]
+        elif kind == "map":
+            node = node["values"]
+        elif kind == "pair":
+            node = node[str(part)]
+        elif kind == "struct":
+            node = node["members"][part]
+    return node
 
 
 def _cleanup(executor: Executor, job: Job) -> None:

@@ -16,7 +16,10 @@ string ``pattern`` (``None`` or a regular expression searched in the value, as i
 anchor it with ``^…$`` to match the whole value); option ``choices``; file ``file_types``
 (default: all of them) and ``many``; list ``items`` (the item's type and its constraints).
 Every input has ``description``, ``required`` (default: true unless a default is given) and
-``default`` (``None`` when there is none). ``resources`` keeps only the limits the spec sets;
+``default`` (``None`` when there is none). Outputs are ``file`` (with ``file_type``), a scalar,
+or a ``list`` of one of those; WDL operations' outputs may also nest, to keep a workflow's
+values whole: ``list`` of any output type, ``map`` (string keys) with ``values``, ``pair`` with
+``left``/``right``, ``struct`` with ``members`` (see ``wdl/outputs.py``). ``resources`` keeps only the limits the spec sets;
 the executor's settings supply the rest. WDL operations have ``workflow`` (default
 ``"main.wdl"``) instead of ``command``.
 
@@ -50,7 +53,7 @@ FILE_TYPES = ("table", "json", "text", "binary")
 SCALAR_TYPES = ("integer", "float", "string", "boolean", "option")
 INPUT_TYPES = (*SCALAR_TYPES, "file", "list")
 OUTPUT_SCALAR_TYPES = ("file", "integer", "float", "string", "boolean")
-OUTPUT_TYPES = (*OUTPUT_SCALAR_TYPES, "list")
+OUTPUT_TYPES = (*OUTPUT_SCALAR_TYPES, "list", "map", "pair", "struct")  # the last three: WDL
 MODES = ("docker", "wdl")
 RESOURCE_KEYS = ("memory_mb", "cpus", "pids", "timeout_s")
 
@@ -76,6 +79,18 @@ _TOP_KEYS = {
 }
 _INPUT_COMMON_KEYS = {"type", "description", "required", "default", "webmev"}
 _OUTPUT_COMMON_KEYS = {"type", "description", "required", "webmev"}
+# What each output type holds besides "type" (see wdl/outputs.py for how values look).
+_OUTPUT_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
+    "file": ("file_type",),
+    "integer": (),
+    "float": (),
+    "string": (),
+    "boolean": (),
+    "list": ("items",),
+    "map": ("values",),
+    "pair": ("left", "right"),
+    "struct": ("members",),
+}
 _CONSTRAINT_KEYS: dict[str, set[str]] = {
     "integer": {"min", "max"},
     "float": {"min", "max"},
@@ -509,21 +524,34 @@ def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
     return out
 
 
-def _output(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
+def _output_shape(
+    raw: Any, path: str, problems: _Problems, *, structured: bool, top: bool
+) -> dict[str, Any] | None:
+    """One output type (the output itself, or what a list/map/pair/struct holds). Lists hold
+    one scalar or file type, unless ``structured`` (WDL operations): then any output type,
+    at any depth."""
+    kinds = OUTPUT_TYPES if structured else (*OUTPUT_SCALAR_TYPES, "list")
     if not isinstance(raw, Mapping):
         problems.add(path, 'must be an object like {"type": "file", "file_type": "table"}')
         return None
     kind = raw.get("type")
-    if kind not in OUTPUT_TYPES:
-        problems.add(
-            child_path(path, "type"),
-            f"unknown output type {_fmt(kind)}; expected one of {list(OUTPUT_TYPES)}"
-            if kind is not None
-            else f"is required; one of {list(OUTPUT_TYPES)}",
-        )
+    if kind not in kinds:
+        if kind in OUTPUT_TYPES:
+            problems.add(
+                child_path(path, "type"),
+                f"{kind} outputs are for WDL operations; use one of {list(kinds)}",
+            )
+        else:
+            problems.add(
+                child_path(path, "type"),
+                f"unknown output type {_fmt(kind)}; expected one of {list(kinds)}"
+                if kind is not None
+                else f"is required; one of {list(kinds)}",
+            )
         return None
-    extra = {"file": {"file_type"}, "list": {"items"}}.get(kind, set())
-    _unknown_keys(raw, _OUTPUT_COMMON_KEYS | extra, path, problems, f"a {kind} output")
+    allowed = {"type", *_OUTPUT_SHAPE_KEYS[str(kind)]}
+    what = f"a {kind} output" if top else f"a {kind} inside an output"
+    _unknown_keys(raw, (_OUTPUT_COMMON_KEYS | allowed) if top else allowed, path, problems, what)
     out: dict[str, Any] = {"type": kind}
     usable = True
     if kind == "file":
@@ -536,7 +564,7 @@ def _output(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
             )
             usable = False
         out["file_type"] = file_type
-    elif kind == "list":
+    elif kind == "list" and not structured:
         items = raw.get("items")
         ipath = child_path(path, "items")
         if not isinstance(items, Mapping) or items.get("type") not in OUTPUT_SCALAR_TYPES:
@@ -545,15 +573,44 @@ def _output(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
                 f"must be an object whose type is one of {list(OUTPUT_SCALAR_TYPES)}",
             )
             return None
-        item_allowed = {"type", "file_type"} if items["type"] == "file" else {"type"}
-        _unknown_keys(items, item_allowed, ipath, problems, f"a list of {items['type']}")
-        item: dict[str, Any] = {"type": items["type"]}
-        if items["type"] == "file":
-            if items.get("file_type") not in FILE_TYPES:
-                problems.add(child_path(ipath, "file_type"), f"must be one of {list(FILE_TYPES)}")
-                usable = False
-            item["file_type"] = items.get("file_type")
+        item = _output_shape(items, ipath, problems, structured=False, top=False)
+        if item is None:
+            return None
         out["items"] = item
+    elif kind in ("list", "map", "pair"):
+        for key in _OUTPUT_SHAPE_KEYS[kind]:
+            inner = _output_shape(
+                raw.get(key), child_path(path, key), problems, structured=True, top=False
+            )
+            if inner is None:
+                return None
+            out[key] = inner
+    elif kind == "struct":
+        members = raw.get("members")
+        mpath = child_path(path, "members")
+        if not isinstance(members, Mapping) or not members:
+            problems.add(mpath, "must be an object mapping member names to their types")
+            return None
+        out["members"] = {}
+        for member, member_raw in members.items():
+            if not isinstance(member, str) or not IDENTIFIER_RE.match(member):
+                problems.add(child_path(mpath, member), "is not a valid member name")
+                usable = False
+                continue
+            inner = _output_shape(
+                member_raw, child_path(mpath, member), problems, structured=True, top=False
+            )
+            if inner is None:
+                usable = False
+                continue
+            out["members"][member] = inner
+    return out if usable else None
+
+
+def _output(raw: Any, path: str, problems: _Problems, *, mode: Any) -> dict[str, Any] | None:
+    out = _output_shape(raw, path, problems, structured=mode == "wdl", top=True)
+    if out is None:
+        return None
     description = _string(raw, "description", path, problems, default="")
     required = raw.get("required", True)
     if not isinstance(required, bool):
@@ -562,7 +619,7 @@ def _output(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
     out.update(description=description or "", required=required)
     if "webmev" in raw:
         out["webmev"] = raw["webmev"]
-    return out if usable else None
+    return out
 
 
 def _resources(raw: Any, path: str, problems: _Problems) -> dict[str, Any]:
@@ -721,7 +778,7 @@ def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, An
                 f"{output_name!r} is not a valid output name: use letters, digits and _ "
                 "(not starting with a digit)",
             )
-        checked = _output(spec, path, problems)
+        checked = _output(spec, path, problems, mode=mode)
         if checked is not None:
             outputs[output_name] = checked
 

@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 
 import wdl
+import wdl.outputs
 from api import buckets, locations, storage
 from api.errors import ApplicationError
 from api.models import File
@@ -62,11 +63,11 @@ def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
 
 
 def _engine_output(out: dict[str, Any]) -> dict[str, Any]:
-    """How executors see an output: files (one, or ``many``) or a value of some type."""
-    if out.get("type") == "list" and (out.get("items") or {}).get("type") == "file":
-        return {"type": "file", "many": True}
-    if out.get("type") == "file":
-        return {"type": "file", "many": bool(out.get("many"))}
+    """How executors see an output: files (one, or ``many``: any structure holding files, whose
+    ``shape`` says how, see wdl/outputs.py) or a value of some type."""
+    if wdl.outputs.holds_files(out):
+        shape = {k: v for k, v in out.items() if k not in ("description", "required", "webmev")}
+        return {"type": "file", "many": out.get("type") != "file", "shape": shape}
     return {"type": out.get("type"), "many": out.get("type") == "list"}
 
 

@@ -25,10 +25,10 @@ from executors.cromwell import (
     _failing_calls,
     _is_uri,
     _root_cause,
-    _strings_in,
     check_options,
     run_state,
 )
+from wdl.outputs import file_leaves
 
 if TYPE_CHECKING:
     from tests.harness.buckets import S3Server
@@ -252,10 +252,20 @@ def test_root_cause_is_the_deepest_message() -> None:
     assert _root_cause(["not a dict", {"causedBy": None}]) == ""
 
 
-def test_output_values_are_flattened_and_nulls_skipped() -> None:
-    value = [["s3://b/1", None], {"left": "s3://b/2", "right": ["s3://b/3"]}, None]
-    assert list(_strings_in(value)) == ["s3://b/1", "s3://b/2", "s3://b/3"]
-    assert list(_strings_in(None)) == []
+def test_output_values_are_walked_along_their_shape_and_nulls_skipped() -> None:
+    # Once flattened without their type (a Pair's String was taken for a file); now walked
+    # along the output's shape, each file with its position.
+    shape = {
+        "type": "pair",
+        "left": {"type": "list", "items": {"type": "file"}},
+        "right": {"type": "pair", "left": {"type": "string"}, "right": {"type": "file"}},
+    }
+    value = {"left": ["s3://b/1", None], "right": {"left": "label", "right": "s3://b/3"}}
+    assert file_leaves(shape, value) == [
+        (("left", 0), "s3://b/1"),
+        (("right", "right"), "s3://b/3"),
+    ]
+    assert file_leaves(shape, None) == []
 
 
 def test_uris_and_paths_are_told_apart() -> None:

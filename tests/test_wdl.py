@@ -341,15 +341,23 @@ def test_unsupported_types_are_reported_where_declared() -> None:
         ("main.wdl", 12, 5),
         ("main.wdl", 13, 5),
         ("main.wdl", 20, 5),
-        ("main.wdl", 22, 5),  # line 21, Array[Array[File]] as an output, is fine
+        ("main.wdl", 22, 5),  # Array[Array[File]], maps keyed by String, pairs, structs: fine
     ]
     assert errors[0]["message"].startswith(
         "input sizes: type Map[String,Int] is not supported as an operation input"
     )
     assert "type Sample is not supported" in errors[3]["message"]
-    assert errors[4]["message"].startswith("output sizes_out: type Map[String,Int] is not")
+    assert errors[4]["message"].startswith(
+        "output codes: type Map[Int,String] is not supported as an operation output; "
+        "a Map's keys must be String, not Int ("
+    )
+    assert "a Map's keys must be String, not Int" in errors[5]["message"]
+    # Array[Array[File]] outputs keep their structure (they were flattened once).
     nested = WDL.Type.Array(WDL.Type.Array(WDL.Type.File()))
-    assert output_type(nested) == {"type": "list", "items": {"type": "file", "file_type": "binary"}}
+    assert output_type(nested) == {
+        "type": "list",
+        "items": {"type": "list", "items": {"type": "file", "file_type": "binary"}},
+    }
 
 
 def test_a_call_input_left_unset_is_an_error() -> None:

@@ -22,10 +22,12 @@ required; the value becomes the ``default`` when it is a literal (a number, stri
 placeholders, boolean, or array of them), and ``None`` otherwise (the workflow computes it).
 
 Outputs are the workflow's ``output {}`` section (none without one), named without the workflow
-prefix. ``File`` → ``file``; scalars as above; ``Array[X]`` → ``list`` of X, where arrays of
-arrays of files, at any depth, are flattened into one ``list`` of ``file`` (files are what Ferry
-keeps). Other output types are reported as unsupported. Output files get the file type
-``binary`` unless metadata says otherwise. ``X?`` outputs are not required.
+prefix. Their structure is kept (see ``wdl/outputs.py``): ``File`` → ``file``; scalars as
+above; ``Array[X]`` → ``list`` with ``items`` X; ``Map[String, X]`` → ``map`` with ``values`` X;
+``Pair[X, Y]`` → ``pair`` with ``left``/``right``; a struct → ``struct`` with ``members``; at any
+depth (``Array[Array[File]]``, ``Map[String, Array[File]]``…). ``Directory``, ``Object`` and maps
+keyed by anything but ``String`` are reported as unsupported, at the declaration. Output files
+get the file type ``binary`` unless metadata says otherwise. ``X?`` outputs are not required.
 
 Descriptions come from the workflow's ``meta``/``parameter_meta`` and can be overridden by
 metadata (:func:`merge_metadata`).
@@ -41,11 +43,14 @@ import WDL
 
 from wdl.errors import MetadataInvalid, WdlError, WorkflowInvalid
 from wdl.loading import LoadedWorkflow
+from wdl.outputs import file_shapes
 
 FILE_TYPES = ("table", "json", "text", "binary")  # the same as operations.spec.FILE_TYPES
 DEFAULT_OUTPUT_FILE_TYPE = "binary"
 _SUPPORTED_INPUTS = "File, Int, Float, String, Boolean, or an Array of one of them"
-_SUPPORTED_OUTPUTS = "File, Int, Float, String, Boolean, or an Array of them (or of arrays of File)"
+_SUPPORTED_OUTPUTS = (
+    "File, Int, Float, String, Boolean, and Arrays, Map[String, …], Pairs and structs of them"
+)
 
 
 def _scalar(wdl_type: WDL.Type.Base) -> dict[str, Any] | None:
@@ -74,26 +79,43 @@ def input_type(wdl_type: WDL.Type.Base) -> dict[str, Any] | None:
     return _scalar(wdl_type)
 
 
-def _holds_only_files(wdl_type: WDL.Type.Base) -> bool:
+def _output_shape(wdl_type: WDL.Type.Base) -> tuple[dict[str, Any] | None, str]:
+    """``(shape, "")``, or ``(None, what is not supported)``."""
+    if isinstance(wdl_type, WDL.Type.File):
+        return {"type": "file", "file_type": DEFAULT_OUTPUT_FILE_TYPE}, ""
+    scalar = _scalar(wdl_type)
+    if scalar is not None:
+        return {"type": scalar["type"]}, ""
     if isinstance(wdl_type, WDL.Type.Array):
-        return _holds_only_files(wdl_type.item_type)
-    return isinstance(wdl_type, WDL.Type.File)
+        items, why = _output_shape(wdl_type.item_type)
+        return ({"type": "list", "items": items}, "") if items else (None, why)
+    if isinstance(wdl_type, WDL.Type.Map):
+        key_type, value_type = wdl_type.item_type
+        if not isinstance(key_type, WDL.Type.String):
+            return None, f"a Map's keys must be String, not {_base_name(key_type)}"
+        values, why = _output_shape(value_type)
+        return ({"type": "map", "values": values}, "") if values else (None, why)
+    if isinstance(wdl_type, WDL.Type.Pair):
+        left, why = _output_shape(wdl_type.left_type)
+        right, why_right = _output_shape(wdl_type.right_type)
+        if left is None or right is None:
+            return None, why or why_right
+        return {"type": "pair", "left": left, "right": right}, ""
+    if isinstance(wdl_type, WDL.Type.StructInstance) and wdl_type.members is not None:
+        members: dict[str, Any] = {}
+        for member, member_type in wdl_type.members.items():
+            shape, why = _output_shape(member_type)
+            if shape is None:
+                return None, f"member {member} of {wdl_type.type_name}: {why}"
+            members[member] = shape
+        return {"type": "struct", "members": members}, ""
+    return None, f"{_base_name(wdl_type)} is not"
 
 
 def output_type(wdl_type: WDL.Type.Base) -> dict[str, Any] | None:
-    """The typed part of a Ferry output for a WDL type; ``None`` when it has none."""
-    if isinstance(wdl_type, WDL.Type.File):
-        return {"type": "file", "file_type": DEFAULT_OUTPUT_FILE_TYPE}
-    if isinstance(wdl_type, WDL.Type.Array):
-        if _holds_only_files(wdl_type):
-            return {
-                "type": "list",
-                "items": {"type": "file", "file_type": DEFAULT_OUTPUT_FILE_TYPE},
-            }
-        scalar = _scalar(wdl_type.item_type)
-        return {"type": "list", "items": {"type": scalar["type"]}} if scalar else None
-    scalar = _scalar(wdl_type)
-    return {"type": scalar["type"]} if scalar else None
+    """The typed part of a Ferry output for a WDL type, its structure kept; ``None`` when it
+    has none."""
+    return _output_shape(wdl_type)[0]
 
 
 def _base_name(wdl_type: WDL.Type.Base) -> str:
@@ -234,13 +256,15 @@ def _outputs(loaded: LoadedWorkflow, errors: list[WdlError]) -> dict[str, Any]:
                 )
             )
             continue
-        typed = output_type(decl.type)
+        typed, why = _output_shape(decl.type)
         if typed is None:
+            name = _base_name(decl.type)
+            inner = f"; {why}" if why and why != f"{name} is not" else ""
             errors.append(
                 loaded.error_at(
                     decl.pos,
-                    f"output {decl.name}: type {_base_name(decl.type)} is not supported as an "
-                    f"operation output (use {_SUPPORTED_OUTPUTS})",
+                    f"output {decl.name}: type {name} is not supported as an operation output"
+                    f"{inner} (use {_SUPPORTED_OUTPUTS})",
                 )
             )
             continue
@@ -311,7 +335,7 @@ def _merge_input(spec: dict[str, Any], meta: Mapping[str, Any], name: str) -> li
 
 def _merge_output(spec: dict[str, Any], meta: Mapping[str, Any], name: str) -> list[dict[str, str]]:
     problems = []
-    target = spec["items"] if spec["type"] == "list" else spec
+    files = list(file_shapes(spec))
     for key, value in meta.items():
         path = _path("outputs", name, str(key))
         if key not in _OUTPUT_META_KEYS:
@@ -323,12 +347,13 @@ def _merge_output(spec: dict[str, Any], meta: Mapping[str, Any], name: str) -> l
                 spec["description"] = value
             else:
                 problems.append({"path": path, "message": "must be a string"})
-        elif target.get("type") != "file":
-            problems.append({"path": path, "message": f"output {name} is not a file"})
+        elif not files:
+            problems.append({"path": path, "message": f"output {name} holds no files"})
         elif value not in FILE_TYPES:
             problems.append({"path": path, "message": f"must be one of {list(FILE_TYPES)}"})
         else:
-            target["file_type"] = value
+            for file_spec in files:  # every file of the output, at any depth
+                file_spec["file_type"] = value
     return problems
 
 

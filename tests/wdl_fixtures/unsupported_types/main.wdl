@@ -17,10 +17,14 @@ workflow unsupported_types {
   call list_batches { input: batches = batches }
 
   output {
-    Map[String, Int] sizes_out = sizes
+    Map[Int, String] codes = {1: "one"}
     Array[Array[File]] all_batches = batches
-    Array[Array[Int]] grid = [[1, 2], [3]]
+    Array[Pair[Map[Int, String], Int]] nested = [(codes, 1)]
     Array[String] listing = list_batches.names
+    Map[String, Int] sizes_out = sizes
+    Array[Array[Int]] grid = [[1, 2], [3]]
+    Pair[Int, String] pair_out = pair
+    Sample sample_out = sample
   }
 }
 
