@@ -50,6 +50,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import stat
 import threading
@@ -146,6 +147,21 @@ class Outcome:
     memory_bytes: int
     timeout_s: int
     timed_out: bool
+    pids_limit: int = 0  # absent from state files saved before it was recorded
+
+
+# What programs write when fork/clone/pthread_create fails with EAGAIN, as it does at the
+# container's pids limit (busybox/dash/bash, Python, the JVM, glibc and Go runtimes).
+_PROCESS_LIMIT_STDERR = re.compile(
+    r"can't fork|cannot fork|fork: retry|fork failed|fork: Resource temporarily unavailable"
+    r"|can't start new thread|unable to create (new )?native thread|pthread_create failed"
+    r"|BlockingIOError: \[Errno 11\]",
+    re.IGNORECASE,
+)
+
+
+def _could_not_start_a_process(stderr: str) -> bool:
+    return _PROCESS_LIMIT_STDERR.search(stderr) is not None
 
 
 class OutputPathError(Exception):
@@ -636,6 +652,7 @@ class DockerExecutor(Executor):
             memory_bytes=int((container.attrs.get("HostConfig") or {}).get("Memory") or 0),
             timeout_s=_int_or_none(labels.get(LABEL_TIMEOUT)) or 0,
             timed_out=meta is not None and (meta / TIMED_OUT).exists(),
+            pids_limit=int((container.attrs.get("HostConfig") or {}).get("PidsLimit") or 0),
         )
         if meta is not None:
             for name, stdout in ((STDOUT_LOG, True), (STDERR_LOG, False)):
@@ -694,6 +711,11 @@ class DockerExecutor(Executor):
                 headline = f"timed out after {outcome.timeout_s} s"
             elif outcome.oom_killed:
                 headline = f"ran out of memory (limit {outcome.memory_bytes // (1024 * 1024)} MiB)"
+            elif outcome.pids_limit > 0 and _could_not_start_a_process(stderr_tail):
+                headline = (
+                    f"stopped by its process limit (pids_limit={outcome.pids_limit}): it could not "
+                    f"start another process or thread, and exited with status {outcome.exit_code}"
+                )
             else:
                 headline = f"exited with status {outcome.exit_code}"
             return self._failed(result, headline)
