@@ -516,6 +516,9 @@ class DockerExecutor(Executor):
                 raise ExecutorError(f"could not prepare the job's work dir: {exc}") from exc
             mounts = self._mounts(spec, workdir)
             memory = limits.memory_mb * 1024 * 1024
+            # Stored files are 0640 (api.private_paths): the run joins the groups owning its
+            # input files to read them, as the unprivileged user it still is.
+            input_groups = sorted({os.stat(m["Source"]).st_gid for m in mounts[1:]})
             try:
                 container = client.containers.create(
                     image=image,
@@ -539,6 +542,7 @@ class DockerExecutor(Executor):
                     memswap_limit=memory,
                     nano_cpus=int(limits.cpus * 1e9),
                     pids_limit=limits.pids,
+                    group_add=[str(gid) for gid in input_groups] or None,
                     cap_drop=["ALL"],
                     security_opt=["no-new-privileges"],
                     mounts=mounts,

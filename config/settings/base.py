@@ -196,9 +196,10 @@ FERRY_INLINE_VERIFY_MAX_BYTES = env.int("FERRY_INLINE_VERIFY_MAX_BYTES", default
 
 # Every upload is spooled to disk and hashed as it arrives; nothing is held in memory.
 FILE_UPLOAD_HANDLERS = ["api.uploads.HashingUploadHandler"]
-# Readable by the unprivileged user that job containers run as (input files are bind-mounted);
-# the storage root itself should not be world-searchable.
-FILE_UPLOAD_PERMISSIONS = 0o644
+# Stored files are private to Ferry's account and group; Docker job containers join the group
+# of their (bind-mounted) input files to read them. Folders are 0700 (api.private_paths).
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # Sign-in rate limits count in this cache, so it must be shared by every web worker (and every
 # app server): a table in the database by default (created by `migrate`); CACHE_URL may name
