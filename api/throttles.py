@@ -62,16 +62,20 @@ def _submitted(request: Any, field: str) -> str:
 
 
 class SubmittedAccountThrottle(FerryRateThrottle):
-    """Per account named in the request body (email, normalized as accounts are stored)."""
+    """Per account named in the request body (normalized as accounts are stored), read from the
+    one field the endpoint authenticates with, so an extra field can't change the counter."""
 
-    account_fields: tuple[str, ...] = ("email", "username")
+    account_field = "email"
 
     def ident_for(self, request: Any) -> str | None:
-        for field in self.account_fields:
-            account = _submitted(request, field)
-            if account:
-                return hashlib.sha256(account.encode()).hexdigest()[:32]
-        return None
+        account = _submitted(request, self.account_field)
+        return hashlib.sha256(account.encode()).hexdigest()[:32] if account else None
+
+
+class SubmittedUsernameThrottle(SubmittedAccountThrottle):
+    """The session sign-in forms name the account (an email) in "username"."""
+
+    account_field = "username"
 
 
 class SignedInAccountThrottle(FerryRateThrottle):
@@ -107,6 +111,11 @@ def _throttle(scope_name: str, base: type[FerryRateThrottle]) -> type[FerryRateT
 
 SIGN_IN_THROTTLES = [
     _throttle("sign-in-account", SubmittedAccountThrottle),
+    _throttle("sign-in-address", AddressThrottle),
+]
+# The same counters (same scopes) for the session sign-in forms.
+SIGN_IN_FORM_THROTTLES = [
+    _throttle("sign-in-account", SubmittedUsernameThrottle),
     _throttle("sign-in-address", AddressThrottle),
 ]
 TOKEN_REFRESH_THROTTLES = [

@@ -12,6 +12,7 @@ from rest_framework_simplejwt import views as jwt_views
 
 from .errors import error_body
 from .throttles import (
+    SIGN_IN_FORM_THROTTLES,
     SIGN_IN_THROTTLES,
     TOKEN_REFRESH_THROTTLES,
     first_refusal,
@@ -45,7 +46,7 @@ def sign_in_form_throttled(
     @functools.wraps(view)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.method == "POST":
-            wait = first_refusal(SIGN_IN_THROTTLES, request)
+            wait = first_refusal(SIGN_IN_FORM_THROTTLES, request)
             if wait is not None:
                 exc = throttled_error("sign-in attempts", wait)
                 response = JsonResponse(

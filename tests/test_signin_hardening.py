@@ -68,6 +68,15 @@ def test_sign_in_is_limited_per_account_whatever_the_address(
         assert sign_in("owner@example.org", "wrong", address=f"10.0.1.{n}").status_code == 401
     # The account is normalized as stored: case and spaces don't make a new counter.
     assert_throttled(sign_in("  Owner@Example.ORG ", PASSWORD, address="10.0.2.1"))
+    # Sign-in through the session form counts on the same counter.
+    assert_throttled(
+        APIClient().post(
+            "/api-auth/login/",
+            {"username": "owner@example.org", "password": PASSWORD},
+            format="multipart",
+            REMOTE_ADDR="10.0.2.2",
+        )
+    )
     assert sign_in("editor@example.org", PASSWORD, address="10.0.2.1").status_code == 200
 
 
@@ -168,9 +177,10 @@ def test_session_sign_in_forms_are_limited_too(
     client = APIClient(enforce_csrf_checks=True)
     csrf = client.get(page).cookies["csrftoken"].value
     form = {"username": "staff@example.org", "csrfmiddlewaretoken": csrf}
-    for _ in range(2):
-        wrong = client.post(path, {**form, "password": "wrong"}, format="multipart")
-        assert wrong.status_code == 200  # the form again, with its error
+    for n in range(2):
+        # An extra field naming another account doesn't move the attempts to another counter.
+        wrong = {**form, "password": "wrong", "email": f"decoy-{n}@example.org"}
+        assert client.post(path, wrong, format="multipart").status_code == 200  # form + error
     right = client.post(path, {**form, "password": PASSWORD}, format="multipart")
     assert_throttled(right)
     assert "_auth_user_id" not in client.session
