@@ -518,7 +518,14 @@ class DockerExecutor(Executor):
             memory = limits.memory_mb * 1024 * 1024
             # Stored files are 0640 (api.private_paths): the run joins the groups owning its
             # input files to read them, as the unprivileged user it still is.
-            input_groups = sorted({os.stat(m["Source"]).st_gid for m in mounts[1:]})
+            input_groups = set()
+            for mount in mounts[1:]:
+                try:
+                    input_groups.add(os.stat(mount["Source"]).st_gid)
+                except OSError:
+                    raise ExecutorError(
+                        f"the input file for {mount['Target']} is missing on this server"
+                    ) from None
             try:
                 container = client.containers.create(
                     image=image,
@@ -542,7 +549,7 @@ class DockerExecutor(Executor):
                     memswap_limit=memory,
                     nano_cpus=int(limits.cpus * 1e9),
                     pids_limit=limits.pids,
-                    group_add=[str(gid) for gid in input_groups] or None,
+                    group_add=[str(gid) for gid in sorted(input_groups)] or None,
                     cap_drop=["ALL"],
                     security_opt=["no-new-privileges"],
                     mounts=mounts,
