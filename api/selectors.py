@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from .models import File, Membership, Role, Workspace
+from .models import ApiToken, File, Membership, Role, Workspace
 
 
 def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:
@@ -38,3 +39,10 @@ def role_in(user: Any, workspace: Workspace) -> Role | None:
     cached[user.pk] = result
     workspace._role_cache = cached  # type: ignore[attr-defined]
     return result
+
+
+def usable_api_tokens(user: Any) -> QuerySet[ApiToken]:
+    """The user's personal API tokens that are neither revoked nor expired."""
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    )

@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from django.conf import settings
 from django.core.files import File as DjangoFile
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
 from . import bucket_storage, buckets, locations
 from .errors import ApplicationError
+from .private_paths import make_private_dirs
 from .uploads import SpooledUpload
 
 FILES_STORAGE_ALIAS = locations.FILES_STORAGE_ALIAS
@@ -168,13 +170,13 @@ def localize(uri: str, destination: Path) -> Path:
     info = client.head(ref)
     if destination.exists() and destination.stat().st_size == info.size:
         return destination
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(destination.parent, tighten=False)
     fd, partial = tempfile.mkstemp(dir=destination.parent, prefix=".partial-")
     try:
         with os.fdopen(fd, "wb") as out:
             for chunk in client.open_read(ref):
                 out.write(chunk)
-        os.chmod(partial, 0o644)
+        os.chmod(partial, settings.FILE_UPLOAD_PERMISSIONS or 0o640)
         os.replace(partial, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

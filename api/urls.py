@@ -1,8 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from . import views, views_credentials, views_cromwell, views_jobs
+from . import views, views_auth, views_credentials, views_cromwell, views_jobs
 
 router = DefaultRouter()
 router.include_format_suffixes = False
@@ -23,8 +22,8 @@ router.register(
 )
 
 urlpatterns = [
-    path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
-    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("auth/token/", views_auth.SignInTokenView.as_view(), name="token-obtain"),
+    path("auth/token/refresh/", views_auth.TokenRefreshView.as_view(), name="token-refresh"),
     path("auth/me/", views.MeView.as_view(), name="me"),
     path("auth/password/", views.PasswordChangeView.as_view(), name="password-change"),
     path("auth/register/", views.RegisterView.as_view(), name="register"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from django.contrib.auth import update_session_auth_hash
 from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -17,6 +18,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import generics, mixins, parsers, serializers, status, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -30,7 +32,7 @@ from .filters import FileFilter, WorkspaceFilter
 from .models import ApiToken, File, FileStatus, Membership, User, Workspace
 from .parsers import CompleteMultiPartParser, RawBodyParser
 from .permissions import IsWorkspaceOwner, WorkspaceRolePermission
-from .selectors import files_visible_to, workspaces_visible_to
+from .selectors import files_visible_to, usable_api_tokens, workspaces_visible_to
 from .serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenSerializer,
@@ -52,6 +54,7 @@ from .serializers import (
     UserSerializer,
     WorkspaceSerializer,
 )
+from .throttles import PASSWORD_CHANGE_THROTTLES, REGISTRATION_THROTTLES, ThrottledAuthView
 from .uploads import SpooledUpload, spool_body
 
 
@@ -75,19 +78,49 @@ class MeView(generics.RetrieveUpdateAPIView[Any]):
         return current_user(self.request)
 
 
-class PasswordChangeView(APIView):
-    @extend_schema(request=PasswordChangeSerializer, responses={204: None})
+class PasswordChangeView(ThrottledAuthView):
+    """Change your password. Every other session and every JWT issued before end; personal API
+    tokens stay valid (they are separate credentials, revoked at /api/auth/api-tokens/)."""
+
+    throttle_classes = PASSWORD_CHANGE_THROTTLES
+    throttled_what = "password changes"
+
+    @extend_schema(
+        request=PasswordChangeSerializer,
+        responses={
+            200: inline_serializer(
+                "PasswordChanged",
+                {"message": serializers.CharField(), "api_tokens_kept": serializers.IntegerField()},
+            )
+        },
+    )
     def post(self, request: Request) -> Response:
         data = PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.user_change_password(user=current_user(request), **data.validated_data)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        user = current_user(request)
+        services.user_change_password(user=user, **data.validated_data)
+        if isinstance(request.successful_authenticator, SessionAuthentication):
+            update_session_auth_hash(request, user)  # this session stays signed in
+        kept = usable_api_tokens(user).count()
+        return Response(
+            {
+                "message": (
+                    "Password changed. Your other sessions and every access and refresh token "
+                    "issued before now are revoked: sign in again with the new password. "
+                    f"Your {kept} personal API token(s) remain valid; revoke any that may be "
+                    "exposed at /api/auth/api-tokens/."
+                ),
+                "api_tokens_kept": kept,
+            }
+        )
 
 
-class RegisterView(APIView):
+class RegisterView(ThrottledAuthView):
     """Self-service sign-up; answers 403 unless FERRY_REGISTRATION_OPEN is on."""
 
     permission_classes = [AllowAny]
+    throttle_classes = REGISTRATION_THROTTLES
+    throttled_what = "registrations"
 
     @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
     def post(self, request: Request) -> Response:

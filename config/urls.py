@@ -1,15 +1,35 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api.views import HealthView, ReadinessView
+from api.views_auth import sign_in_form_throttled
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api-auth/", include("rest_framework.urls")),
+    # rest_framework.urls, with the sign-in form under the limits of POST /api/auth/token/.
+    path(
+        "api-auth/",
+        include(
+            (
+                [
+                    path(
+                        "login/",
+                        sign_in_form_throttled(
+                            auth_views.LoginView.as_view(template_name="rest_framework/login.html")
+                        ),
+                        name="login",
+                    ),
+                    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+                ],
+                "rest_framework",
+            )
+        ),
+    ),
     path("healthz", HealthView.as_view(), name="healthz"),
     path("readyz", ReadinessView.as_view(), name="readyz"),
 ]

@@ -50,6 +50,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import stat
 import threading
@@ -146,6 +147,21 @@ class Outcome:
     memory_bytes: int
     timeout_s: int
     timed_out: bool
+    pids_limit: int = 0  # absent from state files saved before it was recorded
+
+
+# What programs write when fork/clone/pthread_create fails with EAGAIN, as it does at the
+# container's pids limit (busybox/dash/bash, Python, the JVM, glibc and Go runtimes).
+_PROCESS_LIMIT_STDERR = re.compile(
+    r"can't fork|cannot fork|fork: retry|fork failed|fork: Resource temporarily unavailable"
+    r"|can't start new thread|unable to create (new )?native thread|pthread_create failed"
+    r"|BlockingIOError: \[Errno 11\]",
+    re.IGNORECASE,
+)
+
+
+def _could_not_start_a_process(stderr: str) -> bool:
+    return _PROCESS_LIMIT_STDERR.search(stderr) is not None
 
 
 class OutputPathError(Exception):
@@ -500,6 +516,16 @@ class DockerExecutor(Executor):
                 raise ExecutorError(f"could not prepare the job's work dir: {exc}") from exc
             mounts = self._mounts(spec, workdir)
             memory = limits.memory_mb * 1024 * 1024
+            # Stored files are 0640 (api.private_paths): the run joins the groups owning its
+            # input files to read them, as the unprivileged user it still is.
+            input_groups = set()
+            for mount in mounts[1:]:
+                try:
+                    input_groups.add(os.stat(mount["Source"]).st_gid)
+                except OSError:
+                    raise ExecutorError(
+                        f"the input file for {mount['Target']} is missing on this server"
+                    ) from None
             try:
                 container = client.containers.create(
                     image=image,
@@ -523,6 +549,7 @@ class DockerExecutor(Executor):
                     memswap_limit=memory,
                     nano_cpus=int(limits.cpus * 1e9),
                     pids_limit=limits.pids,
+                    group_add=[str(gid) for gid in sorted(input_groups)] or None,
                     cap_drop=["ALL"],
                     security_opt=["no-new-privileges"],
                     mounts=mounts,
@@ -636,6 +663,7 @@ class DockerExecutor(Executor):
             memory_bytes=int((container.attrs.get("HostConfig") or {}).get("Memory") or 0),
             timeout_s=_int_or_none(labels.get(LABEL_TIMEOUT)) or 0,
             timed_out=meta is not None and (meta / TIMED_OUT).exists(),
+            pids_limit=int((container.attrs.get("HostConfig") or {}).get("PidsLimit") or 0),
         )
         if meta is not None:
             for name, stdout in ((STDOUT_LOG, True), (STDERR_LOG, False)):
@@ -694,6 +722,11 @@ class DockerExecutor(Executor):
                 headline = f"timed out after {outcome.timeout_s} s"
             elif outcome.oom_killed:
                 headline = f"ran out of memory (limit {outcome.memory_bytes // (1024 * 1024)} MiB)"
+            elif outcome.pids_limit > 0 and _could_not_start_a_process(stderr_tail):
+                headline = (
+                    f"stopped by its process limit (pids_limit={outcome.pids_limit}): it could not "
+                    f"start another process or thread, and exited with status {outcome.exit_code}"
+                )
             else:
                 headline = f"exited with status {outcome.exit_code}"
             return self._failed(result, headline)

@@ -57,6 +57,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -96,6 +97,7 @@ TIMED_OUT = "timed_out"
 RUN_SUBDIR = "run"
 OUTPUTS_JSON = "outputs.json"
 ERROR_JSON = "error.json"
+TASK_LOG = "task.log"
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +325,31 @@ def _innermost_cause(error: dict[str, Any]) -> dict[str, Any]:
     return cause
 
 
+# miniwdl logs why the engine failed a task's container (e.g. "starting container failed: …") as
+# `docker task failed :: …, message: "<json string>"`; error.json only has the exit status.
+_DOCKER_TASK_FAILED = re.compile(
+    r'docker task (?:failed|rejected) :: .*?\bmessage: ("(?:[^"\\]|\\.)*")'
+)
+_ORDINARY_EXIT = re.compile(r"task: non-zero exit \(\d+\)")
+
+
+def _container_failure(call_dir: Path) -> str | None:
+    """What the Docker engine said when it failed the call's container, unless it only reported
+    the command's own non-zero exit."""
+    said = None
+    for line in _read_tail(call_dir / TASK_LOG, lines=None, max_bytes=TAIL_BYTES).splitlines():
+        match = _DOCKER_TASK_FAILED.search(line)
+        if match is None:
+            continue
+        try:
+            message = json.loads(match.group(1))
+        except ValueError:
+            continue
+        if isinstance(message, str) and message and not _ORDINARY_EXIT.fullmatch(message):
+            said = message
+    return said[:500] if said else None
+
+
 def describe_failure(error: Any, run_root: Path) -> Failure:
     """Read miniwdl's error.json: which call failed, how, and where its stderr is."""
     if not isinstance(error, dict):
@@ -350,7 +377,12 @@ def describe_failure(error: Any, run_root: Path) -> Failure:
     if kind == "CommandFailed":
         status = cause.get("exit_status")
         exit_code = status if isinstance(status, int) else None
-        return Failure(f"{who} failed with exit status {status}", exit_code, stderr_file)
+        headline = f"{who} failed with exit status {status}"
+        if call and isinstance(call_dir, str) and _inside(call_dir, run_root):
+            engine_said = _container_failure(Path(call_dir))
+            if engine_said:  # the command never ran: its stderr is empty, the engine knows why
+                headline = f"{headline}: {engine_said}"
+        return Failure(headline, exit_code, stderr_file)
     if kind == "Terminated":
         return Failure(f"{who} was stopped before it finished", None, stderr_file)
     message = str(cause.get("message") or "").strip()

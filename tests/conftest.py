@@ -23,6 +23,14 @@ def make_user(email: str, **extra: Any) -> User:
 
 
 @pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Rate-limit counters of one test never refuse requests in another."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def storage_root(tmp_path: Path, settings: Any) -> Path:
     """Each test gets its own storage root, so leftovers of one test can't hide in another."""
     root = tmp_path / "storage"

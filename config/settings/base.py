@@ -34,7 +34,7 @@ FERRY_JSON_PARSE_MAX_BYTES = env.int("FERRY_JSON_PARSE_MAX_BYTES", default=64 * 
 FERRY_MAX_UPLOAD_BYTES = env.int("FERRY_MAX_UPLOAD_BYTES", default=1024**4)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "api.apps.FerryAdminConfig",  # django.contrib.admin with a rate-limited sign-in
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -196,9 +196,30 @@ FERRY_INLINE_VERIFY_MAX_BYTES = env.int("FERRY_INLINE_VERIFY_MAX_BYTES", default
 
 # Every upload is spooled to disk and hashed as it arrives; nothing is held in memory.
 FILE_UPLOAD_HANDLERS = ["api.uploads.HashingUploadHandler"]
-# Readable by the unprivileged user that job containers run as (input files are bind-mounted);
-# the storage root itself should not be world-searchable.
-FILE_UPLOAD_PERMISSIONS = 0o644
+# Stored files are private to Ferry's account and group; Docker job containers join the group
+# of their (bind-mounted) input files to read them. Folders are 0700 (api.private_paths).
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+
+# Sign-in rate limits count in this cache, so it must be shared by every web worker (and every
+# app server): a table in the database by default (created by `migrate`); CACHE_URL may name
+# another shared cache, e.g. redis://127.0.0.1:6379/1.
+CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://ferry_cache")}
+# Requests per account (the email submitted, or the signed-in user) and per client address;
+# "N/second|minute|hour|day", empty for no limit. A refused request answers 429 with Retry-After.
+FERRY_THROTTLE_RATES: dict[str, str | None] = {
+    scope: env.str("FERRY_THROTTLE_" + scope.upper().replace("-", "_"), default=default) or None
+    for scope, default in {
+        "sign-in-account": "20/hour",
+        "sign-in-address": "100/hour",
+        "token-refresh-account": "120/hour",
+        "token-refresh-address": "600/hour",
+        "password-change-account": "10/hour",
+        "password-change-address": "30/hour",
+        "register-account": "5/hour",
+        "register-address": "20/hour",
+    }.items()
+}
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_EXPOSE_HEADERS = ["Content-Disposition", "Content-Length", "Content-Range", "ETag"]
@@ -228,6 +249,9 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Proxies in front of Ferry whose X-Forwarded-For is trusted for the client address that
+    # rate limits count (0: REMOTE_ADDR; 1 behind deploy/'s nginx, set in production settings).
+    "NUM_PROXIES": env.int("FERRY_TRUSTED_PROXIES", default=0),
 }
 
 SIMPLE_JWT = {
@@ -235,6 +259,10 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "USER_ID_FIELD": "id",
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # Tokens carry a digest of the password hash: a password change revokes every access and
+    # refresh token issued before it (api.serializers_auth checks refresh tokens).
+    "CHECK_REVOKE_TOKEN": True,
+    "TOKEN_REFRESH_SERIALIZER": "api.serializers_auth.RevocableTokenRefreshSerializer",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -21,6 +21,12 @@ if not env.list("FERRY_CREDENTIAL_KEYS", default=[]):
         "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
     )
 
+# deploy/'s nginx appends the client address to X-Forwarded-For; rate limits count that one.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "NUM_PROXIES": env.int("FERRY_TRUSTED_PROXIES", default=1),
+}
+
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -55,3 +55,7 @@ EXECUTORS = {
         },
     },
 }
+# Rate limits: a per-process cache cleared before every test (tests/conftest.py), and rates
+# no ordinary test reaches; a test that wants a limit sets settings.FERRY_THROTTLE_RATES.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+FERRY_THROTTLE_RATES = dict.fromkeys(FERRY_THROTTLE_RATES, "10000/minute")  # noqa: F405
