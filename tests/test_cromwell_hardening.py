@@ -7,13 +7,23 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from rest_framework.test import APIClient
 
+from api.models import Workspace
+from operations import runner
+from operations.models import Job, Operation
+from operations.states import JobStatus
+from tests.operations_fixtures import make_wdl_operation
 from tests.test_cromwell_server import QUICK_WDL, api, submit, submitted_id, wait_for_status
+from tests.test_jobs import run_job, wait_terminal
 
 if TYPE_CHECKING:
     from tests.harness.cromwell import CromwellServer
@@ -187,3 +197,205 @@ def test_fault_switches_for_query_lag_abort_lag_and_a_missing_describe(
         "query_lag_s": 0.0,
         "submit_lag_s": 1.0,
     }
+
+
+# ------------------------------------------------------------------------ Ferry against Cromwell
+
+TALLY_WDL = """\
+version 1.0
+workflow tally {
+  input { Int n = 3 }
+  call count_up { input: n = n }
+  output { Int total = count_up.total }
+}
+task count_up {
+  input { Int n }
+  command <<< echo $(( ~{n} * 2 )) >>>
+  output { Int total = read_int(stdout()) }
+  runtime { docker: "ferry/busybox:latest" }
+}
+"""
+
+
+@pytest.fixture
+def tally(tmp_path: Path, settings: Any) -> Operation:
+    """A WDL operation with a value output only (the simulated server writes no files)."""
+    settings.FERRY_VAR_DIR = tmp_path / "var"
+    folder = tmp_path / "tally"
+    folder.mkdir()
+    (folder / "main.wdl").write_text(TALLY_WDL)
+    return make_wdl_operation(folder)
+
+
+def register(staff: APIClient, server: CromwellServer, **options: Any) -> tuple[str, dict]:
+    """The server registered under a fresh name (Ferry remembers per name what it accepted)."""
+    name = f"h{uuid.uuid4().hex[:8]}"
+    response = staff.post(
+        "/api/cromwell-servers/",
+        {"name": name, "url": server.url, "options": {"retries": 1, "backoff_s": 0.05, **options}},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    return f"cromwell:{name}", dict(response.json())
+
+
+def start_jobs(
+    client: APIClient,
+    operation: Operation,
+    workspace: Workspace,
+    executor: str,
+    count: int,
+    capture: Any,
+) -> list[str]:
+    body = {
+        "operation": str(operation.pk),
+        "workspace": str(workspace.pk),
+        "inputs": {},
+        "executor": executor,
+    }
+    ids = [run_job(client, body, capture)["id"] for _ in range(count)]
+    assert {Job.objects.get(pk=i).status for i in ids} == {JobStatus.SUBMITTED}
+    return ids
+
+
+def statuses(ids: list[str]) -> list[str]:
+    return [Job.objects.get(pk=i).status for i in ids]
+
+
+@pytest.mark.django_db
+def test_a_summary_lag_longer_than_the_grace_fails_no_job(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    sim: CromwellServer,
+    tally: Operation,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    executor, _ = register(client_for("staff"), sim, post_submit_grace_s=5)
+    sim.settings(sim_start_s=0.5, sim_run_s=1.0)
+    # Query results miss new workflows for 12 s; status too for the first 8 s.
+    sim.faults(query_lag_s=12.0, submit_lag_s=8.0)
+    ids = start_jobs(
+        client_for("owner"), tally, workspace, executor, 3, django_capture_on_commit_callbacks
+    )
+
+    deadline = time.monotonic() + 60
+    cycles = 0
+    while any(s not in ("succeeded", "failed") for s in statuses(ids)):
+        assert time.monotonic() < deadline, statuses(ids)
+        runner.poll_cycle()
+        cycles += 1
+        time.sleep(0.3)
+
+    jobs = [Job.objects.get(pk=i) for i in ids]
+    assert [j.status for j in jobs] == ["succeeded"] * 3, [j.error_message for j in jobs]
+    assert all(j.outputs == {"total": 1} for j in jobs)  # the simulation's value
+    counters = sim.counters()
+    cycles += 3  # each job's creation ran a poll cycle too
+    assert counters["queryPost"] <= cycles  # one query per cycle (one page)
+    # Asked by id only while missing from the query (then once more by each collect).
+    assert counters.get("status", 0) <= 3 * cycles + 3
+
+
+@pytest.mark.django_db
+def test_only_cromwells_sustained_not_found_fails_a_job_and_says_so(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    sim: CromwellServer,
+    tally: Operation,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    executor, _ = register(client_for("staff"), sim, post_submit_grace_s=0, fail_unknown_after_s=3)
+    sim.settings(sim_start_s=600.0)
+    (job_id,) = start_jobs(
+        client_for("owner"), tally, workspace, executor, 1, django_capture_on_commit_callbacks
+    )
+    sim.reset(workflows=True)  # Cromwell lost it: status answers 404 from now on
+
+    for _ in range(3):  # 404s, but not for long enough yet
+        runner.poll_cycle()
+    assert Job.objects.get(pk=job_id).status == JobStatus.SUBMITTED
+    deadline = time.monotonic() + 30
+    while Job.objects.get(pk=job_id).status == JobStatus.SUBMITTED:
+        assert time.monotonic() < deadline
+        runner.poll_cycle()
+        time.sleep(0.3)
+
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.FAILED
+    assert f"Cromwell at {sim.url} says it does not know workflow {job_id}" in job.error_message
+    assert "404 (Unrecognized workflow ID" in job.error_message
+    assert sim.counters()["status"] >= 3
+
+
+@pytest.mark.django_db
+def test_aborts_answered_404_are_retried_by_later_cycles_without_stalling_one(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    sim: CromwellServer,
+    tally: Operation,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    executor, _ = register(client_for("staff"), sim, fail_unknown_after_s=4)
+    sim.settings(sim_start_s=600.0)
+    owner = client_for("owner")
+    ids = start_jobs(owner, tally, workspace, executor, 4, django_capture_on_commit_callbacks)
+    sim.faults(abort_lag_s=600.0)  # every abort answers 404: the workflows are "still starting"
+    for job_id in ids:
+        with django_capture_on_commit_callbacks(execute=True):  # the cancel task runs inline
+            assert owner.post(f"/api/jobs/{job_id}/cancel/").status_code == 202
+    assert statuses(ids) == ["cancelling"] * 4
+    sim.reset()  # count one cycle's requests only
+    sim.faults(abort_lag_s=600.0)
+    sim.settings(sim_start_s=600.0)
+
+    started = time.monotonic()
+    runner.poll_cycle()
+    took = time.monotonic() - started
+
+    counters = sim.counters()
+    assert counters["abort"] == 4  # one abort per cancelling job, no retry inside the cycle
+    assert counters.get("status", 0) <= 4
+    assert counters["_total"] <= 1 + 3 * 4  # the query, then abort, status and logs per job
+    assert statuses(ids) == ["cancelling"] * 4
+    print(f"one poll cycle over 4 cancelling jobs whose aborts 404: {took:.2f} s, {counters}")
+
+    time.sleep(4.1)  # the aborts have been refused for fail_unknown_after_s: give up, say so
+    runner.poll_cycle()
+    jobs = [Job.objects.get(pk=i) for i in ids]
+    assert [j.status for j in jobs] == ["failed"] * 4
+    message = jobs[0].error_message
+    assert message.startswith(
+        f"The job could not be cancelled: Cromwell at {sim.url} refused to abort workflow "
+    ), message
+    assert "while it reports it Submitted; it may still be running there." in message
+
+
+@pytest.mark.django_db
+def test_a_cromwell_without_describe_runs_jobs_checked_by_miniwdl_and_says_so(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    sim: CromwellServer,
+    tally: Operation,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    sim.faults(no_describe=True)
+    staff = client_for("staff")
+    executor, record = register(staff, sim)
+    assert record["healthy"] is True
+    assert "describe unavailable" in record["health_message"]
+    assert "checked with miniwdl" in record["health_message"]
+    listed = staff.get("/api/cromwell-servers/").json()
+    shown = [s for s in listed.get("results", listed) if s["id"] == record["id"]]
+    assert "describe unavailable" in shown[0]["health_message"]
+
+    (job_id,) = start_jobs(
+        client_for("owner"), tally, workspace, executor, 1, django_capture_on_commit_callbacks
+    )
+    job = wait_terminal(job_id, timeout=60)
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert sim.counters()["describe"] >= 2  # the health probe and the job's check: both 404
+
+    sim.faults(no_describe=False)
+    checked = staff.post(f"/api/cromwell-servers/{record['id']}/check/")
+    assert checked.status_code == 200, checked.content
+    assert checked.json()["health_message"] == "healthy"
