@@ -399,3 +399,149 @@ def test_a_cromwell_without_describe_runs_jobs_checked_by_miniwdl_and_says_so(
     checked = staff.post(f"/api/cromwell-servers/{record['id']}/check/")
     assert checked.status_code == 200, checked.content
     assert checked.json()["health_message"] == "healthy"
+
+
+# ------------------------------------------------------------------ a Cromwell from the environment
+
+NOTE_WDL = """\
+version 1.0
+workflow note {
+  call write_note
+  output { File note = write_note.out }
+}
+task write_note {
+  command <<< echo "written on a shared file system" > note.txt >>>
+  output { File out = "note.txt" }
+  runtime { docker: "ferry/busybox:latest" }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def cromwell_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CromwellServer]:
+    """Real runs whose outputs stay local paths (Cromwell's local backend, a shared disk)."""
+    from tests.harness.buckets import free_ports
+    from tests.harness.cromwell import CromwellServer, _ensure_docker_for_miniwdl
+
+    _ensure_docker_for_miniwdl()
+    work_dir = tmp_path_factory.mktemp("cromwell-shared")
+    (port,) = free_ports(1)
+    settings = {"port": port, "work_dir": str(work_dir), "outputs": "local", "submit_lag_s": 0.5}
+    server = CromwellServer("cromwell-shared", work_dir, settings)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_environment_sets_what_a_registered_servers_options_can() -> None:
+    from executors.cromwell import check_options, options_from_environment
+
+    environ = {
+        "FERRY_CROMWELL_URL": "http://cromwell.example.org:8000",
+        "FERRY_CROMWELL_USERNAME": "ferry",
+        "FERRY_CROMWELL_PASSWORD": "pw",
+        "FERRY_CROMWELL_INPUTS_LOCATION": "s3://exec/in/",
+        "FERRY_CROMWELL_OUTPUTS_LOCATION": "s3://exec/",
+        "FERRY_CROMWELL_LOCAL_ROOTS": "/srv/cromwell-executions, /scratch/runs",
+        "FERRY_CROMWELL_POST_SUBMIT_GRACE_S": "5",
+        "FERRY_CROMWELL_FAIL_UNKNOWN_AFTER_S": "none",
+        "FERRY_CROMWELL_WORKFLOW_OPTIONS": '{"final_workflow_outputs_dir": "s3://exec/out"}',
+        "FERRY_CROMWELL_QUERY_PAGE_SIZE": "500",
+        "FERRY_CROMWELL_RETRIES": "2",
+        "FERRY_CROMWELL_READ_TIMEOUT_S": "60",
+    }
+    options = options_from_environment(environ)
+    assert options == {
+        "url": "http://cromwell.example.org:8000",
+        "auth": {"type": "basic", "username": "ferry", "password": "pw"},
+        "inputs_location": "s3://exec/in/",
+        "outputs_location": "s3://exec/",
+        "local_roots": ["/srv/cromwell-executions", "/scratch/runs"],
+        "post_submit_grace_s": 5.0,
+        "fail_unknown_after_s": None,
+        "query_page_size": 500,
+        "retries": 2,
+        "timeouts": {"read": 60.0},
+        "workflow_options": {"final_workflow_outputs_dir": "s3://exec/out"},
+    }
+    assert check_options(options) == []
+    assert options_from_environment({"FERRY_CROMWELL_TOKEN": "t"}) is None  # no URL: no server
+
+    with pytest.raises(ValueError, match="FERRY_CROMWELL_POST_SUBMIT_GRACE_S must be a number"):
+        options_from_environment({**environ, "FERRY_CROMWELL_POST_SUBMIT_GRACE_S": "soon"})
+    with pytest.raises(ValueError, match="FERRY_CROMWELL_WORKFLOW_OPTIONS is not a JSON object"):
+        options_from_environment({**environ, "FERRY_CROMWELL_WORKFLOW_OPTIONS": "{"})
+    odd = options_from_environment(
+        {
+            **environ,
+            "FERRY_CROMWELL_LOCAL_ROOTS": "relative/path",
+            "FERRY_CROMWELL_OUTPUTS_LOCATION": "exec-bucket",
+        }
+    )
+    assert odd is not None
+    problems = check_options(odd)
+    assert "OPTIONS['local_roots'] must be a list of absolute paths" in problems
+    assert any(
+        p.startswith("OPTIONS['outputs_location'] must be a bucket prefix") for p in problems
+    )
+
+
+def test_the_system_check_reports_a_bad_environment_server(settings: Any) -> None:
+    from executors.checks import check_executors
+    from executors.cromwell import options_from_environment
+
+    options = options_from_environment(
+        {"FERRY_CROMWELL_URL": "http://c:8000", "FERRY_CROMWELL_LOCAL_ROOTS": "runs"}
+    )
+    settings.EXECUTORS = {
+        **settings.EXECUTORS,
+        "cromwell": {"BACKEND": "executors.cromwell.CromwellExecutor", "OPTIONS": options},
+    }
+    errors = check_executors()
+    assert [e.id for e in errors] == ["ferry.E005"]
+    assert "local_roots" in errors[0].msg
+
+
+@pytest.mark.django_db
+def test_file_outputs_on_a_shared_file_system_work_for_a_cromwell_from_the_environment(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    settings: Any,
+    tmp_path: Path,
+    cromwell_local: CromwellServer,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from api.models import File
+    from executors.cromwell import options_from_environment
+
+    settings.FERRY_VAR_DIR = tmp_path / "var"
+    settings.EXECUTORS = {
+        **settings.EXECUTORS,
+        "cromwell": {
+            "BACKEND": "executors.cromwell.CromwellExecutor",
+            "OPTIONS": options_from_environment(
+                {
+                    "FERRY_CROMWELL_URL": cromwell_local.url,
+                    "FERRY_CROMWELL_LOCAL_ROOTS": str(cromwell_local.work_dir),
+                    "FERRY_CROMWELL_POST_SUBMIT_GRACE_S": "5",
+                    "FERRY_CROMWELL_RETRIES": "1",
+                }
+            ),
+        },
+    }
+    folder = tmp_path / "note"
+    folder.mkdir()
+    (folder / "main.wdl").write_text(NOTE_WDL)
+    operation = make_wdl_operation(folder)
+
+    (job_id,) = start_jobs(
+        client_for("owner"), operation, workspace, "cromwell", 1, django_capture_on_commit_callbacks
+    )
+    job = wait_terminal(job_id, timeout=180)
+
+    assert job.status == JobStatus.SUCCEEDED, (job.error_message, job.error_detail)
+    note = File.objects.get(pk=job.outputs["note"])
+    assert note.produced_by_id == job.pk
+    assert note.size == len(b"written on a shared file system\n")
