@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import threading
@@ -780,6 +781,8 @@ class CromwellExecutor(Executor):
             for key in set(self._absent_since) - set(keys):
                 del self._absent_since[key]
                 self._status_asked_at.pop(key, None)
+            for key in set(self._not_found) - set(wanted):  # jobs no longer followed
+                del self._not_found[key]
             for key in keys:
                 self._absent_since.setdefault(key, now)
             due = [
@@ -1075,10 +1078,12 @@ class CromwellExecutor(Executor):
             health["ok"], health["subsystems"] = self.client.engine_status()
             health["reachable"] = True
             health["version"] = self.client.version()
-            health["describe"] = self.client.has_describe()
         except ExecutorError as exc:
             health["ok"] = False
             health["error"] = str(exc)
+        if health["reachable"]:
+            with contextlib.suppress(ExecutorError):  # unknown: nothing to say about it
+                health["describe"] = self.client.has_describe()
         health["message"] = health["error"] or _subsystems_summary(health["subsystems"])
         if health["describe"] is False:
             health["message"] += (

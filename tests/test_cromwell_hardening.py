@@ -545,3 +545,46 @@ def test_file_outputs_on_a_shared_file_system_work_for_a_cromwell_from_the_envir
     note = File.objects.get(pk=job.outputs["note"])
     assert note.produced_by_id == job.pk
     assert note.size == len(b"written on a shared file system\n")
+
+
+# ------------------------------------------------------------------------- the executor on its own
+
+
+def test_cancel_of_a_starting_workflow_makes_one_abort_and_never_sleeps(
+    sim: CromwellServer,
+) -> None:
+    from executors.base import ExecutorUnavailable
+    from executors.cromwell import CromwellExecutor
+    from tests.test_executor_cromwell import SIM_WDL, wdl_job
+
+    # A backoff that would show: the old cancel slept 0.5 + 1 + 2 s between four aborts.
+    executor = CromwellExecutor("h-cancel", {"url": sim.url, "retries": 1, "backoff_s": 0.5})
+    sim.settings(sim_start_s=600.0)
+    job = wdl_job(SIM_WDL, "sim")
+    executor.submit(job)
+    sim.faults(abort_lag_s=600.0)
+    before = sim.counters()
+
+    with pytest.raises(ExecutorUnavailable, match="the abort will be tried again"):
+        executor.cancel(job)
+
+    after = sim.counters()
+    assert after["abort"] - before.get("abort", 0) == 1
+    assert after["_total"] - before["_total"] == 2  # the abort, and one status to tell why
+
+
+def test_describe_and_health_of_a_cromwell_without_describe(sim: CromwellServer) -> None:
+    from executors.cromwell import CromwellExecutor
+
+    executor = CromwellExecutor("h-describe", {"url": sim.url, "retries": 1, "backoff_s": 0.05})
+    assert executor.describe(QUICK_WDL) is not None
+    assert executor.health()["describe"] is True
+    sim.faults(no_describe=True)
+
+    assert executor.describe(QUICK_WDL) is None
+    health = executor.health()
+    assert health["ok"] is True and health["describe"] is False
+    assert health["message"] == (
+        "healthy; describe unavailable (/api/womtool/v1/describe answered 404): workflows are "
+        "checked with miniwdl only"
+    )
