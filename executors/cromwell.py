@@ -57,7 +57,8 @@ local path (an output file, a call's stdout/stderr) only if it resolves inside o
 ``OPTIONS["local_roots"]`` (a shared file system); outputs there go to ``Collected.files``.
 Anything else is never opened: a server could otherwise name any file on this machine.
 
-Failures: ``collect()`` asks for a trimmed metadata (status, failures and per-call status, return
+Failures: ``collect()`` treats a status 404 as "Polling" does (asked again later unless
+sustained); it asks for a trimmed metadata (status, failures and per-call status, return
 code and logs) and tells the user the root cause, the failing call, its return code and where its
 stderr is; ``error_detail`` holds the whole failure tree for staff. ``logs()`` lists each call's
 stdout/stderr locations, with the content of those under ``local_roots``. ``cleanup()`` does
@@ -916,13 +917,20 @@ class CromwellExecutor(Executor):
         try:
             status = self.client.status(workflow_id)
         except CromwellError as exc:
-            if exc.status == 404:
-                return Collected(
-                    succeeded=False,
-                    error_message="Cromwell has no record of the workflow.",
-                    error_detail=f"GET status of {workflow_id}: {exc}",
-                )
-            raise
+            if exc.status != 404:
+                raise
+            denial = self._denied(workflow_id, job, exc)  # only a sustained 404 fails it
+            if not denial:
+                raise ExecutorUnavailable(
+                    f"Cromwell at {self.client.base_url} answered 404 for the status of "
+                    f"workflow {workflow_id}; it will be asked again"
+                ) from exc
+            return Collected(
+                succeeded=False,
+                error_message=denial,
+                error_detail=f"GET status of {workflow_id}: {exc}",
+            )
+        self._forget_not_found(workflow_id)
         if status not in TERMINAL:  # collect() came too early: the caller retries later
             raise ExecutorUnavailable(f"the workflow is still {status}")
         if status == "Aborted":

@@ -588,3 +588,22 @@ def test_describe_and_health_of_a_cromwell_without_describe(sim: CromwellServer)
         "healthy; describe unavailable (/api/womtool/v1/describe answered 404): workflows are "
         "checked with miniwdl only"
     )
+
+
+def test_collect_fails_a_job_only_on_cromwells_sustained_not_found(sim: CromwellServer) -> None:
+    from executors.base import ExecutorUnavailable
+    from executors.cromwell import CromwellExecutor
+    from tests.test_executor_cromwell import SIM_WDL, wdl_job
+
+    executor = CromwellExecutor(
+        "h-collect", {"url": sim.url, "retries": 1, "backoff_s": 0.05, "fail_unknown_after_s": 0}
+    )
+    forgotten = wdl_job(SIM_WDL, "sim")  # Cromwell has no such workflow
+    for _ in range(2):
+        with pytest.raises(ExecutorUnavailable, match="answered 404 for the status"):
+            executor.collect(forgotten)
+    collected = executor.collect(forgotten)
+    assert not collected.succeeded
+    assert collected.error_message.startswith(
+        f"Cromwell at {sim.url} says it does not know workflow {forgotten.id}"
+    )
