@@ -13,7 +13,8 @@ Configured in ``settings.EXECUTORS``::
             "retries": 4, "backoff_s": 0.5,               # on connection errors and 500/502/503/504
             "query_page_size": 1000,                      # workflow ids per query request
             "workflow_options": {"final_workflow_outputs_dir": "s3://bucket/out"},
-            "post_submit_grace_s": 60,                    # see "Polling" below; None: forever
+            "post_submit_grace_s": 60,                    # see "Polling" below; None: never ask
+            "fail_unknown_after_s": 600,                  # see "Polling" below; None: never
             "local_roots": ["/srv/cromwell-executions"],  # see "Local paths" below
         },
     }
@@ -35,11 +36,16 @@ spec's ``options`` overridden by ``OPTIONS["workflow_options"]`` (the server's s
 labels always carry ``ferry-job-id``.
 
 Polling: one ``POST …/query`` per page of at most ``query_page_size`` ids, never one request per
-job. Cromwell's query answers from summary tables that lag behind submission, so an id missing
-from the answer is PENDING ("still submitting"). This process remembers when it first saw each id
-missing; once one has been missing for ``post_submit_grace_s`` it asks that workflow's status
-directly (a handful per cycle): a status answers for it, a 404 makes it MISSING (Ferry then fails
-the job: no job waits forever for a workflow Cromwell never heard of).
+job. Cromwell's query answers from summary tables that lag behind submission (by minutes on a busy
+server), so an id missing from the answer is PENDING, never failed for that. This process
+remembers when it first saw each id missing; once one has been missing for
+``post_submit_grace_s`` it asks that workflow's status directly (at most
+``STATUS_CHECKS_PER_CYCLE`` per poll, the least recently asked first): a status answers for it.
+Status can answer 404 for a while after a submit too; only Cromwell's own word, sustained, makes
+a workflow MISSING (Ferry then fails the job, saying Cromwell does not know it): 404 to
+``NOT_FOUND_CHECKS`` status requests in a row, over at least ``NOT_FOUND_SPAN_S`` (or the whole
+window, if shorter), ``fail_unknown_after_s`` or more after the submit (``job.submitted_at`` when
+the job has it, else the first 404 this process saw).
 
 Outputs: Cromwell names them ``<workflow_name>.<output>``. Non-file outputs go to
 ``Collected.values``; outputs holding files (``"type": "file"`` in the run spec, with their
@@ -52,27 +58,33 @@ local path (an output file, a call's stdout/stderr) only if it resolves inside o
 ``OPTIONS["local_roots"]`` (a shared file system); outputs there go to ``Collected.files``.
 Anything else is never opened: a server could otherwise name any file on this machine.
 
-Failures: ``collect()`` asks for a trimmed metadata (status, failures and per-call status, return
+Failures: ``collect()`` treats a status 404 as "Polling" does (asked again later unless
+sustained); it asks for a trimmed metadata (status, failures and per-call status, return
 code and logs) and tells the user the root cause, the failing call, its return code and where its
 stderr is; ``error_detail`` holds the whole failure tree for staff. ``logs()`` lists each call's
 stdout/stderr locations, with the content of those under ``local_roots``. ``cleanup()`` does
 nothing: Cromwell keeps its own records.
 
-Cancelling: ``POST …/abort``, repeated with backoff while it answers 404 (a workflow still
-starting). A workflow that is already final is not an error. One Cromwell doesn't know at all
-raises ExecutorUnavailable (the caller retries) until it has been unknown to this process for
-``post_submit_grace_s``: then it never reached Cromwell and there is nothing to stop.
+Cancelling: one ``POST …/abort`` per call, never a sleep: the caller's next poll cycle tries
+again (a job stays CANCELLING meanwhile). A refused abort (404 while a workflow is still starting)
+is followed by one status request: a workflow already final is not an error; one in progress
+raises ExecutorUnavailable (tried again next cycle) until the abort has been refused for
+``fail_unknown_after_s``, then ExecutorError says so. A workflow Cromwell doesn't know at all
+(status 404 too) is treated as in "Polling" (a job never recorded as submitted waits
+``post_submit_grace_s`` only): then there is nothing to stop.
 
 Unreachable (connection errors, timeouts, 5xx after the retries, 401) is ExecutorUnavailable
 everywhere: Ferry leaves the jobs as they are and tries again. ``health()`` (engine status and
-version, for the admin page) and ``CromwellClient.describe()`` (Cromwell's own validation of a
-document) complete the picture. ``CromwellClient`` needs no Django.
+version, and whether ``describe`` exists, for the admin page) and ``describe()`` (Cromwell's own
+validation of a document; None from a Cromwell without that endpoint: older than 41, or behind a
+gateway that doesn't pass it) complete the picture. ``CromwellClient`` needs no Django.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import threading
@@ -106,8 +118,12 @@ DEFAULT_RETRIES = 4
 DEFAULT_BACKOFF_S = 0.5
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_GRACE_S = 60.0
-ABORT_ATTEMPTS = 4  # abort can answer 404 while a workflow is still starting
-STATUS_CHECKS_PER_CYCLE = 20  # direct status checks of long-absent ids, per poll
+DEFAULT_FAIL_UNKNOWN_AFTER_S = 600.0
+STATUS_CHECKS_PER_CYCLE = 20  # direct status checks of ids missing from the query, per poll
+NOT_FOUND_CHECKS = 3  # status 404s in a row before Cromwell's "not found" counts
+NOT_FOUND_SPAN_S = 60.0  # ... spread over at least this long (or the whole window, if shorter)
+NO_ROUTE_STATUSES = (404, 405)  # what a server without an endpoint answers
+DESCRIBE_PROBE = "version 1.0\nworkflow ferry_describe_probe {}\n"
 JOB_LABEL = "ferry-job-id"
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Aborted"})
@@ -365,6 +381,14 @@ class CromwellClient:
             )
         return dict(self._json("POST", "api/womtool/v1/describe", files=parts))
 
+    def has_describe(self) -> bool:
+        """Whether the server has ``/api/womtool/v1/describe`` (a tiny document, tried once)."""
+        parts = {"workflowSource": ("probe.wdl", DESCRIBE_PROBE.encode(), "text/plain")}
+        response = self._request(
+            "POST", "api/womtool/v1/describe", once=True, accept=NO_ROUTE_STATUSES, files=parts
+        )
+        return response.status_code not in NO_ROUTE_STATUSES
+
     # -- engine ----------------------------------------------------------------------------------
 
     def engine_status(self) -> tuple[bool, dict[str, Any]]:
@@ -415,18 +439,94 @@ def check_options(options: Any) -> list[str]:
         value = options.get(key)
         if value is not None and (not isinstance(value, int) or value < smallest):
             problems.append(f"OPTIONS[{key!r}] must be an integer of at least {smallest}")
-    for key in ("backoff_s", "post_submit_grace_s"):
+    for key in ("backoff_s", "post_submit_grace_s", "fail_unknown_after_s"):
         value = options.get(key)
         if value is not None and (not _is_number(value) or value < 0):
             problems.append(f"OPTIONS[{key!r}] must be a number of seconds (or None)")
     if not isinstance(options.get("workflow_options") or {}, dict):
         problems.append("OPTIONS['workflow_options'] must be a dict")
+    for key in ("inputs_location", "outputs_location"):
+        location = options.get(key)
+        if location is not None and not _is_bucket_prefix(location):
+            problems.append(
+                f"OPTIONS[{key!r}] must be a bucket prefix such as s3://bucket/prefix/ or "
+                "gs://bucket/prefix/"
+            )
     roots = options.get("local_roots") or []
     if not isinstance(roots, list) or not all(
         isinstance(root, str) and os.path.isabs(root) for root in roots
     ):
         problems.append("OPTIONS['local_roots'] must be a list of absolute paths")
     return problems
+
+
+ENVIRONMENT_PREFIX = "FERRY_CROMWELL_"
+# Variable suffix -> option, for what a registered server's options can set (read as text).
+_TEXT_VARIABLES = {"INPUTS_LOCATION": "inputs_location", "OUTPUTS_LOCATION": "outputs_location"}
+_SECONDS_VARIABLES = {
+    "POST_SUBMIT_GRACE_S": "post_submit_grace_s",
+    "FAIL_UNKNOWN_AFTER_S": "fail_unknown_after_s",
+    "BACKOFF_S": "backoff_s",
+}
+_INTEGER_VARIABLES = {"QUERY_PAGE_SIZE": "query_page_size", "RETRIES": "retries"}
+_TIMEOUT_VARIABLES = {"CONNECT_TIMEOUT_S": "connect", "READ_TIMEOUT_S": "read"}
+
+
+def options_from_environment(environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """The OPTIONS of the Cromwell executor that ``FERRY_CROMWELL_*`` variables describe (None
+    without ``FERRY_CROMWELL_URL``): whatever a registered server's options can set. Raises
+    ValueError naming the variable whose text can't be read; ``check_options`` judges values."""
+
+    def text(suffix: str) -> str:
+        return environ.get(ENVIRONMENT_PREFIX + suffix, "").strip()
+
+    if not text("URL"):
+        return None
+    options: dict[str, Any] = {"url": text("URL"), "auth": None}
+    if text("TOKEN"):
+        options["auth"] = {"type": "bearer", "token": text("TOKEN")}
+    elif text("USERNAME"):
+        options["auth"] = {
+            "type": "basic",
+            "username": text("USERNAME"),
+            "password": environ.get(ENVIRONMENT_PREFIX + "PASSWORD", ""),
+        }
+    for suffix, key in _TEXT_VARIABLES.items():
+        if text(suffix):
+            options[key] = text(suffix)
+    if text("LOCAL_ROOTS"):
+        options["local_roots"] = [root.strip() for root in text("LOCAL_ROOTS").split(",") if root]
+    for suffix, key in _SECONDS_VARIABLES.items():
+        if text(suffix).lower() == "none":
+            options[key] = None
+        elif text(suffix):
+            options[key] = _number_variable(suffix, text(suffix), float)
+    for suffix, key in _INTEGER_VARIABLES.items():
+        if text(suffix):
+            options[key] = _number_variable(suffix, text(suffix), int)
+    timeouts = {
+        key: _number_variable(suffix, text(suffix), float)
+        for suffix, key in _TIMEOUT_VARIABLES.items()
+        if text(suffix)
+    }
+    if timeouts:
+        options["timeouts"] = timeouts
+    if text("WORKFLOW_OPTIONS"):
+        try:
+            options["workflow_options"] = json.loads(text("WORKFLOW_OPTIONS"))
+        except ValueError as exc:
+            raise ValueError(
+                f"{ENVIRONMENT_PREFIX}WORKFLOW_OPTIONS is not a JSON object: {exc}"
+            ) from None
+    return options
+
+
+def _number_variable(suffix: str, value: str, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        what = "an integer" if kind is int else "a number of seconds (or none)"
+        raise ValueError(f"{ENVIRONMENT_PREFIX}{suffix} must be {what}, not {value!r}") from None
 
 
 def _auth_problems(auth: Any) -> list[str]:
@@ -443,6 +543,13 @@ def _auth_problems(auth: Any) -> list[str]:
             return ["OPTIONS['auth'] of type 'bearer' needs a 'token'"]
         return []
     return ["OPTIONS['auth']['type'] must be 'basic' or 'bearer'"]
+
+
+def _is_bucket_prefix(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    scheme, sep, rest = value.partition("://")
+    return bool(sep and scheme.isalnum() and rest.split("/", 1)[0])
 
 
 def _is_number(value: Any) -> bool:
@@ -570,9 +677,13 @@ class CromwellExecutor(Executor):
         self.workflow_options: dict[str, Any] = dict(options.get("workflow_options") or {})
         grace = options.get("post_submit_grace_s", DEFAULT_GRACE_S)
         self.post_submit_grace_s: float | None = None if grace is None else float(grace)
+        unknown = options.get("fail_unknown_after_s", DEFAULT_FAIL_UNKNOWN_AFTER_S)
+        self.fail_unknown_after_s: float | None = None if unknown is None else float(unknown)
         self.local_roots = [Path(root).resolve() for root in options.get("local_roots") or []]
         self._absent_since: dict[str, float] = {}  # poll: ids missing from query results
-        self._abort_unknown_since: dict[str, float] = {}  # cancel: ids Cromwell didn't know
+        self._status_asked_at: dict[str, float] = {}  # poll: when each absent id was last asked
+        self._not_found: dict[str, _NotFound] = {}  # status 404s in a row, per id
+        self._abort_refused_since: dict[str, float] = {}  # cancel: aborts answered 404
         self._lock = threading.Lock()
 
     @classmethod
@@ -625,7 +736,7 @@ class CromwellExecutor(Executor):
     # -- poll --------------------------------------------------------------------------------------
 
     def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
-        wanted = {str(job.id): job for job in jobs}
+        wanted = {str(job.id).lower(): job for job in jobs}
         statuses: dict[str, str] = {}
         try:
             for chunk in _chunks(list(wanted), self.page_size):
@@ -648,83 +759,135 @@ class CromwellExecutor(Executor):
     ) -> dict[UUID, Observation]:
         """Observations of ids the query didn't list (see "Polling" in the module docstring)."""
         now = time.monotonic()
-        observed: dict[UUID, Observation] = {}
+        grace = self.post_submit_grace_s
         with self._lock:
             for key in set(self._absent_since) - set(keys):
                 del self._absent_since[key]
-            overdue = []
+                self._status_asked_at.pop(key, None)
+            for key in set(self._not_found) - set(wanted):  # jobs no longer followed
+                del self._not_found[key]
             for key in keys:
-                since = self._absent_since.setdefault(key, now)
-                grace = self.post_submit_grace_s
-                if grace is not None and now - since >= grace:
-                    overdue.append(key)
-                observed[wanted[key].id] = Observation(RunState.PENDING, "still submitting")
-        for key in overdue[:STATUS_CHECKS_PER_CYCLE]:
+                self._absent_since.setdefault(key, now)
+            due = [
+                key for key in keys if grace is not None and now - self._absent_since[key] >= grace
+            ]
+            due.sort(key=lambda key: self._status_asked_at.get(key, 0.0))
+            asked = due[:STATUS_CHECKS_PER_CYCLE]
+            for key in asked:
+                self._status_asked_at[key] = now
+        observed = {
+            wanted[key].id: Observation(RunState.PENDING, "still submitting") for key in keys
+        }
+        for key in asked:
+            job = wanted[key]
             try:
                 status = self.client.status(key)
             except CromwellError as exc:
                 if exc.status != 404:
                     raise ExecutorUnavailable(f"Cromwell at {self.client.base_url}: {exc}") from exc
-                observed[wanted[key].id] = Observation(
-                    RunState.MISSING, f"Cromwell has no workflow {key}"
+                denial = self._denied(key, job, exc)
+                observed[job.id] = (
+                    Observation(RunState.MISSING, denial)
+                    if denial
+                    else Observation(
+                        RunState.PENDING, "still submitting (status answers 404 for now)"
+                    )
                 )
                 continue
-            observed[wanted[key].id] = _observation(status)
+            self._forget_not_found(key)
+            observed[job.id] = _observation(status)
         return observed
+
+    def _denied(
+        self, key: str, job: RunnableJob, exc: CromwellError, window: float | None = None
+    ) -> str:
+        """Count a status 404 for ``key``; when Cromwell's "not found" has been sustained long
+        enough after the submit (see "Polling"), what to tell the user, else ""."""
+        now = time.monotonic()
+        with self._lock:
+            seen = self._not_found.get(key)
+            if seen is None:
+                seen = self._not_found[key] = _NotFound(first=now, first_wall=time.time())
+            seen.count += 1
+            count, first, first_wall = seen.count, seen.first, seen.first_wall
+        window = self.fail_unknown_after_s if window is None else window
+        if (
+            window is None
+            or count < NOT_FOUND_CHECKS
+            or now - first < min(NOT_FOUND_SPAN_S, window)
+        ):
+            return ""
+        submitted = _submitted_at(job)
+        since = first_wall if submitted is None else submitted
+        waited = time.time() - since
+        if waited < window:
+            return ""
+        return (
+            f"Cromwell at {self.client.base_url} says it does not know workflow {key}: its "
+            f"status answered 404 ({exc.message}) {count} times in a row, "
+            f"{_duration(waited)} after the submit."
+        )
+
+    def _forget_not_found(self, key: str) -> None:
+        with self._lock:
+            self._not_found.pop(key, None)
 
     # -- cancel ------------------------------------------------------------------------------------
 
     def cancel(self, job: RunnableJob) -> None:
-        """Abort the workflow. Right after a submit Cromwell may not know the id yet (404 from
-        abort and status alike): that raises ExecutorUnavailable, so the caller tries again,
-        until the id has been unknown to this process for ``post_submit_grace_s`` (a job
-        cancelled before it reached Cromwell): then there is nothing to stop."""
-        workflow_id = str(job.id)
-        refusal: CromwellError | None = None
-        for attempt in range(ABORT_ATTEMPTS):
-            try:
-                self.client.abort(workflow_id)
-            except CromwellError as exc:
-                refusal = exc
-                if exc.status != 404:
-                    break  # e.g. 403: the workflow is already in a terminal state
-                if attempt < ABORT_ATTEMPTS - 1:
-                    time.sleep(self.client.backoff_s * 2**attempt)
-                continue
-            self._unknown_to_abort_for(workflow_id, forget=True)
+        """Abort the workflow: one request, no sleep (see "Cancelling" in the module docstring).
+        ExecutorUnavailable: not yet, the caller tries again later; ExecutorError: Cromwell
+        refused the abort for too long."""
+        workflow_id = str(job.id).lower()
+        try:
+            self.client.abort(workflow_id)
+        except CromwellError as exc:
+            refusal = exc
+        else:
+            self._forget_abort(workflow_id)
             return
-        # Cromwell forgets finished workflows in its store (404) and refuses terminal ones (403):
-        # its status tells whether anything is left to stop.
+        # Cromwell refuses to abort what is final (404, or 403 on older versions) and what is
+        # still starting (404): its status tells which.
         try:
             status = self.client.status(workflow_id)
         except CromwellError as exc:
             if exc.status != 404:
                 raise ExecutorUnavailable(f"Cromwell at {self.client.base_url}: {exc}") from exc
+            accepted = _submitted_at(job) is not None
             grace = (
                 DEFAULT_GRACE_S if self.post_submit_grace_s is None else self.post_submit_grace_s
             )
-            if self._unknown_to_abort_for(workflow_id) >= grace:
-                self._unknown_to_abort_for(workflow_id, forget=True)
-                return  # Cromwell never heard of it: nothing to stop
+            if self._denied(workflow_id, job, exc, None if accepted else grace):
+                self._forget_abort(workflow_id)
+                return  # Cromwell doesn't know it: nothing to stop
             raise ExecutorUnavailable(
-                f"Cromwell does not know workflow {workflow_id} yet (just submitted?); "
-                "the abort will be tried again"
+                f"Cromwell does not know workflow {workflow_id} yet (abort and status answer "
+                "404); the abort will be tried again"
             ) from exc
-        self._unknown_to_abort_for(workflow_id, forget=True)
+        self._forget_not_found(workflow_id)
         if status in TERMINAL:
+            self._forget_abort(workflow_id)
             return
-        raise ExecutorUnavailable(
-            f"Cromwell did not abort workflow {workflow_id} yet ({status}): {refusal}"
-        )
-
-    def _unknown_to_abort_for(self, workflow_id: str, *, forget: bool = False) -> float:
-        """Seconds since this process first found ``workflow_id`` unknown when aborting."""
         now = time.monotonic()
         with self._lock:
-            if forget:
-                self._abort_unknown_since.pop(workflow_id, None)
-                return 0.0
-            return now - self._abort_unknown_since.setdefault(workflow_id, now)
+            refused_for = now - self._abort_refused_since.setdefault(workflow_id, now)
+        limit = self.fail_unknown_after_s
+        if limit is not None and refused_for >= limit:
+            self._forget_abort(workflow_id)
+            raise ExecutorError(
+                f"Cromwell at {self.client.base_url} refused to abort workflow {workflow_id} for "
+                f"{_duration(refused_for)} ({refusal}) while it reports it {status}; it may "
+                "still be running there."
+            )
+        raise ExecutorUnavailable(
+            f"Cromwell did not abort workflow {workflow_id} yet ({status}: {refusal}); the "
+            "abort will be tried again"
+        )
+
+    def _forget_abort(self, workflow_id: str) -> None:
+        with self._lock:
+            self._abort_refused_since.pop(workflow_id, None)
+            self._not_found.pop(workflow_id, None)
 
     def cleanup(self, job: RunnableJob) -> None:
         """Nothing to remove: Cromwell keeps its records of the workflow."""
@@ -736,13 +899,20 @@ class CromwellExecutor(Executor):
         try:
             status = self.client.status(workflow_id)
         except CromwellError as exc:
-            if exc.status == 404:
-                return Collected(
-                    succeeded=False,
-                    error_message="Cromwell has no record of the workflow.",
-                    error_detail=f"GET status of {workflow_id}: {exc}",
-                )
-            raise
+            if exc.status != 404:
+                raise
+            denial = self._denied(workflow_id, job, exc)  # only a sustained 404 fails it
+            if not denial:
+                raise ExecutorUnavailable(
+                    f"Cromwell at {self.client.base_url} answered 404 for the status of "
+                    f"workflow {workflow_id}; it will be asked again"
+                ) from exc
+            return Collected(
+                succeeded=False,
+                error_message=denial,
+                error_detail=f"GET status of {workflow_id}: {exc}",
+            )
+        self._forget_not_found(workflow_id)
         if status not in TERMINAL:  # collect() came too early: the caller retries later
             raise ExecutorUnavailable(f"the workflow is still {status}")
         if status == "Aborted":
@@ -880,17 +1050,33 @@ class CromwellExecutor(Executor):
             sections.append(f"== {attempt.label}: {location} ==\n{content}")
         return "".join(sections)
 
+    # -- validation --------------------------------------------------------------------------------
+
+    def describe(
+        self, source: str, *, inputs: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Cromwell's own check of a document (``{"valid", "errors", …}``), or None when this
+        server has no describe endpoint (then the caller checks with miniwdl)."""
+        try:
+            return self.client.describe(source, inputs=inputs)
+        except CromwellError as exc:
+            if exc.status in NO_ROUTE_STATUSES:
+                return None
+            raise
+
     # -- admin -------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """Reachability, version and subsystem status of the server, for the admin page:
-        ``{"url", "reachable", "ok", "version", "subsystems", "error", "message"}``."""
+        """Reachability, version, subsystem status and whether ``describe`` exists, for the admin
+        page: ``{"url", "reachable", "ok", "version", "subsystems", "describe", "error",
+        "message"}``. A server without describe is still ok: workflows are checked with miniwdl."""
         health: dict[str, Any] = {
             "url": self.client.base_url,
             "reachable": False,
             "ok": False,
             "version": "",
             "subsystems": {},
+            "describe": None,
             "error": "",
         }
         try:
@@ -900,7 +1086,15 @@ class CromwellExecutor(Executor):
         except ExecutorError as exc:
             health["ok"] = False
             health["error"] = str(exc)
+        if health["reachable"]:
+            with contextlib.suppress(ExecutorError):  # unknown: nothing to say about it
+                health["describe"] = self.client.has_describe()
         health["message"] = health["error"] or _subsystems_summary(health["subsystems"])
+        if health["describe"] is False:
+            health["message"] += (
+                "; describe unavailable (/api/womtool/v1/describe answered 404): workflows are "
+                "checked with miniwdl only"
+            )
         return health
 
 
@@ -912,6 +1106,28 @@ def _subsystems_summary(subsystems: Mapping[str, Any]) -> str:
             messages = "; ".join(str(m) for m in state.get("messages") or []) or "not ok"
             problems.append(f"{name}: {messages}")
     return "; ".join(problems) or "healthy"
+
+
+@dataclass
+class _NotFound:
+    """Status 404s in a row for one workflow id, since ``first`` (monotonic and wall clock)."""
+
+    first: float
+    first_wall: float
+    count: int = 0
+
+
+def _submitted_at(job: RunnableJob) -> float | None:
+    """When Cromwell accepted the job's workflow (epoch seconds), if the job records it."""
+    submitted = getattr(job, "submitted_at", None)
+    timestamp = getattr(submitted, "timestamp", None)
+    return float(timestamp()) if callable(timestamp) else None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"
 
 
 def _observation(status: str) -> Observation:

@@ -24,6 +24,7 @@ _OPTION_KEYS = {
     "query_page_size",
     "timeouts",
     "post_submit_grace_s",
+    "fail_unknown_after_s",
     "retries",
     "backoff_s",
     "local_roots",

@@ -115,7 +115,8 @@ def submit_job(job_id: str) -> None:
     ):
         job.refresh_from_db()
         if job.status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
-            executor.cancel(job)
+            with contextlib.suppress(ExecutorError):  # a CANCELLING job's abort is retried by
+                executor.cancel(job)  # every poll cycle
 
 
 def fetch_inputs(job: Job) -> None:
@@ -151,7 +152,14 @@ def poll_cycle() -> int:
     by_executor: dict[str, list[Job]] = defaultdict(list)
     # Only what polling reads: loading inputs/outputs/log tails of 10,000 jobs costs seconds.
     active = Job.objects.filter(status__in=[s.value for s in _PROBED]).only(
-        "id", "executor", "status", "run_spec", "workspace_id", "error_detail", "external_id"
+        "id",
+        "executor",
+        "status",
+        "run_spec",
+        "workspace_id",
+        "error_detail",
+        "external_id",
+        "submitted_at",
     )
     for job in active:
         by_executor[job.executor].append(job)
@@ -186,12 +194,17 @@ def _apply(job: Job, observation: Observation, executor: Executor) -> None:
     if observation.state == RunState.PENDING:
         return
     if observation.state == RunState.MISSING:
+        message = "The job's run disappeared from its executor before it finished"
         transition(
             job,
             JobStatus.FAILED,
             expected=status,
-            error_message="The job's run disappeared from its executor before it finished (removed outside Ferry?).",
-            error_detail=f"{executor.alias} has no run for job {job.pk}",
+            error_message=(
+                f"{message}: {observation.detail}"
+                if observation.detail
+                else f"{message} (removed outside Ferry?)."
+            ),
+            error_detail=f"{executor.alias} has no run for job {job.pk}: {observation.detail}",
         )
         return
     if status == JobStatus.SUBMITTED:
@@ -519,7 +532,9 @@ def cancel_job(job_id: str) -> None:
 
 
 def _finish_cancel(job: Job, executor: Executor) -> None:
-    try:
+    """Stop the job's run; one attempt (the executor never sleeps on a retry): a CANCELLING
+    job is tried again on every poll cycle until its executor confirms or gives up."""
+    try:  # before the cancel, which may remove what holds them (a container)
         stdout, stderr = executor.logs(job, tail=200)
     except ExecutorError:
         stdout, stderr = "", ""
@@ -527,6 +542,17 @@ def _finish_cancel(job: Job, executor: Executor) -> None:
         executor.cancel(job)
     except ExecutorUnavailable:
         return  # try again on the next cycle
+    except ExecutorError as exc:  # the executor gave up: say so (the run may go on there)
+        transition(
+            job,
+            JobStatus.FAILED,
+            expected=JobStatus.CANCELLING,
+            error_message=f"The job could not be cancelled: {exc}",
+            error_detail=str(exc),
+            stdout_tail=stdout[-LOG_TAIL_CHARS:],
+            stderr_tail=stderr[-LOG_TAIL_CHARS:],
+        )
+        return
     if transition(
         job,
         JobStatus.CANCELLED,

@@ -30,6 +30,7 @@ from api import buckets, locations, storage
 from api.errors import ApplicationError
 from api.models import File
 from executors.base import Executor
+from wdl.errors import format_error
 
 from .models import Job, Operation
 
@@ -205,7 +206,7 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
     job.run_spec = spec
 
 
-_ACCEPTED: set[tuple[str, str]] = set()  # (executor alias, operation revision) Cromwell accepted
+_ACCEPTED: set[tuple[str, str]] = set()  # (executor alias, operation revision) the engine accepted
 
 
 def check_with_engine(
@@ -213,22 +214,26 @@ def check_with_engine(
 ) -> None:
     """Ask the engine that will run the workflow whether it accepts it (Cromwell's
     ``describe``: Cromwell and miniwdl disagree on a few documents). Once per operation
-    revision and server in this process. Cromwell's describe takes no imports
-    (``workflowDependencies``), so a workflow with imports is checked by miniwdl only."""
+    revision and server in this process. A Cromwell without describe (older than 41, or behind
+    a gateway; its health says so) gets the workflow checked by miniwdl instead. Cromwell's
+    describe takes no imports (``workflowDependencies``), so a workflow with imports is checked
+    by miniwdl only (when it was added)."""
     assert job.operation is not None
-    client = getattr(executor, "client", None)
+    describe = getattr(executor, "describe", None)
     key = (executor.alias, job.operation.revision)
-    if client is None or not hasattr(client, "describe") or key in _ACCEPTED or zipped:
+    if not callable(describe) or key in _ACCEPTED or zipped:
         return
     from executors.base import ExecutorError, ExecutorUnavailable
 
     try:
-        described = client.describe(source, inputs=inputs)
+        described = describe(source, inputs=inputs)
     except ExecutorUnavailable:
         raise
     except ExecutorError as exc:
         raise ApplicationError(f"{executor.alias} could not check the workflow: {exc}") from exc
-    if not described.get("valid", True):
+    if described is None:
+        _check_with_miniwdl(executor, source)
+    elif not described.get("valid", True):
         errors = [str(e) for e in described.get("errors") or []] or ["no reason given"]
         raise ApplicationError(
             f"{executor.alias} refuses the workflow: {'; '.join(errors)}",
@@ -236,6 +241,21 @@ def check_with_engine(
             code="invalid_workflow",
         )
     _ACCEPTED.add(key)
+
+
+def _check_with_miniwdl(executor: Executor, source: str) -> None:
+    """The check when the engine can't do its own: miniwdl's (the same as when it was added)."""
+    logger.info("%s has no describe endpoint: the workflow is checked with miniwdl", executor.alias)
+    try:
+        wdl.load_workflow(wdl.bundle_from_text(source))
+    except wdl.WorkflowInvalid as exc:
+        errors = [format_error(e) for e in exc.errors]
+        raise ApplicationError(
+            f"The workflow is invalid (checked with miniwdl: {executor.alias} can't check "
+            f"workflows itself): {exc}",
+            details={"workflow": errors},
+            code="invalid_workflow",
+        ) from exc
 
 
 def remove_staged_inputs(job: Job) -> None:

@@ -365,7 +365,7 @@ def test_new_workflows_answer_404_for_a_moment(sim: CromwellServer) -> None:
         "status": "fail",
         "message": f"Unrecognized workflow ID: {workflow_id}",
     }
-    assert requests.post(api(sim, f"/{workflow_id}/abort"), timeout=10).status_code == 404
+    # (An abort reaches it meanwhile: the workflow store knows it; see test_cromwell_hardening.)
     query = requests.get(api(sim, "/query"), params={"id": workflow_id}, timeout=10).json()
     assert query == {"results": [], "totalResultsCount": 0}
     assert wait_for_status(sim, workflow_id, {"Submitted", "Running", "Succeeded"})

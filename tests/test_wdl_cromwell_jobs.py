@@ -343,6 +343,8 @@ def test_routing_draining_and_removal_of_a_server(
     assert cancelled.status_code == 202, cancelled.json()
     job = wait_terminal(routed["id"], timeout=RUN_TIMEOUT_S)
     assert job.status == JobStatus.CANCELLED
+    # The abort may have reached the workflow before its status shows (Cromwell's post-submit lag).
+    wait_for(lambda: workflows_labelled(cromwell, job.pk) != [], 30, "the workflow to show")
     assert cromwell_status(cromwell, job.pk) in ("Aborting", "Aborted")
 
     assert staff.delete(server_url).status_code == 204

@@ -1,10 +1,14 @@
 """Settings shared by every context. Values come from the environment (django-environ)."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from executors.cromwell import options_from_environment as cromwell_options_from_environment
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -325,19 +329,16 @@ EXECUTORS: dict[str, dict[str, Any]] = {
     },
 }
 # A Cromwell server from the environment (others are registered at /api/cromwell-servers/ and
-# run as "cromwell:<name>"). Its backend must read the bucket prefix FERRY_CROMWELL_INPUTS_LOCATION.
-if env.str("FERRY_CROMWELL_URL", default=""):
+# run as "cromwell:<name>"): FERRY_CROMWELL_URL and the FERRY_CROMWELL_* variables that set what a
+# registered server's options can (README, "Configuration"); checked at start-up (ferry.E005).
+try:
+    _cromwell_options = cromwell_options_from_environment(os.environ)
+except ValueError as _cromwell_problem:
+    raise ImproperlyConfigured(str(_cromwell_problem)) from None
+if _cromwell_options is not None:
     EXECUTORS["cromwell"] = {
         "BACKEND": "executors.cromwell.CromwellExecutor",
-        "OPTIONS": {
-            "url": env.str("FERRY_CROMWELL_URL"),
-            "inputs_location": env.str("FERRY_CROMWELL_INPUTS_LOCATION", default="") or None,
-            "auth": (
-                {"type": "bearer", "token": env.str("FERRY_CROMWELL_TOKEN")}
-                if env.str("FERRY_CROMWELL_TOKEN", default="")
-                else None
-            ),
-        },
+        "OPTIONS": _cromwell_options,
     }
 # Which executor runs each operation mode; "cromwell:<name>" names a registered Cromwell server.
 EXECUTOR_ROUTING = {

@@ -14,9 +14,11 @@ Run it as a process::
 (S3 keys from ``--config FILE`` or ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``.)
 
 Besides Cromwell's routes, ``/_test/`` controls the server: ``POST /_test/faults``
-(``status_503_next``, ``drop_next``, ``down``, ``delay_s``, ``submit_lag_s``),
+(``status_503_next``, ``drop_next``, ``down``, ``delay_s``, ``no_describe``, ``submit_lag_s``,
+``query_lag_s``, ``abort_lag_s``),
 ``GET /_test/counters``, ``POST /_test/reset``, ``POST /_test/simulate_bulk``,
-``GET|POST /_test/settings`` (simulation timings) and ``GET /_test/info``.
+``GET|POST /_test/settings`` (simulation timings) and ``GET /_test/info``; README.md says
+what each switch does and where this server can't stand in for a real Cromwell.
 Workflow records are saved under ``<work-dir>/records`` and reloaded at start; unfinished real
 runs are rerun. The pytest fixtures are in ``tests/harness/cromwell.py``.
 """

@@ -11,6 +11,7 @@ import zipfile
 from io import BytesIO
 from typing import Any
 
+import requests
 import yaml
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -21,13 +22,14 @@ from .faults import FaultMiddleware, FaultSwitches, RequestCounters
 from .metadata import build_metadata, filter_metadata, labels_with_id, logs_of
 from .query import matches, page_of, parse_query, post_body_pairs, result_of
 from .records import (
-    ABORTED,
     ABORTING,
+    FAILED,
     ON_HOLD,
     RUNNING,
     SUBMITTED,
     WorkflowRecord,
     WorkflowStore,
+    failure,
     is_workflow_id,
     new_workflow_id,
 )
@@ -52,6 +54,10 @@ SUBMIT_PARTS = (
     "requestedWorkflowId",
 )
 LABEL_MAX_LENGTH = 255
+URL_FETCH_TIMEOUT_S = 10.0
+UNSUPPORTED_MEDIA_TYPE = (
+    "The request's Content-Type is not supported. Expected:\nmultipart/form-data"
+)
 
 
 class CromwellTestServer:
@@ -64,6 +70,11 @@ class CromwellTestServer:
         self.faults = FaultSwitches()
         self.counters = RequestCounters()
         self.submit_lag_s = config.submit_lag_s
+        # Cromwell's summarizer lags: query results miss a workflow this long after its
+        # submit, while status already knows it (0: the query lags like status).
+        self.query_lag_s = 0.0
+        # Abort answers 404 this long after a submit (a workflow still starting).
+        self.abort_lag_s = 0.0
         self.simulator = Simulator(self.default_simulation_settings())
         self.store.advance = self.simulator.advance
         transfers = S3Transfers(config) if config.s3_endpoint else None
@@ -136,6 +147,7 @@ class CromwellTestServer:
             submitted_at=now,
             visible_at=now + self.submit_lag_s,
             source=fields["source"],
+            workflow_url=fields["url"],
             inputs=fields["inputs"],
             options=fields["options"],
             labels=fields["labels"],
@@ -146,14 +158,21 @@ class CromwellTestServer:
             folder = self.runner.workflow_dir(record.id)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "dependencies.zip").write_bytes(fields["dependencies"])
-        if self.config.simulate:
+        if fields["fetch_problem"]:  # Cromwell fails it while materializing, not at submit
+            record.status = FAILED
+            record.ended_at = now
+            record.failures = [
+                failure("Workflow input processing failed", failure(fields["fetch_problem"]))
+            ]
+        elif self.config.simulate:
             self.simulator.prepare(record, now)
         return record
 
     # -- changes -------------------------------------------------------------------------
 
     def abort(self, record: WorkflowRecord) -> str:
-        if record.is_terminal:
+        starting = time.time() < record.submitted_at + self.abort_lag_s
+        if record.is_terminal or starting:
             raise ApiError(
                 404,
                 f"Couldn't abort {record.id} because no workflow with that ID is in progress",
@@ -243,18 +262,35 @@ def _check_part_names() -> None:
         raise ApiError(400, "Error(s): " + "\n".join(messages), errors=messages)
 
 
-def _source() -> str:
+def _require_multipart() -> None:
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, UNSUPPORTED_MEDIA_TYPE)
+
+
+def _source() -> tuple[str, str | None, str]:
+    """(source, workflowUrl, why the URL could not be read): the source is sent, or read
+    from ``workflowUrl`` (http or https)."""
     source = _text_part("workflowSource")
-    url = _text_part("workflowUrl")
+    url = (_text_part("workflowUrl") or "").strip()
     if source is not None and url:
         raise ApiError(400, "Error(s): Both workflow source and url can't be supplied")
-    if source is None and url:
-        raise ApiError(
-            400, "Error(s): workflowUrl is not supported by this test server: send workflowSource"
-        )
-    if source is None:
+    if source is None and not url:
         raise ApiError(400, "Error(s): Either workflowSource or workflowUrl needs to be supplied")
-    return source
+    if source is not None:
+        return source, None, ""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise ApiError(400, f"Error(s): Error while validating workflow url: {url} is not a URL")
+    try:
+        response = requests.get(url, timeout=URL_FETCH_TIMEOUT_S)
+        response.raise_for_status()
+    except requests.RequestException as error:
+        problem = (
+            f"Failed to resolve '{url}' using resolver: 'http importer (no 'relative-to' "
+            f"origin)' (reason 1 of 1): {error}"
+        )
+        return "", url, problem
+    return response.text, url, ""
 
 
 def _input_sets(batch: bool) -> list[dict[str, Any]]:
@@ -376,11 +412,13 @@ def _requested_ids(count: int, batch: bool) -> list[str | None]:
 
 
 def _submission(batch: bool) -> tuple[list[dict[str, Any]], list[str | None]]:
-    if not request.mimetype.startswith("multipart/"):
-        raise ApiError(400, "Error(s): the request must be multipart/form-data")
+    _require_multipart()
     _check_part_names()
+    source, url, fetch_problem = _source()
     common = {
-        "source": _source(),
+        "source": source,
+        "url": url,
+        "fetch_problem": fetch_problem,
         "options": _options(),
         "labels": _labels(_text_part("labels")),
         "on_hold": _on_hold(),
@@ -445,7 +483,10 @@ def _add_engine_routes(app: Flask, server: CromwellTestServer) -> None:
 
     @app.post("/api/womtool/<version>/describe", endpoint="describe")
     def describe_workflow(version: str) -> Any:
-        source = _source()
+        _require_multipart()
+        source, _, fetch_problem = _source()
+        if fetch_problem:
+            return {"valid": False, "validWorkflow": False, "errors": [fetch_problem]}
         inputs_text = _text_part("workflowInputs")
         inputs = None
         if inputs_text and inputs_text.strip():
@@ -474,7 +515,10 @@ def _add_workflow_routes(app: Flask, server: CromwellTestServer) -> None:
             labels = labels_with_id(record)
             if matches(query, record, labels):
                 found.append((record, labels))
-        found.sort(key=lambda item: (-item[0].submitted_at, item[0].id))
+        listed_before = now - server.query_lag_s
+        found = [item for item in found if item[0].submitted_at <= listed_before]
+        newest = -1 if query.newest_first else 1
+        found.sort(key=lambda item: (newest * item[0].submitted_at, item[0].id))
         results = [
             result_of(record, labels if query.with_labels else None)
             for record, labels in page_of(found, query)
@@ -515,9 +559,19 @@ def _add_workflow_routes(app: Flask, server: CromwellTestServer) -> None:
 
     @app.post("/api/workflows/<version>/<workflow_id>/abort", endpoint="abort")
     def abort(version: str, workflow_id: str) -> Any:
-        record = server.visible_record(workflow_id)
+        # The workflow store answers aborts: it knows a workflow from its submit on, while
+        # status and query may not list it yet. A Submitted workflow is Aborted at once.
+        if not is_workflow_id(workflow_id):
+            raise invalid_id(workflow_id)
+        record = server.store.get_known(workflow_id)
+        if record is None:
+            raise ApiError(
+                404,
+                f"Couldn't abort {workflow_id} because no workflow with that ID is in progress",
+                kind="error",
+            )
         new_status = server.abort(record)
-        return {"id": record.id, "status": ABORTING if new_status == ABORTED else new_status}
+        return {"id": record.id, "status": new_status}
 
     @app.post("/api/workflows/<version>/<workflow_id>/releaseHold", endpoint="releaseHold")
     def release_hold(version: str, workflow_id: str) -> Any:
@@ -541,14 +595,22 @@ def _add_workflow_routes(app: Flask, server: CromwellTestServer) -> None:
 
 
 def _add_control_routes(app: Flask, server: CromwellTestServer) -> None:
-    fault_keys = {"status_503_next", "drop_next", "down", "delay_s", "submit_lag_s"}
-    setting_keys = {"sim_start_s", "sim_run_s", "sim_fail_fraction", "sim_abort_s", "submit_lag_s"}
+    lag_keys = {"submit_lag_s", "query_lag_s", "abort_lag_s"}
+    fault_keys = {"status_503_next", "drop_next", "down", "delay_s", "no_describe", *lag_keys}
+    setting_keys = {"sim_start_s", "sim_run_s", "sim_fail_fraction", "sim_abort_s", *lag_keys}
+
+    def lags() -> dict[str, float]:
+        return {key: getattr(server, key) for key in sorted(lag_keys)}
+
+    def set_lags(body: dict[str, Any]) -> None:
+        for key in lag_keys & set(body):
+            setattr(server, key, float(body.pop(key)))
 
     def faults_view() -> dict[str, Any]:
-        return {**server.faults.snapshot(), "submit_lag_s": server.submit_lag_s}
+        return {**server.faults.snapshot(), **lags()}
 
     def settings_view() -> dict[str, Any]:
-        return {**server.simulator.settings.as_dict(), "submit_lag_s": server.submit_lag_s}
+        return {**server.simulator.settings.as_dict(), **lags()}
 
     def checked_body(allowed: set[str]) -> dict[str, Any]:
         body = _json_body()
@@ -563,8 +625,7 @@ def _add_control_routes(app: Flask, server: CromwellTestServer) -> None:
     def faults() -> Any:
         if request.method == "POST":
             body = checked_body(fault_keys)
-            if "submit_lag_s" in body:
-                server.submit_lag_s = float(body.pop("submit_lag_s"))
+            set_lags(body)
             server.faults.set(**body)
         return faults_view()
 
@@ -572,8 +633,7 @@ def _add_control_routes(app: Flask, server: CromwellTestServer) -> None:
     def settings() -> Any:
         if request.method == "POST":
             body = checked_body(setting_keys)
-            if "submit_lag_s" in body:
-                server.submit_lag_s = float(body.pop("submit_lag_s"))
+            set_lags(body)
             for key, value in body.items():
                 setattr(server.simulator.settings, key.removeprefix("sim_"), float(value))
         return settings_view()
@@ -588,6 +648,7 @@ def _add_control_routes(app: Flask, server: CromwellTestServer) -> None:
         server.faults.reset()
         server.counters.reset()
         server.submit_lag_s = server.config.submit_lag_s
+        server.query_lag_s = server.abort_lag_s = 0.0
         server.simulator.settings = server.default_simulation_settings()
         if isinstance(body, dict) and body.get("workflows"):
             server.forget_all()

@@ -26,7 +26,7 @@ class ServerConfig:
     bucket: str = "cromwell-executions"
     prefix: str = ""  # key prefix inside the bucket, e.g. "runs/"
     outputs: str = "s3"  # "s3": outputs uploaded and reported as s3:// URIs; "local": paths
-    submit_lag_s: float = 1.0  # status/abort/metadata answer 404 this long after a submit
+    submit_lag_s: float = 1.0  # status/metadata/query answer 404 this long after a submit
     max_concurrent: int = 4  # workflows running at once; the others stay "Submitted"
     simulate: bool = False
     sim_start_s: float = 0.5  # Submitted -> Running

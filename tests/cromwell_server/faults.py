@@ -27,6 +27,9 @@ class FaultState:
     drop_next: int = 0  # the next N API requests are dropped without an answer
     down: bool = False  # every API request is dropped until switched off
     delay_s: float = 0.0  # every API request waits this long first
+    # No /api/womtool/v1/describe (a Cromwell older than 41, or a gateway that doesn't pass it):
+    # it answers 404 as an unknown route does.
+    no_describe: bool = False
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class FaultDecision:
     delay_s: float
     drop: bool
     unavailable: bool
+    route_missing: bool = False
 
 
 class FaultSwitches:
@@ -57,7 +61,7 @@ class FaultSwitches:
         with self._lock:
             self._state = FaultState()
 
-    def decide(self) -> FaultDecision:
+    def decide(self, route: str) -> FaultDecision:
         with self._lock:
             state = self._state
             drop = state.down or state.drop_next > 0
@@ -66,7 +70,8 @@ class FaultSwitches:
                 state.drop_next -= 1
             elif unavailable:
                 state.status_503_next -= 1
-            return FaultDecision(state.delay_s, drop, unavailable)
+            missing = state.no_describe and route == "describe"
+            return FaultDecision(state.delay_s, drop, unavailable, missing)
 
 
 class RequestCounters:
@@ -114,9 +119,10 @@ class FaultMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
             return self.app(environ, start_response)
-        self.counters.add(self._route_name(environ))
+        route = self._route_name(environ)
+        self.counters.add(route)
         self.counters.add("_total")
-        decision = self.faults.decide()
+        decision = self.faults.decide(route)
         if decision.delay_s > 0:
             time.sleep(decision.delay_s)
         if decision.drop:
@@ -125,6 +131,8 @@ class FaultMiddleware:
         if decision.unavailable:
             self.counters.add("_503")
             return _unavailable_answer(start_response)
+        if decision.route_missing:
+            return _no_such_route_answer(start_response)
         return self.app(environ, start_response)
 
 
@@ -143,5 +151,15 @@ def _unavailable_answer(start_response: StartResponse) -> list[bytes]:
     start_response(
         "503 Service Unavailable",
         [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def _no_such_route_answer(start_response: StartResponse) -> list[bytes]:
+    """What Cromwell's HTTP layer (akka-http) answers for a route it doesn't have."""
+    body = b"The requested resource could not be found."
+    start_response(
+        "404 Not Found",
+        [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", str(len(body)))],
     )
     return [body]

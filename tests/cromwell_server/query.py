@@ -25,8 +25,22 @@ QUERY_KEYS = (
     "pageSize",
     "additionalQueryResultFields",
     "includeSubworkflows",
+    "newestFirst",
+    "metadataArchiveStatus",
 )
-SINGLE_VALUED = ("submission", "start", "end", "page", "pageSize", "includeSubworkflows")
+SINGLE_VALUED = (
+    "submission",
+    "start",
+    "end",
+    "page",
+    "pageSize",
+    "includeSubworkflows",
+    "newestFirst",
+)
+# Cromwell matches query keys whatever their case ("pagesize" is "pageSize").
+_CANONICAL_KEYS = {key.lower(): key for key in QUERY_KEYS}
+ARCHIVE_STATUSES = ("Unarchived", "Archived", "ArchivedAndDeleted", "ArchiveFailed")
+UNARCHIVED = "Unarchived"
 _NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
 
 
@@ -45,6 +59,8 @@ class WorkflowQuery:
     page: int = 1
     page_size: int | None = None
     with_labels: bool = False
+    newest_first: bool = True
+    archive_statuses: set[str] = field(default_factory=set)
 
 
 def post_body_pairs(body: Any) -> list[tuple[str, str]]:
@@ -86,18 +102,27 @@ def _time(text: str, key: str) -> float:
         raise ApiError(400, f"{key} must be an ISO 8601 date-time: {text}") from None
 
 
-def _check_keys(pairs: list[tuple[str, str]]) -> None:
-    unknown = sorted({key for key, _ in pairs if key not in QUERY_KEYS})
+def _canonical_keys(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pairs with their keys spelt as Cromwell documents them (it ignores case)."""
+    unknown = sorted({key for key, _ in pairs if key.lower() not in _CANONICAL_KEYS})
     if unknown:
         raise ApiError(400, f"Unrecognized query keys: {', '.join(unknown)}")
+    canonical = [(_CANONICAL_KEYS[key.lower()], value) for key, value in pairs]
     for key in SINGLE_VALUED:
-        if sum(1 for k, _ in pairs if k == key) > 1:
+        if sum(1 for k, _ in canonical if k == key) > 1:
             raise ApiError(400, f"{key} may be specified at most once")
+    return canonical
+
+
+def _boolean(text: str, key: str) -> bool:
+    if text.strip().lower() not in ("true", "false"):
+        raise ApiError(400, f"{key} must be true or false: {text}")
+    return text.strip().lower() == "true"
 
 
 def parse_query(pairs: list[tuple[str, str]]) -> WorkflowQuery:
     """Validate query parameters as Cromwell does; raises ApiError(400)."""
-    _check_keys(pairs)
+    pairs = _canonical_keys(pairs)
     query = WorkflowQuery()
     ids: list[str] = []
     for key, value in pairs:
@@ -135,6 +160,14 @@ def parse_query(pairs: list[tuple[str, str]]) -> WorkflowQuery:
             query.page_size = _integer(value, key)
         elif key == "additionalQueryResultFields":
             query.with_labels = query.with_labels or value == "labels"
+        elif key == "includeSubworkflows":
+            _boolean(value, key)
+        elif key == "newestFirst":
+            query.newest_first = _boolean(value, key)
+        elif key == "metadataArchiveStatus":
+            if value not in ARCHIVE_STATUSES:
+                raise ApiError(400, f"Unrecognized metadata archive status: {value}")
+            query.archive_statuses.add(value)
     if ids:
         query.ids = list(dict.fromkeys(ids))
     return query
@@ -145,6 +178,8 @@ def _has_label(labels: dict[str, str], label: tuple[str, str]) -> bool:
 
 
 def matches(query: WorkflowQuery, record: WorkflowRecord, labels: dict[str, str]) -> bool:
+    if query.archive_statuses and UNARCHIVED not in query.archive_statuses:
+        return False  # this server never archives metadata
     if query.statuses and record.status not in query.statuses:
         return False
     if query.names and record.name not in query.names:
@@ -178,7 +213,7 @@ def result_of(record: WorkflowRecord, labels: dict[str, str] | None) -> dict[str
         "end": iso_time(record.ended_at),
     }
     result.update({key: value for key, value in optional.items() if value is not None})
-    result["metadataArchiveStatus"] = "Unarchived"
+    result["metadataArchiveStatus"] = UNARCHIVED
     if labels is not None:
         result["labels"] = labels
     return result

@@ -179,6 +179,16 @@ class WorkflowStore:
             self._advance(record, now)
             return record
 
+    def get_known(self, workflow_id: str, now: float | None = None) -> WorkflowRecord | None:
+        """The record even while its post-submit lag hides it from status and query (the
+        workflow store has it from the submit on), moved along the clock."""
+        now = time.time() if now is None else now
+        with self.lock:
+            record = self._records.get(workflow_id.lower())
+            if record is not None:
+                self._advance(record, now)
+            return record
+
     def get_any(self, workflow_id: str) -> WorkflowRecord | None:
         """The record whether visible or not (for the runner)."""
         with self.lock:
