@@ -436,7 +436,7 @@ def _check_value(name: str, item: dict[str, Any], value: Any, is_list: bool) -> 
 
 
 def _cleanup(executor: Executor, job: Job) -> None:
-    remove_staged_inputs(job)
+    remove_staged_inputs(job, executor.options.get("inputs_location"))
     try:
         executor.cleanup(job)
         remove = getattr(executor, "remove_workdir", None)
