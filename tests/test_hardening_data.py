@@ -13,19 +13,21 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from rest_framework.test import APIClient
 
-from api.models import File, User, Workspace
-from api.services import workspace_create
+from api.models import Credential, File, FileStatus, Membership, User, Workspace
+from api.services import member_remove, workspace_create
 from executors.miniwdl import OUTPUTS_JSON, RUN_SUBDIR, MiniwdlExecutor
 from operations import runner
-from operations.models import Job
+from operations.models import Job, Operation
 from operations.states import JobStatus
 from tests.operations_fixtures import make_wdl_operation
+from tests.test_direct_transfers import registered  # noqa: F401 - a fixture
 from tests.test_jobs import run_job
 from tests.test_wdl_cromwell_jobs import (  # noqa: F401 - fixtures
     EXECUTOR,
@@ -143,3 +145,217 @@ def test_miniwdl_outputs_never_name_a_host_file_given_as_a_string_input(tmp_path
     collected = executor.collect(job)
     assert not collected.succeeded
     assert "outside the run" in collected.error_message
+
+
+# ------------------------------------------------------- 2. imports reach no other workspace
+
+
+def _import(client: APIClient, workspace: Workspace, uri: str) -> Any:
+    return client.post(
+        "/api/files/import/", {"workspace": str(workspace.pk), "uri": uri}, format="json"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_removed_viewer_and_stranger_cannot_import_a_workspaces_files_via_a_shared_location(
+    registered: Callable[..., Credential],  # noqa: F811
+    users: dict[str, User],
+    workspace: Workspace,
+    client_for: Callable[[str], APIClient],
+) -> None:
+    """A workspace that stores its files in a location marked shared (configured before such
+    overlaps were refused): a viewer learns a file's URI, is removed, and imports it into a
+    workspace of their own; a stranger who learnt the URI tries too. Both are refused."""
+    bucket = f"lab-{uuid.uuid4().hex[:8]}"
+    registered("lab", bucket, shared=True)
+    Workspace.objects.filter(pk=workspace.pk).update(storage_location=f"s3://{bucket}/data/ws/")
+    owner = client_for("owner")
+    created = owner.generic(
+        "PUT",
+        f"/api/files/upload/?workspace={workspace.pk}&name=secret.csv",
+        b"a,b\n1,2\n",  # type: ignore[arg-type]
+        content_type="application/octet-stream",
+    )
+    assert created.status_code == 201, created.content
+    uri = File.objects.get(pk=created.json()["id"]).storage_uri
+    assert uri.startswith(f"s3://{bucket}/data/ws/workspaces/{workspace.pk}/")
+
+    # A member who may read the workspace may register its object elsewhere.
+    viewer_ws = workspace_create(user=users["viewer"], name="Viewer's own")
+    assert _import(client_for("viewer"), viewer_ws, uri).status_code == 201
+    File.objects.filter(workspace=viewer_ws).delete()
+    # Removed: no more.
+    membership = Membership.objects.get(workspace=workspace, user=users["viewer"])
+    member_remove(membership=membership)
+    removed = _import(client_for("viewer"), viewer_ws, uri)
+    assert removed.status_code == 400, removed.content
+    assert removed.json()["code"] == "forbidden" and "uri" in removed.json()["details"]
+    stranger_ws = workspace_create(user=users["other"], name="Stranger's")
+    stranger = _import(client_for("other"), stranger_ws, uri)
+    assert stranger.status_code == 400 and stranger.json()["code"] == "forbidden"
+    assert not File.objects.filter(workspace__in=[viewer_ws, stranger_ws]).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_managed_file_outside_any_workspace_prefix_is_not_importable_by_strangers(
+    registered: Callable[..., Credential],  # noqa: F811
+    seaweedfs: S3Server,
+    users: dict[str, User],
+    workspace: Workspace,
+    client_for: Callable[[str], APIClient],
+) -> None:
+    """An object a managed File of another workspace stands for, wherever its key is (here a
+    job's result relocated under a shared prefix by an older version), is not importable; a
+    shared object imported by someone else (unmanaged) still is."""
+    bucket = f"pub-{uuid.uuid4().hex[:8]}"
+    registered("public", bucket, shared=True)
+    s3 = seaweedfs.boto3_client()
+    s3.put_object(Bucket=bucket, Key="data/results/out.txt", Body=b"A's result\n")
+    s3.put_object(Bucket=bucket, Key="data/public/ref.fa", Body=b">ref\nACGT\n")
+    managed_uri = f"s3://{bucket}/data/results/out.txt"
+    File.objects.create(
+        workspace=workspace,
+        owner=users["owner"],
+        name="out.txt",
+        size=11,
+        status=FileStatus.READY,
+        storage_uri=managed_uri,
+        managed=True,
+    )
+    assert (
+        _import(client_for("owner"), workspace, f"s3://{bucket}/data/public/ref.fa").status_code
+        == 201
+    )
+    stranger_ws = workspace_create(user=users["other"], name="Stranger's")
+    stranger = client_for("other")
+    refused = _import(stranger, stranger_ws, managed_uri)
+    assert refused.status_code == 400 and refused.json()["code"] == "forbidden"
+    assert _import(stranger, stranger_ws, f"s3://{bucket}/data/public/ref.fa").status_code == 201
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_shared_import_locations_and_workspace_storage_never_overlap(
+    settings: Any,
+    seaweedfs: S3Server,
+    registered: Callable[..., Credential],  # noqa: F811
+    workspace: Workspace,
+    client_for: Callable[[str], APIClient],
+) -> None:
+    """Refused when configured, with the field named: a shared credential over the site's
+    storage or a workspace's location, a workspace location over a shared one (staff too), a
+    credential both shared and for workspace storage."""
+    staff = client_for("staff")
+    bucket = f"mix-{uuid.uuid4().hex[:8]}"
+    registered("store", bucket, shared=False, workspace_storage=True)  # s3://<bucket>/data
+    settings.FERRY_STORAGE_LOCATION = f"s3://{bucket}/site"
+    settings.FERRY_BUCKETS = {
+        "s3": {k: v for k, v in asdict(seaweedfs.config()).items() if v is not None}
+    }
+    connection = {"endpoint_url": seaweedfs.endpoint_url, "region": "us-east-1"}
+    secret = {
+        "access_key_id": seaweedfs.access_key_id,
+        "secret_access_key": seaweedfs.secret_access_key,
+    }
+
+    def create(name: str, location: str, **flags: bool) -> Any:
+        body = {
+            "name": name,
+            "kind": "s3",
+            "config": {"location": location, **connection, **flags},
+            "secret": secret,
+        }
+        return staff.post("/api/credentials/", body, format="json")
+
+    for location, over in (
+        (f"s3://{bucket}/", "FERRY_STORAGE_LOCATION"),  # holds the site's storage
+        (f"s3://{bucket}/site/public", "FERRY_STORAGE_LOCATION"),  # inside it
+        (f"s3://{bucket}/data/x", "credential store"),  # inside a workspace_storage one
+    ):
+        refused = create("pub", location, shared=True)
+        assert refused.status_code == 400, (location, refused.content)
+        assert "config.location" in refused.json()["details"], refused.json()
+        assert over in refused.json()["message"]
+    both = create("both", f"s3://{bucket}/both", shared=True, workspace_storage=True)
+    assert both.status_code == 400 and "config.shared" in both.json()["details"]
+
+    # A shared prefix apart from all of them is fine; workspaces can't be stored there.
+    public = create("pub", f"s3://{bucket}/public", shared=True)
+    assert public.status_code == 201, public.content
+    aimed = staff.patch(
+        f"/api/workspaces/{workspace.pk}/",
+        {"storage_location": f"s3://{bucket}/public/ws"},
+        format="json",
+    )
+    assert aimed.status_code == 400 and "storage_location" in aimed.json()["details"]
+    owner_aimed = client_for("owner").patch(
+        f"/api/workspaces/{workspace.pk}/",
+        {"storage_location": f"s3://{bucket}/public/ws"},
+        format="json",
+    )
+    assert owner_aimed.status_code == 400
+    # A workspace stored somewhere: a shared credential over it, or made shared later, is refused.
+    chosen = client_for("owner").patch(
+        f"/api/workspaces/{workspace.pk}/",
+        {"storage_location": f"s3://{bucket}/data/ws"},
+        format="json",
+    )
+    assert chosen.status_code == 200, chosen.content
+    store = Credential.objects.get(name="store")
+    made_shared = staff.patch(
+        f"/api/credentials/{store.pk}/",
+        {"config": {**store.config, "workspace_storage": False, "shared": True}},
+        format="json",
+    )
+    assert made_shared.status_code == 400, made_shared.content
+    assert "config.location" in made_shared.json()["details"]
+    assert "storage_location" in made_shared.json()["message"]
+    # And a workspace_storage credential over a shared one.
+    overlapping = create("store2", f"s3://{bucket}/public/sub", workspace_storage=True)
+    assert overlapping.status_code == 400 and "config.location" in overlapping.json()["details"]
+
+
+def test_import_locations_overlapping_the_site_storage_fail_the_system_check(
+    settings: Any,
+) -> None:
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.FERRY_STORAGE_LOCATION = "s3://site-bucket/ferry"
+    settings.FERRY_IMPORT_LOCATIONS = ["s3://other-bucket/", "s3://site-bucket/"]
+    with pytest.raises(SystemCheckError, match=r"ferry\.E020"):
+        call_command("check")
+    settings.FERRY_IMPORT_LOCATIONS = ["s3://other-bucket/", "s3://site-bucket/public/"]
+    call_command("check")  # apart: fine
+
+
+@pytest.mark.django_db
+def test_storage_uri_operation_source_and_build_log_are_for_staff_only(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    make_file: Callable[..., File],
+) -> None:
+    from tests.operations_fixtures import make_echo_operation
+
+    file = make_file(workspace)
+    operation = make_echo_operation()
+    Operation.objects.filter(pk=operation.pk).update(
+        source="/srv/private/echo", build_log="Step 1/3 : FROM secret-registry"
+    )
+    operation.refresh_from_db()
+    for role in ("owner", "viewer"):
+        client = client_for(role)
+        shown = client.get(f"/api/files/{file.pk}/").json()
+        assert shown["storage_uri"] == "", role
+        listed = client.get(f"/api/files/?workspace={workspace.pk}").json()["results"]
+        assert all(item["storage_uri"] == "" for item in listed)
+        op = client.get(f"/api/operations/{operation.pk}/").json()
+        assert op["source"] == "" and op["build_log"] == ""
+        ops = client.get("/api/operations/").json()["results"]
+        assert all(item["source"] == "" for item in ops)
+    staff = client_for("staff")
+    assert staff.get(f"/api/files/{file.pk}/").json()["storage_uri"] == file.storage_uri
+    op = staff.get(f"/api/operations/{operation.pk}/").json()
+    assert op["source"] == operation.source and op["build_log"].startswith("Step 1/3")
