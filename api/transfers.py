@@ -5,6 +5,7 @@ uploads that never completed. Ferry signs and checks; it never carries these byt
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import logging
@@ -85,12 +86,16 @@ def file_upload_start(
     location = _direct_location(workspace)
     client = location.client()
     file_id = uuid.uuid4()
-    ref = location.ref().child(locations.object_key(workspace.pk, file_id, name))
+    # The client's URLs name a staging object; completion copies it to the file's key, which
+    # no URL ever names, so nothing sent through them later changes the stored file.
+    ref = location.ref().child(locations.upload_staging_key(workspace.pk, file_id, name))
+    final = location.ref().child(locations.object_key(workspace.pk, file_id, name))
     expires_s = settings.FERRY_SIGNED_URL_EXPIRES_S
     pending: dict[str, Any] = {
         "declared_sha256": sha256,
         "declared_md5": md5,
         "declared_crc32c": crc32c,
+        "final_uri": final.uri,
     }
     if isinstance(client, buckets.S3Bucket) and size > settings.FERRY_MULTIPART_UPLOAD_ABOVE:
         signed = client.presign_multipart(
@@ -187,16 +192,21 @@ def _discard(file: File, client: buckets.BucketClient, ref: buckets.ObjectRef) -
             client.abort_multipart(ref, upload_id)
         except buckets.BucketError as exc:
             logger.info("abort of multipart upload for %s: %s", file.pk, exc.message)
+    _retire_staging(client, ref, file)
+    file.delete()
+
+
+def _retire_staging(client: buckets.BucketClient, ref: buckets.ObjectRef, file: File) -> None:
+    """Remove an upload's staging object. Its signed URLs still work for a while: the sweep
+    removes anything PUT there later (every URL signed until now has expired by then)."""
     try:
         client.delete(ref)
     except buckets.BucketError as exc:
         logger.warning("could not remove the object of upload %s: %s", file.pk, exc.message)
-    # Its signed URL still works for a while: the sweep removes anything PUT there later.
     DiscardedUpload.objects.create(
-        uri=file.storage_uri,
+        uri=ref.uri,
         until=timezone.now() + datetime.timedelta(seconds=settings.FERRY_SIGNED_URL_EXPIRES_S + 60),
     )
-    file.delete()
 
 
 def file_upload_complete(
@@ -204,8 +214,10 @@ def file_upload_complete(
 ) -> File:
     """Check the uploaded object (exists, declared size and checksum) and make the File READY.
 
-    A missing object leaves the upload pending (the client may still PUT it until it expires).
-    An object of another size or checksum is removed with its File, and the error says why.
+    The client uploaded to a staging object: it is copied (server-side) to the file's own key,
+    which no signed URL names, and removed; the copy is what is checked and kept. A missing
+    object leaves the upload pending (the client may still PUT it until it expires). An object
+    of another size or checksum is removed with its File, and the error says why.
     """
     require_write(user, file.workspace)
     if file.status != FileStatus.PENDING or file.pending_upload is None:
@@ -214,6 +226,13 @@ def file_upload_complete(
         raise Conflict("This upload has expired; start a new one.", code="upload_expired")
     location, ref = locations.resolve(file.storage_uri)
     client = location.client()
+    final_uri = file.pending_upload.get("final_uri")
+    if not final_uri:  # signed by an older version straight to the file's key: not kept
+        _discard(file, client, ref)
+        raise Conflict(
+            "This upload was started before an update and can't be completed; start a new one.",
+            code="upload_expired",
+        )
     upload_id = file.pending_upload.get("multipart_upload_id")
     if upload_id:
         if not parts:
@@ -229,13 +248,14 @@ def file_upload_complete(
                 f"The bucket refused to assemble the parts: {exc.message}",
                 details={"parts": [exc.message]},
             ) from None
-    info = client.head_or_none(ref)
-    if info is None:
+    staged = client.head_or_none(ref)
+    if staged is None:
         raise UploadCheckFailed(
             "Nothing was uploaded yet: PUT the file to the signed URL first (the upload stays "
             "open until it expires).",
             code="upload_missing",
         )
+    ref, info = _keep_staged_upload(file, client, ref, staged, buckets.parse_uri(final_uri))
     problem = _verify(file, info)
     declared_sha = file.pending_upload.get("declared_sha256") or ""
     if not problem and declared_sha and not (info.server_sha256 or info.sha256):
@@ -259,6 +279,25 @@ def file_upload_complete(
             details={"file": [problem]},
         )
     return _mark_ready(file, info, declared_sha)
+
+
+def _keep_staged_upload(
+    file: File,
+    client: buckets.BucketClient,
+    staging: buckets.ObjectRef,
+    staged: buckets.ObjectInfo,
+    final: buckets.ObjectRef,
+) -> tuple[buckets.ObjectRef, buckets.ObjectInfo]:
+    """Copy the staging object to the file's key, point the pending File there and remove the
+    staging object. Returns the kept object and what the bucket says of it; a sha256 the bucket
+    checked on the staging object carries over when the copy provably holds the same bytes."""
+    copied = client.copy(staging, final, overwrite=True)
+    if buckets.same_content(staged, copied) is True and not (copied.server_sha256 or copied.sha256):
+        copied = dataclasses.replace(copied, server_sha256=staged.server_sha256)
+    File.objects.filter(pk=file.pk, status=FileStatus.PENDING).update(storage_uri=final.uri)
+    file.storage_uri = final.uri
+    _retire_staging(client, staging, file)
+    return final, copied
 
 
 def _mark_ready(file: File, info: buckets.ObjectInfo, sha256: str) -> File:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 import uuid
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from api.models import Credential, File, FileStatus, Membership, User, Workspace
@@ -359,3 +362,96 @@ def test_storage_uri_operation_source_and_build_log_are_for_staff_only(
     assert staff.get(f"/api/files/{file.pk}/").json()["storage_uri"] == file.storage_uri
     op = staff.get(f"/api/operations/{operation.pk}/").json()
     assert op["source"] == operation.source and op["build_log"].startswith("Step 1/3")
+
+
+# --------------------------------------------- 3. a completed upload's URLs change nothing
+
+
+def _site_on(settings: Any, server: Any, scheme: str, bucket: str) -> None:
+    settings.FERRY_STORAGE_LOCATION = f"{scheme}://{bucket}/ferry"
+    settings.FERRY_BUCKETS = {
+        scheme: {k: v for k, v in asdict(server.config()).items() if v is not None}
+    }
+
+
+def _served(client: APIClient, file_id: str) -> bytes:
+    response = client.get(f"/api/files/{file_id}/download/")
+    assert response.status_code == 200, response
+    return b"".join(response.streaming_content)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_signed_put_after_completion_changes_nothing_on_seaweedfs(
+    settings: Any,
+    seaweedfs: S3Server,
+    workspace: Workspace,
+    client_for: Callable[[str], APIClient],
+) -> None:
+    """No sha256 declared, so the signed PUT pins only the length: after completion the same
+    URL still accepts other bytes of that length (SeaweedFS checks the signature and expiry,
+    both still good), and they must not reach the stored file."""
+    from api import transfers
+
+    bucket = f"site-{uuid.uuid4().hex[:8]}"
+    seaweedfs.boto3_client().create_bucket(Bucket=bucket)
+    _site_on(settings, seaweedfs, "s3", bucket)
+    owner = client_for("owner")
+    data, other = b"the real content\n", b"SWAPPED CONTENT!\n"
+    started = owner.post(
+        "/api/files/uploads/",
+        {"workspace": str(workspace.pk), "name": "r.txt", "size": len(data)},
+        format="json",
+    ).json()
+    upload = started["upload"]
+    put = requests.put(upload["url"], data=data, headers=upload["headers"], timeout=30)
+    assert put.status_code == 200, put.text
+    file_id = started["file"]["id"]
+    done = owner.post(f"/api/files/uploads/{file_id}/complete/", {}, format="json")
+    assert done.status_code == 200, done.content
+
+    late = requests.put(upload["url"], data=other, headers=upload["headers"], timeout=30)
+    assert late.status_code in (200, 403), late.text  # accepted (to a staging key) or refused
+    assert _served(owner, file_id) == data
+    stored = File.objects.get(pk=file_id).storage_uri
+    assert stored.startswith(f"s3://{bucket}/ferry/workspaces/{workspace.pk}/files/{file_id}/")
+    s3 = seaweedfs.boto3_client()
+    assert s3.get_object(Bucket=bucket, Key=stored.split("/", 3)[3])["Body"].read() == data
+    redirect = owner.get(f"/api/files/{file_id}/download/?redirect=1")
+    assert requests.get(redirect["Location"], timeout=30).content == data
+    # What the late PUT left at the staging key is swept once every URL for it has expired.
+    later = timezone.now() + datetime.timedelta(seconds=settings.FERRY_SIGNED_URL_EXPIRES_S + 61)
+    transfers.pending_uploads_expire(now=later)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [stored.split("/", 3)[3]]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_resumable_session_after_completion_changes_nothing_on_gcs(
+    settings: Any,
+    gcs_emulator: Any,
+    workspace: Workspace,
+    client_for: Callable[[str], APIClient],
+) -> None:
+    from api import buckets
+
+    bucket = f"gcs-{uuid.uuid4().hex[:8]}"
+    buckets.client_for("gs", gcs_emulator.config()).gcs_client.create_bucket(bucket)  # type: ignore[attr-defined]
+    _site_on(settings, gcs_emulator, "gs", bucket)
+    owner = client_for("owner")
+    data, other = b"gcs real content\n", b"GCS SWAPPED DATA\n"
+    started = owner.post(
+        "/api/files/uploads/",
+        {"workspace": str(workspace.pk), "name": "g.txt", "size": len(data)},
+        format="json",
+    ).json()
+    upload = started["upload"]
+    assert requests.put(upload["url"], data=data, headers=upload["headers"], timeout=30).ok
+    file_id = started["file"]["id"]
+    done = owner.post(f"/api/files/uploads/{file_id}/complete/", {}, format="json")
+    assert done.status_code == 200, done.content
+    requests.put(upload["url"], data=other, headers=upload["headers"], timeout=30)
+    assert _served(owner, file_id) == data
+    stored = File.objects.get(pk=file_id).storage_uri
+    assert stored.startswith(f"gs://{bucket}/ferry/workspaces/{workspace.pk}/files/{file_id}/")
