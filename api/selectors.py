@@ -22,6 +22,24 @@ def files_visible_to(user: Any) -> QuerySet[File]:
     return files.filter(workspace__memberships__user=user)
 
 
+def object_of_unreadable_workspace(user: Any, uri: str) -> bool:
+    """True when a stored object belongs to a workspace ``user`` can't read: it lies under
+    that workspace's own prefix (``…/workspaces/<id>/``), or a managed file of it (an upload
+    or a result Ferry wrote) stands for it. Staff read everything."""
+    from .locations import workspace_ids_in
+
+    if user.is_staff:
+        return False
+    readable = workspaces_visible_to(user)
+    key = uri.partition("://")[2].partition("/")[2]
+    named = workspace_ids_in(key)
+    if named - set(readable.filter(pk__in=named).values_list("pk", flat=True)):
+        return True
+    return (
+        File.objects.filter(storage_uri=uri, managed=True).exclude(workspace__in=readable).exists()
+    )
+
+
 def role_in(user: Any, workspace: Workspace) -> Role | None:
     """The user's role in the workspace; staff act as owners everywhere."""
     if user.is_staff:

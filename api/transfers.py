@@ -21,7 +21,7 @@ from . import buckets, locations
 from .errors import ApplicationError, Conflict, field_error
 from .filetypes import content_type_for, guess_file_type
 from .models import DiscardedUpload, File, FileStatus, FileType, User, Workspace
-from .selectors import workspaces_visible_to
+from .selectors import object_of_unreadable_workspace
 from .services import clean_file_name, require_write
 
 logger = logging.getLogger(__name__)
@@ -395,28 +395,6 @@ def signed_download_url(file: File) -> str | None:
 # ------------------------------------------------------------------------------ imports
 
 
-def _require_readable_owner(user: User, ref: buckets.ObjectRef) -> None:
-    """Refuse an object under a workspace's own prefix (``…/workspaces/<id>/``), or one a
-    managed file of a workspace stands for (Ferry wrote it there: an upload or a result),
-    unless ``user`` may read that workspace: a removed member or a stranger who learnt the URI
-    imports nothing of it. Objects imported in place belong to their shared location."""
-    if user.is_staff:
-        return
-    readable = workspaces_visible_to(user)
-    named = locations.workspace_ids_in(ref.key)
-    foreign = named - set(readable.filter(pk__in=named).values_list("pk", flat=True))
-    if foreign or (
-        File.objects.filter(storage_uri=ref.uri, managed=True)
-        .exclude(workspace__in=readable)
-        .exists()
-    ):
-        raise field_error(
-            "uri",
-            f"{ref.uri} belongs to a workspace you can't read; it can't be imported.",
-            code="forbidden",
-        )
-
-
 def file_import(
     *,
     user: User,
@@ -445,7 +423,12 @@ def file_import(
             f"You may not import from {location.uri} (ask an admin to share it).",
             code="forbidden",
         )
-    _require_readable_owner(user, ref)
+    if object_of_unreadable_workspace(user, ref.uri):  # removed members, strangers with a URI
+        raise field_error(
+            "uri",
+            f"{ref.uri} belongs to a workspace you can't read; it can't be imported.",
+            code="forbidden",
+        )
     try:
         info = location.client().head(ref)
     except buckets.BucketError as exc:

@@ -15,6 +15,7 @@ from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import IntegrityError
@@ -25,6 +26,7 @@ from api import storage
 from api.buckets import BucketUnavailable
 from api.errors import ApplicationError
 from api.locations import LocationRefused
+from api.selectors import object_of_unreadable_workspace
 from api.services import file_register_object, file_register_result
 from executors.base import (
     Collected,
@@ -345,6 +347,7 @@ def register_outputs(
                     f"The output '{name}' names {outside[0]}, outside the executor's "
                     f"outputs_location {outputs_location}."
                 )
+            _refuse_foreign_outputs(job, name, uris)
             if is_list and not uris:
                 outputs[name] = []
                 continue
@@ -387,6 +390,7 @@ def register_outputs(
                 raise OutputError(
                     f"The operation's output '{name}' must be one file, not {len(paths)}."
                 )
+            _refuse_foreign_outputs(job, name, ["file://" + quote(str(p)) for p in paths])
             stored = [
                 str(
                     file_register_result(
@@ -412,6 +416,16 @@ def register_outputs(
                 continue
             outputs[name] = _check_value(name, item, collected.values[name], is_list)
     return outputs
+
+
+def _refuse_foreign_outputs(job: Job, name: str, uris: list[str]) -> None:
+    """An engine may report any path or URI as a File output (e.g. a String input passed
+    through): never one of another workspace's objects the job's owner can't read."""
+    for uri in uris:
+        if object_of_unreadable_workspace(job.owner, uri):
+            raise OutputError(
+                f"The output '{name}' names a stored object of a workspace you can't read."
+            )
 
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {

@@ -455,3 +455,47 @@ def test_a_resumable_session_after_completion_changes_nothing_on_gcs(
     assert _served(owner, file_id) == data
     stored = File.objects.get(pk=file_id).storage_uri
     assert stored.startswith(f"gs://{bucket}/ferry/workspaces/{workspace.pk}/files/{file_id}/")
+
+
+@pytest.mark.django_db
+def test_an_engine_reporting_another_workspaces_object_as_an_output_stores_nothing(
+    users: dict[str, User],
+    workspace: Workspace,
+    make_file: Callable[..., File],
+    settings: Any,
+    moto_server: S3Server,
+    client_for: Callable[[str], APIClient],
+) -> None:
+    """A workflow may output a String input as a File (``File f = s``): Cromwell then reports
+    the URI, or a path under its local roots, as the output. Another workspace's object must
+    not become a result file of B's job (a copy of A's data in B's workspace)."""
+    from executors.base import Collected
+
+    bucket = f"site-{uuid.uuid4().hex[:8]}"
+    moto_server.boto3_client().create_bucket(Bucket=bucket)
+    local_victim = make_file(workspace, b"A's local data\n")
+    local_path = Path(local_victim.storage_uri.removeprefix("file://"))
+    _site_on(settings, moto_server, "s3", bucket)
+    bucket_victim = File.objects.get(
+        pk=upload(client_for("owner"), workspace, "a.txt", b"A's bucket data\n")
+    )
+    own = workspace_create(user=users["other"], name="B's")
+    operation = make_wdl_operation(FIXTURES / "array_file_input")
+    job = Job.objects.create(
+        operation=operation,
+        workspace=own,
+        owner=users["other"],
+        executor="cromwell:test",
+        status=JobStatus.FINALIZING,
+    )
+    for collected in (
+        Collected(
+            succeeded=True,
+            values={"counts": [1]},
+            remote_files={"summary": [bucket_victim.storage_uri]},
+        ),
+        Collected(succeeded=True, values={"counts": [1]}, files={"summary": [local_path]}),
+    ):
+        with pytest.raises(runner.OutputError, match="workspace you can't read"):
+            runner.register_outputs(job, collected, None)
+    assert not File.objects.filter(workspace=own).exists()
