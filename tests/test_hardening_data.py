@@ -235,6 +235,15 @@ def test_a_managed_file_outside_any_workspace_prefix_is_not_importable_by_strang
     stranger = client_for("other")
     refused = _import(stranger, stranger_ws, managed_uri)
     assert refused.status_code == 400 and refused.json()["code"] == "forbidden"
+    # An engine's folder of A's job (Cromwell: <workflow>/<workflow id = job id>/call-…).
+    job = Job.objects.create(workspace=workspace, owner=users["owner"], status=JobStatus.RUNNING)
+    engine_key = f"data/count_lines/{job.pk}/call-summarize/execution/summary.txt"
+    s3.put_object(Bucket=bucket, Key=engine_key, Body=b"A's intermediate\n")
+    engine = _import(stranger, stranger_ws, f"s3://{bucket}/{engine_key}")
+    assert engine.status_code == 400 and engine.json()["code"] == "forbidden"
+    assert (
+        _import(client_for("editor"), workspace, f"s3://{bucket}/{engine_key}").status_code == 201
+    )
     assert _import(stranger, stranger_ws, f"s3://{bucket}/data/public/ref.fa").status_code == 201
 
 
