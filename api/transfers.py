@@ -95,6 +95,7 @@ def file_upload_start(
         "declared_sha256": sha256,
         "declared_md5": md5,
         "declared_crc32c": crc32c,
+        "staging_uri": ref.uri,
         "final_uri": final.uri,
     }
     if isinstance(client, buckets.S3Bucket) and size > settings.FERRY_MULTIPART_UPLOAD_ABOVE:
@@ -233,29 +234,13 @@ def file_upload_complete(
             "This upload was started before an update and can't be completed; start a new one.",
             code="upload_expired",
         )
-    upload_id = file.pending_upload.get("multipart_upload_id")
-    if upload_id:
-        if not parts:
-            raise field_error(
-                "parts", "List every uploaded part as {part_number, etag} to complete it."
-            )
-        if not isinstance(client, buckets.S3Bucket):
-            raise ApplicationError("Multipart completion is only for S3 locations.")
-        try:
-            client.complete_multipart(ref, upload_id, parts)
-        except buckets.BucketError as exc:
-            raise UploadCheckFailed(
-                f"The bucket refused to assemble the parts: {exc.message}",
-                details={"parts": [exc.message]},
-            ) from None
-    staged = client.head_or_none(ref)
-    if staged is None:
-        raise UploadCheckFailed(
-            "Nothing was uploaded yet: PUT the file to the signed URL first (the upload stays "
-            "open until it expires).",
-            code="upload_missing",
-        )
-    ref, info = _keep_staged_upload(file, client, ref, staged, buckets.parse_uri(final_uri))
+    if file.storage_uri == final_uri:  # a completion that stopped after copying: go on
+        staging = file.pending_upload.get("staging_uri") or final_uri
+        if staging != final_uri:
+            _retire_staging(client, buckets.parse_uri(staging), file)
+        info = client.head(ref)
+    else:
+        ref, info = _copy_upload(file, client, ref, buckets.parse_uri(final_uri), parts)
     problem = _verify(file, info)
     declared_sha = file.pending_upload.get("declared_sha256") or ""
     if not problem and declared_sha and not (info.server_sha256 or info.sha256):
@@ -281,16 +266,40 @@ def file_upload_complete(
     return _mark_ready(file, info, declared_sha)
 
 
-def _keep_staged_upload(
+def _copy_upload(
     file: File,
     client: buckets.BucketClient,
     staging: buckets.ObjectRef,
-    staged: buckets.ObjectInfo,
     final: buckets.ObjectRef,
+    parts: list[dict[str, Any]] | None,
 ) -> tuple[buckets.ObjectRef, buckets.ObjectInfo]:
-    """Copy the staging object to the file's key, point the pending File there and remove the
-    staging object. Returns the kept object and what the bucket says of it; a sha256 the bucket
-    checked on the staging object carries over when the copy provably holds the same bytes."""
+    """Assemble the staging object (multipart), copy it to the file's key, point the pending
+    File there and remove the staging object. Returns the kept object and what the bucket says
+    of it; a sha256 the bucket checked on the staging object carries over when the copy
+    provably holds the same bytes."""
+    assert file.pending_upload is not None
+    upload_id = file.pending_upload.get("multipart_upload_id")
+    if upload_id:
+        if not parts:
+            raise field_error(
+                "parts", "List every uploaded part as {part_number, etag} to complete it."
+            )
+        if not isinstance(client, buckets.S3Bucket):
+            raise ApplicationError("Multipart completion is only for S3 locations.")
+        try:
+            client.complete_multipart(staging, upload_id, parts)
+        except buckets.BucketError as exc:
+            raise UploadCheckFailed(
+                f"The bucket refused to assemble the parts: {exc.message}",
+                details={"parts": [exc.message]},
+            ) from None
+    staged = client.head_or_none(staging)
+    if staged is None:
+        raise UploadCheckFailed(
+            "Nothing was uploaded yet: PUT the file to the signed URL first (the upload stays "
+            "open until it expires).",
+            code="upload_missing",
+        )
     copied = client.copy(staging, final, overwrite=True)
     if buckets.same_content(staged, copied) is True and not (copied.server_sha256 or copied.sha256):
         copied = dataclasses.replace(copied, server_sha256=staged.server_sha256)

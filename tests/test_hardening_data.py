@@ -508,3 +508,45 @@ def test_an_engine_reporting_another_workspaces_object_as_an_output_stores_nothi
         with pytest.raises(runner.OutputError, match="workspace you can't read"):
             runner.register_outputs(job, collected, None)
     assert not File.objects.filter(workspace=own).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_completing_again_after_a_completion_stopped_halfway_keeps_the_file(
+    settings: Any,
+    seaweedfs: S3Server,
+    workspace: Workspace,
+    client_for: Callable[[str], APIClient],
+) -> None:
+    """The state a completion leaves when it dies after copying to the file's key and
+    pointing the File there, before removing the staging object: completing again keeps the
+    copy (it used to treat the copy as the staging object and remove it) and drops staging."""
+    from api import transfers
+
+    bucket = f"site-{uuid.uuid4().hex[:8]}"
+    s3 = seaweedfs.boto3_client()
+    s3.create_bucket(Bucket=bucket)
+    _site_on(settings, seaweedfs, "s3", bucket)
+    owner = client_for("owner")
+    data = b"copied before the crash\n"
+    started = owner.post(
+        "/api/files/uploads/",
+        {"workspace": str(workspace.pk), "name": "c.txt", "size": len(data)},
+        format="json",
+    ).json()
+    upload = started["upload"]
+    assert requests.put(upload["url"], data=data, headers=upload["headers"], timeout=30).ok
+    file = File.objects.get(pk=started["file"]["id"])
+    staging_key = file.storage_uri.split("/", 3)[3]
+    final_uri = file.pending_upload["final_uri"]  # type: ignore[index]
+    final_key = final_uri.split("/", 3)[3]
+    s3.copy_object(Bucket=bucket, Key=final_key, CopySource={"Bucket": bucket, "Key": staging_key})
+    File.objects.filter(pk=file.pk).update(storage_uri=final_uri)
+
+    done = owner.post(f"/api/files/uploads/{file.pk}/complete/", {}, format="json")
+    assert done.status_code == 200, done.content
+    assert _served(owner, str(file.pk)) == data
+    later = timezone.now() + datetime.timedelta(seconds=settings.FERRY_SIGNED_URL_EXPIRES_S + 61)
+    transfers.pending_uploads_expire(now=later)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [final_key]
