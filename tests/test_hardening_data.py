@@ -367,8 +367,16 @@ def test_storage_uri_operation_source_and_build_log_are_for_staff_only(
         assert op["source"] == "" and op["build_log"] == ""
         ops = client.get("/api/operations/").json()["results"]
         assert all(item["source"] == "" for item in ops)
+    # Nested too: a job's output files.
+    job = Job.objects.create(
+        operation=operation, workspace=workspace, owner=file.owner, status=JobStatus.SUCCEEDED
+    )
+    File.objects.filter(pk=file.pk).update(produced_by=job)
+    shown_job = client_for("owner").get(f"/api/jobs/{job.pk}/").json()
+    assert [f["storage_uri"] for f in shown_job["output_files"]] == [""]
     staff = client_for("staff")
     assert staff.get(f"/api/files/{file.pk}/").json()["storage_uri"] == file.storage_uri
+    assert staff.get(f"/api/jobs/{job.pk}/").json()["output_files"][0]["storage_uri"]
     op = staff.get(f"/api/operations/{operation.pk}/").json()
     assert op["source"] == operation.source and op["build_log"].startswith("Step 1/3")
 
