@@ -25,6 +25,7 @@ from rest_framework.test import APIClient
 
 from api.models import Credential, File, FileStatus, Membership, User, Workspace
 from api.services import member_remove, workspace_create
+from api.storage import local_path
 from executors.miniwdl import OUTPUTS_JSON, RUN_SUBDIR, MiniwdlExecutor
 from operations import runner
 from operations.models import Job, Operation
@@ -109,7 +110,7 @@ def test_cleanup_of_a_run_prepared_before_the_fix_spares_what_ferry_did_not_stag
     from operations.wdl_runs import remove_staged_inputs
 
     victim = make_file(workspace, b"keep me\n")
-    path = Path(victim.storage_uri.removeprefix("file://"))
+    path = Path(local_path(victim.storage_uri))
     assert path.is_file()
     job = Job.objects.create(
         workspace=workspace,
@@ -148,6 +149,44 @@ def test_miniwdl_outputs_never_name_a_host_file_given_as_a_string_input(tmp_path
     collected = executor.collect(job)
     assert not collected.succeeded
     assert "outside the run" in collected.error_message
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_docker_jobs_string_input_naming_a_stored_file_is_only_text(
+    client_for: Callable[[str], APIClient],
+    users: dict[str, User],
+    workspace: Workspace,
+    make_file: Callable[..., File],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """(No bug found here; kept as a check.) The Docker path mounts and fetches File inputs
+    only: a String naming A's stored file is not mounted, so the container can't read it."""
+    from tests.harness.docker import ensure_busybox_image, ensure_docker
+    from tests.operations_fixtures import TEST_IMAGE, make_operation
+    from tests.test_jobs import wait_terminal
+
+    ensure_docker()
+    ensure_busybox_image(TEST_IMAGE)
+    victim = make_file(workspace, b"A's secret\n")
+    path = local_path(victim.storage_uri)
+    operation = make_operation(
+        "peek",
+        '(cat {{ path }} || echo unreadable) > said.txt; echo \'{"said": "said.txt"}\' > outputs.json',
+        inputs={"path": {"type": "string", "required": True, "description": ""}},
+        outputs={"said": {"type": "file", "file_type": "text", "description": ""}},
+    )
+    own = workspace_create(user=users["other"], name="B's")
+    created = run_job(
+        client_for("other"),
+        {"operation": str(operation.pk), "workspace": str(own.pk), "inputs": {"path": path}},
+        django_capture_on_commit_callbacks,
+    )
+    done = wait_terminal(created["id"])
+    assert done.status == JobStatus.SUCCEEDED, (done.error_message, done.error_detail)
+    assert not done.run_spec.get("mounts")
+    said = File.objects.get(pk=done.outputs["said"])
+    assert Path(local_path(said.storage_uri)).read_bytes() == b"unreadable\n"
 
 
 # ------------------------------------------------------- 2. imports reach no other workspace
@@ -491,7 +530,7 @@ def test_an_engine_reporting_another_workspaces_object_as_an_output_stores_nothi
     bucket = f"site-{uuid.uuid4().hex[:8]}"
     moto_server.boto3_client().create_bucket(Bucket=bucket)
     local_victim = make_file(workspace, b"A's local data\n")
-    local_path = Path(local_victim.storage_uri.removeprefix("file://"))
+    victim_path = Path(local_path(local_victim.storage_uri))
     _site_on(settings, moto_server, "s3", bucket)
     bucket_victim = File.objects.get(
         pk=upload(client_for("owner"), workspace, "a.txt", b"A's bucket data\n")
@@ -511,7 +550,7 @@ def test_an_engine_reporting_another_workspaces_object_as_an_output_stores_nothi
             values={"counts": [1]},
             remote_files={"summary": [bucket_victim.storage_uri]},
         ),
-        Collected(succeeded=True, values={"counts": [1]}, files={"summary": [local_path]}),
+        Collected(succeeded=True, values={"counts": [1]}, files={"summary": [victim_path]}),
     ):
         with pytest.raises(runner.OutputError, match="workspace you can't read"):
             runner.register_outputs(job, collected, None)
