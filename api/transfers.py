@@ -216,13 +216,17 @@ def file_upload_complete(
     """Check the uploaded object (exists, declared size and checksum) and make the File READY.
 
     The client uploaded to a staging object: it is copied (server-side) to the file's own key,
-    which no signed URL names, and removed; the copy is what is checked and kept. A missing
-    object leaves the upload pending (the client may still PUT it until it expires). An object
-    of another size or checksum is removed with its File, and the error says why.
+    which no signed URL names, and removed; the copy is what is checked and kept. Objects above
+    ``FERRY_INLINE_VERIFY_MAX_BYTES`` are copied and checked by a worker (the file stays
+    pending meanwhile; the staging object must not change before then). A missing object
+    leaves the upload pending (the client may still PUT it until it expires). An object of
+    another size or checksum is removed with its File, and the error says why.
     """
     require_write(user, file.workspace)
     if file.status != FileStatus.PENDING or file.pending_upload is None:
         raise Conflict("This upload is complete already.", code="not_pending")
+    if file.pending_upload.get("verifying"):
+        raise Conflict("This upload is being checked already.", code="not_pending")
     if file.pending_expires_at and file.pending_expires_at <= timezone.now():
         raise Conflict("This upload has expired; start a new one.", code="upload_expired")
     location, ref = locations.resolve(file.storage_uri)
@@ -234,49 +238,32 @@ def file_upload_complete(
             "This upload was started before an update and can't be completed; start a new one.",
             code="upload_expired",
         )
-    if file.storage_uri == final_uri:  # a completion that stopped after copying: go on
-        staging = file.pending_upload.get("staging_uri") or final_uri
-        if staging != final_uri:
-            _retire_staging(client, buckets.parse_uri(staging), file)
-        info = client.head(ref)
-    else:
-        ref, info = _copy_upload(file, client, ref, buckets.parse_uri(final_uri), parts)
-    problem = _verify(file, info)
-    declared_sha = file.pending_upload.get("declared_sha256") or ""
-    if not problem and declared_sha and not (info.server_sha256 or info.sha256):
-        # The server can't vouch for the sha256 (GCS, multipart, no checksum support): Ferry
-        # reads the object once, inline when small, else in a worker (the file stays pending).
-        if info.size > settings.FERRY_INLINE_VERIFY_MAX_BYTES:
+    if file.storage_uri != final_uri:
+        staged = _assemble(file, client, ref, parts)
+        if staged.size > settings.FERRY_INLINE_VERIFY_MAX_BYTES:
             File.objects.filter(pk=file.pk).update(
-                pending_upload={**file.pending_upload, "verifying": True}
+                pending_upload={**file.pending_upload, "verifying": True, "etag": staged.etag}
             )
             transaction.on_commit(lambda: _enqueue_verification(file.pk))
             file.refresh_from_db()
             return file
-        actual = _sha256_by_reading(client, ref)
-        if actual != declared_sha:
-            problem = f"the object's sha256 is {actual}, not the declared {declared_sha}"
+    problem = _keep_and_check(file, client)
     if problem:
-        _discard(file, client, ref)
         raise UploadCheckFailed(
             f"The upload failed its check: {problem}. The object and the pending file were "
             "removed; upload again.",
             details={"file": [problem]},
         )
-    return _mark_ready(file, info, declared_sha)
+    return file
 
 
-def _copy_upload(
+def _assemble(
     file: File,
     client: buckets.BucketClient,
     staging: buckets.ObjectRef,
-    final: buckets.ObjectRef,
     parts: list[dict[str, Any]] | None,
-) -> tuple[buckets.ObjectRef, buckets.ObjectInfo]:
-    """Assemble the staging object (multipart), copy it to the file's key, point the pending
-    File there and remove the staging object. Returns the kept object and what the bucket says
-    of it; a sha256 the bucket checked on the staging object carries over when the copy
-    provably holds the same bytes."""
+) -> buckets.ObjectInfo:
+    """The uploaded staging object (its parts assembled first for multipart uploads)."""
     assert file.pending_upload is not None
     upload_id = file.pending_upload.get("multipart_upload_id")
     if upload_id:
@@ -300,13 +287,46 @@ def _copy_upload(
             "open until it expires).",
             code="upload_missing",
         )
-    copied = client.copy(staging, final, overwrite=True)
-    if buckets.same_content(staged, copied) is True and not (copied.server_sha256 or copied.sha256):
-        copied = dataclasses.replace(copied, server_sha256=staged.server_sha256)
-    File.objects.filter(pk=file.pk, status=FileStatus.PENDING).update(storage_uri=final.uri)
-    file.storage_uri = final.uri
-    _retire_staging(client, staging, file)
-    return final, copied
+    return staged
+
+
+def _keep_and_check(file: File, client: buckets.BucketClient) -> str:
+    """Copy the staging object to the file's key (unless a completion that stopped half-way
+    did), remove the staging object, check the copy and mark the File READY; or remove it all
+    and return why not. Safe to run again after a crash at any line."""
+    pending = file.pending_upload or {}
+    final_uri = pending.get("final_uri") or file.storage_uri
+    final = buckets.parse_uri(final_uri)
+    staging = buckets.parse_uri(pending.get("staging_uri") or file.storage_uri)
+    if file.storage_uri != final_uri:
+        staged = client.head_or_none(staging)
+        expected = pending.get("etag")
+        if staged is None or (expected and staged.etag != expected):
+            _discard(file, client, staging)
+            return "the uploaded object changed or disappeared after completion was asked for"
+        info = client.copy(staging, final, overwrite=True)
+        if buckets.same_content(staged, info) is True and not (info.server_sha256 or info.sha256):
+            info = dataclasses.replace(info, server_sha256=staged.server_sha256)
+        File.objects.filter(pk=file.pk, status=FileStatus.PENDING).update(storage_uri=final_uri)
+        file.storage_uri = final_uri
+    else:
+        info = client.head(final)
+    if staging.uri != final_uri:
+        _retire_staging(client, staging, file)
+    problem = _verify(file, info)
+    declared_sha = pending.get("declared_sha256") or ""
+    if not problem and declared_sha and not (info.server_sha256 or info.sha256):
+        # The server can't vouch for the sha256 (GCS, multipart, no checksum support): Ferry
+        # reads the object once (in a worker when large).
+        actual = _sha256_by_reading(client, final)
+        if actual != declared_sha:
+            problem = f"the object's sha256 is {actual}, not the declared {declared_sha}"
+    if problem:
+        logger.info("upload %s failed its check: %s; removed", file.pk, problem)
+        _discard(file, client, final)
+        return problem
+    _mark_ready(file, info, declared_sha)
+    return ""
 
 
 def _mark_ready(file: File, info: buckets.ObjectInfo, sha256: str) -> File:
@@ -332,21 +352,15 @@ def _enqueue_verification(file_id: Any) -> None:
 
 
 def verify_upload(file_id: str) -> str:
-    """Worker task: read a large uploaded object once to check its declared sha256; the file
-    becomes READY, or is removed with its object when the bytes differ."""
+    """Worker task: copy a large upload to the file's key and check it (reading it once when
+    the bucket can't vouch for its declared sha256); the file becomes READY, or is removed with
+    its objects when the bytes differ."""
     file = File.objects.filter(pk=file_id, status=FileStatus.PENDING).first()
     if file is None or not (file.pending_upload or {}).get("verifying"):
         return "nothing to verify"
-    location, ref = locations.resolve(file.storage_uri)
-    client = location.client()
-    declared = (file.pending_upload or {}).get("declared_sha256") or ""
-    actual = _sha256_by_reading(client, ref)
-    if actual != declared:
-        logger.info("upload %s: sha256 %s, declared %s; removed", file_id, actual, declared)
-        _discard(file, client, ref)
-        return "checksum mismatch: removed"
-    _mark_ready(file, client.head(ref), declared)
-    return "ready"
+    location, _ref = locations.resolve(file.storage_uri)
+    problem = _keep_and_check(file, location.client())
+    return f"{problem}: removed" if problem else "ready"
 
 
 def upload_cancel(*, file: File) -> None:

@@ -597,3 +597,59 @@ def test_completing_again_after_a_completion_stopped_halfway_keeps_the_file(
     transfers.pending_uploads_expire(now=later)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == [final_key]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_large_upload_copied_by_a_worker_keeps_the_bytes_completion_saw(
+    settings: Any,
+    seaweedfs: S3Server,
+    workspace: Workspace,
+    client_for: Callable[[str], APIClient],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Above FERRY_INLINE_VERIFY_MAX_BYTES a worker copies and checks the upload (202 first).
+    Bytes PUT through the URL after completion was asked for, before the worker ran, are
+    refused (the upload is removed), and after it, change nothing."""
+    from api import transfers
+
+    settings.FERRY_INLINE_VERIFY_MAX_BYTES = 8
+    bucket = f"site-{uuid.uuid4().hex[:8]}"
+    s3 = seaweedfs.boto3_client()
+    s3.create_bucket(Bucket=bucket)
+    _site_on(settings, seaweedfs, "s3", bucket)
+    owner = client_for("owner")
+    data, other = b"large enough content\n", b"LARGE ENOUGH SWAPPED\n"
+
+    def start() -> tuple[str, dict[str, Any]]:
+        started = owner.post(
+            "/api/files/uploads/",
+            {"workspace": str(workspace.pk), "name": "l.txt", "size": len(data)},
+            format="json",
+        ).json()
+        up = started["upload"]
+        assert requests.put(up["url"], data=data, headers=up["headers"], timeout=30).ok
+        return started["file"]["id"], up
+
+    # Swapped between completion and the worker: refused.
+    file_id, up = start()
+    done = owner.post(f"/api/files/uploads/{file_id}/complete/", {}, format="json")
+    assert done.status_code == 202, done.content
+    again = owner.post(f"/api/files/uploads/{file_id}/complete/", {}, format="json")
+    assert again.status_code == 409
+    assert requests.put(up["url"], data=other, headers=up["headers"], timeout=30).ok
+    assert "changed" in transfers.verify_upload(file_id)
+    assert not File.objects.filter(pk=file_id).exists()
+
+    # The worker ran: later PUTs change nothing.
+    file_id, up = start()
+    with django_capture_on_commit_callbacks(execute=True):
+        done = owner.post(f"/api/files/uploads/{file_id}/complete/", {}, format="json")
+    assert done.status_code == 202, done.content
+    assert File.objects.get(pk=file_id).status == "ready"
+    requests.put(up["url"], data=other, headers=up["headers"], timeout=30)
+    assert _served(owner, file_id) == data
+    later = timezone.now() + datetime.timedelta(seconds=settings.FERRY_SIGNED_URL_EXPIRES_S + 61)
+    transfers.pending_uploads_expire(now=later)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [File.objects.get(pk=file_id).storage_uri.split("/", 3)[3]]
