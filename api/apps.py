@@ -8,7 +8,12 @@ class ApiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core import checks
         from django.db.backends.signals import connection_created
+
+        from .locations import check_import_locations
+
+        checks.register(check_import_locations)
 
         from . import schema  # noqa: F401  (registers the OpenAPI extension for API tokens)
         from .private_paths import ensure_private_dirs, protect_sqlite_file

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .crypto import decrypt_secret, encrypt_secret, rotate
-from .errors import ApplicationError, Conflict
+from .errors import ApplicationError, Conflict, field_error
 from .models import Credential, CredentialKind, User
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,9 @@ def bucket_config(kind: str, config: dict[str, Any], secret: dict[str, Any]) -> 
             details={"config.location": [f"Use a {_SCHEMES[kind]}:// URI."]},
         )
     # Not connection settings: where the location is, and whether every user may use it.
-    values = {k: v for k, v in config.items() if k not in ("location", "shared")}
+    values = {
+        k: v for k, v in config.items() if k not in ("location", "shared", "workspace_storage")
+    }
     values.update({k: v for k, v in secret.items() if k != "service_account_json"})
     if secret.get("service_account_json"):
         values["credentials_json"] = secret["service_account_json"]
@@ -85,6 +87,56 @@ def _validate(kind: str, config: dict[str, Any], secret: dict[str, Any] | None) 
         raise ApplicationError(f"{first}: {details[first][0]}", details=details)
 
 
+def _check_location_roles(kind: str, config: dict[str, Any], credential: Any = None) -> None:
+    """A bucket location every user may import from (``shared``) must not overlap a location
+    workspace files are stored in (the site's, workspaces' own, ``workspace_storage`` ones):
+    else anyone could import other workspaces' objects. Refused with the field named."""
+    from django.conf import settings
+
+    from . import locations
+
+    if kind not in _SCHEMES:
+        return
+    raw = str(config.get("location") or "").strip()
+    if not raw:
+        return
+    shared, storage = bool(config.get("shared")), bool(config.get("workspace_storage"))
+    if shared and storage:
+        raise field_error(
+            "config.shared",
+            "A location can't be both shared for imports and workspace storage; register two "
+            "separate prefixes.",
+        )
+    pk = credential.pk if credential is not None else None
+    if shared:
+        for prefix, what in locations.workspace_storage_prefixes(except_credential=pk):
+            if locations.overlap(raw, prefix):
+                raise field_error(
+                    "config.location",
+                    f"{raw} is shared (every user may import from it) and overlaps {prefix}, "
+                    f"where workspace files are stored ({what}).",
+                    code="location_refused",
+                )
+    if storage:
+        candidates = Credential.objects.filter(kind__in=list(_SCHEMES))
+        if pk is not None:
+            candidates = candidates.exclude(pk=pk)
+        others = [
+            (str(other.config.get("location")), f"credential {other.name}")
+            for other in candidates
+            if other.config.get("shared") and other.config.get("location")
+        ]
+        others += [(uri, "FERRY_IMPORT_LOCATIONS") for uri in settings.FERRY_IMPORT_LOCATIONS]
+        for prefix, what in others:
+            if locations.overlap(raw, prefix):
+                raise field_error(
+                    "config.location",
+                    f"{raw} is for workspace storage and overlaps {prefix}, from which every "
+                    f"user may import ({what}).",
+                    code="location_refused",
+                )
+
+
 def credential_check(credential: Credential) -> Credential:
     """Try the credential for real and record the outcome (never raises for a bad secret)."""
     checker = CHECKERS.get(credential.kind)
@@ -113,6 +165,7 @@ def credential_create(
     *, user: User, name: str, kind: str, config: dict[str, Any], secret: dict[str, Any]
 ) -> Credential:
     _validate(kind, config, secret)
+    _check_location_roles(kind, config)
     if Credential.objects.filter(name=name).exists():
         raise ApplicationError(
             f"A credential named {name} exists already.",
@@ -139,6 +192,7 @@ def credential_update(
 ) -> Credential:
     new_config = credential.config if config is None else config
     _validate(credential.kind, new_config, secret)
+    _check_location_roles(credential.kind, new_config, credential)
     with transaction.atomic():
         if name is not None:
             if Credential.objects.filter(name=name).exclude(pk=credential.pk).exists():

@@ -8,13 +8,19 @@ prefix; a URI outside every location is refused.
 
 Who may use a location: files are written (uploads, job results) to a workspace's location by
 whoever may write to the workspace. A workspace's location may be set to a credential's location
-(by staff, or by its owners when the credential's config says ``"shared": true``). Objects may be
-imported by staff from any location, and by users only from shared ones (shared credentials and
-``FERRY_IMPORT_LOCATIONS``, which are read-only).
+(by staff, or by its owners when the credential's config says ``"workspace_storage": true``).
+Objects may be imported by staff from any location, and by users only from shared ones (shared
+credentials, ``"shared": true``, and ``FERRY_IMPORT_LOCATIONS``, which are read-only).
+
+Workspace storage and shared import locations never overlap: a credential or setting that would
+make them overlap is refused. And whatever the locations, a user imports no object under a
+workspace's own prefix (``…/workspaces/<id>/``) of a workspace they can't read, nor an object
+that a file of such a workspace stands for.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +50,8 @@ class Location:
     uri: str  # "file:///abs/dir/", "s3://bucket/prefix/" (always ends with "/")
     config: buckets.BucketConfig | None = None  # None for local storage
     source: str = "site"  # "site", "credential:<name>", "import"
-    shared: bool = True  # usable by non-staff users
+    shared: bool = True  # non-staff users may import its objects
+    workspace_storage: bool = False  # workspace owners may store their files here
 
     @property
     def scheme(self) -> str:
@@ -137,6 +144,7 @@ def _credential_location(credential: Credential) -> Location | None:
         config=config,
         source=f"credential:{credential.name}",
         shared=bool(credential.config.get("shared")),
+        workspace_storage=bool(credential.config.get("workspace_storage")),
     )
 
 
@@ -177,6 +185,7 @@ def workspace_location(workspace: Workspace) -> Location:
                 config=location.config,
                 source=location.source,
                 shared=location.shared,
+                workspace_storage=location.workspace_storage,
             )
         raise ApplicationError(
             f"The workspace's storage location {workspace.storage_location} is not registered "
@@ -185,6 +194,51 @@ def workspace_location(workspace: Workspace) -> Location:
             code="storage_unavailable",
         )
     return site_location()
+
+
+def overlap(a: str, b: str) -> bool:
+    """True when one prefix lies inside the other (``s3://b/x/`` and ``s3://b/x/y/``)."""
+    a, b = _prefix(a), _prefix(b)
+    return a.startswith(b) or b.startswith(a)
+
+
+def import_locations() -> list[Location]:
+    """The locations every user may import from: shared credentials and FERRY_IMPORT_LOCATIONS."""
+    return [loc for loc in registered_locations() if loc.shared and not loc.is_local]
+
+
+def workspace_storage_prefixes(*, except_credential: Any = None) -> list[tuple[str, str]]:
+    """Every prefix workspace files are written under, with what puts them there: the site's
+    bucket, workspaces' chosen locations, and credentials owners may choose."""
+    found: list[tuple[str, str]] = []
+    site = site_location()
+    if not site.is_local:
+        found.append((site.uri, "FERRY_STORAGE_LOCATION"))
+    for raw in (
+        Workspace.objects.exclude(storage_location="")
+        .values_list("storage_location", flat=True)
+        .distinct()
+    ):
+        found.append((_prefix(raw), "a workspace's storage_location"))
+    for credential in Credential.objects.filter(kind__in=list(_BUCKET_KINDS)).exclude(
+        pk=except_credential
+    ):
+        if credential.config.get("workspace_storage") and credential.config.get("location"):
+            found.append(
+                (_prefix(str(credential.config["location"])), f"credential {credential.name}")
+            )
+    return found
+
+
+_WORKSPACE_SEGMENT = re.compile(
+    r"(?:^|/)workspaces/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12})(?:/|$)"
+)
+
+
+def workspace_ids_in(key: str) -> set[uuid.UUID]:
+    """The workspaces whose own storage prefix (``…/workspaces/<id>/``) a key lies under."""
+    return {uuid.UUID(m.group(1)) for m in _WORKSPACE_SEGMENT.finditer(key)}
 
 
 def may_import(user: User, location: Location) -> bool:
@@ -216,10 +270,21 @@ def check_storage_location(user: User, raw: str, *, field: str = "storage_locati
             "admin registers bucket locations as credentials.",
             code="location_refused",
         )
-    if not (user.is_staff or location.shared):
+    if not (user.is_staff or location.workspace_storage):
         raise field_error(
-            field, f"You may not use {location.uri} (ask an admin to share it).", code="forbidden"
+            field,
+            f"You may not store files in {location.uri} (an admin marks a credential's location "
+            'with "workspace_storage": true for owners to choose it).',
+            code="forbidden",
         )
+    for shared in import_locations():
+        if overlap(shared.uri, normalized):
+            raise field_error(
+                field,
+                f"{normalized} overlaps {shared.uri}, from which every user may import; "
+                "workspace files can't be stored there.",
+                code="location_refused",
+            )
     return normalized
 
 
@@ -243,7 +308,38 @@ def local_path_of(uri: str) -> Path:
     return path
 
 
+def upload_staging_key(workspace_id: Any, file_id: uuid.UUID, name: str) -> str:
+    """Where a direct upload's signed URLs put the bytes until completion copies them to the
+    file's :func:`object_key` (under the workspace's prefix, so no stranger imports them)."""
+    return f"workspaces/{workspace_id}/uploads/{file_id}/{name}"
+
+
 def object_key(workspace_id: Any, file_id: uuid.UUID, name: str) -> str:
     """Where a new file's object goes under its location: grouped by workspace, named for
     people browsing the bucket, unique by the file's id."""
     return f"workspaces/{workspace_id}/files/{file_id}/{name}"
+
+
+def check_import_locations(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """System check: no FERRY_IMPORT_LOCATIONS entry (every user may import from it) overlaps
+    FERRY_STORAGE_LOCATION, where every workspace's files are stored."""
+    from django.core import checks
+
+    site = (settings.FERRY_STORAGE_LOCATION or "").strip()
+    errors: list[Any] = []
+    for raw in settings.FERRY_IMPORT_LOCATIONS:
+        try:
+            ref = buckets.parse_uri(raw)
+        except buckets.InvalidObjectURI as exc:
+            errors.append(checks.Error(f"FERRY_IMPORT_LOCATIONS: {exc.message}", id="ferry.E021"))
+            continue
+        if site and overlap(ref.uri, site):
+            errors.append(
+                checks.Error(
+                    f"FERRY_IMPORT_LOCATIONS entry {raw} overlaps FERRY_STORAGE_LOCATION {site}: "
+                    "every user could import other workspaces' files.",
+                    hint="Use a prefix apart from the site's storage location.",
+                    id="ferry.E020",
+                )
+            )
+    return errors

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -21,6 +23,37 @@ def files_visible_to(user: Any) -> QuerySet[File]:
     if user.is_staff:
         return files
     return files.filter(workspace__memberships__user=user)
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def object_of_unreadable_workspace(user: Any, uri: str) -> bool:
+    """True when a stored object belongs to a workspace ``user`` can't read: it lies under
+    that workspace's own prefix (``…/workspaces/<id>/``), a managed file of it (an upload or a
+    result Ferry wrote) stands for it, or its path names one of its jobs or files (an engine's
+    folders: Cromwell's ``<workflow>/<job id>/…``, staged inputs ``<job id>/<file id>/…``).
+    Staff read everything."""
+    from operations.models import Job
+
+    from .locations import workspace_ids_in
+
+    if user.is_staff:
+        return False
+    readable = workspaces_visible_to(user)
+    key = uri.partition("://")[2].partition("/")[2]
+    named = workspace_ids_in(key)
+    if named - set(readable.filter(pk__in=named).values_list("pk", flat=True)):
+        return True
+    ids = {uuid.UUID(found) for found in _UUID.findall(key)}
+    if ids and (
+        Job.objects.filter(pk__in=ids).exclude(workspace__in=readable).exists()
+        or File.objects.filter(pk__in=ids).exclude(workspace__in=readable).exists()
+    ):
+        return True
+    return (
+        File.objects.filter(storage_uri=uri, managed=True).exclude(workspace__in=readable).exists()
+    )
 
 
 def role_in(user: Any, workspace: Workspace) -> Role | None:

@@ -10,6 +10,23 @@ from .models import ApiToken, File, FileType, Membership, Role, User, Workspace
 from .selectors import role_in
 
 
+class StaffOnlyFieldsMixin:
+    """Fields only staff see (blank for everyone else): where objects are stored, where code
+    came from and how it was built are the site's business, and a URI shown is a URI leaked."""
+
+    staff_only_fields: tuple[str, ...] = ()
+    context: dict[str, Any]
+
+    def to_representation(self, instance: Any) -> Any:
+        data = super().to_representation(instance)  # type: ignore[misc]
+        request = self.context.get("request")
+        if request is None or not getattr(request.user, "is_staff", False):
+            for name in self.staff_only_fields:
+                if name in data:
+                    data[name] = ""
+        return data
+
+
 class UserSerializer(serializers.ModelSerializer[User]):
     class Meta:
         model = User
@@ -104,7 +121,8 @@ class MemberUpdateSerializer(serializers.Serializer[Any]):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class FileSerializer(serializers.ModelSerializer[File]):
+class FileSerializer(StaffOnlyFieldsMixin, serializers.ModelSerializer[File]):
+    staff_only_fields = ("storage_uri",)
     owner = serializers.EmailField(source="owner.email", read_only=True)
     download_url = serializers.SerializerMethodField()
     upload_expires_at = serializers.DateTimeField(
@@ -137,6 +155,7 @@ class FileSerializer(serializers.ModelSerializer[File]):
             "download_url",
         ]
         read_only_fields = fields
+        extra_kwargs = {"storage_uri": {"help_text": "Where the bytes are stored (staff only)."}}
 
     def get_download_url(self, obj: File) -> str:
         from django.urls import reverse

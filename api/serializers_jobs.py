@@ -8,10 +8,12 @@ from rest_framework import serializers
 
 from operations.models import Job, Operation
 
-from .serializers import FileSerializer
+from .serializers import FileSerializer, StaffOnlyFieldsMixin
 
 
-class OperationSerializer(serializers.ModelSerializer[Operation]):
+class OperationSerializer(StaffOnlyFieldsMixin, serializers.ModelSerializer[Operation]):
+    staff_only_fields = ("source", "build_log")
+
     class Meta:
         model = Operation
         fields = [
@@ -28,12 +30,17 @@ class OperationSerializer(serializers.ModelSerializer[Operation]):
             "hidden",
         ]
         read_only_fields = fields
+        extra_kwargs = {"source": {"help_text": "Folder or repository it came from (staff only)."}}
 
 
 class OperationDetailSerializer(OperationSerializer):
     class Meta(OperationSerializer.Meta):
         fields = [*OperationSerializer.Meta.fields, "build_log"]
         read_only_fields = fields
+        extra_kwargs = {
+            **OperationSerializer.Meta.extra_kwargs,
+            "build_log": {"help_text": "The image build's log (staff only)."},
+        }
 
 
 class OperationAddSerializer(serializers.Serializer[Any]):

@@ -5,6 +5,7 @@ uploads that never completed. Ferry signs and checks; it never carries these byt
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import logging
@@ -20,6 +21,7 @@ from . import buckets, locations
 from .errors import ApplicationError, Conflict, field_error
 from .filetypes import content_type_for, guess_file_type
 from .models import DiscardedUpload, File, FileStatus, FileType, User, Workspace
+from .selectors import object_of_unreadable_workspace
 from .services import clean_file_name, require_write
 
 logger = logging.getLogger(__name__)
@@ -84,12 +86,17 @@ def file_upload_start(
     location = _direct_location(workspace)
     client = location.client()
     file_id = uuid.uuid4()
-    ref = location.ref().child(locations.object_key(workspace.pk, file_id, name))
+    # The client's URLs name a staging object; completion copies it to the file's key, which
+    # no URL ever names, so nothing sent through them later changes the stored file.
+    ref = location.ref().child(locations.upload_staging_key(workspace.pk, file_id, name))
+    final = location.ref().child(locations.object_key(workspace.pk, file_id, name))
     expires_s = settings.FERRY_SIGNED_URL_EXPIRES_S
     pending: dict[str, Any] = {
         "declared_sha256": sha256,
         "declared_md5": md5,
         "declared_crc32c": crc32c,
+        "staging_uri": ref.uri,
+        "final_uri": final.uri,
     }
     if isinstance(client, buckets.S3Bucket) and size > settings.FERRY_MULTIPART_UPLOAD_ABOVE:
         signed = client.presign_multipart(
@@ -186,16 +193,21 @@ def _discard(file: File, client: buckets.BucketClient, ref: buckets.ObjectRef) -
             client.abort_multipart(ref, upload_id)
         except buckets.BucketError as exc:
             logger.info("abort of multipart upload for %s: %s", file.pk, exc.message)
+    _retire_staging(client, ref, file)
+    file.delete()
+
+
+def _retire_staging(client: buckets.BucketClient, ref: buckets.ObjectRef, file: File) -> None:
+    """Remove an upload's staging object. Its signed URLs still work for a while: the sweep
+    removes anything PUT there later (every URL signed until now has expired by then)."""
     try:
         client.delete(ref)
     except buckets.BucketError as exc:
         logger.warning("could not remove the object of upload %s: %s", file.pk, exc.message)
-    # Its signed URL still works for a while: the sweep removes anything PUT there later.
     DiscardedUpload.objects.create(
-        uri=file.storage_uri,
+        uri=ref.uri,
         until=timezone.now() + datetime.timedelta(seconds=settings.FERRY_SIGNED_URL_EXPIRES_S + 60),
     )
-    file.delete()
 
 
 def file_upload_complete(
@@ -203,16 +215,56 @@ def file_upload_complete(
 ) -> File:
     """Check the uploaded object (exists, declared size and checksum) and make the File READY.
 
-    A missing object leaves the upload pending (the client may still PUT it until it expires).
-    An object of another size or checksum is removed with its File, and the error says why.
+    The client uploaded to a staging object: it is copied (server-side) to the file's own key,
+    which no signed URL names, and removed; the copy is what is checked and kept. Objects above
+    ``FERRY_INLINE_VERIFY_MAX_BYTES`` are copied and checked by a worker (the file stays
+    pending meanwhile; the staging object must not change before then). A missing object
+    leaves the upload pending (the client may still PUT it until it expires). An object of
+    another size or checksum is removed with its File, and the error says why.
     """
     require_write(user, file.workspace)
     if file.status != FileStatus.PENDING or file.pending_upload is None:
         raise Conflict("This upload is complete already.", code="not_pending")
+    if file.pending_upload.get("verifying"):
+        raise Conflict("This upload is being checked already.", code="not_pending")
     if file.pending_expires_at and file.pending_expires_at <= timezone.now():
         raise Conflict("This upload has expired; start a new one.", code="upload_expired")
     location, ref = locations.resolve(file.storage_uri)
     client = location.client()
+    final_uri = file.pending_upload.get("final_uri")
+    if not final_uri:  # signed by an older version straight to the file's key: not kept
+        _discard(file, client, ref)
+        raise Conflict(
+            "This upload was started before an update and can't be completed; start a new one.",
+            code="upload_expired",
+        )
+    if file.storage_uri != final_uri:
+        staged = _assemble(file, client, ref, parts)
+        if staged.size > settings.FERRY_INLINE_VERIFY_MAX_BYTES:
+            File.objects.filter(pk=file.pk).update(
+                pending_upload={**file.pending_upload, "verifying": True, "etag": staged.etag}
+            )
+            transaction.on_commit(lambda: _enqueue_verification(file.pk))
+            file.refresh_from_db()
+            return file
+    problem = _keep_and_check(file, client)
+    if problem:
+        raise UploadCheckFailed(
+            f"The upload failed its check: {problem}. The object and the pending file were "
+            "removed; upload again.",
+            details={"file": [problem]},
+        )
+    return file
+
+
+def _assemble(
+    file: File,
+    client: buckets.BucketClient,
+    staging: buckets.ObjectRef,
+    parts: list[dict[str, Any]] | None,
+) -> buckets.ObjectInfo:
+    """The uploaded staging object (its parts assembled first for multipart uploads)."""
+    assert file.pending_upload is not None
     upload_id = file.pending_upload.get("multipart_upload_id")
     if upload_id:
         if not parts:
@@ -222,42 +274,59 @@ def file_upload_complete(
         if not isinstance(client, buckets.S3Bucket):
             raise ApplicationError("Multipart completion is only for S3 locations.")
         try:
-            client.complete_multipart(ref, upload_id, parts)
+            client.complete_multipart(staging, upload_id, parts)
         except buckets.BucketError as exc:
             raise UploadCheckFailed(
                 f"The bucket refused to assemble the parts: {exc.message}",
                 details={"parts": [exc.message]},
             ) from None
-    info = client.head_or_none(ref)
-    if info is None:
+    staged = client.head_or_none(staging)
+    if staged is None:
         raise UploadCheckFailed(
             "Nothing was uploaded yet: PUT the file to the signed URL first (the upload stays "
             "open until it expires).",
             code="upload_missing",
         )
+    return staged
+
+
+def _keep_and_check(file: File, client: buckets.BucketClient) -> str:
+    """Copy the staging object to the file's key (unless a completion that stopped half-way
+    did), remove the staging object, check the copy and mark the File READY; or remove it all
+    and return why not. Safe to run again after a crash at any line."""
+    pending = file.pending_upload or {}
+    final_uri = pending.get("final_uri") or file.storage_uri
+    final = buckets.parse_uri(final_uri)
+    staging = buckets.parse_uri(pending.get("staging_uri") or file.storage_uri)
+    if file.storage_uri != final_uri:
+        staged = client.head_or_none(staging)
+        expected = pending.get("etag")
+        if staged is None or (expected and staged.etag != expected):
+            _discard(file, client, staging)
+            return "the uploaded object changed or disappeared after completion was asked for"
+        info = client.copy(staging, final, overwrite=True)
+        if buckets.same_content(staged, info) is True and not (info.server_sha256 or info.sha256):
+            info = dataclasses.replace(info, server_sha256=staged.server_sha256)
+        File.objects.filter(pk=file.pk, status=FileStatus.PENDING).update(storage_uri=final_uri)
+        file.storage_uri = final_uri
+    else:
+        info = client.head(final)
+    if staging.uri != final_uri:
+        _retire_staging(client, staging, file)
     problem = _verify(file, info)
-    declared_sha = file.pending_upload.get("declared_sha256") or ""
+    declared_sha = pending.get("declared_sha256") or ""
     if not problem and declared_sha and not (info.server_sha256 or info.sha256):
         # The server can't vouch for the sha256 (GCS, multipart, no checksum support): Ferry
-        # reads the object once, inline when small, else in a worker (the file stays pending).
-        if info.size > settings.FERRY_INLINE_VERIFY_MAX_BYTES:
-            File.objects.filter(pk=file.pk).update(
-                pending_upload={**file.pending_upload, "verifying": True}
-            )
-            transaction.on_commit(lambda: _enqueue_verification(file.pk))
-            file.refresh_from_db()
-            return file
-        actual = _sha256_by_reading(client, ref)
+        # reads the object once (in a worker when large).
+        actual = _sha256_by_reading(client, final)
         if actual != declared_sha:
             problem = f"the object's sha256 is {actual}, not the declared {declared_sha}"
     if problem:
-        _discard(file, client, ref)
-        raise UploadCheckFailed(
-            f"The upload failed its check: {problem}. The object and the pending file were "
-            "removed; upload again.",
-            details={"file": [problem]},
-        )
-    return _mark_ready(file, info, declared_sha)
+        logger.info("upload %s failed its check: %s; removed", file.pk, problem)
+        _discard(file, client, final)
+        return problem
+    _mark_ready(file, info, declared_sha)
+    return ""
 
 
 def _mark_ready(file: File, info: buckets.ObjectInfo, sha256: str) -> File:
@@ -283,21 +352,15 @@ def _enqueue_verification(file_id: Any) -> None:
 
 
 def verify_upload(file_id: str) -> str:
-    """Worker task: read a large uploaded object once to check its declared sha256; the file
-    becomes READY, or is removed with its object when the bytes differ."""
+    """Worker task: copy a large upload to the file's key and check it (reading it once when
+    the bucket can't vouch for its declared sha256); the file becomes READY, or is removed with
+    its objects when the bytes differ."""
     file = File.objects.filter(pk=file_id, status=FileStatus.PENDING).first()
     if file is None or not (file.pending_upload or {}).get("verifying"):
         return "nothing to verify"
-    location, ref = locations.resolve(file.storage_uri)
-    client = location.client()
-    declared = (file.pending_upload or {}).get("declared_sha256") or ""
-    actual = _sha256_by_reading(client, ref)
-    if actual != declared:
-        logger.info("upload %s: sha256 %s, declared %s; removed", file_id, actual, declared)
-        _discard(file, client, ref)
-        return "checksum mismatch: removed"
-    _mark_ready(file, client.head(ref), declared)
-    return "ready"
+    location, _ref = locations.resolve(file.storage_uri)
+    problem = _keep_and_check(file, location.client())
+    return f"{problem}: removed" if problem else "ready"
 
 
 def upload_cancel(*, file: File) -> None:
@@ -381,6 +444,12 @@ def file_import(
         raise field_error(
             "uri",
             f"You may not import from {location.uri} (ask an admin to share it).",
+            code="forbidden",
+        )
+    if object_of_unreadable_workspace(user, ref.uri):  # removed members, strangers with a URI
+        raise field_error(
+            "uri",
+            f"{ref.uri} belongs to a workspace you can't read; it can't be imported.",
             code="forbidden",
         )
     try:

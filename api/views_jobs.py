@@ -90,7 +90,7 @@ class OperationViewSet(
             added_by=current_user(request),
         )
         return Response(
-            OperationDetailSerializer(operation).data,
+            OperationDetailSerializer(operation, context={"request": request}).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
@@ -101,7 +101,7 @@ class OperationViewSet(
         data.is_valid(raise_exception=True)
         Operation.objects.filter(pk=operation.pk).update(hidden=data.validated_data["hidden"])
         operation.refresh_from_db()
-        return Response(OperationDetailSerializer(operation).data)
+        return Response(OperationDetailSerializer(operation, context={"request": request}).data)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if not kwargs.get("partial"):

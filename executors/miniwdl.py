@@ -789,8 +789,10 @@ class MiniwdlExecutor(Executor):
         raw = _read_json(run_root / OUTPUTS_JSON)
         if not isinstance(raw, dict):
             raise ExecutorError("miniwdl's outputs.json is unreadable")
-        # The job's input files (Ferry lists them), else every input naming an existing file.
-        allowed_inputs = _input_paths(spec.get("input_files") or spec.get("inputs") or {})
+        # The job's input files when Ferry lists them (an empty list too: then a String input
+        # naming a host file is no file of the run), else every input naming an existing file.
+        listed = spec["input_files"] if "input_files" in spec else spec.get("inputs")
+        allowed_inputs = _input_paths(listed or {})
         values: dict[str, Any] = {}
         files: dict[str, list[Path]] = {}
         structured: dict[str, Any] = {}

@@ -16,6 +16,7 @@ from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import IntegrityError
@@ -26,6 +27,7 @@ from api import storage
 from api.buckets import BucketUnavailable
 from api.errors import ApplicationError
 from api.locations import LocationRefused
+from api.selectors import object_of_unreadable_workspace
 from api.services import file_register_object, file_register_result
 from executors.base import (
     Collected,
@@ -453,6 +455,9 @@ def register_outputs(
                 f"The output '{name}' names {ref}, outside the executor's "
                 f"outputs_location {outputs_location}."
             )
+        _refuse_foreign_outputs(
+            job, name, [ref if isinstance(ref, str) else "file://" + quote(str(ref))]
+        )
     file_ids = [_result_file_id(job, name, position) for name, position, _ in leaves]
     names = distinct_file_names(
         [
@@ -494,6 +499,16 @@ def _no_files(position: Position, ref: Any) -> Any:
     raise OutputShapeError(position, "holds a file where the spec declares none")
 
 
+def _refuse_foreign_outputs(job: Job, name: str, uris: list[str]) -> None:
+    """An engine may report any path or URI as a File output (e.g. a String input passed
+    through): never one of another workspace's objects the job's owner can't read."""
+    for uri in uris:
+        if object_of_unreadable_workspace(job.owner, uri):
+            raise OutputError(
+                f"The output '{name}' names a stored object of a workspace you can't read."
+            )
+
+
 def _file_spec_at(spec: dict[str, Any], position: Position) -> dict[str, Any]:
     """The ``file`` node of an output's spec that the file at ``position`` belongs to."""
     node = spec
@@ -511,7 +526,7 @@ def _file_spec_at(spec: dict[str, Any], position: Position) -> dict[str, Any]:
 
 
 def _cleanup(executor: Executor, job: Job) -> None:
-    remove_staged_inputs(job)
+    remove_staged_inputs(job, executor.options.get("inputs_location"))
     try:
         executor.cleanup(job)
         remove = getattr(executor, "remove_workdir", None)

@@ -131,6 +131,7 @@ def _bucket_input(job: Job, executor: Executor, file_id: str, uri: str) -> str:
         if ref.scheme == staging_ref.scheme and ref.bucket == staging_ref.bucket:
             return uri
     destination = staging_ref.child(f"{job.pk}/{file_id}/{_safe_name(uri)}")
+    _record_staged(job, destination.uri)  # before the copy: a worker may die during it
     if storage.is_local(uri):
         with open(storage.local_path(uri), "rb") as fh:
             size = Path(storage.local_path(uri)).stat().st_size
@@ -144,14 +145,26 @@ def _bucket_input(job: Job, executor: Executor, file_id: str, uri: str) -> str:
     return destination.uri
 
 
-def _uris_in(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [u for item in value for u in _uris_in(item)]
-    if isinstance(value, dict):
-        return [u for item in value.values() for u in _uris_in(item)]
-    return []
+def _record_staged(job: Job, uri: str) -> None:
+    """Note a copy Ferry is about to make for this job, so its clean-up removes it, and only
+    what was noted here: the run's input values (a String may hold any URI) are never read
+    for what to delete."""
+    staged = list(job.run_spec.get("staged") or [])
+    if uri in staged:
+        return
+    staged.append(uri)
+    job.run_spec = {**job.run_spec, "staged": staged}
+    Job.objects.filter(pk=job.pk).update(run_spec=job.run_spec)
+
+
+def _staging_prefix(job: Job, staging: str | None) -> str | None:
+    """Where this job's input copies go: ``<inputs_location>/<job id>/``."""
+    if not staging:
+        return None
+    try:
+        return buckets.parse_uri(str(staging)).child(f"{job.pk}/").uri
+    except buckets.InvalidObjectURI:
+        return None
 
 
 def prepare_wdl_run(job: Job, executor: Executor) -> None:
@@ -178,12 +191,7 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
         spec["inputs"] = wdl.build_inputs(
             spec["workflow_name"], job.operation.spec, spec.get("values", {}), location
         )
-        originals = set(files.values())
-        spec["staged"] = (
-            sorted({u for u in _uris_in(spec["inputs"]) if u not in originals and "://" in u})
-            if reads_buckets(executor)
-            else []
-        )
+        spec["staged"] = list(job.run_spec.get("staged") or [])  # as _record_staged noted
         if not reads_buckets(executor):
             # The only host files the run may name as outputs besides its own (miniwdl).
             spec["input_files"] = sorted(set(local_files))
@@ -258,9 +266,18 @@ def _check_with_miniwdl(executor: Executor, source: str) -> None:
         ) from exc
 
 
-def remove_staged_inputs(job: Job) -> None:
-    """Delete the copies of a finished job's inputs in its Cromwell's ``inputs_location``."""
+def remove_staged_inputs(job: Job, inputs_location: str | None) -> None:
+    """Delete the copies of a finished job's inputs in its Cromwell's ``inputs_location``:
+    only those under the job's own staging prefix, and never an object a File stands for
+    (runs prepared by older versions listed other URIs here too)."""
+    prefix = _staging_prefix(job, inputs_location)
     for uri in job.run_spec.get("staged", []):
+        if not isinstance(uri, str) or prefix is None or not uri.startswith(prefix):
+            logger.warning("job %s: not removing %s, which Ferry did not stage", job.pk, uri)
+            continue
+        if File.objects.filter(storage_uri=uri).exists():
+            logger.warning("job %s: not removing %s, which a file stands for", job.pk, uri)
+            continue
         try:
             storage.delete_object(uri)
         except ApplicationError as exc:

@@ -88,9 +88,11 @@ def test_api_upload_streams_into_the_site_bucket(
     )
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["storage_uri"].startswith(f"s3://{seaweed_site}/ferry/workspaces/{workspace.pk}/")
+    assert File.objects.get(pk=body["id"]).storage_uri.startswith(
+        f"s3://{seaweed_site}/ferry/workspaces/{workspace.pk}/"
+    )
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
-    key = body["storage_uri"].split("/", 3)[3]
+    key = File.objects.get(pk=body["id"]).storage_uri.split("/", 3)[3]
     head = seaweedfs.boto3_client().head_object(Bucket=seaweed_site, Key=key)
     assert head["ContentLength"] == len(data)
 
@@ -182,6 +184,7 @@ def test_completion_refuses_wrong_size_and_checksum_and_removes_the_object(
     }
     for word, sent in cases.items():
         started = _start(owner, workspace, data, sha256=hashlib.sha256(data).hexdigest()).json()
+        key = File.objects.get(pk=started["file"]["id"]).storage_uri.split("/", 3)[3]
         # moto checks neither length nor checksum: the wrong bytes land in the bucket.
         requests.put(started["upload"]["url"], data=sent, timeout=30)
         done = owner.post(
@@ -191,7 +194,6 @@ def test_completion_refuses_wrong_size_and_checksum_and_removes_the_object(
         assert done.json()["code"] == "upload_check_failed"
         assert word in done.json()["message"]
         assert not File.objects.filter(pk=started["file"]["id"]).exists()
-        key = started["file"]["storage_uri"].split("/", 3)[3]
         listing = moto_server.boto3_client().list_objects_v2(Bucket=moto_site, Prefix=key)
         assert listing.get("KeyCount", 0) == 0
 
@@ -291,7 +293,9 @@ def test_direct_upload_is_refused_for_local_storage_and_bad_input(
 
 @pytest.fixture
 def registered(users: dict[str, User], seaweedfs: S3Server) -> Callable[..., Credential]:
-    def register(name: str, bucket: str, *, shared: bool, **secret: str) -> Credential:
+    def register(
+        name: str, bucket: str, *, shared: bool, workspace_storage: bool = False, **secret: str
+    ) -> Credential:
         _bucket(seaweedfs, bucket)
         return credential_create(
             user=users["staff"],
@@ -302,6 +306,7 @@ def registered(users: dict[str, User], seaweedfs: S3Server) -> Callable[..., Cre
                 "endpoint_url": seaweedfs.endpoint_url,
                 "region": "us-east-1",
                 "shared": shared,
+                "workspace_storage": workspace_storage,
             },
             secret=secret
             or {
@@ -320,7 +325,9 @@ def test_workspace_storage_location_from_a_registered_credential(
     client_for: Callable[[str], APIClient],
 ) -> None:
     bucket = f"lab-{uuid.uuid4().hex[:8]}"
-    credential = registered("lab", bucket, shared=True)
+    # Owners choose among locations marked for workspace storage (not shared ones, from which
+    # every user may import).
+    credential = registered("lab", bucket, shared=False, workspace_storage=True)
     assert credential.check_ok, credential.check_message
     owner, editor = client_for("owner"), client_for("editor")
     url = f"/api/workspaces/{workspace.pk}/"
@@ -340,10 +347,14 @@ def test_workspace_storage_location_from_a_registered_credential(
         content_type="application/octet-stream",
     )
     assert created.status_code == 201, created.content
-    assert created.json()["storage_uri"].startswith(f"s3://{bucket}/data/ws/workspaces/")
+    assert File.objects.get(pk=created.json()["id"]).storage_uri.startswith(
+        f"s3://{bucket}/data/ws/workspaces/"
+    )
     started = _start(owner, workspace, data)
     assert started.status_code == 201
-    assert started.json()["file"]["storage_uri"].startswith(f"s3://{bucket}/data/ws/")
+    assert File.objects.get(pk=started.json()["file"]["id"]).storage_uri.startswith(
+        f"s3://{bucket}/data/ws/"
+    )
 
 
 def test_import_checks_location_permission_and_readability(
@@ -463,7 +474,7 @@ def test_site_bucket_configured_in_storages_is_used(
         content_type="application/octet-stream",
     )
     assert created.status_code == 201, created.content
-    key = created.json()["storage_uri"].split("/", 3)[3]
+    key = File.objects.get(pk=created.json()["id"]).storage_uri.split("/", 3)[3]
     head = moto_server.boto3_client().head_object(Bucket=bucket, Key=key)
     assert head["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert head["ContentType"] == "text/plain; charset=utf-8" or head["ContentType"].startswith(
@@ -491,7 +502,7 @@ def test_gcs_workspace_files_and_resumable_direct_upload(
         content_type="application/octet-stream",
     )
     assert created.status_code == 201, created.content
-    assert created.json()["storage_uri"].startswith(f"gs://{bucket}/ferry/")
+    assert File.objects.get(pk=created.json()["id"]).storage_uri.startswith(f"gs://{bucket}/ferry/")
     streamed = owner.get(f"/api/files/{created.json()['id']}/download/")
     assert b"".join(streamed.streaming_content) == data  # type: ignore[attr-defined]
 
@@ -540,7 +551,7 @@ def test_users_cannot_import_other_workspaces_objects_from_the_site_bucket(
         b"not yours\n",  # type: ignore[arg-type]
         content_type="application/octet-stream",
     )
-    uri = created.json()["storage_uri"]
+    uri = File.objects.get(pk=created.json()["id"]).storage_uri
     elsewhere = workspace_create(user=users["other"], name="Other's")
     refused = other.post(
         "/api/files/import/", {"workspace": str(elsewhere.pk), "uri": uri}, format="json"
@@ -570,10 +581,19 @@ def test_large_uploads_without_a_server_checksum_are_verified_by_a_worker(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     """Multipart objects carry no full-object sha256: a worker reads them once (tasks run
-    inline in the tests), and the completing request answers 202 meanwhile."""
+    inline in the tests), and the completing request answers 202 meanwhile. (Completion copies
+    the upload to the file's key; a copy made in one request gets a sha256 from the server, so
+    the copy is made multipart here, as it is for objects above 5 GiB.)"""
     settings.FERRY_MULTIPART_UPLOAD_ABOVE = 5 * 1024 * 1024
     settings.FERRY_MULTIPART_PART_SIZE = 5 * 1024 * 1024
     settings.FERRY_INLINE_VERIFY_MAX_BYTES = 1024 * 1024
+    settings.FERRY_BUCKETS = {
+        "s3": {
+            **settings.FERRY_BUCKETS["s3"],
+            "copy_multipart_threshold": 5 * 1024 * 1024,
+            "copy_part_size": 5 * 1024 * 1024,
+        }
+    }
     owner = client_for("owner")
     good = bytes(range(256)) * (24 * 1024)  # 6 MiB
     for data, sent, expect_ready in ((good, good, True), (good, good[::-1], False)):
