@@ -16,7 +16,7 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
-from rest_framework import generics, mixins, parsers, serializers, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -28,7 +28,7 @@ from .downloads import file_download_response
 from .errors import ApplicationError, field_error
 from .filters import FileFilter, WorkspaceFilter
 from .models import ApiToken, File, FileStatus, Membership, User, Workspace
-from .parsers import CompleteMultiPartParser, RawBodyParser
+from .parsers import BoundedJSONParser, CompleteMultiPartParser, RawBodyParser
 from .permissions import IsWorkspaceOwner, WorkspaceRolePermission
 from .selectors import files_visible_to, workspaces_visible_to
 from .serializers import (
@@ -161,9 +161,11 @@ class WorkspaceViewSet(viewsets.ModelViewSet[Workspace]):
         )
 
     def perform_create(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
-        serializer.instance = services.workspace_create(
+        created = services.workspace_create(
             user=current_user(self.request), **serializer.validated_data
         )
+        # Read back as lists show it (file_count, role).
+        serializer.instance = self.get_queryset().get(pk=created.pk)
 
     def perform_update(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
         assert serializer.instance is not None
@@ -262,7 +264,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
     filterset_class = FileFilter
     ordering_fields = ["name", "created_at", "size", "updated_at"]
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
-    parser_classes = [parsers.JSONParser, CompleteMultiPartParser]
+    parser_classes = [BoundedJSONParser, CompleteMultiPartParser]
 
     def get_queryset(self) -> QuerySet[File]:
         if getattr(self, "swagger_fake_view", False):
