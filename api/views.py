@@ -371,6 +371,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
         )
         return Response(self.get_serializer(updated).data)
 
+    @extend_schema(exclude=True)  # PUT answers 405 here: only PATCH changes a file
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if not kwargs.get("partial"):
             return self.http_method_not_allowed(request)
