@@ -30,6 +30,7 @@ from .filters import FileFilter, WorkspaceFilter
 from .models import ApiToken, File, FileStatus, Membership, User, Workspace
 from .parsers import BoundedJSONParser, CompleteMultiPartParser, RawBodyParser
 from .permissions import IsWorkspaceOwner, WorkspaceRolePermission
+from .schema import ErrorSerializer
 from .selectors import files_visible_to, workspaces_visible_to
 from .serializers import (
     ApiTokenCreatedSerializer,
@@ -89,7 +90,15 @@ class RegisterView(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={
+            201: UserSerializer,
+            403: OpenApiResponse(
+                ErrorSerializer, description="Registration is closed (FERRY_REGISTRATION_OPEN)."
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -403,10 +412,11 @@ class FileViewSet(viewsets.ModelViewSet[File]):
 
     @extend_schema(
         responses={
-            (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            (206, "application/octet-stream"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="A byte range."
+            # Served with the file's own content type (text/tab-separated-values, …).
+            (200, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The bytes, with the file's content type."
             ),
+            (206, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="A byte range."),
             302: OpenApiResponse(
                 description="With ?redirect=1 for a file in a bucket: a short-lived signed URL."
             ),

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import yaml
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -284,3 +285,34 @@ def test_created_workspace_has_file_count(client_for: Callable[[str], APIClient]
     response = client_for("owner").post("/api/workspaces/", {"name": "New"}, format="json")
     assert response.status_code == 201
     assert response.json()["file_count"] == 0 and response.json()["role"] == "owner"
+
+
+def test_schema_documents_what_the_api_answers(client_for: Callable[[str], APIClient]) -> None:
+    schema = yaml.safe_load(Client().get("/api/schema/").content)
+    paths = schema["paths"]
+    # Every list refuses a bad cursor, page_size or ordering with 400.
+    for path, methods in paths.items():
+        get = methods.get("get")
+        params = {p["name"] for p in (get or {}).get("parameters", [])}
+        if "page_size" in params:
+            assert "400" in get["responses"], path
+    # PUT on a file always answered 405: only PATCH changes a file.
+    assert "put" not in paths["/api/files/{id}/"]
+    # Registration answers 403 while it is closed.
+    assert "403" in paths["/api/auth/register/"]["post"]["responses"]
+    closed = Client().post(
+        "/api/auth/register/",
+        {"email": "new@example.org", "password": "a-long-passphrase-4"},
+        content_type="application/json",
+    )
+    assert closed.status_code == 403
+    # Downloads come with the file's own content type.
+    assert "*/*" in paths["/api/files/{id}/download/"]["get"]["responses"]["200"]["content"]
+
+
+def test_download_content_type_is_the_files(
+    client_for: Callable[[str], APIClient], file: File
+) -> None:
+    response = client_for("owner").get(f"/api/files/{file.pk}/download/")
+    assert response.status_code == 200
+    assert response["Content-Type"] != "application/octet-stream"
