@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 from django.conf import settings
@@ -21,8 +22,11 @@ from .uploads import CountingReader, incomplete_body
 # that walks the result afterwards recurse once per level.
 MAX_JSON_DEPTH = 64
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A string token, also when it runs to the end of the text unterminated: every quote that starts
+# one is consumed with it, so stripping strings takes one pass (no rescans from inner quotes).
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 def json_too_deep() -> ApplicationError:
@@ -30,20 +34,11 @@ def json_too_deep() -> ApplicationError:
     return ApplicationError(message, code="too_deep", details={"body": [message]})
 
 
-def json_nesting_depth(text: str, *, stop_above: int = MAX_JSON_DEPTH) -> int:
-    """How deep a JSON text nests objects and arrays (brackets inside strings don't count);
-    counting stops once it passes ``stop_above``."""
+def json_nesting_depth(text: str) -> int:
+    """How deep a JSON text nests objects and arrays (brackets inside strings don't count).
+    Linear in the text's length, whatever it holds."""
     brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
-    depth = deepest = 0
-    for char in brackets:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if depth > stop_above:
-                break
-        else:
-            depth -= 1
-    return deepest
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
 
 
 class BoundedJSONParser(parsers.JSONParser):

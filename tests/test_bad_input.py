@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -68,6 +69,25 @@ def test_brackets_inside_strings_do_not_count_as_depth(
         "/api/workspaces/", json.dumps({"name": name}), content_type="application/json"
     )
     assert response.status_code == 201 and response.json()["name"] == name
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '"' + '\\"' * 1_000_000,  # one unterminated string full of escaped quotes
+        '"' + '\\"' * 1_000_000 + "\\",
+        "[]" * 1_000_000,
+        '"' * 2_000_000,
+    ],
+)
+def test_depth_check_takes_linear_time_on_hostile_bodies(
+    body: str, client_for: Callable[[str], APIClient]
+) -> None:
+    # A string-skipping regex that rescans from every inner quote takes hours on the first two.
+    started = time.monotonic()
+    response = client_for("owner").post("/api/workspaces/", body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] in ("parse_error", "invalid")
+    assert time.monotonic() - started < 10
 
 
 def test_json_body_over_the_upload_limit_is_413(
