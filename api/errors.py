@@ -147,7 +147,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc.detail, dict):
         # simplejwt's errors: {"detail": …, "code": …, "messages": [about each token tried]}.
         detail = exc.detail
-        message = str(detail.get("detail") or next(iter(_flatten(detail).values()))[0])
+        messages = next(iter(_flatten(detail).values()), [str(exc.default_detail)])
+        message = str(detail.get("detail") or messages[0])
         code = str(detail.get("code") or exc.default_code)
         response.data = error_body(code, message)
     else:

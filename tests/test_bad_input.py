@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -103,10 +104,8 @@ def test_json_body_over_the_upload_limit_is_413(
     assert not Workspace.objects.exists()
 
 
-def test_form_body_over_the_upload_limit_is_413_outside_drf(
-    users: dict[str, User], settings: Any
-) -> None:
-    # A session-signed form POST: Django's CSRF middleware reads request.POST before any view.
+def test_form_body_over_the_upload_limit_is_413(users: dict[str, User], settings: Any) -> None:
+    # Django's form parsing raises RequestDataTooBig inside the DRF view here.
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
     client = Client()
     client.force_login(users["owner"])
@@ -118,6 +117,22 @@ def test_form_body_over_the_upload_limit_is_413_outside_drf(
     assert response.status_code == 413
     assert_error_shape(response.json())
     assert response.json()["code"] == "too_large"
+
+
+def test_form_body_over_the_upload_limit_is_413_outside_drf(settings: Any) -> None:
+    # The sign-in page is a Django view: the CSRF middleware reads the form before any view,
+    # so Django's RequestDataTooBig reaches handler400, not DRF's exception handler.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["csrftoken"] = _get_new_csrf_string()
+    response = client.post(
+        "/api-auth/login/",
+        "username=a&password=" + "p" * 20_000,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 413
+    assert_error_shape(response.json())
+    assert response.json()["code"] == "too_large" and "body" in response.json()["details"]
 
 
 # ------------------------------------------------------------------------------- credentials
