@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from api import services
 from api.models import ApiToken, Credential, File, User, Workspace
 from api.parsers import MAX_JSON_DEPTH
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, multipart_file
 
 pytestmark = pytest.mark.django_db
 
@@ -133,6 +133,21 @@ def test_form_body_over_the_upload_limit_is_413_outside_drf(settings: Any) -> No
     assert response.status_code == 413
     assert_error_shape(response.json())
     assert response.json()["code"] == "too_large" and "body" in response.json()["details"]
+
+
+def test_multipart_field_over_the_upload_limit_is_413(
+    client_for: Callable[[str], APIClient], workspace: Workspace, settings: Any
+) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    body = {
+        "workspace": str(workspace.pk),
+        "name": "n" * 20_000,
+        "file": multipart_file(b"data", "d.txt"),
+    }
+    response = client_for("owner").post("/api/files/", body, format="multipart")
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large"
+    assert not File.objects.exists()
 
 
 # ------------------------------------------------------------------------------- credentials
