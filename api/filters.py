@@ -1,8 +1,11 @@
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
+from django import forms
 from django.db.models import QuerySet
+from django_filters.fields import IsoDateTimeField
 from rest_framework.filters import OrderingFilter
 
 from .errors import field_error
@@ -24,6 +27,24 @@ def visible_workspaces(request: Any) -> QuerySet[Workspace]:
     return workspaces_visible_to(request.user)
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, in UTC before it reaches the database: ISO 8601 allows offsets
+    (such as -20:45) that Postgres refuses."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Out of range once in UTC.", code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class FileFilter(django_filters.FilterSet):
     # Only workspaces the user can see are valid choices, so an unknown and a hidden
     # workspace answer alike (existence is not leaked).
@@ -31,8 +52,8 @@ class FileFilter(django_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     status = django_filters.ChoiceFilter(choices=FileStatus.choices)
     file_type = django_filters.ChoiceFilter(choices=FileType.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = File

@@ -239,6 +239,25 @@ def test_jobs_filter_by_hidden_workspace_answers_like_an_unknown_one(
     assert client.get("/api/jobs/", {"workspace": str(mine.pk)}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("2337-06-08T19:40:00-20:45", 200),  # ISO 8601 allows it; Postgres refuses the offset
+        ("9999-12-31T23:00:00-05:00", 400),  # past year 9999 in UTC
+        ("0001-01-01T00:30:00+01:00", 400),  # before year 1 in UTC
+        ("yesterday", 400),
+    ],
+)
+def test_file_date_filters_take_any_iso_offset(
+    value: str, status: int, client_for: Callable[[str], APIClient], file: File
+) -> None:
+    for param in ("created_after", "created_before"):
+        response = client_for("owner").get("/api/files/", {param: value})
+        assert response.status_code == status, response.content
+        if status == 400:
+            assert param in response.json()["details"]
+
+
 # --------------------------------------------------------------------------- authentication
 
 
