@@ -258,6 +258,17 @@ def test_file_date_filters_take_any_iso_offset(
             assert param in response.json()["details"]
 
 
+@pytest.mark.parametrize("source", ["x" * 300, "a/" + "y" * 300 + "/b", "z" * 1001])
+def test_operation_source_too_long_for_a_path_is_400(
+    source: str, client_for: Callable[[str], APIClient], tmp_path: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    response = client_for("staff").post("/api/operations/", {"source": source}, format="json")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert "source" in body["details"] or body["code"] == "invalid_source"
+
+
 # --------------------------------------------------------------------------- authentication
 
 
