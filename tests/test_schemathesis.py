@@ -5,8 +5,9 @@ oversized bodies on every operation that takes one.
 
 Generated requests really run. They create workspaces, files, tokens and the like inside each
 test's transaction (rolled back after it). Jobs are created only as queued rows: these tests'
-executor routing names an executor that no worker runs here. Cromwell URLs and bucket locations
-are pointed at loopback and a temporary folder, so nothing leaves this machine.
+executor routing names an executor that no worker runs here. Cromwell URLs and bucket endpoints
+are pointed at a closed loopback port and operation sources at an empty folder, so nothing
+leaves this machine.
 """
 
 from __future__ import annotations
@@ -158,8 +159,8 @@ class World:
 
 
 def _keep_local(case: Any, world: World) -> None:
-    """Point what the server would contact at this machine: URLs at a closed loopback port,
-    bucket locations at a temporary folder's name, operation sources under an empty folder."""
+    """Point what the server would contact at this machine: URLs and bucket endpoints at a
+    closed loopback port, operation sources under an empty folder."""
     body = case.body
     if not isinstance(body, dict):
         return
@@ -170,8 +171,12 @@ def _keep_local(case: Any, world: World) -> None:
     config = body.get("config")
     if isinstance(config, dict):
         for key in list(config):
-            if key in ("url", "endpoint_url", "api_endpoint") or "url" in str(key).lower():
+            if "url" in str(key).lower() or "endpoint" in str(key).lower():
                 config[key] = CLOSED_PORT_URL
+        # Bucket credentials are checked on save: against loopback, not the providers.
+        endpoint = {"s3": "endpoint_url", "gcs": "api_endpoint"}.get(str(body.get("kind")))
+        if endpoint is not None:
+            config[endpoint] = CLOSED_PORT_URL
     source = body.get("source")
     if isinstance(source, str):
         body["source"] = str(world.sources / source.lstrip("/~").replace("..", "_"))
