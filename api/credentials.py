@@ -70,9 +70,20 @@ CHECKERS[CredentialKind.GCS] = _check_bucket(CredentialKind.GCS)
 
 def _validate(kind: str, config: dict[str, Any], secret: dict[str, Any] | None) -> None:
     details: dict[str, list[str]] = {}
+    if not isinstance(config, dict):
+        raise ApplicationError(
+            "config: Must be an object.", details={"config": ["Must be an object."]}
+        )
     for key in REQUIRED_CONFIG.get(kind, ()):
         if not str(config.get(key) or "").strip():
             details.setdefault(f"config.{key}", []).append(f"Required for {kind} credentials.")
+    location = str(config.get("location") or "").strip()
+    if kind in _SCHEMES and location:
+        scheme, sep, bucket = location.partition("://")
+        if not sep or scheme.lower() != _SCHEMES[kind] or not bucket.strip("/"):
+            details.setdefault("config.location", []).append(
+                f"A {kind} credential's location is a {_SCHEMES[kind]}://bucket/prefix URI."
+            )
     if secret is not None:
         for key in secret:
             if key not in SECRET_KEYS.get(kind, ()):

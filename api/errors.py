@@ -9,7 +9,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
@@ -60,6 +67,26 @@ def field_error(field: str, message: str, *, code: str = "invalid") -> Applicati
     return ApplicationError(message, details={field: [message]}, code=code)
 
 
+def body_too_large(limit: int | None = None) -> ApplicationError:
+    """413 for a request body (JSON or form fields) over DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE if limit is None else limit
+    message = (
+        f"The request body is larger than {limit} bytes; upload files with multipart "
+        "or PUT /api/files/upload/."
+    )
+    return ApplicationError(message, code="too_large", status_code=413, details={"body": [message]})
+
+
+def _suspicious_request(exc: SuspiciousOperation) -> ApplicationError:
+    """Django refuses some bodies while reading them; answer them in the one shape."""
+    if isinstance(exc, RequestDataTooBig):
+        return body_too_large()
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        message = "The request has too many form fields or files."
+        return ApplicationError(message, code="too_many_fields", details={"body": [message]})
+    return ApplicationError("Bad request.", code="bad_request")
+
+
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """Turn DRF's nested error detail into ``{"a.b[0].c": [messages]}``."""
     out: dict[str, list[str]] = {}
@@ -87,6 +114,8 @@ def error_body(
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, SuspiciousOperation):
+        exc = _suspicious_request(exc)
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
@@ -115,6 +144,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         first = next(iter(details.items()), None)
         message = f"{first[0]}: {first[1][0]}" if first else "Invalid input."
         response.data = error_body("invalid", message, details)
+    elif isinstance(exc.detail, dict):
+        # simplejwt's errors: {"detail": …, "code": …, "messages": [about each token tried]}.
+        detail = exc.detail
+        messages = next(iter(_flatten(detail).values()), [str(exc.default_detail)])
+        message = str(detail.get("detail") or messages[0])
+        code = str(detail.get("code") or exc.default_code)
+        response.data = error_body(code, message)
     else:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code
@@ -133,6 +169,13 @@ def json_500(request: HttpRequest) -> JsonResponse:
 
 
 def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Django's answer to a request refused before (or outside) a DRF view, e.g. a form body
+    over DATA_UPLOAD_MAX_MEMORY_SIZE read by the CSRF middleware."""
+    if isinstance(exception, SuspiciousOperation):
+        error = _suspicious_request(exception)
+        return JsonResponse(
+            error_body(error.code, error.message, error.details), status=error.status_code
+        )
     return JsonResponse(error_body("bad_request", "Bad request."), status=400)
 
 

@@ -37,7 +37,8 @@ class FerryAutoSchema(AutoSchema):
         responses: dict[str, Any] = super()._get_response_bodies(direction)  # type: ignore[arg-type]
         codes = []
         writes = self.method in ("POST", "PUT", "PATCH", "DELETE")
-        if writes or self._has_query_filters():
+        # Lists refuse a bad cursor, page_size or ordering; filters refuse bad values.
+        if writes or self._has_query_filters() or self._is_list_view():
             codes.append("400")
         public = any(isinstance(p, permissions.AllowAny) for p in self.view.get_permissions())
         if not public:

@@ -16,6 +16,11 @@ class CredentialSerializer(serializers.ModelSerializer[Credential]):
         required=False,
         help_text="Write-only: e.g. {access_key_id, secret_access_key} for S3. Never returned.",
     )
+    config = serializers.DictField(
+        required=False,
+        help_text="Not secret: e.g. {location: s3://bucket/prefix, endpoint_url, region} for "
+        "S3, {location: gs://bucket/prefix, project} for GCS, {url} for Cromwell.",
+    )
     has_secret = serializers.SerializerMethodField()
 
     class Meta:

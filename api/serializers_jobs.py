@@ -45,7 +45,8 @@ class OperationDetailSerializer(OperationSerializer):
 
 class OperationAddSerializer(serializers.Serializer[Any]):
     source = serializers.CharField(  # type: ignore[assignment]
-        help_text="A folder on the server, or a git repository URL (file:// works)."
+        max_length=1000,
+        help_text="A folder on the server, or a git repository URL (file:// works).",
     )
     commit = serializers.RegexField(
         r"^[0-9a-fA-F]{7,40}$",

@@ -97,6 +97,8 @@ def api_token_create(
     *, user: User, name: str, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token; the returned key is shown once and never stored."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise field_error("expires_at", "Must be in the future (or left out: no expiry).")
     key = new_token_key()
     token = ApiToken.objects.create(
         user=user,

@@ -17,7 +17,7 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
-from rest_framework import generics, mixins, parsers, serializers, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -30,8 +30,9 @@ from .downloads import file_download_response
 from .errors import ApplicationError, field_error
 from .filters import FileFilter, WorkspaceFilter
 from .models import ApiToken, File, FileStatus, Membership, User, Workspace
-from .parsers import CompleteMultiPartParser, RawBodyParser
+from .parsers import BoundedJSONParser, CompleteMultiPartParser, RawBodyParser
 from .permissions import IsWorkspaceOwner, WorkspaceRolePermission
+from .schema import ErrorSerializer
 from .selectors import files_visible_to, usable_api_tokens, workspaces_visible_to
 from .serializers import (
     ApiTokenCreatedSerializer,
@@ -122,7 +123,15 @@ class RegisterView(ThrottledAuthView):
     throttle_classes = REGISTRATION_THROTTLES
     throttled_what = "registrations"
 
-    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={
+            201: UserSerializer,
+            403: OpenApiResponse(
+                ErrorSerializer, description="Registration is closed (FERRY_REGISTRATION_OPEN)."
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -194,9 +203,11 @@ class WorkspaceViewSet(viewsets.ModelViewSet[Workspace]):
         )
 
     def perform_create(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
-        serializer.instance = services.workspace_create(
+        created = services.workspace_create(
             user=current_user(self.request), **serializer.validated_data
         )
+        # Read back as lists show it (file_count, role).
+        serializer.instance = self.get_queryset().get(pk=created.pk)
 
     def perform_update(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
         assert serializer.instance is not None
@@ -295,7 +306,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
     filterset_class = FileFilter
     ordering_fields = ["name", "created_at", "size", "updated_at"]
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
-    parser_classes = [parsers.JSONParser, CompleteMultiPartParser]
+    parser_classes = [BoundedJSONParser, CompleteMultiPartParser]
 
     def get_queryset(self) -> QuerySet[File]:
         if getattr(self, "swagger_fake_view", False):
@@ -402,6 +413,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
         )
         return Response(self.get_serializer(updated).data)
 
+    @extend_schema(exclude=True)  # PUT answers 405 here: only PATCH changes a file
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if not kwargs.get("partial"):
             return self.http_method_not_allowed(request)
@@ -433,10 +445,11 @@ class FileViewSet(viewsets.ModelViewSet[File]):
 
     @extend_schema(
         responses={
-            (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            (206, "application/octet-stream"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="A byte range."
+            # Served with the file's own content type (text/tab-separated-values, …).
+            (200, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The bytes, with the file's content type."
             ),
+            (206, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="A byte range."),
             302: OpenApiResponse(
                 description="With ?redirect=1 for a file in a bucket: a short-lived signed URL."
             ),

@@ -21,6 +21,7 @@ from operations.models import Job, Operation
 from operations.states import TERMINAL, JobStatus
 
 from .errors import field_error
+from .filters import visible_workspaces
 from .permissions import WorkspaceRolePermission
 from .selectors import workspaces_visible_to
 from .serializers_jobs import (
@@ -110,6 +111,9 @@ class OperationViewSet(
 
 
 class JobFilter(django_filters.FilterSet):
+    # As for files: only workspaces you can see are choices, so someone else's workspace
+    # answers like an unknown one (400), not with an empty list.
+    workspace = django_filters.ModelChoiceFilter(queryset=visible_workspaces)
     status = django_filters.ChoiceFilter(choices=[(s.value, s.value) for s in JobStatus])
 
     class Meta:

@@ -270,7 +270,11 @@ def fetch_source(source: str, commit: str | None, workdir: Path, report: Progres
     """Copy or clone ``source`` into ``workdir`` and work out its revision."""
     dest = workdir / "src"
     path = Path(source).expanduser()
-    if path.exists():
+    try:
+        is_path = path.exists()
+    except OSError:  # e.g. a name longer than a path may be: not a folder, maybe a URL
+        is_path = False
+    if is_path:
         path = path.resolve()
         if not path.is_dir():
             raise _invalid_source(f"{path} is not a folder")

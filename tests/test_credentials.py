@@ -174,7 +174,8 @@ def test_s3_credentials_checked_against_a_real_server(
         },
         format="json",
     )
-    assert mismatch.json()["check_ok"] is False and "s3://" in mismatch.json()["check_message"]
+    assert mismatch.status_code == 400
+    assert "s3://" in mismatch.json()["details"]["config.location"][0]
 
 
 @pytest.mark.slow

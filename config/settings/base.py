@@ -240,11 +240,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies are bounded in size (DATA_UPLOAD_MAX_MEMORY_SIZE) and depth (MAX_JSON_DEPTH).
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "api.filters.StrictOrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "api.schema.FerryAutoSchema",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
