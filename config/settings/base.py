@@ -28,6 +28,13 @@ FERRY_STORAGE_ROOT = Path(
 # Uploads are spooled here while they are hashed; it must be on the same filesystem as the
 # storage root so that the finished file is moved into place by a rename, not copied.
 FILE_UPLOAD_TEMP_DIR = str(FERRY_STORAGE_ROOT / ".incoming")
+# Each process spools into its own folder there (api.spool); a sweeper (web and worker start, and
+# every 10 minutes) removes the folders of processes that are gone at once, and anything in the
+# spool whose owner it can't judge (another host's, older names) unwritten for this long.
+FERRY_SPOOL_ORPHAN_AGE_S = env.int("FERRY_SPOOL_ORPHAN_AGE_S", default=24 * 3600)
+# Creates sent with an Idempotency-Key header are answered again from the first answer for this
+# long (api.idempotency); then the key may be used anew.
+FERRY_IDEMPOTENCY_KEY_TTL_S = env.int("FERRY_IDEMPOTENCY_KEY_TTL_S", default=24 * 3600)
 # Fernet keys for stored credentials, newest first (python -c "from cryptography.fernet import
 # Fernet; print(Fernet.generate_key().decode())"). Empty: one derived from SECRET_KEY.
 FERRY_CREDENTIAL_KEYS = env.list("FERRY_CREDENTIAL_KEYS", default=[])
