@@ -89,15 +89,19 @@ def request_sha256(request: Request, body: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def claim_lock_id(user: User, key: str) -> int:
+    """The Postgres advisory lock a request holds while it answers with ``key``."""
+    digest = hashlib.sha256(f"ferry-idempotency-key:{user.pk}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def _claim(user: User, key: str) -> None:
     """Take the key for this transaction, or refuse (409) while another request holds it.
     Postgres: an advisory lock, released when the transaction (or its connection) ends."""
     if connection.vendor != "postgresql":
         return  # SQLite serializes writers; the unique constraint decides
-    digest = hashlib.sha256(f"ferry-idempotency-key:{user.pk}:{key}".encode()).digest()
-    lock = int.from_bytes(digest[:8], "big", signed=True)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock])
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [claim_lock_id(user, key)])
         (taken,) = cursor.fetchone()
     if not taken:
         raise _in_flight()
