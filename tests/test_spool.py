@@ -121,3 +121,26 @@ def test_sweep_judges_other_hosts_only_by_age(storage_root: Path) -> None:
     swept = spool_sweep(orphan_age_s=3600)
     assert not other_host.exists() and not loose.exists()
     assert swept.removed_files == 2
+
+
+def test_a_starting_worker_sweeps_the_spool(
+    transactional_db: Any, spooler: Any, storage_root: Path, tmp_path: Path
+) -> None:
+    from django_q.models import Schedule
+
+    from tests.test_worker_restart import kill_tree, start_worker
+
+    # Only the start-up sweep may remove it here, not the scheduled one.
+    Schedule.objects.filter(func="api.spool.spool_sweep_task").delete()
+    killed, killed_file = spooler()
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    worker = start_worker(storage_root, tmp_path / "worker.log")
+    try:
+        deadline = time.monotonic() + 60
+        while killed_file.parent.exists():
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            assert time.monotonic() < deadline, "the worker did not sweep the spool at start"
+            time.sleep(0.1)
+    finally:
+        kill_tree(worker)
