@@ -210,3 +210,21 @@ def test_keys_expire_and_may_then_be_used_anew(
         - timedelta(seconds=settings.FERRY_IDEMPOTENCY_KEY_TTL_S + 1)
     )
     assert idempotency_keys_expire() == 1 and not IdempotencyKey.objects.exists()
+
+
+def test_schema_documents_the_header_on_every_create(
+    client_for: Callable[[str], APIClient],
+) -> None:
+    schema = client_for("editor").get("/api/schema/", {"format": "json"}).json()
+    creates = {
+        ("/api/workspaces/", "post"),
+        ("/api/jobs/", "post"),
+        ("/api/files/", "post"),
+        ("/api/files/upload/", "put"),
+        ("/api/files/uploads/", "post"),
+    }
+    for path, method in creates:
+        operation = schema["paths"][path][method]
+        names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+        assert "Idempotency-Key" in names, (path, method)
+        assert "422" in operation["responses"], (path, method)
