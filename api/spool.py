@@ -1,18 +1,22 @@
 """The upload spool ($FERRY_STORAGE_ROOT/.incoming): every process spools into its own folder,
 named after its owner, so that what a killed process left behind can be found and removed.
 
-An owner folder is named ``<host>-<boot>-<pid>-<start>``: the host name, the first characters of
-the kernel's boot id, the process id and the process's start time (clock ticks since boot, from
-``/proc/<pid>/stat``). A pid alone is reused; pid + start time + boot names one process. The
-sweeper only judges owners on its own host (the storage root may be shared over NFS): a folder
-whose owner is gone is removed. Anything else in the spool (files of older Ferry versions,
-folders of other hosts, names it can't read) is removed once nothing in it has been written for
-``FERRY_SPOOL_ORPHAN_AGE_S``.
+An owner folder is named ``<host>-<boot>-<pid>-<start>``: the host name; 8 hex characters naming
+the kernel boot and the process-id namespace (a digest of the boot id and the pid namespace);
+the process id and the process's start time (clock ticks since boot, from ``/proc/<pid>/stat``).
+A pid alone is reused; with its start time, boot and namespace it names one process.
+
+The storage root may be shared by several machines (NFS), so the sweeper only judges owners it
+can see: a folder of this host, boot and namespace whose process is gone is removed at once; one
+of this host from another boot (or namespace) once nothing in it was written since this boot.
+Anything else (other hosts' folders, files of older Ferry versions, names it can't read) is
+removed once nothing in it has been written for ``FERRY_SPOOL_ORPHAN_AGE_S``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -35,12 +39,29 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "localhost"
 
 
-def _boot_id() -> str:
+def _read(path: str) -> str:
     try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip().replace("-", "")[:8].lower()
+        with open(path) as f:
+            return f.read()
     except OSError:
-        return "00000000"
+        return ""
+
+
+def _boot() -> str:
+    """8 hex characters naming this kernel boot and this process-id namespace (containers on
+    one host may share a host name but not their pids)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    boot_id = _read("/proc/sys/kernel/random/boot_id").strip()
+    return hashlib.sha256(f"{boot_id}:{namespace}".encode()).hexdigest()[:8]
+
+
+def _boot_time() -> float:
+    """When this host booted (seconds since the epoch), 0 if unknown."""
+    match = re.search(r"^btime (\d+)$", _read("/proc/stat"), re.MULTILINE)
+    return float(match[1]) if match else 0.0
 
 
 def process_start(pid: int) -> int | None:
@@ -65,7 +86,7 @@ def owner_tag() -> str:
     pid = os.getpid()
     tag = _owner_of_pid.get(pid)
     if tag is None:
-        tag = f"{_host()}-{_boot_id()}-{pid}-{process_start(pid) or 0}"
+        tag = f"{_host()}-{_boot()}-{pid}-{process_start(pid) or 0}"
         _owner_of_pid.clear()
         _owner_of_pid[pid] = tag
     return tag
@@ -79,18 +100,21 @@ def spool_dir() -> str:
 
 
 def owner_alive(tag: str) -> bool | None:
-    """Whether the process that owns spool folder ``tag`` still runs: True/False for owners on
-    this host (same boot), None when it can't be told (another host, or a name not ours)."""
+    """Whether the process that owns spool folder ``tag`` still runs: True/False for owners of
+    this host, boot and pid namespace; None when this process can't tell."""
     match = _OWNER.match(tag)
-    if match is None or match["host"] != _host():
+    if match is None or match["host"] != _host() or match["boot"] != _boot():
         return None
-    if match["boot"] != _boot_id():
-        return False  # this host rebooted since: every process of that boot is gone
     if not os.path.exists("/proc/self/stat"):
         return None  # no /proc to ask (not Linux)
     pid, start = int(match["pid"]), int(match["start"])
     running_since = process_start(pid)
     return running_since is not None and (start == 0 or running_since == start)
+
+
+def _this_host_other_boot(tag: str) -> bool:
+    match = _OWNER.match(tag)
+    return match is not None and match["host"] == _host() and match["boot"] != _boot()
 
 
 @dataclass
@@ -142,8 +166,11 @@ def spool_sweep(*, orphan_age_s: float | None = None) -> SpoolSweep:
             alive = owner_alive(entry.name) if entry.is_dir() else None
             if alive is True:
                 continue
-            if alive is None and now - _newest_write(entry) < orphan_age_s:
-                continue
+            if alive is None:
+                newest = _newest_write(entry)
+                written_before_boot = _this_host_other_boot(entry.name) and newest < _boot_time()
+                if not written_before_boot and now - newest < orphan_age_s:
+                    continue
             files, size = _measure(entry)
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)

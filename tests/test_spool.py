@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from api.spool import owner_alive, owner_tag, spool_sweep
@@ -107,20 +108,31 @@ def test_sweep_judges_other_hosts_only_by_age(storage_root: Path) -> None:
     loose = incoming / "tmpold.upload"  # a name no owner can be read from
     loose.write_bytes(b"old")
     host, boot = owner_tag().rsplit("-", 3)[:2]
-    rebooted = incoming / f"{host}-{'eeeeeeee' if boot == 'ffffffff' else 'ffffffff'}-1-1"
+    other_boot = "eeeeeeee" if boot == "ffffffff" else "ffffffff"
+    rebooted = incoming / f"{host}-{other_boot}-1-1"  # this host, before it booted
     rebooted.mkdir()
     (rebooted / "tmp2.upload").write_bytes(b"x")
+    before_boot = psutil.boot_time() - 60
+    for path in (rebooted / "tmp2.upload", rebooted):
+        os.utime(path, (before_boot, before_boot))
+    # This host but another boot or pid namespace (a container sharing the host name), written
+    # since this boot: maybe a live process it can't see.
+    neighbour = incoming / f"{host}-{other_boot}-2-2"
+    neighbour.mkdir()
+    (neighbour / "tmp3.upload").write_bytes(b"x")
 
     spool_sweep(orphan_age_s=3600)
     assert (other_host / "tmp1.upload").is_file() and loose.is_file()  # recent: maybe in use
     assert not rebooted.exists()  # its owner died with the previous boot
+    assert (neighbour / "tmp3.upload").is_file()
 
     old = time.time() - 7200
-    for path in (other_host / "tmp1.upload", other_host, loose):
+    for path in (other_host / "tmp1.upload", other_host, loose, neighbour / "tmp3.upload"):
         os.utime(path, (old, old))
+    os.utime(neighbour, (old, old))
     swept = spool_sweep(orphan_age_s=3600)
-    assert not other_host.exists() and not loose.exists()
-    assert swept.removed_files == 2
+    assert not other_host.exists() and not loose.exists() and not neighbour.exists()
+    assert swept.removed_files == 3
 
 
 def test_a_starting_worker_sweeps_the_spool(
