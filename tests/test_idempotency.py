@@ -228,3 +228,25 @@ def test_schema_documents_the_header_on_every_create(
         names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
         assert "Idempotency-Key" in names, (path, method)
         assert "422" in operation["responses"], (path, method)
+
+
+def test_a_frontend_on_another_origin_may_send_the_key(
+    settings: Any, client: Any, client_for: Callable[[str], APIClient]
+) -> None:
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.org"]
+    preflight = client.options(
+        "/api/jobs/",
+        HTTP_ORIGIN="https://app.example.org",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type, idempotency-key",
+    )
+    allowed = preflight["Access-Control-Allow-Headers"].lower()
+    assert "idempotency-key" in allowed and "x-checksum-sha256" in allowed
+    answer = client_for("editor").post(
+        "/api/workspaces/",
+        {"name": "Cross"},
+        format="json",
+        HTTP_ORIGIN="https://app.example.org",
+        HTTP_IDEMPOTENCY_KEY=_key(),
+    )
+    assert "idempotent-replayed" in answer["Access-Control-Expose-Headers"].lower()

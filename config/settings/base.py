@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from corsheaders.defaults import default_headers as cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from executors.cromwell import options_from_environment as cromwell_options_from_environment
@@ -233,7 +234,15 @@ FERRY_THROTTLE_RATES: dict[str, str | None] = {
 }
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
-CORS_EXPOSE_HEADERS = ["Content-Disposition", "Content-Length", "Content-Range", "ETag"]
+CORS_EXPOSE_HEADERS = [
+    "Content-Disposition",
+    "Content-Length",
+    "Content-Range",
+    "ETag",
+    "Idempotent-Replayed",
+]
+# A frontend on another origin may send these besides django-cors-headers' defaults.
+CORS_ALLOW_HEADERS = (*cors_default_headers, "idempotency-key", "x-checksum-sha256")
 
 CSRF_FAILURE_VIEW = "api.errors.csrf_failure"
 
