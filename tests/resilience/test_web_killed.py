@@ -166,7 +166,6 @@ def test_web_process_killed_during_uploads(
     # 1. A worker killed mid raw body: gunicorn starts another, which sweeps the dead one's
     #    spool as it starts; nothing of the upload is visible.
     with gunicorn_server(workdir, workers=1) as server:
-        started = time.monotonic()
         folder = kill_mid_body(
             server,
             storage,
@@ -174,8 +173,9 @@ def test_web_process_killed_during_uploads(
             raw_data,
             whole_server=False,
         )
+        killed_at = time.monotonic()
         wait_until(lambda: not folder.exists(), "the new worker sweeps the killed one's spool")
-        print(f"raw: killed worker's spool swept {time.monotonic() - started:.1f} s after start")
+        print(f"worker killed mid raw body: spool swept {time.monotonic() - killed_at:.1f} s later")
         assert File.objects.filter(workspace=workspace).count() == 0
         assert stored_objects(storage) == []
 
@@ -203,8 +203,10 @@ def test_web_process_killed_during_uploads(
         head, body = multipart_upload(server, workspace, token, multi_key, multi_data)
         folder = kill_mid_body(server, storage, head, body, whole_server=True)
     assert folder.exists()  # nothing removed it while no web process ran
+    restarted_at = time.monotonic()
     with gunicorn_server(workdir, workers=1) as server:
         wait_until(lambda: not folder.exists(), "a starting gunicorn sweeps the dead spool")
+        print(f"gunicorn killed: spool swept {time.monotonic() - restarted_at:.1f} s after restart")
         assert not File.objects.filter(workspace=workspace, name="multi.bin").exists()
 
         # 5. The multipart upload retried twice with its key: stored once, answered alike.
