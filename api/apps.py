@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 
@@ -22,6 +24,21 @@ class ApiConfig(AppConfig):
         # can't be created.
         ensure_private_dirs()
         connection_created.connect(protect_sqlite_file, dispatch_uid="ferry-private-sqlite")
+
+        from django_q.signals import post_spawn
+
+        # A worker process started: remove what killed processes left in the upload spool.
+        post_spawn.connect(_sweep_spool_on_worker_start, dispatch_uid="ferry-sweep-spool")
+
+
+def _sweep_spool_on_worker_start(sender: Any, **kwargs: Any) -> None:
+    from django_q.conf import Conf
+
+    if Conf.SYNC:  # inline tasks (tests) announce a "worker" per task
+        return
+    from .spool import spool_sweep_at_start
+
+    spool_sweep_at_start()
 
 
 class FerryAdminConfig(admin_apps.AdminConfig):

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
@@ -251,3 +252,28 @@ class DiscardedUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.uri} (until {self.until})"
+
+
+class IdempotencyKey(models.Model):
+    """A create answered for an ``Idempotency-Key`` header: recorded in the same transaction
+    as what it created, so a retry with the same key and request gets this answer again
+    instead of creating twice (api.idempotency)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=2048)
+    request_sha256 = models.CharField(
+        max_length=64, help_text="Of the method, path, query and body (uploads: their sha256)."
+    )
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField(encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_once_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} ({self.key})"

@@ -29,6 +29,7 @@ _DESCRIPTIONS = {
     "403": "Signed in, but your role does not allow this.",
     "404": "No such resource, or not one you can see.",
     "409": "Conflicts with the current state (e.g. duplicate member, last owner, active jobs).",
+    "422": "The Idempotency-Key was used for another request (method, path, query or body).",
 }
 
 
@@ -47,6 +48,8 @@ class FerryAutoSchema(AutoSchema):
             codes.append("404")
         if writes:
             codes.append("409")
+        if any(getattr(p, "name", "") == "Idempotency-Key" for p in self.get_override_parameters()):
+            codes.append("422")
         for code in codes:
             if code not in responses:
                 responses[code] = self._get_response_for_code(

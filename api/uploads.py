@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from typing import Any, Protocol
 
-from django.conf import settings
-from django.core.files.uploadedfile import TemporaryUploadedFile
+from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 
 from .errors import ApplicationError
+from .spool import spool_dir
 
 CHUNK_SIZE = 4 * 1024 * 1024
 
@@ -23,10 +24,13 @@ class SpooledUpload(TemporaryUploadedFile):
     """A temporary file (deleted on close unless moved into storage) with its sha256."""
 
     def __init__(self, name: str, content_type: str | None) -> None:
-        os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
-        super().__init__(name, content_type or "application/octet-stream", 0, None)
-        assert self.file is not None
-        self._spool = self.file
+        # In this process's own spool folder (api.spool): a sweeper removes it once the
+        # process is gone, whatever killed it.
+        _, ext = os.path.splitext(name)
+        # Closed (and so removed) by close(), or moved into storage.
+        spool = tempfile.NamedTemporaryFile(suffix=".upload" + ext[:32], dir=spool_dir())  # noqa: SIM115
+        UploadedFile.__init__(self, spool, name, content_type or "application/octet-stream", 0)
+        self._spool = spool
         self.hasher = hashlib.sha256()
         self.received = 0
 

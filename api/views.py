@@ -29,6 +29,7 @@ from . import services, storage, transfers
 from .downloads import file_download_response
 from .errors import ApplicationError, field_error
 from .filters import FileFilter, WorkspaceFilter
+from .idempotency import IDEMPOTENCY_KEY_PARAMETER, answer_once, idempotent_create
 from .models import ApiToken, File, FileStatus, Membership, User, Workspace
 from .parsers import BoundedJSONParser, CompleteMultiPartParser, RawBodyParser
 from .permissions import IsWorkspaceOwner, WorkspaceRolePermission
@@ -202,6 +203,11 @@ class WorkspaceViewSet(viewsets.ModelViewSet[Workspace]):
             file_count=Coalesce(Subquery(file_count), 0), my_role=Subquery(my_role)
         )
 
+    @extend_schema(parameters=[IDEMPOTENCY_KEY_PARAMETER])
+    @idempotent_create
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().create(request, *args, **kwargs)
+
     def perform_create(self, serializer: serializers.BaseSerializer[Workspace]) -> None:
         created = services.workspace_create(
             user=current_user(self.request), **serializer.validated_data
@@ -314,8 +320,11 @@ class FileViewSet(viewsets.ModelViewSet[File]):
         return files_visible_to(current_user(self.request))
 
     @extend_schema(
-        request={"multipart/form-data": FileUploadSerializer}, responses={201: FileSerializer}
+        request={"multipart/form-data": FileUploadSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: FileSerializer},
     )
+    @idempotent_create
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = FileUploadSerializer(data=request.data)
         try:
@@ -353,6 +362,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
                 OpenApiParameter.HEADER,
                 description="Hex sha256 of the body; the upload is refused if it differs.",
             ),
+            IDEMPOTENCY_KEY_PARAMETER,
         ],
         responses={
             201: FileSerializer,
@@ -386,16 +396,29 @@ class FileViewSet(viewsets.ModelViewSet[File]):
             name=query.validated_data["name"],
             content_type=request.content_type,
         )
-        created = services.file_create_from_upload(
-            user=current_user(request),
-            workspace=workspace,
-            upload=upload,
-            name=query.validated_data["name"],
-            file_type=query.validated_data.get("file_type"),
-            expected_sha256=checksum,
-            checksum_field="X-Checksum-Sha256",
-        )
-        return Response(self.get_serializer(created).data, status=status.HTTP_201_CREATED)
+
+        def create() -> Response:
+            created = services.file_create_from_upload(
+                user=current_user(request),
+                workspace=workspace,
+                upload=upload,
+                name=query.validated_data["name"],
+                file_type=query.validated_data.get("file_type"),
+                expected_sha256=checksum,
+                checksum_field="X-Checksum-Sha256",
+            )
+            return Response(self.get_serializer(created).data, status=status.HTTP_201_CREATED)
+
+        # A retry is told apart by the body's sha256 and size, computed while it was spooled.
+        try:
+            return answer_once(
+                request,
+                user=current_user(request),
+                body={"body": upload, "content_type": request.content_type, "sha256": checksum},
+                create=create,
+            )
+        finally:
+            upload.close()
 
     @extend_schema(request=FileUpdateSerializer, responses={200: FileSerializer})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -501,7 +524,12 @@ class DirectUploadViewSet(viewsets.GenericViewSet[File]):
             return File.objects.none()
         return files_visible_to(current_user(self.request)).filter(status=FileStatus.PENDING)
 
-    @extend_schema(request=DirectUploadStartSerializer, responses={201: DirectUploadSerializer})
+    @extend_schema(
+        request=DirectUploadStartSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: DirectUploadSerializer},
+    )
+    @idempotent_create
     def create(self, request: Request) -> Response:
         data = DirectUploadStartSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -22,6 +22,7 @@ from operations.states import TERMINAL, JobStatus
 
 from .errors import field_error
 from .filters import visible_workspaces
+from .idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from .permissions import WorkspaceRolePermission
 from .selectors import workspaces_visible_to
 from .serializers_jobs import (
@@ -146,7 +147,12 @@ class JobViewSet(
             "operation", "owner", "workspace"
         )
 
-    @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
+    @extend_schema(
+        request=JobCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: JobSerializer},
+    )
+    @idempotent_create
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = JobCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)

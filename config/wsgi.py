@@ -7,3 +7,9 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 application = get_wsgi_application()
+
+# A web process starts (also when gunicorn replaces a killed worker): remove what killed
+# processes left in the upload spool.
+from api.spool import spool_sweep_at_start  # noqa: E402
+
+spool_sweep_at_start()

@@ -70,7 +70,8 @@ def test_multipart_upload_hashes_and_stores(
     assert stored.startswith("file:///")
     with open(local_path(stored), "rb") as fh:
         assert fh.read() == data
-    assert not list(Path(settings.FILE_UPLOAD_TEMP_DIR).iterdir()), "spooled upload left behind"
+    spooled = [p for p in Path(settings.FILE_UPLOAD_TEMP_DIR).rglob("*") if not p.is_dir()]
+    assert not spooled, "spooled upload left behind"
 
 
 def test_raw_put_upload_streams_with_checksum(

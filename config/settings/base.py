@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from corsheaders.defaults import default_headers as cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from executors.cromwell import options_from_environment as cromwell_options_from_environment
@@ -28,6 +29,13 @@ FERRY_STORAGE_ROOT = Path(
 # Uploads are spooled here while they are hashed; it must be on the same filesystem as the
 # storage root so that the finished file is moved into place by a rename, not copied.
 FILE_UPLOAD_TEMP_DIR = str(FERRY_STORAGE_ROOT / ".incoming")
+# Each process spools into its own folder there (api.spool); a sweeper (web and worker start, and
+# every 10 minutes) removes the folders of processes that are gone at once, and anything in the
+# spool whose owner it can't judge (another host's, older names) unwritten for this long.
+FERRY_SPOOL_ORPHAN_AGE_S = env.int("FERRY_SPOOL_ORPHAN_AGE_S", default=24 * 3600)
+# Creates sent with an Idempotency-Key header are answered again from the first answer for this
+# long (api.idempotency); then the key may be used anew.
+FERRY_IDEMPOTENCY_KEY_TTL_S = env.int("FERRY_IDEMPOTENCY_KEY_TTL_S", default=24 * 3600)
 # Fernet keys for stored credentials, newest first (python -c "from cryptography.fernet import
 # Fernet; print(Fernet.generate_key().decode())"). Empty: one derived from SECRET_KEY.
 FERRY_CREDENTIAL_KEYS = env.list("FERRY_CREDENTIAL_KEYS", default=[])
@@ -226,7 +234,15 @@ FERRY_THROTTLE_RATES: dict[str, str | None] = {
 }
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
-CORS_EXPOSE_HEADERS = ["Content-Disposition", "Content-Length", "Content-Range", "ETag"]
+CORS_EXPOSE_HEADERS = [
+    "Content-Disposition",
+    "Content-Length",
+    "Content-Range",
+    "ETag",
+    "Idempotent-Replayed",
+]
+# A frontend on another origin may send these besides django-cors-headers' defaults.
+CORS_ALLOW_HEADERS = (*cors_default_headers, "idempotency-key", "x-checksum-sha256")
 
 CSRF_FAILURE_VIEW = "api.errors.csrf_failure"
 
