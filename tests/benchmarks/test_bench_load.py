@@ -41,6 +41,7 @@ from tests.operations_fixtures import TEST_IMAGE, make_operation
 
 GUNICORN_WORKERS = 4
 END_LIMIT_S = 300.0
+SERIAL_S = 15.0
 
 
 def clients() -> int:
@@ -182,8 +183,15 @@ class Client:
                     self.tally.cancelled.append(job_id)
 
 
-def run_load(base_url: str, setup: Setup, seconds: float, during: Callable[[float], None]) -> Tally:
-    """``clients()`` threads for ``seconds``; ``during(elapsed)`` is called about every 0.2 s."""
+def run_load(
+    base_url: str,
+    setup: Setup,
+    seconds: float,
+    during: Callable[[float], None],
+    n_clients: int | None = None,
+) -> Tally:
+    """``n_clients`` (default ``clients()``) threads for ``seconds``; ``during(elapsed)`` is
+    called about every 0.2 s."""
     tally = Tally()
     stop = threading.Event()
 
@@ -193,7 +201,9 @@ def run_load(base_url: str, setup: Setup, seconds: float, during: Callable[[floa
             client.step()
         client.http.close()
 
-    threads = [threading.Thread(target=loop, args=(seed,)) for seed in range(clients())]
+    threads = [
+        threading.Thread(target=loop, args=(seed,)) for seed in range(n_clients or clients())
+    ]
     start = time.monotonic()
     for thread in threads:
         thread.start()
@@ -208,7 +218,7 @@ def run_load(base_url: str, setup: Setup, seconds: float, during: Callable[[floa
     return tally
 
 
-def report(title: str, tally: Tally, seconds: float) -> None:
+def report(title: str, tally: Tally, seconds: float, n_clients: int | None = None) -> None:
     rows = []
     total = 0
     for endpoint in sorted(tally.latencies):
@@ -224,7 +234,7 @@ def report(title: str, tally: Tally, seconds: float) -> None:
             ]
         )
     show(
-        f"{title}: {clients()} clients, {seconds:.0f} s, {total} requests "
+        f"{title}: {n_clients or clients()} clients, {seconds:.0f} s, {total} requests "
         f"({total / seconds:.0f}/s), {len(tally.errors)} errors",
         ["endpoint", "n", "p50 ms", "p99 ms", "max ms"],
         rows,
@@ -328,6 +338,10 @@ def test_mixed_load_then_with_a_worker_killed_and_restarted(setup: Setup, bench_
             server_dir, workers=GUNICORN_WORKERS, extra_env=settings_env
         ) as server:
             with qcluster(bench_dir, worker_env):
+                # One client alone first: what each endpoint costs without queueing.
+                alone = run_load(server.base_url, setup, SERIAL_S, lambda elapsed: None, 1)
+                report("One client alone (service times)", alone, SERIAL_S, 1)
+                verify_writes(alone)
                 first = run_load(server.base_url, setup, seconds, lambda elapsed: None)
                 report("Mixed load", first, seconds)
                 verify_writes(first)

@@ -227,3 +227,18 @@ def test_api_and_worker_recover_from_a_database_restart(
                 raise
     finally:
         kill_tree(worker)
+
+
+def test_outside_drf_a_database_outage_is_a_503_too() -> None:
+    """Django's 500 handler (middleware, admin) answers a database error as the API does."""
+    from django.db import OperationalError
+    from django.test import RequestFactory
+
+    from api.errors import json_500
+
+    try:
+        raise OperationalError("connection to server failed: Connection refused")
+    except OperationalError:
+        response = json_500(RequestFactory().get("/admin/"))
+    assert response.status_code == 503 and response["Retry-After"]
+    assert json.loads(response.content)["code"] == "database_unavailable"
