@@ -7,6 +7,7 @@ error to HTTP. ``details`` maps a field (or header, or query parameter) to its m
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -113,7 +115,26 @@ def error_body(
     return {"code": code, "message": message, "details": details or {}}
 
 
+# The database can't be reached (restarting, failed over, out of connections): a passing state,
+# answered 503 with Retry-After, and the connection is replaced on the next request
+# (CONN_HEALTH_CHECKS).
+DATABASE_UNAVAILABLE_CODE = "database_unavailable"
+DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable right now; try again in a few seconds."
+DATABASE_RETRY_AFTER_S = 5
+
+
+def _database_unavailable(exc: BaseException | None) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if _database_unavailable(exc):
+        logger.warning("database unavailable in %s: %s", context.get("view"), exc)
+        return Response(
+            error_body(DATABASE_UNAVAILABLE_CODE, DATABASE_UNAVAILABLE_MESSAGE),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
     if isinstance(exc, SuspiciousOperation):
         exc = _suspicious_request(exc)
     if isinstance(exc, ApplicationError):
@@ -163,6 +184,13 @@ def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonRe
 
 
 def json_500(request: HttpRequest) -> JsonResponse:
+    # Django calls this while handling the exception (outside DRF: middleware, admin).
+    if _database_unavailable(sys.exc_info()[1]):
+        response = JsonResponse(
+            error_body(DATABASE_UNAVAILABLE_CODE, DATABASE_UNAVAILABLE_MESSAGE), status=503
+        )
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+        return response
     return JsonResponse(
         error_body("server_error", "An internal error occurred; it has been logged."), status=500
     )

@@ -24,7 +24,7 @@ from .errors import field_error
 from .filters import visible_workspaces
 from .idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from .permissions import WorkspaceRolePermission
-from .selectors import workspaces_visible_to
+from .selectors import jobs_visible_to
 from .serializers_jobs import (
     JobCreateSerializer,
     JobLogsSerializer,
@@ -142,10 +142,7 @@ class JobViewSet(
     def get_queryset(self) -> QuerySet[Job]:
         if getattr(self, "swagger_fake_view", False):
             return Job.objects.none()
-        visible = workspaces_visible_to(current_user(self.request))
-        return Job.objects.filter(workspace__in=visible).select_related(
-            "operation", "owner", "workspace"
-        )
+        return jobs_visible_to(current_user(self.request), for_list=self.action == "list")
 
     @extend_schema(
         request=JobCreateSerializer,

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -47,22 +48,74 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
+@dataclass
+class PgCluster:
+    """A running private cluster: ``url`` for DATABASE_URL; ``stop()``/``start()`` keep its
+    data, port and settings (a database restart as clients see it)."""
+
+    root: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "server.log"
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=200"
+        )
+        subprocess.run(
+            _as_postgres(
+                [
+                    _pg_bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    options,
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(
+            _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+
+
 @contextlib.contextmanager
-def cluster() -> Iterator[str]:
+def private_cluster() -> Iterator[PgCluster]:
+    """Initialise and start a cluster in a temporary folder on a free port; stop and remove it
+    on the way out."""
     root = Path(tempfile.mkdtemp(prefix="ferry-pg-"))
-    data = root / "data"
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postgres")
         os.chown(root, pw.pw_uid, pw.pw_gid)
-    port = _free_port()
-    log = root / "server.log"
+    pg = PgCluster(root=root, port=_free_port())
     try:
         subprocess.run(
             _as_postgres(
                 [
                     _pg_bin("initdb"),
                     "-D",
-                    str(data),
+                    str(pg.data),
                     "-A",
                     "trust",
                     "-U",
@@ -75,26 +128,18 @@ def cluster() -> Iterator[str]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        options = (
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        )
-        subprocess.run(
-            _as_postgres(
-                [_pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]
-            ),
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        print(f"[pgcluster] PostgreSQL running on 127.0.0.1:{port} in {root}", flush=True)
-        yield f"postgres://postgres@127.0.0.1:{port}/postgres"
+        pg.start()
+        yield pg
     finally:
-        subprocess.run(
-            _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
+        pg.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cluster() -> Iterator[str]:
+    with private_cluster() as pg:
+        print(f"[pgcluster] PostgreSQL running on 127.0.0.1:{pg.port} in {pg.root}", flush=True)
+        yield pg.url
 
 
 def main(argv: list[str]) -> int:
