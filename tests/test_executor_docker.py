@@ -457,8 +457,13 @@ def test_engine_unreachable(tmp_path):
         },
     )
     job = StandInJob(run_spec={"image": "x", "command": "true"})
-    with pytest.raises(ExecutorUnavailable):
+    with pytest.raises(ExecutorUnavailable) as down:
         executor.submit(job)
+    # In plain words, never the repr of the nested exceptions ("('Connection aborted.',
+    # FileNotFoundError(2, 'No such file or directory'))").
+    assert str(down.value) == (
+        "the Docker engine can't be reached: its socket does not exist (the engine is not running)"
+    )
     with pytest.raises(ExecutorUnavailable):
         executor.poll([job])
     with pytest.raises(ExecutorUnavailable):
