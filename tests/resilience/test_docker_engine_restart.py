@@ -112,13 +112,19 @@ def test_engine_restart_mid_run(
     capture = django_capture_on_commit_callbacks
     running = {
         name: create_job(owner, operation, workspace, capture)
-        for name, operation in (("killed", killed), ("stops", stops), ("safe", safe))
+        for name, operation in (
+            ("killed", killed),
+            ("stops", stops),
+            ("safe", safe),
+            ("spent", safe),  # safe too, but it has had all its attempts
+        )
     }
     poll_until(
         lambda: all(status_of(j) == JobStatus.RUNNING for j in running.values()),
         60,
         "the jobs to run",
     )
+    Job.objects.filter(pk=running["spent"]).update(attempts=1 + 2)
 
     engine.stop()
     # Down: the jobs keep their state and the API says why, plainly.
@@ -145,7 +151,7 @@ def test_engine_restart_mid_run(
     )
     print(f"all jobs ended {settled_s:.1f} s after the engine was back")
 
-    for name in ("killed", "stops"):
+    for name in ("killed", "stops", "spent"):
         job = Job.objects.get(pk=running[name])
         assert job.status == JobStatus.FAILED, (name, job.error_message)
         assert job.error_message.startswith(RESTARTED), (name, job.error_message)
