@@ -4,6 +4,8 @@ An executor is one module plus one entry in ``settings.EXECUTORS``; it never see
 It works on jobs through the attributes below (a ``operations.models.Job`` has them):
 
 - ``job.id`` (UUID): names the run (container name / workflow id) so that ``submit`` is idempotent;
+- ``job.attempts`` (int, optional): how often the job was submitted before (a job runs again
+  when its engine restarted under it and its operation is safe to retry);
 - ``job.run_spec`` (dict): what to run, built by ``operations`` when the job is created. For the
   local Docker executor::
 
