@@ -105,12 +105,11 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         read_only_fields = fields
 
     def get_executor_notice(self, obj: Job) -> str:
-        """E.g. "executor unreachable since 2026-11-23 14:02:11 UTC" (the job keeps its state)."""
-        from operations.runner import UNREACHABLE
+        """E.g. "The Docker engine is not answering (since 14:02 UTC); the job will continue
+        when it is back." (the job keeps its state meanwhile)."""
+        from operations.runner import unreachable_notice
 
-        if obj.error_detail.startswith(UNREACHABLE):
-            return obj.error_detail.split(" UTC", 1)[0] + " UTC"
-        return ""
+        return unreachable_notice(obj.error_detail)
 
     def get_error_detail(self, obj: Job) -> str:
         request = self.context.get("request")

@@ -4,6 +4,8 @@ An executor is one module plus one entry in ``settings.EXECUTORS``; it never see
 It works on jobs through the attributes below (a ``operations.models.Job`` has them):
 
 - ``job.id`` (UUID): names the run (container name / workflow id) so that ``submit`` is idempotent;
+- ``job.attempts`` (int, optional): how often the job was submitted before (a job runs again
+  when its engine restarted under it and its operation is safe to retry);
 - ``job.run_spec`` (dict): what to run, built by ``operations`` when the job is created. For the
   local Docker executor::
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -65,6 +68,9 @@ class Collected:
     # executors fill it for every output that holds files; ``files``/``remote_files`` then list
     # the same files flattened. Ferry stores the files and keeps the structure.
     file_outputs: dict[str, Any] = field(default_factory=dict)
+    # True when the run was stopped by its engine restarting (not by anything it did itself):
+    # Ferry may run it again if its operation is marked safe to retry.
+    engine_restarted: bool = False
 
 
 class ExecutorError(Exception):
@@ -72,7 +78,42 @@ class ExecutorError(Exception):
 
 
 class ExecutorUnavailable(ExecutorError):
-    """The engine can't be reached right now; the job keeps its state and is retried."""
+    """The engine can't be reached right now; the job keeps its state and is retried. The
+    message is a plain sentence (see :func:`connection_problem`), never an exception's repr."""
+
+
+def connection_problem(exc: BaseException) -> str:
+    """Why a connection to an engine failed, in a few plain words ("the connection was
+    refused"), found in the chain of exceptions that requests, urllib3 and the Docker SDK nest
+    into one another. Their own messages are reprs of that chain (``('Connection aborted.',
+    FileNotFoundError(2, 'No such file or directory'))``) and are never shown."""
+    chain: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        nested = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        pending.extend(e for e in (*nested, *current.args) if isinstance(e, BaseException))
+    for error in chain:
+        if isinstance(error, FileNotFoundError):
+            return "its socket does not exist (the engine is not running)"
+        if isinstance(error, ConnectionRefusedError):
+            return "the connection was refused"
+        if isinstance(error, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
+            return "the connection was cut"
+        if isinstance(error, PermissionError):
+            return "Ferry is not allowed to connect to it"
+        if isinstance(error, socket.gaierror):
+            return "its host name can't be resolved"
+    for error in chain:
+        if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
+            return "it did not answer in time"
+    for error in chain:
+        if isinstance(error, OSError) and error.strerror:
+            return error.strerror[:1].lower() + error.strerror[1:]
+    return "the connection failed"
 
 
 class Executor(ABC):
@@ -80,6 +121,8 @@ class Executor(ABC):
     modes: ClassVar[tuple[str, ...]] = ()
     # True when its engine reads input files from buckets (URIs) rather than local paths.
     reads_buckets: ClassVar[bool] = False
+    # What users are told is not answering while it can't be reached ("The Docker engine").
+    engine_name: ClassVar[str] = "The job's executor"
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         self.alias = alias

@@ -109,6 +109,7 @@ from .base import (
     Observation,
     RunnableJob,
     RunState,
+    connection_problem,
 )
 
 API = "api/workflows/v1"
@@ -268,7 +269,7 @@ class CromwellClient:
             response = session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise ExecutorUnavailable(
-                f"Cromwell at {self.base_url} unreachable: {_short(exc)}"
+                f"Cromwell at {self.base_url} unreachable: {connection_problem(exc)}"
             ) from exc
         if response.status_code < 400 or response.status_code in accept:
             return response
@@ -406,15 +407,6 @@ class CromwellClient:
             return str(response.json().get("cromwell", ""))
         except (ValueError, AttributeError):
             return ""
-
-
-def _short(exc: Exception) -> str:
-    """A one-line description of a requests exception (they nest urllib3's)."""
-    text = str(exc)
-    for marker in ("Caused by ", "(Caused by "):
-        if marker in text:
-            text = text.split(marker, 1)[1].rstrip(")")
-    return f"{type(exc).__name__}: {text}"[:300]
 
 
 # ------------------------------------------------------------------------------------ options
@@ -657,6 +649,7 @@ def _failing_calls(attempts: Sequence[CallAttempt]) -> list[CallAttempt]:
 
 class CromwellExecutor(Executor):
     modes = ("wdl",)
+    engine_name = "The Cromwell server"
     reads_buckets = True  # inputs are given as bucket URIs its backend reads
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:

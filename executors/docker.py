@@ -15,7 +15,9 @@ Configured in ``settings.EXECUTORS``::
     }
 
 One job is one container named ``ferry-job-<job id>`` with the labels ``ferry.job``,
-``ferry.executor`` (the alias), ``ferry.deadline`` (unix time) and ``ferry.timeout_s``. It runs
+``ferry.executor`` (the alias), ``ferry.deadline`` (unix time), ``ferry.timeout_s`` and
+``ferry.attempt`` (``job.attempts + 1`` when it was created: a container of an earlier attempt
+is removed when the job is submitted again, any other is adopted). It runs
 ``["/bin/sh", "-c", run_spec["command"]]`` in ``/work`` with no network, as an unprivileged user,
 with a read-only root file system, a small ``/tmp``, no capabilities, no new privileges, and memory
 (no swap), CPU and process limits. Images are never pulled: an operation's image is built on this
@@ -33,6 +35,14 @@ The work dir on the host, per job::
 Saving the outcome and the logs lets ``collect()`` and ``logs()`` still answer after
 ``cleanup()`` removed the container; ``remove_workdir()`` deletes the work dir once the caller
 has stored the outputs.
+
+An engine restart stops every running container (SIGTERM, then SIGKILL after its stop timeout;
+after a crash, the restarted engine kills what the old one ran). ``collect()`` recognises such
+a run — killed by SIGKILL or SIGTERM, not out of memory or past its deadline, and finished before
+the engine last started — and reports it as stopped by the engine restarting
+(``Collected.engine_restarted``), not as the exit status 137 it shows. The engine's start time is
+when it created its default ``bridge`` network, which it recreates on every start (unless it
+keeps containers running across restarts, ``live-restore``, when no run is stopped by one).
 
 Outputs: a run that exits 0 must write ``/work/outputs.json``, a JSON object mapping output names
 to values. ``collect()`` returns that object as ``Collected.values`` and, in ``Collected.files``,
@@ -57,6 +67,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from uuid import UUID
@@ -75,12 +86,14 @@ from .base import (
     RunnableJob,
     RunState,
     check_local_options,
+    connection_problem,
 )
 
 LABEL_JOB = "ferry.job"
 LABEL_EXECUTOR = "ferry.executor"
 LABEL_DEADLINE = "ferry.deadline"
 LABEL_TIMEOUT = "ferry.timeout_s"
+LABEL_ATTEMPT = "ferry.attempt"
 
 WORK = "/work"  # the work dir inside the container
 OUTPUTS_JSON = "outputs.json"
@@ -100,6 +113,11 @@ DEFAULT_USER = "65534:65534"
 DEFAULT_TMP_MB = 256
 DEFAULT_LOG_MAX_MB = 16
 DEFAULT_API_TIMEOUT_S = 60
+# How an engine's shutdown ends a run: SIGTERM (128 + 15) if it stops on it, else SIGKILL.
+STOP_SIGNAL_EXITS = (128 + 9, 128 + 15)
+ENGINE_RESTARTED = (
+    "The Docker engine restarted while the job ran (its container was stopped); run it again."
+)
 
 # Limit name -> (type, smallest allowed value). Docker refuses memory limits under 6 MiB.
 LIMITS: dict[str, tuple[type, float]] = {
@@ -148,6 +166,7 @@ class Outcome:
     timeout_s: int
     timed_out: bool
     pids_limit: int = 0  # absent from state files saved before it was recorded
+    engine_restarted: bool = False  # stopped by the engine restarting (see the module's doc)
 
 
 # What programs write when fork/clone/pthread_create fails with EAGAIN, as it does at the
@@ -263,6 +282,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 class DockerExecutor(Executor):
     modes = ("docker",)
+    engine_name = "The Docker engine"
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         super().__init__(alias, options)
@@ -350,7 +370,7 @@ class DockerExecutor(Executor):
                         client = docker.from_env(timeout=self.api_timeout_s)
                 except docker.errors.DockerException as exc:
                     raise ExecutorUnavailable(
-                        f"the Docker engine can't be reached ({exc})"
+                        f"the Docker engine can't be reached: {connection_problem(exc)}"
                     ) from exc
                 self._docker, self._docker_pid = client, os.getpid()
             return self._docker
@@ -368,7 +388,7 @@ class DockerExecutor(Executor):
             raise ExecutorError(f"the Docker engine failed to {action}: {exc.explanation}") from exc
         except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
             raise ExecutorUnavailable(
-                f"the Docker engine can't be reached to {action} ({exc})"
+                f"the Docker engine can't be reached to {action}: {connection_problem(exc)}"
             ) from exc
 
     def ping(self) -> str:
@@ -501,8 +521,11 @@ class DockerExecutor(Executor):
         client = self._client()
         with self._engine("start the run"):
             existing = self._container(job)
-            if existing is not None:  # submitted before (perhaps by a worker that then died)
-                return self._started(existing)
+            if existing is not None:
+                if not _of_earlier_attempt(existing, _attempt(job)):
+                    # submitted before (perhaps by a worker that then died)
+                    return self._started(existing)
+                self._forget_earlier_attempt(job, existing)
             try:
                 client.images.get(image)
             except docker.errors.ImageNotFound:
@@ -537,6 +560,7 @@ class DockerExecutor(Executor):
                         LABEL_EXECUTOR: self.alias,
                         LABEL_DEADLINE: str(math.ceil(time.time()) + limits.timeout_s),
                         LABEL_TIMEOUT: str(limits.timeout_s),
+                        LABEL_ATTEMPT: str(_attempt(job)),
                     },
                     working_dir=WORK,
                     user=self.user,
@@ -571,6 +595,22 @@ class DockerExecutor(Executor):
                     raise
                 return self._started(existing)
             return self._started(container)
+
+    def _forget_earlier_attempt(self, job: RunnableJob, container: Any) -> None:
+        """Remove the container of an earlier attempt (the job runs again: its engine restarted
+        under it) and what Ferry saved of it, which would otherwise describe the new run."""
+        try:
+            self._client().api.remove_container(container.id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress
+                raise
+        meta = self._meta_dir(job)
+        if meta is not None:
+            for name in (TIMED_OUT, STATE_JSON, STDOUT_LOG, STDERR_LOG):
+                with contextlib.suppress(FileNotFoundError):
+                    (meta / name).unlink()
 
     def _started(self, container: Any) -> str:
         """Start a created container; one that can't start is removed so a retry starts afresh."""
@@ -657,13 +697,20 @@ class DockerExecutor(Executor):
             raise ExecutorUnavailable(f"the run is still {state.get('Status', 'unknown')}")
         meta = self._meta_dir(job)
         labels = (container.attrs.get("Config") or {}).get("Labels") or {}
+        exit_code = int(state.get("ExitCode", -1))
+        oom_killed = bool(state.get("OOMKilled"))
+        timed_out = meta is not None and (meta / TIMED_OUT).exists()
         outcome = Outcome(
-            exit_code=int(state.get("ExitCode", -1)),
-            oom_killed=bool(state.get("OOMKilled")),
+            exit_code=exit_code,
+            oom_killed=oom_killed,
             memory_bytes=int((container.attrs.get("HostConfig") or {}).get("Memory") or 0),
             timeout_s=_int_or_none(labels.get(LABEL_TIMEOUT)) or 0,
-            timed_out=meta is not None and (meta / TIMED_OUT).exists(),
+            timed_out=timed_out,
             pids_limit=int((container.attrs.get("HostConfig") or {}).get("PidsLimit") or 0),
+            engine_restarted=exit_code in STOP_SIGNAL_EXITS
+            and not oom_killed
+            and not timed_out
+            and self._finished_before_engine_start(state.get("FinishedAt")),
         )
         if meta is not None:
             for name, stdout in ((STDOUT_LOG, True), (STDERR_LOG, False)):
@@ -675,6 +722,18 @@ class DockerExecutor(Executor):
                 os.replace(tmp, meta / name)
             _write_private(meta / STATE_JSON, json.dumps(asdict(outcome)).encode())
         return outcome
+
+    def _finished_before_engine_start(self, finished_at: Any) -> bool:
+        """True when a run ended before the engine last started: the engine restarted since."""
+        finished = _docker_time(finished_at)
+        if finished is None:
+            return False
+        try:
+            network = self._client().networks.get("bridge")
+        except docker.errors.NotFound:  # an engine without its default network: can't tell
+            return False
+        started = _docker_time(network.attrs.get("Created"))
+        return started is not None and finished <= started
 
     def _saved_outcome(self, job: RunnableJob) -> Outcome | None:
         meta = self._meta_dir(job)
@@ -717,6 +776,13 @@ class DockerExecutor(Executor):
             stdout_tail=stdout_tail,
             stderr_tail=stderr_tail,
         )
+        if outcome.engine_restarted:
+            failed = self._failed(
+                result, f"stopped by the engine restarting (exit status {outcome.exit_code})"
+            )
+            failed.error_message = ENGINE_RESTARTED
+            failed.engine_restarted = True
+            return failed
         if outcome.exit_code != 0:
             if outcome.timed_out:
                 headline = f"timed out after {outcome.timeout_s} s"
@@ -838,6 +904,30 @@ def _engine_logs(container: Any, tail: int | None) -> tuple[str, str]:
         ask *= 4
     out, err = fetch("all")
     return _tail(out, tail), _tail(err, tail)
+
+
+def _attempt(job: RunnableJob) -> int:
+    """Which attempt at the job a container created now is: 1 + how often it was submitted."""
+    return int(getattr(job, "attempts", 0) or 0) + 1
+
+
+def _of_earlier_attempt(container: Any, attempt: int) -> bool:
+    labels = (container.attrs.get("Config") or {}).get("Labels") or {}
+    created_for = _int_or_none(labels.get(LABEL_ATTEMPT))
+    return created_for is not None and created_for < attempt
+
+
+_DOCKER_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def _docker_time(value: Any) -> datetime | None:
+    """A time as the engine writes it (RFC 3339 with up to nanoseconds), to the microsecond."""
+    match = _DOCKER_TIME.match(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    seconds, fraction, zone = match.groups()
+    micros = (fraction or ".0")[1:7].ljust(6, "0")
+    return datetime.fromisoformat(f"{seconds}.{micros}{'+00:00' if zone == 'Z' else zone}")
 
 
 def _is_number(value: Any) -> bool:

@@ -85,6 +85,7 @@ from .base import (
     RunnableJob,
     RunState,
     check_local_options,
+    connection_problem,
 )
 
 INPUTS_JSON = "inputs.json"
@@ -415,6 +416,7 @@ def _last_task_stderr(run_root: Path) -> Path | None:
 
 class MiniwdlExecutor(Executor):
     modes = ("wdl",)
+    engine_name = "The Docker engine"
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         super().__init__(alias, options)
@@ -699,7 +701,7 @@ class MiniwdlExecutor(Executor):
                     self._docker = docker.from_env(timeout=API_TIMEOUT_S)
                 except docker.errors.DockerException as exc:
                     raise ExecutorUnavailable(
-                        f"the Docker engine can't be reached ({exc})"
+                        f"the Docker engine can't be reached: {connection_problem(exc)}"
                     ) from exc
                 self._docker_pid = os.getpid()
             return self._docker
@@ -882,7 +884,7 @@ def _engine(action: str) -> Iterator[None]:
         raise ExecutorUnavailable(f"the Docker engine failed to {action}: {exc}") from exc
     except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
         raise ExecutorUnavailable(
-            f"the Docker engine can't be reached to {action} ({exc})"
+            f"the Docker engine can't be reached to {action}: {connection_problem(exc)}"
         ) from exc
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections import defaultdict
@@ -76,7 +77,7 @@ def submit_job(job_id: str) -> None:
         external_id = executor.submit(job)
     except ApplicationError as exc:  # inputs could not be staged, or the engine refused the run
         if _is_transient(exc):  # a bucket is down for now: try again later
-            _mark_unreachable([job.pk], exc)
+            _mark_unreachable([job.pk], exc, who=STORAGE)
             return
         transition(
             job,
@@ -96,7 +97,7 @@ def submit_job(job_id: str) -> None:
         )
         return
     except ExecutorUnavailable as exc:
-        _mark_unreachable([job.pk], exc)
+        _mark_unreachable([job.pk], exc, who=_engine_name(job.executor))
         return  # stays QUEUED; the reconciler submits it again
     except ExecutorError as exc:
         transition(
@@ -132,6 +133,13 @@ def fetch_inputs(job: Job) -> None:
 
 
 UNREACHABLE = "executor unreachable since"
+STORAGE = "The storage"
+# What _mark_unreachable writes: "executor unreachable since 2026-12-06 19:02:11 UTC: The Docker
+# engine is not answering. the Docker engine can't be reached to list runs: the connection was
+# refused" (the last part, the executor's plain reason, only for staff).
+_UNREACHABLE_RE = re.compile(
+    rf"^{UNREACHABLE} (\d{{4}}-\d\d-\d\d) (\d\d:\d\d):\d\d UTC: (?:(.+?) is not answering\.)?"
+)
 
 
 def _is_transient(exc: ApplicationError) -> bool:
@@ -139,12 +147,42 @@ def _is_transient(exc: ApplicationError) -> bool:
     return isinstance(exc, BucketUnavailable) or exc.status_code >= 500
 
 
-def _mark_unreachable(job_ids: list[Any], exc: Exception) -> None:
-    """Show on the jobs that their executor (or a bucket) can't be reached; they keep their
-    state. The first time is kept, so the notice says since when."""
-    since = f"{UNREACHABLE} {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
-    Job.objects.filter(pk__in=job_ids).exclude(error_detail__startswith=UNREACHABLE).update(
-        error_detail=since
+def _engine_name(alias: str) -> str:
+    """What users are told is not answering for the jobs of executor ``alias``."""
+    try:
+        return get_executor(alias).engine_name
+    except ExecutorError:
+        return Executor.engine_name
+
+
+def _mark_unreachable(job_ids: list[Any], exc: Exception, *, who: str) -> None:
+    """Show on the jobs that ``who`` (their executor's engine, or the storage) can't be
+    reached; they keep their state. The first time is kept, so the notice says since when."""
+    reason = exc.message if isinstance(exc, ApplicationError) else str(exc)
+    since = (
+        f"{UNREACHABLE} {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {who} is not answering. {reason}"
+    )
+    marked = (
+        Job.objects.filter(pk__in=job_ids)
+        .exclude(error_detail__startswith=UNREACHABLE)
+        .update(error_detail=since)
+    )
+    if marked:
+        logger.warning("%d job(s): %s is not answering: %r", marked, who, exc.__cause__ or exc)
+
+
+def unreachable_notice(error_detail: str) -> str:
+    """What users are told while a job's engine (or the storage) can't be reached, e.g. "The
+    Docker engine is not answering (since 19:02 UTC); the job will continue when it is back."
+    Empty when it is reachable."""
+    match = _UNREACHABLE_RE.match(error_detail)
+    if match is None:
+        return ""
+    day, minute, who = match.groups()
+    since = minute if day == f"{timezone.now():%Y-%m-%d}" else f"{day} {minute}"
+    return (
+        f"{who or Executor.engine_name} is not answering (since {since} UTC); "
+        "the job will continue when it is back."
     )
 
 
@@ -170,7 +208,7 @@ def poll_cycle() -> int:
             executor = get_executor(alias)
             observations = executor.poll(jobs)
         except ExecutorUnavailable as exc:
-            _mark_unreachable([j.pk for j in jobs], exc)
+            _mark_unreachable([j.pk for j in jobs], exc, who=_engine_name(alias))
             continue
         except ExecutorError as exc:  # e.g. a Cromwell server record removed meanwhile
             logger.error("poll: executor %s: %s", alias, exc)
@@ -269,7 +307,7 @@ def _finalize(job_id: str) -> None:
         executor = get_executor(job.executor)
         collected = executor.collect(job)
     except ExecutorUnavailable as exc:
-        _mark_unreachable([job.pk], exc)
+        _mark_unreachable([job.pk], exc, who=_engine_name(job.executor))
         return  # the reconciler tries again soon
     except ExecutorError as exc:
         collected = Collected(succeeded=False, error_message=str(exc), error_detail=str(exc))
@@ -280,6 +318,8 @@ def _finalize(job_id: str) -> None:
         "stderr_tail": collected.stderr_tail[-LOG_TAIL_CHARS:],
     }
     if not collected.succeeded:
+        if collected.engine_restarted and _run_again(job, executor, collected):
+            return
         transition(
             job,
             JobStatus.FAILED,
@@ -294,7 +334,7 @@ def _finalize(job_id: str) -> None:
         outputs = register_outputs(job, collected, executor.options.get("outputs_location"))
     except ApplicationError as exc:
         if _is_transient(exc):  # storage down for now: the reconciler finalizes it again
-            _mark_unreachable([job.pk], exc)
+            _mark_unreachable([job.pk], exc, who=STORAGE)
             return
         message = _relocation_failed(exc)
         transition(
@@ -327,6 +367,27 @@ def _finalize(job_id: str) -> None:
         **tails,
     ):
         _cleanup(executor, job)
+
+
+def _run_again(job: Job, executor: Executor, collected: Collected) -> bool:
+    """Queue a job whose engine restarted under its run again, from the start, if its operation
+    is marked safe to retry and it has attempts left (FERRY_ENGINE_RESTART_RETRIES more than
+    the first); False when it should fail instead."""
+    spec = job.operation.spec if job.operation is not None else {}
+    if not spec.get("safe_to_retry") or job.attempts > settings.FERRY_ENGINE_RESTART_RETRIES:
+        return False
+    if transition(
+        job,
+        JobStatus.QUEUED,
+        expected=JobStatus.FINALIZING,
+        error_detail=f"attempt {job.attempts}: {collected.error_detail}",
+    ):
+        # The stopped run's container and work dir go before the next attempt is submitted,
+        # so it starts from scratch (if this worker dies here, the reconciler resubmits the
+        # job and submit removes the container of the earlier attempt itself).
+        _cleanup(executor, job)
+        queue.enqueue_submit(job.pk)
+    return True
 
 
 class OutputError(Exception):

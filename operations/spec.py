@@ -6,6 +6,7 @@ The normalized form (what ``Operation.spec`` stores) always has every key filled
     {"name": "table-summary", "version": "1.0.0", "description": "", "mode": "docker",
      "command": "summarize {{ table }} {{ min_rows }}",
      "resources": {"memory_mb": 256},                 # only what the spec asks for
+     "safe_to_retry": False,
      "inputs": {"min_rows": {"type": "integer", "min": 0, "max": None, "description": "",
                              "required": False, "default": 1}, ...},
      "outputs": {"summary": {"type": "file", "file_type": "json", "description": "",
@@ -21,7 +22,10 @@ or a ``list`` of one of those; WDL operations' outputs may also nest, to keep a 
 values whole: ``list`` of any output type, ``map`` (string keys) with ``values``, ``pair`` with
 ``left``/``right``, ``struct`` with ``members`` (see ``wdl/outputs.py``). ``resources`` keeps only the limits the spec sets;
 the executor's settings supply the rest. WDL operations have ``workflow`` (default
-``"main.wdl"``) instead of ``command``.
+``"main.wdl"``) instead of ``command``. ``safe_to_retry`` (default false) says that running the
+operation again from the start does no harm: Ferry then runs a job again (a few times at most)
+when its engine restarted under it, instead of failing it. Specs stored before the key existed
+lack it (read it with ``spec.get("safe_to_retry", False)``).
 
 Command templates (docker mode) — the conventions :func:`render_command` follows:
 
@@ -73,6 +77,7 @@ _TOP_KEYS = {
     "command",
     "workflow",
     "resources",
+    "safe_to_retry",
     "inputs",
     "outputs",
     "webmev",
@@ -806,6 +811,10 @@ def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, An
                 problems.add("$.command", message)
         out["command"] = command
     out["resources"] = _resources(raw.get("resources"), "$.resources", problems)
+    safe_to_retry = raw.get("safe_to_retry", False)
+    if not isinstance(safe_to_retry, bool):
+        problems.add("$.safe_to_retry", f"must be true or false, not {_fmt(safe_to_retry)}")
+    out["safe_to_retry"] = safe_to_retry is True
     out["inputs"] = inputs
     out["outputs"] = outputs
     if "webmev" in raw:

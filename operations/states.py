@@ -29,7 +29,11 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.SUBMITTED, JobStatus.FAILED, JobStatus.CANCELLING}),
     JobStatus.SUBMITTED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLING}),
     JobStatus.RUNNING: frozenset({JobStatus.FINALIZING, JobStatus.FAILED, JobStatus.CANCELLING}),
-    JobStatus.FINALIZING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLING}),
+    # Back to QUEUED: the engine restarted under the run and its operation is safe to retry
+    # (operations.runner runs it again from the start, through the usual idempotent submit).
+    JobStatus.FINALIZING: frozenset(
+        {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLING, JobStatus.QUEUED}
+    ),
     JobStatus.CANCELLING: frozenset({JobStatus.CANCELLED, JobStatus.FAILED}),
     JobStatus.SUCCEEDED: frozenset(),
     JobStatus.FAILED: frozenset(),

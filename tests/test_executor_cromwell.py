@@ -635,8 +635,10 @@ def test_a_stopped_server_is_unavailable_and_jobs_resume_when_it_returns(
         executor.submit(job)
     sim.stop()
     try:
-        with pytest.raises(ExecutorUnavailable, match=f"Cromwell at {sim.url} unreachable"):
+        with pytest.raises(ExecutorUnavailable, match=f"Cromwell at {sim.url} unreachable") as down:
             executor.poll(jobs)
+        # In plain words, never the repr of requests' and urllib3's nested exceptions.
+        assert str(down.value) == f"Cromwell at {sim.url} unreachable: the connection was refused"
         with pytest.raises(ExecutorUnavailable):
             executor.submit(wdl_job(SIM_WDL, "sim"))
         with pytest.raises(ExecutorUnavailable):

@@ -47,6 +47,7 @@ class StandInJob:
 
     run_spec: dict[str, Any]
     id: UUID = field(default_factory=uuid.uuid4)
+    attempts: int = 0  # how often it was submitted before
 
 
 @pytest.fixture(scope="session")
@@ -447,6 +448,30 @@ def test_remove_workdir_as_the_run_user(executor, make_job):
     assert not executor.workdir(job).exists()
 
 
+def test_a_job_submitted_again_gets_a_new_container_only_for_a_new_attempt(executor, make_job):
+    """A container of the same attempt is adopted (a worker died after creating it); one of an
+    earlier attempt (the job was queued again: its engine restarted under it) is removed with
+    what Ferry saved of it, and the job runs afresh."""
+    job = make_job("echo ran; exit 3")
+    first = executor.submit(job)
+    assert executor.submit(job) == first
+    wait_for(executor, job, {RunState.EXITED})
+    assert executor.collect(job).exit_code == 3
+    saved = executor.workdir(job) / ".ferry" / "state.json"
+    assert saved.exists()
+
+    job.attempts = 1
+    second = executor.submit(job)
+    assert second != first and not saved.exists()
+    with pytest.raises(docker.errors.NotFound):
+        engine().containers.get(first)
+    assert executor.submit(job) == second
+    wait_for(executor, job, {RunState.EXITED})
+    collected = executor.collect(job)
+    assert collected.exit_code == 3 and collected.stdout_tail == "ran\n"
+    assert not collected.engine_restarted  # exit 3, and the engine never restarted
+
+
 def test_engine_unreachable(tmp_path):
     executor = DockerExecutor(
         "nowhere",
@@ -457,8 +482,13 @@ def test_engine_unreachable(tmp_path):
         },
     )
     job = StandInJob(run_spec={"image": "x", "command": "true"})
-    with pytest.raises(ExecutorUnavailable):
+    with pytest.raises(ExecutorUnavailable) as down:
         executor.submit(job)
+    # In plain words, never the repr of the nested exceptions ("('Connection aborted.',
+    # FileNotFoundError(2, 'No such file or directory'))").
+    assert str(down.value) == (
+        "the Docker engine can't be reached: its socket does not exist (the engine is not running)"
+    )
     with pytest.raises(ExecutorUnavailable):
         executor.poll([job])
     with pytest.raises(ExecutorUnavailable):

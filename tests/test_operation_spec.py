@@ -124,6 +124,17 @@ def test_minimal_spec_gets_defaults() -> None:
     assert spec["inputs"]["n"]["required"] is False
 
 
+def test_safe_to_retry_is_false_unless_the_spec_says_so() -> None:
+    assert parse_spec(VALID)["safe_to_retry"] is False
+    marked = parse_spec(spec_with(lambda raw: raw.update(safe_to_retry=True)))
+    assert marked["safe_to_retry"] is True and parse_spec(marked) == marked
+    assert errors_of(spec_with(lambda raw: raw.update(safe_to_retry="yes"))) == {
+        "$.safe_to_retry": ['must be true or false, not "yes"']
+    }
+    converted = convert_webmev(json.dumps(WEBMEV_SPEC), entrypoint=WEBMEV_ENTRYPOINT)
+    assert converted["safe_to_retry"] is False  # WebMEV has no such notion
+
+
 def test_yaml_spec_is_accepted() -> None:
     text = """
 name: table-summary

@@ -373,6 +373,9 @@ FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=25.0)
 FERRY_POLL_LEASE_S = env.float("FERRY_POLL_LEASE_S", default=30.0)
 FERRY_RESUBMIT_AFTER_S = env.float("FERRY_RESUBMIT_AFTER_S", default=30.0)
 FERRY_REFINALIZE_AFTER_S = env.float("FERRY_REFINALIZE_AFTER_S", default=300.0)
+# How many more times a job is run when its engine restarted under it (only for operations
+# whose spec says safe_to_retry; the others fail saying the engine restarted).
+FERRY_ENGINE_RESTART_RETRIES = env.int("FERRY_ENGINE_RESTART_RETRIES", default=2)
 # One finalize (collect + relocation of results) per job at a time; a worker that dies holding
 # it frees it after this long. Match the task timeout below.
 FERRY_FINALIZE_LEASE_S = env.float("FERRY_FINALIZE_LEASE_S", default=3 * 3600.0)
