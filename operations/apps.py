@@ -7,17 +7,24 @@ _kicked = False
 
 
 def _reconcile_on_worker_start(sender: Any, **kwargs: Any) -> None:
-    """A worker process started: run the poll loop (and its reconciler) now, not at the next
-    scheduled minute. Several workers starting at once is fine: the poll lease admits one."""
+    """A worker process started: recover what a killed worker left (its leases, its fetched
+    tasks) and run the poll loop now, not at the next scheduled minute or when leases expire.
+    The cluster's workers start together; a short lease lets one of them do it."""
     global _kicked
     from django_q.conf import Conf
 
     if _kicked or Conf.SYNC:  # inline tasks (tests) announce a "worker" per task: skip those
         return
     _kicked = True
-    from .queue import kick_poller
+    from datetime import timedelta
 
-    kick_poller()
+    from . import leases
+    from .runner import recover
+
+    if leases.acquire(
+        f"recover:{leases.host_name()}", leases.new_holder(), for_=timedelta(seconds=5)
+    ):
+        recover()
 
 
 class OperationsConfig(AppConfig):
