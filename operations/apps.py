@@ -1,3 +1,4 @@
+import logging
 from typing import Any
 
 from django.apps import AppConfig
@@ -16,15 +17,22 @@ def _reconcile_on_worker_start(sender: Any, **kwargs: Any) -> None:
     if _kicked or Conf.SYNC:  # inline tasks (tests) announce a "worker" per task: skip those
         return
     _kicked = True
+    import threading
     from datetime import timedelta
 
     from . import leases
-    from .runner import recover
+    from .runner import recover, watch_poller
 
-    if leases.acquire(
-        f"recover:{leases.host_name()}", leases.new_holder(), for_=timedelta(seconds=5)
-    ):
-        recover()
+    try:
+        if leases.acquire(
+            f"recover:{leases.host_name()}", leases.new_holder(), for_=timedelta(seconds=5)
+        ):
+            recover()
+    except Exception:  # e.g. the database is away: the poll watch and reconciler catch up
+        logging.getLogger(__name__).exception("could not recover after a worker start")
+    threading.Thread(
+        target=watch_poller, args=(threading.Event(),), name="ferry poll watch", daemon=True
+    ).start()
 
 
 class OperationsConfig(AppConfig):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -626,6 +628,21 @@ def poll_active() -> str:
         queue.kick_poller()
     logger.info("poll: loop ended with %d active job(s)", active)
     return f"{active} active job(s)"
+
+
+def watch_poller(stop: threading.Event) -> None:
+    """Run by each worker process in a thread: every lease TTL, start a poll loop when no live
+    worker holds the poll lease. A loop's holder on another machine that died is replaced as
+    soon as its lease lapses, not at the next scheduled minute."""
+    try:
+        while not stop.wait(settings.FERRY_LEASE_TTL_S):
+            try:
+                queue.kick_poller()
+            except Exception:  # the database is away for a moment: try on the next round
+                logger.warning("poll watch: could not check the poll lease", exc_info=True)
+                close_old_connections()
+    finally:
+        connection.close()
 
 
 def recover() -> dict[str, int]:

@@ -5,9 +5,9 @@ the SUCCEEDED transition leaves nothing ready that its job did not produce."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from rest_framework.test import APIClient
@@ -80,7 +80,8 @@ def test_results_are_hidden_until_the_job_succeeds(
     published = File.objects.get(produced_by=job)  # the same File, once
     assert published.pk == stored.pk and published.status == FileStatus.READY
     assert job.outputs == {"said": str(stored.pk)}
-    assert b"".join(owner.get(f"/api/files/{stored.pk}/download/").streaming_content) == b"hello\n"
+    download = owner.get(f"/api/files/{stored.pk}/download/")
+    assert b"".join(cast(Iterator[bytes], download.streaming_content)) == b"hello\n"  # type: ignore[attr-defined]
     assert str(stored.pk) in listed_ids(owner, "/api/files/")
     assert owner.get(f"/api/files/{stored.pk}/download/").status_code == 200
     assert [f["id"] for f in owner.get(f"/api/jobs/{job.pk}/").json()["output_files"]] == [
