@@ -226,7 +226,12 @@ def _apply(job: Job, observation: Observation, executor: Executor) -> None:
         )
         return
     if status == JobStatus.SUBMITTED:
-        if not transition(job, JobStatus.RUNNING, expected=status):
+        # Recorded even when the run already ended (a lagging poll), with the time the
+        # executor says it started: the history shows it ran, and since when.
+        started: dict[str, Any] = {}
+        if observation.started_at is not None:  # (engines may round down to the second)
+            started["started_at"] = max(observation.started_at, job.submitted_at or timezone.now())
+        if not transition(job, JobStatus.RUNNING, expected=status, **started):
             return
         status = JobStatus.RUNNING
     if (
