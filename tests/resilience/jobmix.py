@@ -4,9 +4,12 @@ should end in, one run per job, each result File once with its checksum, nothing
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,18 +49,20 @@ def docker_operation(name: str, seconds: float) -> Operation:
     )
 
 
-def plan_mix(seed: int, *, cromwell: bool) -> list[Planned]:
-    """~10 jobs of 0-4 s in a seeded order."""
+def plan_mix(seed: int, *, cromwell: bool, docker_copies: int = 1) -> list[Planned]:
+    """~10 jobs of 0-4 s in a seeded order (more Docker ones with ``docker_copies``)."""
     quick, nap2, nap4 = (docker_operation(f"nap-{s}", s) for s in (0, 2, 4))
     boom = make_operation("boom", "echo failing on purpose >&2; exit 3")
     scatter = make_wdl_operation(WDL_FIXTURES / "scatter")
     failing = make_wdl_operation(WDL_FIXTURES / "failing_task")
-    mix = [
+    mix = docker_copies * [
         Planned("docker-quick", quick, None, JobStatus.SUCCEEDED, 1),
         Planned("docker-quick", quick, None, JobStatus.SUCCEEDED, 1),
         Planned("docker-nap", nap2, None, JobStatus.SUCCEEDED, 1),
         Planned("docker-nap", nap4, None, JobStatus.SUCCEEDED, 1),
         Planned("docker-failing", boom, None, JobStatus.FAILED, 0),
+    ]
+    mix += [
         Planned("miniwdl-scatter", scatter, "local-miniwdl", JobStatus.SUCCEEDED, 3),
         Planned("miniwdl-failing", failing, "local-miniwdl", JobStatus.FAILED, 0),
     ]
@@ -105,19 +110,40 @@ def worker_storage_env(moto_server: S3Server, cromwell_server: CromwellServer) -
     }
 
 
-def docker_creates(since: float, job: Job) -> int:
-    """How many containers the engine created for the job since ``since`` (its event log)."""
-    client: Any = docker.from_env()
-    try:
-        events = client.events(
-            since=int(since),
-            until=int(time.time()) + 1,
-            filters={"type": "container", "event": "create", "label": f"ferry.job={job.pk}"},
-            decode=True,
+class ContainerCreates:
+    """Counts the engine's container ``create`` events per Ferry job while it is open (a live
+    stream: the engine keeps only its last few hundred events for later queries)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._client: Any = docker.from_env()
+        self._stream = self._client.events(
+            filters={"type": "container", "event": "create", "label": "ferry.job"}, decode=True
         )
-        return sum(1 for _ in events)
-    finally:
-        client.close()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(Exception):  # the stream closed
+            for event in self._stream:
+                job_id = (event.get("Actor") or {}).get("Attributes", {}).get("ferry.job")
+                if job_id:
+                    self.counts[job_id] += 1
+
+    def of(self, job: Job) -> int:
+        return self.counts[str(job.pk)]
+
+    def close(self) -> None:
+        time.sleep(1.0)  # events still on their way
+        self._stream.close()
+        self._reader.join(timeout=10)
+        self._client.close()
+
+    def __enter__(self) -> ContainerCreates:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def containers_left(jobs: list[Job]) -> list[str]:
@@ -155,7 +181,9 @@ def site_objects(moto_server: S3Server, workspace: Workspace) -> set[str]:
         client.close()
 
 
-def check_outcome(jobs: list[Job], plan: list[Planned], since: float, **servers: Any) -> None:
+def check_outcome(
+    jobs: list[Job], plan: list[Planned], creates: ContainerCreates, **servers: Any
+) -> None:
     """Each job ended as planned, ran once, and left its result Files once each (checksums
     matching their objects); no transition happened twice."""
     for job, planned in zip(jobs, plan, strict=True):
@@ -168,8 +196,7 @@ def check_outcome(jobs: list[Job], plan: list[Planned], since: float, **servers:
         assert len(moves) == len(set(moves)), (where, moves)  # no transition twice
         assert job.attempts == 1, (where, job.attempts)  # submitted once
         if job.executor == "local-docker":
-            creates = docker_creates(since, job)
-            assert creates == 1, (where, creates)  # one container
+            assert creates.of(job) == 1, (where, creates.of(job))  # one container
         if job.executor == CROMWELL:
             assert cromwell_workflows(servers["cromwell"], job) == 1, where  # one workflow
         produced = list(File.objects.filter(produced_by=job))

@@ -24,6 +24,7 @@ from tests.harness.cromwell import CromwellServer
 from tests.harness.docker import ensure_busybox_image, ensure_docker, ensure_swarm
 from tests.operations_fixtures import TEST_IMAGE
 from tests.resilience.jobmix import (
+    ContainerCreates,
     all_terminal,
     check_outcome,
     nothing_left,
@@ -68,10 +69,9 @@ def test_two_clusters_share_the_work_and_one_finishes_what_the_killed_one_left(
     ensure_swarm()
     monkeypatch.setattr(Conf, "SYNC", False)  # the API enqueues for the worker subprocesses
     rng = random.Random(SEED)
-    plan = plan_mix(SEED, cromwell=True) + plan_mix(SEED + 1, cromwell=False)
+    plan = plan_mix(SEED, cromwell=True, docker_copies=2)
     workspace = workspace_create(user=users["owner"], name="Two clusters")
     client = client_for("owner")
-    since = time.time() - 1
     storage_env = worker_storage_env(moto_server, cromwell)
     logs = storage_root.parent
     machine_a = Cluster(
@@ -85,14 +85,14 @@ def test_two_clusters_share_the_work_and_one_finishes_what_the_killed_one_left(
         logs / "machine-b.log",
     )
     half = len(plan) // 2
-    with clusters(machine_a, machine_b):
+    with ContainerCreates() as creates, clusters(machine_a, machine_b):
         jobs = [submit(client, workspace, planned) for planned in plan[:half]]
         wait_for(
             lambda: "submit_job" in machine_b.log.read_text(errors="replace"),
             60,
             "machine-b to take work",
         )
-        time.sleep(rng.uniform(1.0, 4.0))
+        time.sleep(rng.uniform(0.5, 2.0))
         machine_b.kill()
         killed = time.monotonic()
         active_at_kill = sum(
@@ -108,5 +108,5 @@ def test_two_clusters_share_the_work_and_one_finishes_what_the_killed_one_left(
             f"jobs ended {all_done:.1f} s after the kill ({time.monotonic() - killed:.1f} s)"
         )
         nothing_left(jobs, storage_root, workspace, moto_server)
-    check_outcome(jobs, plan, since, cromwell=cromwell)
+    check_outcome(jobs, plan, creates, cromwell=cromwell)
     assert Job.objects.filter(workspace=workspace).count() == len(plan)

@@ -25,6 +25,7 @@ from tests.harness.cromwell import CromwellServer
 from tests.harness.docker import ensure_busybox_image, ensure_docker, ensure_swarm
 from tests.operations_fixtures import TEST_IMAGE
 from tests.resilience.jobmix import (
+    ContainerCreates,
     all_terminal,
     check_outcome,
     nothing_left,
@@ -76,12 +77,11 @@ def test_worker_killed_at_random_moments_loses_and_duplicates_nothing(
     plan = plan_mix(SEED, cromwell=True)
     workspace = workspace_create(user=users["owner"], name="Killed workers")
     client = client_for("owner")
-    since = time.time() - 1
     env = worker_env(storage_root, **worker_storage_env(moto_server, cromwell))
     worker = Cluster("worker", env, storage_root.parent / "worker.log")
     jobs: list[Job] = []
     waves = [plan[i :: KILLS + 1] for i in range(KILLS + 1)]
-    with clusters(worker):
+    with ContainerCreates() as creates, clusters(worker):
         jobs += [submit(client, workspace, planned) for planned in waves[0]]
         for kill in range(KILLS):
             time.sleep(rng.uniform(1.0, 4.0))
@@ -113,4 +113,4 @@ def test_worker_killed_at_random_moments_loses_and_duplicates_nothing(
     assert waiting, "the last restart found no job waiting on the worker"
     assert len(resumed) == len(waiting), "a job waiting on the worker never moved"
     assert all(delay <= RESUMED_AFTER_RESTART_S for delay in resumed.values()), resumed
-    check_outcome(jobs, [p for wave in waves for p in wave], since, cromwell=cromwell)
+    check_outcome(jobs, [p for wave in waves for p in wave], creates, cromwell=cromwell)
