@@ -110,17 +110,12 @@ def is_held(name: str) -> bool:
 
 
 def free_dead_holders() -> int:
-    """Expire every lease held by a dead process on this host (a worker killed before this
+    """Remove every lease held by a dead process on this host (a worker killed before this
     one started); returns how many."""
     freed = 0
-    now = timezone.now()
-    for name, holder in Lease.objects.filter(holder__gt="", expires_at__gt=now).values_list(
-        "name", "holder"
-    ):
+    for name, holder in Lease.objects.filter(holder__gt="").values_list("name", "holder"):
         if holder_is_dead(holder):
-            freed += Lease.objects.filter(name=name, holder=holder).update(
-                holder="", expires_at=now
-            )
+            freed += Lease.objects.filter(name=name, holder=holder).delete()[0]
     return freed
 
 

@@ -642,12 +642,16 @@ def watch_poller(stop: threading.Event) -> None:
     try:
         while not stop.wait(settings.FERRY_LEASE_TTL_S):
             try:
-                queue.kick_poller()
+                if Job.objects.active().exists():
+                    queue.kick_poller()
             except Exception:  # the database is away for a moment: try on the next round
                 logger.warning("poll watch: could not check the poll lease", exc_info=True)
                 close_old_connections()
     finally:
         connection.close()
+
+
+RECOVER_AT_ONCE = 1000  # per status; the reconciler takes any beyond
 
 
 def recover() -> dict[str, int]:
@@ -657,12 +661,13 @@ def recover() -> dict[str, int]:
     broker); then start polling. Everything enqueued is idempotent and leased."""
     freed = leases.free_dead_holders()
     queued = 0
-    for job_id in Job.objects.filter(status=JobStatus.QUEUED).values_list("pk", flat=True):
+    oldest = Job.objects.order_by("created_at").values_list("pk", flat=True)
+    for job_id in oldest.filter(status=JobStatus.QUEUED)[:RECOVER_AT_ONCE]:
         if not leases.is_held(f"submit:{job_id}"):
             queue.enqueue_submit(job_id)
             queued += 1
     finalizing = 0
-    for job_id in Job.objects.filter(status=JobStatus.FINALIZING).values_list("pk", flat=True):
+    for job_id in oldest.filter(status=JobStatus.FINALIZING)[:RECOVER_AT_ONCE]:
         if not leases.is_held(f"finalize:{job_id}"):
             queue.enqueue_finalize(job_id)
             finalizing += 1

@@ -88,9 +88,12 @@ def test_two_clusters_share_the_work_and_one_finishes_what_the_killed_one_left(
     with ContainerCreates() as creates, clusters(machine_a, machine_b):
         jobs = [submit(client, workspace, planned) for planned in plan[:half]]
         wait_for(
-            lambda: "submit_job" in machine_b.log.read_text(errors="replace"),
+            lambda: (
+                "processing submit-" in machine_b.log.read_text(errors="replace")
+                or "processing finalize-" in machine_b.log.read_text(errors="replace")
+            ),
             60,
-            "machine-b to take work",
+            "machine-b to take a job's work",
         )
         time.sleep(rng.uniform(0.5, 2.0))
         machine_b.kill()
