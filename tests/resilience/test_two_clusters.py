@@ -46,11 +46,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 SEED = 11
 # Leases pass between machines when they lapse: a short TTL keeps the test short.
 TIMINGS = {
-    "FERRY_LEASE_TTL_S": "3",
+    "FERRY_LEASE_TTL_S": "5",
     "FERRY_RESUBMIT_AFTER_S": "5",
     "FERRY_REFINALIZE_AFTER_S": "5",
 }
-ALL_DONE_AFTER_KILL_S = 120.0  # measured ~15-30 s
+ALL_DONE_AFTER_KILL_S = 120.0  # measured 5.5-8.3 s
 
 
 def test_two_clusters_share_the_work_and_one_finishes_what_the_killed_one_left(
