@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import ApiToken, File, Membership, Role, Workspace
+from .models import ApiToken, File, FileStatus, Membership, Role, Workspace
 
 
 def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:
@@ -19,7 +19,11 @@ def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:
 
 
 def files_visible_to(user: Any) -> QuerySet[File]:
-    files = File.objects.select_related("owner")
+    """Files a user may see: never a job's results before the job succeeded (they are stored
+    pending, with ``produced_by`` set, and published with the success)."""
+    files = File.objects.select_related("owner").exclude(
+        status=FileStatus.PENDING, produced_by__isnull=False
+    )
     if user.is_staff:
         return files
     return files.filter(workspace__memberships__user=user)

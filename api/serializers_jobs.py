@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from operations.models import Job, Operation
 
+from .models import FileStatus
 from .serializers import FileSerializer, StaffOnlyFieldsMixin
 
 
@@ -69,7 +71,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
     executor_notice = serializers.SerializerMethodField(
         help_text="Set while the executor can't be reached; the job keeps its state meanwhile."
     )
-    output_files = FileSerializer(many=True, read_only=True, help_text="Files this job produced.")
+    output_files = serializers.SerializerMethodField(help_text="Files this job produced.")
     outputs = serializers.JSONField(
         read_only=True,
         help_text="Output name -> value, with the structure the operation declares: a file's "
@@ -103,6 +105,13 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(FileSerializer(many=True))
+    def get_output_files(self, obj: Job) -> list[dict[str, Any]]:
+        """Published results only: a finalize under way stores them unpublished (pending)
+        until the job succeeds (works with a prefetched ``output_files``)."""
+        published = [f for f in obj.output_files.all() if f.status != FileStatus.PENDING]
+        return list(FileSerializer(published, many=True, context=self.context).data)
 
     def get_executor_notice(self, obj: Job) -> str:
         """E.g. "The Docker engine is not answering (since 14:02 UTC); the job will continue

@@ -344,7 +344,15 @@ def _store_spooled(
             md5=md5,
             content_type=content_type,
             file_type=kind,
-            status=FileStatus.INVALID if reason else FileStatus.READY,
+            # A job's result stays pending (hidden) until the job succeeds: see
+            # file_publish_results; its check's verdict waits in invalid_reason.
+            status=(
+                FileStatus.PENDING
+                if produced_by is not None
+                else FileStatus.INVALID
+                if reason
+                else FileStatus.READY
+            ),
             invalid_reason=reason,
             storage_uri=uri,
             produced_by=produced_by,
@@ -468,7 +476,7 @@ def file_register_object(
             crc32c=info.crc32c or "",
             content_type=content_type,
             file_type=kind,
-            status=FileStatus.READY,
+            status=FileStatus.PENDING,  # published with the job's success
             storage_uri=destination.uri,
             produced_by=produced_by,
         )
@@ -477,6 +485,23 @@ def file_register_object(
         if found is None:
             raise
         return found
+
+
+def file_publish_results(*, job: Any) -> None:
+    """Make a job's results visible: run inside the transaction that records its success, so
+    no result is ever ready while its job is not."""
+    pending = File.objects.filter(produced_by=job, status=FileStatus.PENDING)
+    pending.filter(invalid_reason="").update(status=FileStatus.READY)
+    pending.exclude(invalid_reason="").update(status=FileStatus.INVALID)
+
+
+def file_discard_results(*, job: Any) -> int:
+    """Remove the unpublished results (and their objects) of a job that ended otherwise than
+    in success: a finalize interrupted by a crash or a cancel may have stored some."""
+    unpublished = list(File.objects.filter(produced_by=job, status=FileStatus.PENDING))
+    for file in unpublished:
+        file_delete(file=file)
+    return len(unpublished)
 
 
 def file_update(

@@ -23,6 +23,7 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 from uuid import UUID
@@ -46,6 +47,8 @@ class RunState(enum.StrEnum):
 class Observation:
     state: RunState
     detail: str = ""
+    # When the run started, where the engine says (a poll that lags still records it).
+    started_at: datetime | None = None
 
 
 @dataclass

@@ -67,7 +67,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from uuid import UUID
@@ -650,7 +650,9 @@ class DockerExecutor(Executor):
             if state is RunState.RUNNING and deadline is not None and now > deadline:
                 observed[job.id] = self._time_out(job, container, labels)
             else:
-                observed[job.id] = Observation(state, str(attrs.get("Status") or ""))
+                observed[job.id] = Observation(
+                    state, str(attrs.get("Status") or ""), started_at=_created_at(attrs)
+                )
         return observed
 
     def _time_out(self, job: RunnableJob, container: Any, labels: dict[str, str]) -> Observation:
@@ -932,6 +934,12 @@ def _docker_time(value: Any) -> datetime | None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _created_at(attrs: dict[str, Any]) -> datetime | None:
+    """When submit() created (and at once started) the container, from a sparse listing."""
+    created = _int_or_none(attrs.get("Created"))
+    return datetime.fromtimestamp(created, UTC) if created else None
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -1,3 +1,4 @@
+import logging
 from typing import Any
 
 from django.apps import AppConfig
@@ -7,17 +8,31 @@ _kicked = False
 
 
 def _reconcile_on_worker_start(sender: Any, **kwargs: Any) -> None:
-    """A worker process started: run the poll loop (and its reconciler) now, not at the next
-    scheduled minute. Several workers starting at once is fine: the poll lease admits one."""
+    """A worker process started: recover what a killed worker left (its leases, its fetched
+    tasks) and run the poll loop now, not at the next scheduled minute or when leases expire.
+    The cluster's workers start together; a short lease lets one of them do it."""
     global _kicked
     from django_q.conf import Conf
 
     if _kicked or Conf.SYNC:  # inline tasks (tests) announce a "worker" per task: skip those
         return
     _kicked = True
-    from .queue import kick_poller
+    import threading
+    from datetime import timedelta
 
-    kick_poller()
+    from . import leases
+    from .runner import recover, watch_poller
+
+    try:
+        if leases.acquire(
+            f"recover:{leases.host_name()}", leases.new_holder(), for_=timedelta(seconds=5)
+        ):
+            recover()
+    except Exception:  # e.g. the database is away: the poll watch and reconciler catch up
+        logging.getLogger(__name__).exception("could not recover after a worker start")
+    threading.Thread(
+        target=watch_poller, args=(threading.Event(),), name="ferry poll watch", daemon=True
+    ).start()
 
 
 class OperationsConfig(AppConfig):

@@ -22,13 +22,10 @@ def enqueue_finalize(job_id: Any) -> None:
 
 def kick_poller() -> None:
     """Start a poll loop now, unless one is running (its lease is held): that one will see the
-    new work on its next cycle. A stale lease (a dead worker's) doesn't count."""
-    from django.utils import timezone
+    new work on its next cycle. An expired lease, or a dead process's on this
+    host, doesn't count."""
+    from . import leases
 
-    from .models import Lease
-
-    if Lease.objects.filter(
-        name="poll-active", holder__gt="", expires_at__gt=timezone.now()
-    ).exists():
+    if leases.is_held("poll-active"):
         return
     async_task("operations.runner.poll_active", task_name="poll-active")

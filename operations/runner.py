@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,7 +30,12 @@ from api.buckets import BucketUnavailable
 from api.errors import ApplicationError
 from api.locations import LocationRefused
 from api.selectors import object_of_unreadable_workspace
-from api.services import file_register_object, file_register_result
+from api.services import (
+    file_discard_results,
+    file_publish_results,
+    file_register_object,
+    file_register_result,
+)
 from executors.base import (
     Collected,
     Executor,
@@ -50,8 +56,8 @@ from wdl.outputs import (
     rebuild,
 )
 
-from . import queue
-from .models import Job, Lease
+from . import leases, queue
+from .models import Job
 from .states import JobStatus
 from .transitions import transition
 from .wdl_runs import prepare_wdl_run, remove_staged_inputs
@@ -67,6 +73,16 @@ _PROBED = (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.CANCELLING)
 
 
 def submit_job(job_id: str) -> None:
+    """Start the job's run; one worker at a time per job (a lease), so a resubmit by the
+    reconciler or a restarted worker can't race a submit still under way."""
+    with leases.holding(f"submit:{job_id}") as held:
+        if held is None:
+            logger.info("submit: job %s is being submitted by another worker", job_id)
+            return
+        _submit(job_id)
+
+
+def _submit(job_id: str) -> None:
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status != JobStatus.QUEUED:
         return
@@ -248,7 +264,12 @@ def _apply(job: Job, observation: Observation, executor: Executor) -> None:
         )
         return
     if status == JobStatus.SUBMITTED:
-        if not transition(job, JobStatus.RUNNING, expected=status):
+        # Recorded even when the run already ended (a lagging poll), with the time the
+        # executor says it started: the history shows it ran, and since when.
+        started: dict[str, Any] = {}
+        if observation.started_at is not None:  # (engines may round down to the second)
+            started["started_at"] = max(observation.started_at, job.submitted_at or timezone.now())
+        if not transition(job, JobStatus.RUNNING, expected=status, **started):
             return
         status = JobStatus.RUNNING
     if (
@@ -267,6 +288,8 @@ def reconcile() -> None:
         updated_at__lt=now - timedelta(seconds=settings.FERRY_RESUBMIT_AFTER_S),
     )
     for job_id in stale_queued.values_list("pk", flat=True)[:100]:
+        if leases.is_held(f"submit:{job_id}"):
+            continue
         Job.objects.filter(pk=job_id).update(updated_at=now)  # don't resubmit it every cycle
         queue.enqueue_submit(job_id)
     stale_finalizing = Job.objects.filter(
@@ -278,6 +301,8 @@ def reconcile() -> None:
         status=JobStatus.FINALIZING,
     )
     for job_id in stale_finalizing.values_list("pk", flat=True)[:100]:
+        if leases.is_held(f"finalize:{job_id}"):
+            continue  # a live worker is at it (its heartbeat renews the lease)
         Job.objects.filter(pk=job_id).update(updated_at=now)
         queue.enqueue_finalize(job_id)
 
@@ -286,17 +311,14 @@ def reconcile() -> None:
 
 
 def finalize_job(job_id: str) -> None:
-    """Collect a finished run and store its results; one worker at a time per job (a lease),
-    so a finalize that the reconciler starts again can't race one still copying."""
-    holder = uuid.uuid4().hex
-    lease = f"finalize:{job_id}"
-    if not acquire_lease(lease, holder, timedelta(seconds=settings.FERRY_FINALIZE_LEASE_S)):
-        logger.info("finalize: job %s is being finalized by another worker", job_id)
-        return
-    try:
+    """Collect a finished run and store its results; one worker at a time per job (a lease
+    renewed while it works), so a finalize that the reconciler starts again can't race one
+    still copying, and one whose worker died is taken over within seconds."""
+    with leases.holding(f"finalize:{job_id}") as held:
+        if held is None:
+            logger.info("finalize: job %s is being finalized by another worker", job_id)
+            return
         _finalize(job_id)
-    finally:
-        release_lease(lease, holder)
 
 
 def _finalize(job_id: str) -> None:
@@ -313,7 +335,7 @@ def _finalize(job_id: str) -> None:
         collected = Collected(succeeded=False, error_message=str(exc), error_detail=str(exc))
     if job.error_detail.startswith(UNREACHABLE):  # it answered: no more notice or retries
         Job.objects.filter(pk=job.pk).update(error_detail="")
-    tails = {
+    tails: dict[str, Any] = {
         "stdout_tail": collected.stdout_tail[-LOG_TAIL_CHARS:],
         "stderr_tail": collected.stderr_tail[-LOG_TAIL_CHARS:],
     }
@@ -362,11 +384,16 @@ def _finalize(job_id: str) -> None:
         job,
         JobStatus.SUCCEEDED,
         expected=JobStatus.FINALIZING,
+        along=lambda: file_publish_results(job=job),
         outputs=outputs,
         error_detail="",
         **tails,
     ):
         _cleanup(executor, job)
+        return
+    job.refresh_from_db(fields=["status"])
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):  # cancelled while we copied
+        file_discard_results(job=job)
 
 
 def _run_again(job: Job, executor: Executor, collected: Collected) -> bool:
@@ -587,6 +614,8 @@ def _file_spec_at(spec: dict[str, Any], position: Position) -> dict[str, Any]:
 
 
 def _cleanup(executor: Executor, job: Job) -> None:
+    if job.status != JobStatus.SUCCEEDED:
+        file_discard_results(job=job)
     remove_staged_inputs(job, executor.options.get("inputs_location"))
     try:
         executor.cleanup(job)
@@ -628,6 +657,7 @@ def _finish_cancel(job: Job, executor: Executor) -> None:
             stdout_tail=stdout[-LOG_TAIL_CHARS:],
             stderr_tail=stderr[-LOG_TAIL_CHARS:],
         )
+        file_discard_results(job=job)
         return
     if transition(
         job,
@@ -642,44 +672,71 @@ def _finish_cancel(job: Job, executor: Executor) -> None:
 # ---------------------------------------------------------------------------------- poll loop
 
 
-def acquire_lease(name: str, holder: str, ttl: timedelta) -> bool:
-    now = timezone.now()
-    with contextlib.suppress(IntegrityError):
-        Lease.objects.get_or_create(name=name, defaults={"expires_at": now})
-    return (
-        Lease.objects.filter(Q(expires_at__lte=now) | Q(holder=holder), name=name).update(
-            holder=holder, expires_at=now + ttl
-        )
-        == 1
-    )
-
-
-def release_lease(name: str, holder: str) -> None:
-    Lease.objects.filter(name=name, holder=holder).update(holder="", expires_at=timezone.now())
-
-
 def poll_active() -> str:
-    """The scheduled poll loop: one cluster at a time (lease), cycles every FERRY_POLL_INTERVAL_S
-    for up to FERRY_POLL_LOOP_S seconds while jobs are active, then hands over to a fresh task."""
-    holder = uuid.uuid4().hex
-    ttl = timedelta(seconds=settings.FERRY_POLL_LEASE_S)
-    if not acquire_lease(POLL_LEASE, holder, ttl):
-        logger.info("poll: another worker holds the poll lease")
-        return "another worker is polling"
+    """The scheduled poll loop: one cluster at a time (a lease renewed while it runs), cycles
+    every FERRY_POLL_INTERVAL_S for up to FERRY_POLL_LOOP_S seconds while jobs are active, then
+    hands over to a fresh task."""
     loop_for = float(settings.FERRY_POLL_LOOP_S)
     deadline = time.monotonic() + loop_for
     active = 0
-    try:
+    with leases.holding(POLL_LEASE) as held:
+        if held is None:
+            logger.info("poll: another worker holds the poll lease")
+            return "another worker is polling"
         while True:
             active = poll_cycle()
             if not active or time.monotonic() >= deadline:
                 break
             time.sleep(settings.FERRY_POLL_INTERVAL_S)
-            if not acquire_lease(POLL_LEASE, holder, ttl):
+            if held.lost.is_set():
                 return "lost the poll lease"
-    finally:
-        release_lease(POLL_LEASE, holder)
     if active and loop_for > 0:
         queue.kick_poller()
     logger.info("poll: loop ended with %d active job(s)", active)
     return f"{active} active job(s)"
+
+
+def watch_poller(stop: threading.Event) -> None:
+    """Run by each worker process in a thread: every lease TTL, start a poll loop when no live
+    worker holds the poll lease. A loop's holder on another machine that died is replaced as
+    soon as its lease lapses, not at the next scheduled minute."""
+    try:
+        while not stop.wait(settings.FERRY_LEASE_TTL_S):
+            try:
+                if Job.objects.active().exists():
+                    queue.kick_poller()
+            except Exception:  # the database is away for a moment: try on the next round
+                logger.warning("poll watch: could not check the poll lease", exc_info=True)
+                close_old_connections()
+    finally:
+        connection.close()
+
+
+RECOVER_AT_ONCE = 1000  # per status; the reconciler takes any beyond
+
+
+def recover() -> dict[str, int]:
+    """Run when a worker starts: free the leases of dead processes on this host and, at once
+    rather than at the reconciler's pace, resubmit every QUEUED job and re-finalize every
+    FINALIZING job no live worker holds (tasks a killed cluster had fetched stay locked in the
+    broker); then start polling. Everything enqueued is idempotent and leased."""
+    freed = leases.free_dead_holders()
+    queued = 0
+    oldest = Job.objects.order_by("created_at").values_list("pk", flat=True)
+    for job_id in oldest.filter(status=JobStatus.QUEUED)[:RECOVER_AT_ONCE]:
+        if not leases.is_held(f"submit:{job_id}"):
+            queue.enqueue_submit(job_id)
+            queued += 1
+    finalizing = 0
+    for job_id in oldest.filter(status=JobStatus.FINALIZING)[:RECOVER_AT_ONCE]:
+        if not leases.is_held(f"finalize:{job_id}"):
+            queue.enqueue_finalize(job_id)
+            finalizing += 1
+    queue.kick_poller()
+    logger.info(
+        "recover: freed %d lease(s) of dead workers; resubmitted %d, re-finalizing %d job(s)",
+        freed,
+        queued,
+        finalizing,
+    )
+    return {"freed": freed, "resubmitted": queued, "refinalizing": finalizing}

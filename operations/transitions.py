@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -25,9 +26,15 @@ class TransitionNotAllowed(ValueError):
 
 
 def transition(
-    job: Job, to: JobStatus, *, expected: JobStatus | None = None, **fields: Any
+    job: Job,
+    to: JobStatus,
+    *,
+    expected: JobStatus | None = None,
+    along: Callable[[], None] | None = None,
+    **fields: Any,
 ) -> bool:
-    """Move ``job`` from ``expected`` (default: its current status) to ``to``.
+    """Move ``job`` from ``expected`` (default: its current status) to ``to``; ``along`` runs
+    in the same transaction when the move wins (e.g. publishing the job's results).
 
     Returns False when another worker changed the job first (nothing is written then).
     ``job`` is updated in place on success.
@@ -53,6 +60,8 @@ def transition(
                     "terminal": to in TERMINAL,
                 },
             )
+            if along is not None:
+                along()
     if won:
         for key, value in values.items():
             setattr(job, key, value)

@@ -11,7 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from api.models import File, FileStatus, User, Workspace
-from operations import runner
+from operations import leases, runner
 from operations.models import Event, Job
 from operations.states import TERMINAL, JobStatus
 from tests.harness.docker import ensure_busybox_image, ensure_docker
@@ -276,12 +276,12 @@ def test_poll_lease_is_held_by_one_worker_at_a_time() -> None:
     from datetime import timedelta
 
     ttl = timedelta(seconds=30)
-    assert runner.acquire_lease("t", "a", ttl)
-    assert not runner.acquire_lease("t", "b", ttl)
-    assert runner.acquire_lease("t", "a", ttl)  # renewal by the holder
-    runner.release_lease("t", "a")
-    assert runner.acquire_lease("t", "b", timedelta(seconds=0))
-    assert runner.acquire_lease("t", "c", ttl)  # b's lease expired at once
+    assert leases.acquire("t", "a", ttl)
+    assert not leases.acquire("t", "b", ttl)
+    assert leases.acquire("t", "a", ttl)  # renewal by the holder
+    leases.release("t", "a")
+    assert leases.acquire("t", "b", timedelta(seconds=0))
+    assert leases.acquire("t", "c", ttl)  # b's lease expired at once
 
 
 def test_poll_active_runs_a_cycle(workspace: Workspace, users: dict[str, User]) -> None:

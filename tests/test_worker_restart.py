@@ -38,7 +38,7 @@ def start_worker(storage_root: Path, log: Path) -> subprocess.Popen[bytes]:
         "FERRY_TEST_STORAGE_ROOT": str(storage_root),
         "FERRY_Q_SYNC": "false",
         "FERRY_POLL_LOOP_S": "20",
-        "FERRY_POLL_LEASE_S": "3",
+        "FERRY_LEASE_TTL_S": "3",
         "FERRY_RESUBMIT_AFTER_S": "2",
         "FERRY_REFINALIZE_AFTER_S": "5",
     }

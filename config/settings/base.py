@@ -370,12 +370,15 @@ EXECUTOR_ROUTING = {
 # The poll loop: one worker at a time cycles over every active job.
 FERRY_POLL_INTERVAL_S = env.float("FERRY_POLL_INTERVAL_S", default=0.5)
 FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=25.0)
-FERRY_POLL_LEASE_S = env.float("FERRY_POLL_LEASE_S", default=30.0)
 FERRY_RESUBMIT_AFTER_S = env.float("FERRY_RESUBMIT_AFTER_S", default=30.0)
-FERRY_REFINALIZE_AFTER_S = env.float("FERRY_REFINALIZE_AFTER_S", default=300.0)
+# A FINALIZING job no live worker holds (its finalize task was lost) is finalized again after.
+FERRY_REFINALIZE_AFTER_S = env.float("FERRY_REFINALIZE_AFTER_S", default=30.0)
+# Leases (the poll loop; a job's submit and finalize) last this long and are renewed by a
+# heartbeat while their holder works: a killed worker's lease passes on within this time, and
+# at once to a worker started on the same host (it sees the holder's process is gone).
+FERRY_LEASE_TTL_S = env.float("FERRY_LEASE_TTL_S", default=15.0)
+# How a worker names its host in lease holders (default: the hostname).
+FERRY_WORKER_HOST = env.str("FERRY_WORKER_HOST", default="")
 # How many more times a job is run when its engine restarted under it (only for operations
 # whose spec says safe_to_retry; the others fail saying the engine restarted).
 FERRY_ENGINE_RESTART_RETRIES = env.int("FERRY_ENGINE_RESTART_RETRIES", default=2)
-# One finalize (collect + relocation of results) per job at a time; a worker that dies holding
-# it frees it after this long. Match the task timeout below.
-FERRY_FINALIZE_LEASE_S = env.float("FERRY_FINALIZE_LEASE_S", default=3 * 3600.0)

@@ -327,7 +327,7 @@ def test_mixed_load_then_with_a_worker_killed_and_restarted(setup: Setup, bench_
         "FERRY_TEST_STORAGE_ROOT": str(server_dir / "storage"),
         "TMPDIR": str(server_dir / "tmp"),
         "PYTHONUNBUFFERED": "1",
-        "FERRY_POLL_LEASE_S": "5",
+        "FERRY_LEASE_TTL_S": "5",
         "FERRY_RESUBMIT_AFTER_S": "5",
         "FERRY_REFINALIZE_AFTER_S": "10",
         **settings_env,

@@ -137,7 +137,7 @@ def test_api_and_worker_recover_from_a_database_restart(
         private_pg,
         tmp_path,
         FERRY_POLL_LOOP_S="20",
-        FERRY_POLL_LEASE_S="3",
+        FERRY_LEASE_TTL_S="3",
         FERRY_RESUBMIT_AFTER_S="2",
         FERRY_REFINALIZE_AFTER_S="5",
     )
@@ -156,7 +156,7 @@ def test_api_and_worker_recover_from_a_database_restart(
     )
     web_env = {
         k: env[k]
-        for k in ("DATABASE_URL", "FERRY_Q_SYNC", "FERRY_POLL_LEASE_S", "FERRY_TEST_STORAGE_ROOT")
+        for k in ("DATABASE_URL", "FERRY_Q_SYNC", "FERRY_LEASE_TTL_S", "FERRY_TEST_STORAGE_ROOT")
     }
     try:
         with gunicorn_server(tmp_path / "web", workers=2, extra_env=web_env) as server:

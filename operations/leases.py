@@ -1,0 +1,161 @@
+"""Named leases across worker clusters, tied to a live holder.
+
+A lease row names its holder as ``host/pid/start/nonce``. It is short (``FERRY_LEASE_TTL_S``)
+and renewed by a heartbeat thread while its holder works, so a holder that dies loses it
+within seconds wherever it ran; on the holder's own host a dead holder (no process with that
+pid and start time) loses it at once, so a restarted worker takes over without waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, connection
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import Lease
+
+
+@cache
+def _boot_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat): with
+    the pid, it names one process even after the pid is reused."""
+    return _start_of(pid) or "0"
+
+
+def _start_of(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[-1].split()[19]
+
+
+def host_name() -> str:
+    return (settings.FERRY_WORKER_HOST or socket.gethostname())[:40].replace("/", "-")
+
+
+def new_holder() -> str:
+    """An id for one piece of work by this process: host, pid, process start, a nonce."""
+    pid = os.getpid()
+    return f"{host_name()}/{pid}/{_boot_ticks(pid)}/{uuid.uuid4().hex[:12]}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True only when the holder ran on this host and its process is gone (or its pid now
+    names another process). Holders on other hosts are judged by their lease's expiry."""
+    parts = holder.split("/")
+    if len(parts) != 4 or parts[0] != host_name() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return parts[2] != _boot_ticks(pid)
+    start = _start_of(pid)
+    if start is None:
+        return True
+    return parts[2] != "0" and start != parts[2]
+
+
+def ttl() -> timedelta:
+    return timedelta(seconds=settings.FERRY_LEASE_TTL_S)
+
+
+def acquire(name: str, holder: str, for_: timedelta | None = None) -> bool:
+    """Take the lease ``name`` for ``holder`` (for ``for_``, default the TTL): when free,
+    expired, already ours, or held by a dead process on this host."""
+    now = timezone.now()
+    with contextlib.suppress(IntegrityError):
+        Lease.objects.get_or_create(name=name, defaults={"expires_at": now})
+    current = Lease.objects.filter(name=name).values_list("holder", flat=True).first()
+    takeover = Q(expires_at__lte=now) | Q(holder=holder) | Q(holder="")
+    if current and holder_is_dead(current):
+        takeover |= Q(holder=current)
+    return (
+        Lease.objects.filter(takeover, name=name).update(
+            holder=holder, expires_at=now + (ttl() if for_ is None else for_)
+        )
+        == 1
+    )
+
+
+def renew(name: str, holder: str) -> bool:
+    """Extend a lease we hold; False when it was taken over meanwhile."""
+    return (
+        Lease.objects.filter(name=name, holder=holder).update(expires_at=timezone.now() + ttl())
+        == 1
+    )
+
+
+def release(name: str, holder: str) -> None:
+    Lease.objects.filter(name=name, holder=holder).delete()
+
+
+def is_held(name: str) -> bool:
+    """Whether a live holder has the lease: unexpired and not a dead process on this host."""
+    row = Lease.objects.filter(name=name).values_list("holder", "expires_at").first()
+    if row is None or not row[0] or row[1] <= timezone.now():
+        return False
+    return not holder_is_dead(row[0])
+
+
+def free_dead_holders() -> int:
+    """Remove every lease held by a dead process on this host (a worker killed before this
+    one started); returns how many."""
+    freed = 0
+    for name, holder in Lease.objects.filter(holder__gt="").values_list("name", "holder"):
+        if holder_is_dead(holder):
+            freed += Lease.objects.filter(name=name, holder=holder).delete()[0]
+    return freed
+
+
+@dataclass
+class Held:
+    """A lease this process holds, kept alive by a heartbeat thread until released."""
+
+    name: str
+    holder: str
+    lost: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _beat(self) -> None:
+        interval = max(0.2, settings.FERRY_LEASE_TTL_S / 3)
+        try:
+            while not self._stop.wait(interval):
+                try:
+                    if not renew(self.name, self.holder):
+                        self.lost.set()
+                        return
+                except Exception:  # the database is away for a moment: try on the next beat
+                    close_old_connections()
+        finally:
+            connection.close()  # this thread's own connection
+
+
+@contextlib.contextmanager
+def holding(name: str) -> Iterator[Held | None]:
+    """Hold ``name`` while the block runs (heartbeat renewed), or yield None when another live
+    holder has it."""
+    holder = new_holder()
+    if not acquire(name, holder):
+        yield None
+        return
+    held = Held(name, holder)
+    beat = threading.Thread(target=held._beat, name=f"lease {name}", daemon=True)
+    beat.start()
+    try:
+        yield held
+    finally:
+        held._stop.set()
+        beat.join(timeout=10)
+        release(name, holder)
