@@ -35,6 +35,7 @@ class TestMiniwdlContract(ExecutorContract):
 
     def run_identity(self, executor: Executor, job: RunnableJob) -> Any:
         assert isinstance(executor, MiniwdlExecutor)
+        assert isinstance(job, StandInJob)
         if not (executor.run_dir(job) / PROCESS_JSON).exists():
             return None
         return recorded_pid(executor, job)
