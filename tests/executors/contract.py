@@ -9,7 +9,8 @@ Subclass :class:`ExecutorContract` in a ``test_contract_<name>.py`` module (its 
 - ``unknown_polls``: how many polls of a never-submitted job it takes to report MISSING
   (a remote engine may say PENDING for a grace period first);
 - ``run_identity(executor, job)``: something naming the one run behind a job (a container id,
-  a process id, a workflow list), to tell that a second submit started nothing; None: unknown.
+  a process id, a workflow list), to tell that a second submit started nothing; None (or
+  empty: not visible yet) right after a submit skips the check until the run ended.
 
 The invariants: submit is idempotent (same job -> same external id, one run, even after the
 end); poll answers exactly the jobs asked, in RunStates; runs end in EXITED; collect reads the
@@ -84,9 +85,10 @@ class ExecutorContract:
     def test_a_quick_run_is_submitted_once_and_succeeds(self, executor: Executor) -> None:
         job, bystander = self.quick_job(), self.unknown_job()
         first = executor.submit(job)
-        identity = self.run_identity(executor, job)
+        early = self.run_identity(executor, job)
         assert executor.submit(job) == first
-        assert self.run_identity(executor, job) == identity
+        if early:  # a remote engine may not show a run at once
+            assert self.run_identity(executor, job) == early
 
         observed = executor.poll([job, bystander])
         assert set(observed) == {job.id, bystander.id}
@@ -94,6 +96,9 @@ class ExecutorContract:
         assert set(executor.poll([job])) == {job.id}
 
         wait_for_state(executor, job, {RunState.EXITED}, self.wait_s)
+        identity = self.run_identity(executor, job)
+        if early:
+            assert identity == early
         assert executor.submit(job) == first  # an ended run is not started again
         assert self.run_identity(executor, job) == identity
         assert executor.poll([job])[job.id].state is RunState.EXITED
