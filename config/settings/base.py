@@ -362,6 +362,10 @@ if _cromwell_options is not None:
         "BACKEND": "executors.cromwell.CromwellExecutor",
         "OPTIONS": _cromwell_options,
     }
+# The in-memory executor (executors/dummy.py: runs follow a script, nothing runs) for trying
+# Ferry without an engine: FERRY_DUMMY_EXECUTOR=true adds it; route a mode to "dummy" to use it.
+if env.bool("FERRY_DUMMY_EXECUTOR", default=False):
+    EXECUTORS["dummy"] = {"BACKEND": "executors.dummy.DummyExecutor", "OPTIONS": {}}
 # Which executor runs each operation mode; "cromwell:<name>" names a registered Cromwell server.
 EXECUTOR_ROUTING = {
     "docker": "local-docker",

@@ -54,6 +54,8 @@ EXECUTORS = {
             "work_root": str(_tmp / "work" / "miniwdl"),
         },
     },
+    # In memory; its runs follow their run spec's "dummy" script (executors/dummy.py).
+    "dummy": {"BACKEND": "executors.dummy.DummyExecutor", "OPTIONS": {}},
 }
 # Rate limits: a per-process cache cleared before every test (tests/conftest.py), and rates
 # no ordinary test reaches; a test that wants a limit sets settings.FERRY_THROTTLE_RATES.

@@ -1,0 +1,222 @@
+"""An in-memory executor (like Django's ``locmem`` cache): nothing runs, runs follow a script.
+
+It shows what adding an executor takes (this module plus one ``settings.EXECUTORS`` entry) and
+lets tests drive Ferry through every outcome without an engine::
+
+    EXECUTORS = {"dummy": {"BACKEND": "executors.dummy.DummyExecutor",
+                           "OPTIONS": {"script": {"polls": 2}}}}
+
+What a run does is its script: ``OPTIONS["script"]`` (for every run) updated by the run spec's
+``"dummy"`` mapping (for one run). The keys, all optional:
+
+- ``outcome``: ``"succeed"`` (default), ``"fail"``, or ``"run"`` (runs until cancelled);
+- ``polls``: how many polls the run is RUNNING before it is EXITED (default 1; 0: EXITED at the
+  first poll);
+- ``values``: the output values a successful run returns (default ``{}``);
+- ``message``: what a failed run tells users (default "the dummy run failed");
+- ``exit_code``: the exit code reported (default 0 on success, 1 on failure);
+- ``stdout`` / ``stderr``: its logs.
+
+State lives in this process, in a dict per executor alias: ``reset()`` empties it, and so does
+changing ``settings.EXECUTORS``. Polls move a run along (its first poll records when it
+started); ``cleanup`` forgets it, so polls afterwards say MISSING.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .base import (
+    Collected,
+    Executor,
+    ExecutorError,
+    ExecutorUnavailable,
+    Observation,
+    RunnableJob,
+    RunState,
+)
+
+OUTCOMES = ("succeed", "fail", "run")
+SCRIPT_KEYS = {"outcome", "polls", "values", "message", "exit_code", "stdout", "stderr"}
+
+
+@dataclass
+class DummyRun:
+    """One run: its script and how far it got."""
+
+    external_id: str
+    script: dict[str, Any]
+    submissions: int = 1  # how often submit() was called for it (only the first started it)
+    polls: int = 0
+    started_at: datetime | None = None
+    cancelled: bool = False
+    history: list[RunState] = field(default_factory=list)  # the states polls reported
+
+    @property
+    def ended(self) -> bool:
+        if self.cancelled:
+            return True
+        if self.script["outcome"] == "run":
+            return False
+        return self.polls > self.script["polls"]
+
+
+# alias -> job id -> run
+_runs: dict[str, dict[UUID, DummyRun]] = {}
+_lock = threading.Lock()
+
+
+def reset() -> None:
+    """Forget every run of every dummy executor."""
+    with _lock:
+        _runs.clear()
+
+
+def runs(alias: str) -> dict[UUID, DummyRun]:
+    """The runs of the dummy executor ``alias`` (a copy; for tests)."""
+    with _lock:
+        return dict(_runs.get(alias, {}))
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "EXECUTORS":
+        reset()
+
+
+def script_problems(script: Any, where: str) -> list[str]:
+    """What is wrong with a script (``where`` names it in the messages)."""
+    if not isinstance(script, dict):
+        return [f"{where} must be a mapping"]
+    problems = [f"{where} has an unknown key {key!r}" for key in script if key not in SCRIPT_KEYS]
+    if "outcome" in script and script["outcome"] not in OUTCOMES:
+        problems.append(f"{where}['outcome'] must be one of {', '.join(OUTCOMES)}")
+    polls = script.get("polls", 1)
+    if not isinstance(polls, int) or isinstance(polls, bool) or polls < 0:
+        problems.append(f"{where}['polls'] must be a whole number, 0 or more")
+    exit_code = script.get("exit_code", 0)
+    if not isinstance(exit_code, int) or isinstance(exit_code, bool):
+        problems.append(f"{where}['exit_code'] must be a whole number")
+    if not isinstance(script.get("values", {}), dict):
+        problems.append(f"{where}['values'] must be a mapping")
+    for key in ("message", "stdout", "stderr"):
+        if not isinstance(script.get(key, ""), str):
+            problems.append(f"{where}[{key!r}] must be text")
+    return problems
+
+
+class DummyExecutor(Executor):
+    engine_name: ClassVar[str] = "The dummy executor"
+
+    def __init__(self, alias: str, options: dict[str, Any]) -> None:
+        problems = self.check_options(options)
+        if problems:
+            raise ExecutorError(f"executor {alias!r} is misconfigured: {'; '.join(problems)}")
+        super().__init__(alias, options)
+
+    @classmethod
+    def check_options(cls, options: Any) -> list[str]:
+        if not isinstance(options, dict):
+            return ["OPTIONS must be a mapping"]
+        problems = [f"OPTIONS has an unknown key {key!r}" for key in options if key != "script"]
+        return problems + script_problems(options.get("script", {}), "OPTIONS['script']")
+
+    def external_id(self, job: RunnableJob) -> str:
+        return f"dummy-{job.id}"
+
+    def _script(self, job: RunnableJob) -> dict[str, Any]:
+        own = job.run_spec.get("dummy", {}) if isinstance(job.run_spec, dict) else None
+        problems = script_problems(own, "the run spec's 'dummy'")
+        if problems:
+            raise ExecutorError("; ".join(problems))
+        script: dict[str, Any] = {"outcome": "succeed", "polls": 1, "values": {}}
+        script.update(self.options.get("script", {}))
+        script.update(own)
+        failed = script["outcome"] == "fail"
+        script.setdefault("exit_code", 1 if failed else 0)
+        script.setdefault("message", "the dummy run failed" if failed else "")
+        return script
+
+    def _runs(self) -> dict[UUID, DummyRun]:
+        return _runs.setdefault(self.alias, {})
+
+    def submit(self, job: RunnableJob) -> str:
+        script = self._script(job)  # a bad script is refused before anything is recorded
+        with _lock:
+            run = self._runs().get(job.id)
+            if run is not None:
+                run.submissions += 1
+                return run.external_id
+            run = DummyRun(self.external_id(job), script)
+            self._runs()[job.id] = run
+            return run.external_id
+
+    def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
+        with _lock:
+            return {job.id: self._observe(job.id) for job in jobs}
+
+    def _observe(self, job_id: UUID) -> Observation:
+        run = self._runs().get(job_id)
+        if run is None:
+            return Observation(RunState.MISSING, "no dummy run for this job")
+        if not run.cancelled:
+            run.polls += 1
+            if run.started_at is None:
+                run.started_at = datetime.now(UTC)
+        if run.cancelled:
+            observation = Observation(RunState.EXITED, "cancelled", run.started_at)
+        elif run.ended:
+            observation = Observation(RunState.EXITED, run.script["outcome"], run.started_at)
+        else:
+            observation = Observation(RunState.RUNNING, "running", run.started_at)
+        run.history.append(observation.state)
+        return observation
+
+    def cancel(self, job: RunnableJob) -> None:
+        with _lock:
+            run = self._runs().get(job.id)
+            if run is not None and not run.ended:
+                run.cancelled = True
+
+    def collect(self, job: RunnableJob) -> Collected:
+        with _lock:
+            run = self._runs().get(job.id)
+            if run is None:
+                return Collected(succeeded=False, error_message="the run disappeared")
+            if not run.ended:
+                raise ExecutorUnavailable("the run has not ended yet")
+            script = run.script
+            if run.cancelled:
+                return Collected(succeeded=False, error_message="cancelled")
+            succeeded = script["outcome"] == "succeed"
+            return Collected(
+                succeeded=succeeded,
+                error_message="" if succeeded else script["message"],
+                exit_code=script["exit_code"],
+                stdout_tail=script.get("stdout", ""),
+                stderr_tail=script.get("stderr", ""),
+                values=dict(script["values"]) if succeeded else {},
+            )
+
+    def logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
+        with _lock:
+            run = self._runs().get(job.id)
+        if run is None:
+            return "", ""
+        stdout, stderr = run.script.get("stdout", ""), run.script.get("stderr", "")
+        if tail is not None:
+            stdout = "".join(stdout.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
+            stderr = "".join(stderr.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
+        return stdout, stderr
+
+    def cleanup(self, job: RunnableJob) -> None:
+        with _lock:
+            self._runs().pop(job.id, None)

@@ -1,0 +1,41 @@
+"""The miniwdl executor keeps the executor contract (real miniwdl runs on the local swarm)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from executors.base import Executor, RunnableJob
+from executors.miniwdl import MiniwdlExecutor
+from tests.executors.contract import ExecutorContract
+from tests.test_executor_miniwdl import (
+    PROCESS_JSON,
+    WDL_DIR,
+    StandInJob,
+    executor,
+    recorded_pid,
+    swarm,
+    wdl_spec,
+)
+
+__all__ = ["executor", "swarm"]  # the fixtures of tests/test_executor_miniwdl.py
+
+
+class TestMiniwdlContract(ExecutorContract):
+    wait_s = 120.0  # a one-task workflow takes ~3-5 s
+    quick_values = {"greeting": "hello ferry"}
+
+    def quick_job(self) -> RunnableJob:
+        return StandInJob(wdl_spec("hello.wdl", {"wf.who": "ferry"}))
+
+    def failing_job(self) -> RunnableJob:
+        return StandInJob(wdl_spec("fail.wdl", {"wf.reads": str(WDL_DIR / "hello.wdl")}))
+
+    def long_job(self) -> RunnableJob:
+        return StandInJob(wdl_spec("sleep.wdl"))
+
+    def run_identity(self, executor: Executor, job: RunnableJob) -> Any:
+        assert isinstance(executor, MiniwdlExecutor)
+        assert isinstance(job, StandInJob)
+        if not (executor.run_dir(job) / PROCESS_JSON).exists():
+            return None
+        return recorded_pid(executor, job)
