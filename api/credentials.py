@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .crypto import decrypt_secret, encrypt_secret, rotate
-from .errors import ApplicationError, Conflict, field_error
+from .exceptions import ApplicationError, Conflict, field_error
 from .models import Credential, CredentialKind, User
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Writes: every change to users, tokens, workspaces, members and files goes through here.
 
-Functions are keyword-only and raise :class:`~api.errors.ApplicationError` for rule violations.
+Functions are keyword-only and raise :class:`~api.exceptions.ApplicationError` for rule violations.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.utils import timezone
 from operations.models import Job
 
 from . import locations, storage
-from .errors import ApplicationError, Conflict, Forbidden, field_error
+from .exceptions import ApplicationError, Conflict, Forbidden, field_error
 from .filetypes import check_content, content_type_for, guess_file_type
 from .models import (
     WRITE_ROLES,

@@ -20,7 +20,7 @@ from operations import services as job_services
 from operations.models import Job, Operation
 from operations.states import TERMINAL, JobStatus
 
-from .errors import field_error
+from .exceptions import field_error
 from .filters import visible_workspaces
 from .idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from .permissions import WorkspaceRolePermission

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.crypto import decrypt_secret
-from api.errors import ApplicationError, Conflict, field_error
+from api.exceptions import ApplicationError, Conflict, field_error
 from api.models import Credential, CredentialKind
 from executors.base import Executor, ExecutorError
 from executors.registry import ExecutorNotConfigured
