@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 
 # pytest runs on a private PostgreSQL cluster; exit code 5 (no tests collected) is a failure.
 test: $(STAMP) system-deps lint
