@@ -238,3 +238,9 @@ def check_all_servers() -> int:
         server_check(server)
         count += 1
     return count
+
+
+def credential_use(credential: Credential) -> str:
+    """Why ``credential`` can't be deleted: the Cromwell servers that log in with it."""
+    servers = CromwellServer.objects.filter(credential=credential).count()
+    return f"{servers} Cromwell server(s) log in with it" if servers else ""
