@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 
 # pytest runs on a private PostgreSQL cluster; exit code 5 (no tests collected) is a failure.
 test: $(STAMP) system-deps lint
@@ -40,4 +41,4 @@ bench: $(STAMP) system-deps
 	if [ $$rc -eq 5 ]; then echo "no benchmarks collected: failing"; exit 1; fi; exit $$rc
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

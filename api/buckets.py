@@ -22,7 +22,7 @@ the source ETag that the copy records as ``source-etag``.
 Memory. Streamed transfers hold about ``chunk_size x (max_concurrency + 1)`` bytes (8 MiB x 5
 by default), whatever the object's size.
 
-Errors are :class:`BucketError` subclasses (an :class:`~api.errors.ApplicationError`), whose
+Errors are :class:`BucketError` subclasses (an :class:`~api.exceptions.ApplicationError`), whose
 messages name the bucket, key and endpoint but never a secret.
 
 GCS signing. Signed URLs (v4) need credentials that can sign: a service-account key
@@ -52,14 +52,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from http import HTTPStatus
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol
 from urllib.parse import quote
 
 from django.conf import settings
-from rest_framework import status
 
-from .errors import ApplicationError
+from .exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
 
@@ -87,22 +87,22 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 class BucketError(ApplicationError):
     """A bucket operation failed; the base of every error this module raises."""
 
-    status_code: int = status.HTTP_502_BAD_GATEWAY
+    status_code: int = HTTPStatus.BAD_GATEWAY.value
     code = "bucket_error"
 
 
 class InvalidObjectURI(BucketError):
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code = HTTPStatus.BAD_REQUEST.value
     code = "invalid_uri"
 
 
 class BucketNotFound(BucketError):
-    status_code = status.HTTP_404_NOT_FOUND
+    status_code = HTTPStatus.NOT_FOUND.value
     code = "bucket_not_found"
 
 
 class ObjectNotFound(BucketError):
-    status_code = status.HTTP_404_NOT_FOUND
+    status_code = HTTPStatus.NOT_FOUND.value
     code = "object_not_found"
 
 
@@ -113,7 +113,7 @@ class BucketAccessDenied(BucketError):
 
 
 class BucketUnavailable(BucketError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE.value
     code = "bucket_unavailable"
 
 
@@ -126,21 +126,21 @@ class ChecksumMismatch(BucketError):
 class DestinationExists(BucketError):
     """A copy's destination already holds other (or unverifiable) content; nothing was changed."""
 
-    status_code = status.HTTP_409_CONFLICT
+    status_code = HTTPStatus.CONFLICT.value
     code = "destination_exists"
 
 
 class InvalidBucketConfig(BucketError):
     """Connection settings that can't be used as given (an admin's input, hence 400)."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code = HTTPStatus.BAD_REQUEST.value
     code = "invalid_bucket_settings"
 
 
 class SigningUnavailable(BucketError):
     """These credentials cannot sign URLs (e.g. anonymous GCS access); stream through Ferry."""
 
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE.value
     code = "signing_unavailable"
 
 
@@ -453,7 +453,7 @@ def _check_expiry(expires_s: int) -> int:
         raise BucketError(
             f"a signed URL's lifetime must be 1 to {MAX_PRESIGN_SECONDS} seconds",
             code="invalid_expiry",
-            status_code=status.HTTP_400_BAD_REQUEST,
+            status_code=HTTPStatus.BAD_REQUEST.value,
         )
     return int(expires_s)
 
@@ -552,7 +552,7 @@ class BucketClient(ABC):
                 raise BucketError(
                     f"{ref} is not a {self.scheme}:// object; this client can't reach it",
                     code="wrong_provider",
-                    status_code=status.HTTP_400_BAD_REQUEST,
+                    status_code=HTTPStatus.BAD_REQUEST.value,
                 )
 
     def exists(self, ref: ObjectRef) -> bool:
@@ -816,7 +816,7 @@ class S3Bucket(BucketClient):
                 return BucketError(
                     f"{ref} changed while being {action} (precondition failed)",
                     code="object_changed",
-                    status_code=status.HTTP_409_CONFLICT,
+                    status_code=HTTPStatus.CONFLICT.value,
                 )
             if code in ("SlowDown", "ServiceUnavailable", "503") or http >= 500:
                 return BucketUnavailable(
@@ -1271,7 +1271,7 @@ class GCSBucket(BucketClient):
             return BucketError(
                 f"{ref} changed while being {action} (precondition failed)",
                 code="object_changed",
-                status_code=status.HTTP_409_CONFLICT,
+                status_code=HTTPStatus.CONFLICT.value,
             )
         if isinstance(exc, gexc.ServerError | gexc.TooManyRequests):
             return BucketUnavailable(f"GCS{where} could not {action} {ref} now ({exc.code})")

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .crypto import decrypt_secret, encrypt_secret, rotate
-from .errors import ApplicationError, Conflict, field_error
+from .exceptions import ApplicationError, Conflict, field_error
 from .models import Credential, CredentialKind, User
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,11 @@ SECRET_KEYS: dict[str, tuple[str, ...]] = {
 # kind -> function(config, secret) -> list of problems ("" list: it works). Filled in by the
 # modules that can talk to each kind of service (buckets, Cromwell).
 CHECKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {}
+
+# function(credential) -> why it can't be deleted now ("" when nothing of that kind uses it).
+# Filled in by the apps whose models use credentials (operations: its Cromwell servers), so
+# this module needs no import of them.
+CREDENTIAL_USES: list[Callable[[Credential], str]] = []
 
 _SCHEMES: dict[str, str] = {CredentialKind.S3: "s3", CredentialKind.GCS: "gs"}
 
@@ -237,14 +242,9 @@ def credentials_rotate_key(progress: Callable[[int], None] | None = None) -> int
 def credential_delete(*, credential: Credential) -> None:
     """Delete a credential nothing depends on: refused (409) while a Cromwell server logs in
     with it, or while workspaces store files in, or files live in, its bucket location."""
-    from operations.models import CromwellServer
-
     from .models import File, Workspace
 
-    reasons = []
-    servers = CromwellServer.objects.filter(credential=credential).count()
-    if servers:
-        reasons.append(f"{servers} Cromwell server(s) log in with it")
+    reasons = [reason for use in CREDENTIAL_USES if (reason := use(credential))]
     location = str(credential.config.get("location") or "")
     if credential.kind in _SCHEMES and location:
         prefix = location if location.endswith("/") else location + "/"

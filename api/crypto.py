@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
-from .errors import ApplicationError
+from .exceptions import ApplicationError
 
 
 class SecretUnreadable(ApplicationError):

@@ -17,7 +17,7 @@ from django.http import (
 from django.utils.http import content_disposition_header
 
 from . import storage
-from .errors import error_body
+from .exception_handlers import error_body
 from .models import File
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django_filters.fields import IsoDateTimeField
 from rest_framework.filters import OrderingFilter
 
-from .errors import field_error
+from .exceptions import field_error
 from .models import File, FileStatus, FileType, Workspace
 from .selectors import workspaces_visible_to
 

@@ -28,7 +28,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .errors import ApplicationError, Conflict
+from .exceptions import ApplicationError, Conflict
 from .models import IdempotencyKey, User
 from .uploads import SpooledUpload
 

@@ -31,7 +31,7 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage, storages
 
 from . import buckets
-from .errors import ApplicationError, field_error
+from .exceptions import ApplicationError, field_error
 from .models import Credential, CredentialKind, User, Workspace
 
 FILES_STORAGE_ALIAS = "files"

@@ -12,7 +12,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from .errors import field_error
+from .exceptions import field_error
 
 
 class CreatedCursorPagination(CursorPagination):

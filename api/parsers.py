@@ -14,7 +14,7 @@ from django.http.multipartparser import MultiPartParserError
 from rest_framework import exceptions, parsers
 from rest_framework.utils.json import strict_constant
 
-from .errors import ApplicationError, body_too_large
+from .exceptions import ApplicationError, body_too_large
 from .uploads import CountingReader, incomplete_body
 
 # JSON bodies may nest objects and arrays at most this deep (the outermost one counts as 1).

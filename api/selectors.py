@@ -38,8 +38,6 @@ def object_of_unreadable_workspace(user: Any, uri: str) -> bool:
     result Ferry wrote) stands for it, or its path names one of its jobs or files (an engine's
     folders: Cromwell's ``<workflow>/<job id>/…``, staged inputs ``<job id>/<file id>/…``).
     Staff read everything."""
-    from operations.models import Job
-
     from .locations import workspace_ids_in
 
     if user.is_staff:
@@ -51,7 +49,8 @@ def object_of_unreadable_workspace(user: Any, uri: str) -> bool:
         return True
     ids = {uuid.UUID(found) for found in _UUID.findall(key)}
     if ids and (
-        Job.objects.filter(pk__in=ids).exclude(workspace__in=readable).exists()
+        # A job of an unreadable workspace (``jobs`` is the reverse of Job.workspace).
+        Workspace.objects.filter(jobs__pk__in=ids).exclude(pk__in=readable).exists()
         or File.objects.filter(pk__in=ids).exclude(workspace__in=readable).exists()
     ):
         return True
@@ -83,31 +82,3 @@ def usable_api_tokens(user: Any) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user, revoked_at__isnull=True).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     )
-
-
-# What a jobs list never shows: the executor's run spec and log tails of each job, and the
-# operation's full spec, sources and build log (a page of 500 jobs read megabytes of them).
-JOB_LIST_DEFERRED = (
-    "run_spec",
-    "stdout_tail",
-    "stderr_tail",
-    "external_id",
-    "operation__spec",
-    "operation__source",
-    "operation__build_log",
-)
-
-
-def jobs_visible_to(user: Any, *, for_list: bool = False) -> QuerySet[Any]:
-    """Jobs of the workspaces ``user`` sees, with what their serializer reads in a fixed number
-    of queries: operation and owner joined, output files (and their owners) prefetched."""
-    from django.db.models import Prefetch
-
-    from operations.models import Job
-
-    jobs = (
-        Job.objects.filter(workspace__in=workspaces_visible_to(user))
-        .select_related("operation", "owner", "workspace")
-        .prefetch_related(Prefetch("output_files", queryset=File.objects.select_related("owner")))
-    )
-    return jobs.defer(*JOB_LIST_DEFERRED) if for_list else jobs

@@ -1,6 +1,6 @@
 """Writes: every change to users, tokens, workspaces, members and files goes through here.
 
-Functions are keyword-only and raise :class:`~api.errors.ApplicationError` for rule violations.
+Functions are keyword-only and raise :class:`~api.exceptions.ApplicationError` for rule violations.
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from operations.models import Job
-
 from . import locations, storage
-from .errors import ApplicationError, Conflict, Forbidden, field_error
+from .exceptions import ApplicationError, Conflict, Forbidden, field_error
 from .filetypes import check_content, content_type_for, guess_file_type
 from .models import (
     WRITE_ROLES,
@@ -153,7 +151,8 @@ def workspace_delete(*, workspace: Workspace, delete_files: bool = False) -> Non
     ``delete_files`` is given (then its files are deleted too)."""
     with transaction.atomic():
         locked = Workspace.objects.select_for_update().get(pk=workspace.pk)
-        active = Job.objects.filter(workspace=locked).active().count()
+        # ``jobs``: the reverse of Job.workspace (operations' model; not imported here).
+        active = locked.jobs.active().count()
         if active:
             raise Conflict(
                 f"The workspace has {active} active job(s); cancel them or wait until they finish.",
@@ -169,7 +168,7 @@ def workspace_delete(*, workspace: Workspace, delete_files: bool = False) -> Non
             )
         uris = [f.storage_uri for f in files if f.managed]
         File.objects.filter(workspace=locked).delete()
-        Job.objects.filter(workspace=locked).delete()
+        locked.jobs.all().delete()
         locked.delete()
 
         def remove_objects() -> None:

@@ -21,7 +21,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
 from . import bucket_storage, buckets, locations
-from .errors import ApplicationError
+from .exceptions import ApplicationError
 from .private_paths import make_private_dirs
 from .uploads import SpooledUpload
 

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import buckets, locations
-from .errors import ApplicationError, Conflict, field_error
+from .exceptions import ApplicationError, Conflict, field_error
 from .filetypes import content_type_for, guess_file_type
 from .models import DiscardedUpload, File, FileStatus, FileType, User, Workspace
 from .selectors import object_of_unreadable_workspace

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 
-from .errors import ApplicationError
+from .exceptions import ApplicationError
 from .spool import spool_dir
 
 CHUNK_SIZE = 4 * 1024 * 1024

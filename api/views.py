@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 
 from . import services, storage, transfers
 from .downloads import file_download_response
-from .errors import ApplicationError, field_error
+from .exceptions import ApplicationError, field_error
 from .filters import FileFilter, WorkspaceFilter
 from .idempotency import IDEMPOTENCY_KEY_PARAMETER, answer_once, idempotent_create
 from .models import ApiToken, File, FileStatus, Membership, User, Workspace

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from rest_framework_simplejwt import views as jwt_views
 
-from .errors import error_body
+from .exception_handlers import error_body
 from .throttles import (
     SIGN_IN_FORM_THROTTLES,
     SIGN_IN_THROTTLES,

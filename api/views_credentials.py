@@ -51,7 +51,7 @@ class CredentialViewSet(viewsets.ModelViewSet[Credential]):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if "kind" in values and values["kind"] != credential.kind:
-            from .errors import field_error
+            from .exceptions import field_error
 
             raise field_error("kind", "The kind of a credential can't change; create a new one.")
         credential = credentials.credential_update(

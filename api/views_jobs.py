@@ -18,13 +18,13 @@ from executors.base import ExecutorError
 from executors.registry import get_executor
 from operations import services as job_services
 from operations.models import Job, Operation
+from operations.selectors import jobs_visible_to
 from operations.states import TERMINAL, JobStatus
 
-from .errors import field_error
+from .exceptions import field_error
 from .filters import visible_workspaces
 from .idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from .permissions import WorkspaceRolePermission
-from .selectors import jobs_visible_to
 from .serializers_jobs import (
     JobCreateSerializer,
     JobLogsSerializer,

@@ -34,7 +34,7 @@ urlpatterns = [
     path("readyz", ReadinessView.as_view(), name="readyz"),
 ]
 
-handler400 = "api.errors.json_400"
-handler403 = "api.errors.json_403"
-handler404 = "api.errors.json_404"
-handler500 = "api.errors.json_500"
+handler400 = "api.exception_handlers.json_400"
+handler403 = "api.exception_handlers.json_403"
+handler404 = "api.exception_handlers.json_404"
+handler500 = "api.exception_handlers.json_500"

@@ -52,10 +52,13 @@ class OperationsConfig(AppConfig):
         checks.register(check_executors)
         register_resolver(CROMWELL_ALIAS_PREFIX, resolve_executor)
         # Cromwell logins are checked against the server when an admin saves them.
-        from api.credentials import CHECKERS
+        from api.credentials import CHECKERS, CREDENTIAL_USES
         from api.models import CredentialKind
 
-        from .cromwell_servers import check_cromwell_credential
+        from .cromwell_servers import check_cromwell_credential, credential_use
 
         CHECKERS[CredentialKind.CROMWELL] = check_cromwell_credential
+        # A credential a Cromwell server logs in with can't be deleted.
+        if credential_use not in CREDENTIAL_USES:
+            CREDENTIAL_USES.append(credential_use)
         post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="ferry-reconcile-on-start")

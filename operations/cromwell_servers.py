@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.crypto import decrypt_secret
-from api.errors import ApplicationError, Conflict, field_error
+from api.exceptions import ApplicationError, Conflict, field_error
 from api.models import Credential, CredentialKind
 from executors.base import Executor, ExecutorError
 from executors.registry import ExecutorNotConfigured
@@ -238,3 +238,9 @@ def check_all_servers() -> int:
         server_check(server)
         count += 1
     return count
+
+
+def credential_use(credential: Credential) -> str:
+    """Why ``credential`` can't be deleted: the Cromwell servers that log in with it."""
+    servers = CromwellServer.objects.filter(credential=credential).count()
+    return f"{servers} Cromwell server(s) log in with it" if servers else ""

@@ -66,7 +66,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 import wdl
-from api.errors import ApplicationError
+from api.exceptions import ApplicationError
 from wdl.bundle import MAX_FILES, MAX_TOTAL_BYTES, clean_relative_path
 from wdl.errors import format_error
 from wdl.outputs import describe_shape

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from api.errors import ApplicationError
+from api.exceptions import ApplicationError
 from api.models import File, FileStatus
 from api.selectors import files_visible_to
 from api.storage import is_local, local_path

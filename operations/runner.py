@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from api import storage
 from api.buckets import BucketUnavailable
-from api.errors import ApplicationError
+from api.exceptions import ApplicationError
 from api.locations import LocationRefused
 from api.selectors import object_of_unreadable_workspace
 from api.services import (

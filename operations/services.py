@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from api.errors import ApplicationError, Conflict, Forbidden, field_error
+from api.exceptions import ApplicationError, Conflict, Forbidden, field_error
 from api.models import WRITE_ROLES, User
 from api.selectors import role_in, workspaces_visible_to
 

@@ -51,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from api.errors import ApplicationError
+from api.exceptions import ApplicationError
 
 FILE_TYPES = ("table", "json", "text", "binary")
 SCALAR_TYPES = ("integer", "float", "string", "boolean", "option")

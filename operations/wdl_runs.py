@@ -27,7 +27,7 @@ from django.conf import settings
 import wdl
 import wdl.outputs
 from api import buckets, locations, storage
-from api.errors import ApplicationError
+from api.exceptions import ApplicationError
 from api.models import File
 from executors.base import Executor
 from wdl.errors import format_error

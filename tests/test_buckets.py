@@ -38,7 +38,7 @@ from api.buckets import (
     parse_uri,
     streamed_copy,
 )
-from api.errors import exception_handler
+from api.exception_handlers import exception_handler
 
 if TYPE_CHECKING:
     from tests.harness.buckets import GCSServer, S3Server

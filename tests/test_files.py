@@ -14,7 +14,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from api import services
-from api.errors import ApplicationError
+from api.exceptions import ApplicationError
 from api.models import File, FileStatus, Role, User, Workspace
 from api.storage import local_path
 from api.uploads import spool_body

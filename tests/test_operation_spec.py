@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.errors import ApplicationError
+from api.exceptions import ApplicationError
 from operations.spec import SpecError, parse_spec, render_command
 from operations.webmev import convert_webmev, operation_slug
 

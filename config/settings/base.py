@@ -244,7 +244,7 @@ CORS_EXPOSE_HEADERS = [
 # A frontend on another origin may send these besides django-cors-headers' defaults.
 CORS_ALLOW_HEADERS = (*cors_default_headers, "idempotency-key", "x-checksum-sha256")
 
-CSRF_FAILURE_VIEW = "api.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "api.exception_handlers.csrf_failure"
 
 LOGIN_URL = "rest_framework:login"
 LOGIN_REDIRECT_URL = "/api/"
@@ -269,7 +269,7 @@ REST_FRAMEWORK = {
         "api.filters.StrictOrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "api.schema.FerryAutoSchema",
-    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "api.exception_handlers.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -234,7 +234,7 @@ def test_outside_drf_a_database_outage_is_a_503_too() -> None:
     from django.db import OperationalError
     from django.test import RequestFactory
 
-    from api.errors import json_500
+    from api.exception_handlers import json_500
 
     try:
         raise OperationalError("connection to server failed: Connection refused")

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from api import services
-from api.errors import ApplicationError
+from api.exceptions import ApplicationError
 
 
 class Command(BaseCommand):

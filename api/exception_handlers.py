@@ -1,7 +1,9 @@
 """One error shape for every 4xx/5xx: ``{"code", "message", "details"}``.
 
-Services raise :class:`ApplicationError` (or its subclasses); one exception handler maps every
-error to HTTP. ``details`` maps a field (or header, or query parameter) to its messages.
+Services raise :class:`~api.exceptions.ApplicationError` (or its subclasses); the exception
+handler here maps every error to HTTP, for DRF views (``exception_handler``) and for Django's own
+answers (``json_400``, ``json_403``, ``json_404``, ``json_500``, ``csrf_failure``).
+``details`` maps a field (or header, or query parameter) to its messages.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import logging
 import sys
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import (
     PermissionDenied,
     RequestDataTooBig,
@@ -24,59 +25,9 @@ from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from .exceptions import ApplicationError, body_too_large
+
 logger = logging.getLogger(__name__)
-
-
-class ApplicationError(Exception):
-    """A business-rule error with an HTTP status, a stable code and per-field details."""
-
-    status_code: int = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        details: dict[str, list[str]] | None = None,
-        code: str | None = None,
-        status_code: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-        if code is not None:
-            self.code = code
-        if status_code is not None:
-            self.status_code = status_code
-
-
-class Conflict(ApplicationError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "conflict"
-
-
-class NotFound(ApplicationError):
-    status_code = status.HTTP_404_NOT_FOUND
-    code = "not_found"
-
-
-class Forbidden(ApplicationError):
-    status_code = status.HTTP_403_FORBIDDEN
-    code = "permission_denied"
-
-
-def field_error(field: str, message: str, *, code: str = "invalid") -> ApplicationError:
-    return ApplicationError(message, details={field: [message]}, code=code)
-
-
-def body_too_large(limit: int | None = None) -> ApplicationError:
-    """413 for a request body (JSON or form fields) over DATA_UPLOAD_MAX_MEMORY_SIZE."""
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE if limit is None else limit
-    message = (
-        f"The request body is larger than {limit} bytes; upload files with multipart "
-        "or PUT /api/files/upload/."
-    )
-    return ApplicationError(message, code="too_large", status_code=413, details={"body": [message]})
 
 
 def _suspicious_request(exc: SuspiciousOperation) -> ApplicationError:

@@ -1,0 +1,35 @@
+"""Reads of jobs: which a user may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from api.models import File
+from api.selectors import workspaces_visible_to
+
+from .models import Job
+
+# What a jobs list never shows: the executor's run spec and log tails of each job, and the
+# operation's full spec, sources and build log (a page of 500 jobs read megabytes of them).
+JOB_LIST_DEFERRED = (
+    "run_spec",
+    "stdout_tail",
+    "stderr_tail",
+    "external_id",
+    "operation__spec",
+    "operation__source",
+    "operation__build_log",
+)
+
+
+def jobs_visible_to(user: Any, *, for_list: bool = False) -> QuerySet[Job]:
+    """Jobs of the workspaces ``user`` sees, with what their serializer reads in a fixed number
+    of queries: operation and owner joined, output files (and their owners) prefetched."""
+    jobs = (
+        Job.objects.filter(workspace__in=workspaces_visible_to(user))
+        .select_related("operation", "owner", "workspace")
+        .prefetch_related(Prefetch("output_files", queryset=File.objects.select_related("owner")))
+    )
+    return jobs.defer(*JOB_LIST_DEFERRED) if for_list else jobs
