@@ -118,7 +118,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         when it is back." (the job keeps its state meanwhile)."""
         from operations.runner import unreachable_notice
 
-        return unreachable_notice(obj.error_detail)
+        return unreachable_notice(obj)
 
     def get_error_detail(self, obj: Job) -> str:
         request = self.context.get("request")

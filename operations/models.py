@@ -83,6 +83,17 @@ class Job(models.Model):
     )
     error_message = models.TextField(blank=True, help_text="For the user.")
     error_detail = models.TextField(blank=True, help_text="For staff.")
+    executor_unreachable_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Since when the job's executor (or the storage) has not answered; the job "
+        "keeps its state meanwhile. Empty when it answers.",
+    )
+    executor_unreachable_what = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text='What is not answering, as users are told, e.g. "The Docker engine".',
+    )
     stdout_tail = models.TextField(blank=True)
     stderr_tail = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
