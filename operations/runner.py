@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from datetime import UTC, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -183,25 +183,6 @@ def _mark_unreachable(job_ids: list[Any], exc: Exception, *, who: str) -> None:
     )
     if marked:
         logger.warning("%d job(s): %s is not answering: %r", marked, who, exc.__cause__ or exc)
-
-
-def unreachable_notice(job: Job) -> str:
-    """What users are told while a job's engine (or the storage) can't be reached, e.g. "The
-    Docker engine is not answering (since 19:02 UTC); the job will continue when it is back."
-    Empty when it is reachable."""
-    if job.executor_unreachable_since is None:
-        return ""
-    utc = job.executor_unreachable_since.astimezone(UTC)
-    day = f"{utc:%Y-%m-%d}"
-    since = (
-        f"{utc:%H:%M}"
-        if day == f"{timezone.now().astimezone(UTC):%Y-%m-%d}"
-        else f"{utc:%Y-%m-%d %H:%M}"
-    )
-    return (
-        f"{job.executor_unreachable_what or Executor.engine_name} is not answering "
-        f"(since {since} UTC); the job will continue when it is back."
-    )
 
 
 def poll_cycle() -> int:
