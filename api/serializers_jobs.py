@@ -116,9 +116,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
     def get_executor_notice(self, obj: Job) -> str:
         """E.g. "The Docker engine is not answering (since 14:02 UTC); the job will continue
         when it is back." (the job keeps its state meanwhile)."""
-        from operations.runner import unreachable_notice
-
-        return unreachable_notice(obj.error_detail)
+        return obj.executor_notice()
 
     def get_error_detail(self, obj: Job) -> str:
         request = self.context.get("request")

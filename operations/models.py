@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from .states import ACTIVE, JobStatus
 
@@ -83,6 +85,17 @@ class Job(models.Model):
     )
     error_message = models.TextField(blank=True, help_text="For the user.")
     error_detail = models.TextField(blank=True, help_text="For staff.")
+    executor_unreachable_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Since when the job's executor (or the storage) has not answered; the job "
+        "keeps its state meanwhile. Empty when it answers.",
+    )
+    executor_unreachable_what = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text='What is not answering, as users are told, e.g. "The Docker engine".',
+    )
     stdout_tail = models.TextField(blank=True)
     stderr_tail = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -100,6 +113,21 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.id} ({self.status})"
+
+    def executor_notice(self) -> str:
+        """What users are told while the job's engine (or the storage) can't be reached, e.g.
+        "The Docker engine is not answering (since 19:02 UTC); the job will continue when it
+        is back." Empty when it is reachable."""
+        if self.executor_unreachable_since is None:
+            return ""
+        utc = self.executor_unreachable_since.astimezone(UTC)
+        today = timezone.now().astimezone(UTC).date()
+        since = f"{utc:%H:%M}" if utc.date() == today else f"{utc:%Y-%m-%d %H:%M}"
+        # (the fallback is executors.base.Executor.engine_name)
+        what = self.executor_unreachable_what or "The job's executor"
+        return (
+            f"{what} is not answering (since {since} UTC); the job will continue when it is back."
+        )
 
 
 class Event(models.Model):

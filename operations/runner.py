@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import threading
 import time
 import uuid
@@ -130,7 +129,7 @@ def _submit(job_id: str) -> None:
         expected=JobStatus.QUEUED,
         external_id=external_id,
         attempts=job.attempts + 1,
-        error_detail="",
+        **ANSWERED,
     ):
         job.refresh_from_db()
         if job.status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
@@ -148,14 +147,16 @@ def fetch_inputs(job: Job) -> None:
 # --------------------------------------------------------------------------------------- poll
 
 
-UNREACHABLE = "executor unreachable since"
 STORAGE = "The storage"
-# What _mark_unreachable writes: "executor unreachable since 2026-12-06 19:02:11 UTC: The Docker
+# While a job's executor (or the storage) can't be reached, the job keeps its state and shows
+# Job.executor_unreachable_since/_what; error_detail (for staff) says why, e.g. "The Docker
 # engine is not answering. the Docker engine can't be reached to list runs: the connection was
-# refused" (the last part, the executor's plain reason, only for staff).
-_UNREACHABLE_RE = re.compile(
-    rf"^{UNREACHABLE} (\d{{4}}-\d\d-\d\d) (\d\d:\d\d):\d\d UTC: (?:(.+?) is not answering\.)?"
-)
+# refused". All three are cleared when it answers.
+ANSWERED: dict[str, Any] = {
+    "executor_unreachable_since": None,
+    "executor_unreachable_what": "",
+    "error_detail": "",
+}
 
 
 def _is_transient(exc: ApplicationError) -> bool:
@@ -175,31 +176,13 @@ def _mark_unreachable(job_ids: list[Any], exc: Exception, *, who: str) -> None:
     """Show on the jobs that ``who`` (their executor's engine, or the storage) can't be
     reached; they keep their state. The first time is kept, so the notice says since when."""
     reason = exc.message if isinstance(exc, ApplicationError) else str(exc)
-    since = (
-        f"{UNREACHABLE} {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {who} is not answering. {reason}"
-    )
-    marked = (
-        Job.objects.filter(pk__in=job_ids)
-        .exclude(error_detail__startswith=UNREACHABLE)
-        .update(error_detail=since)
+    marked = Job.objects.filter(pk__in=job_ids, executor_unreachable_since__isnull=True).update(
+        executor_unreachable_since=timezone.now(),
+        executor_unreachable_what=who,
+        error_detail=f"{who} is not answering. {reason}",
     )
     if marked:
         logger.warning("%d job(s): %s is not answering: %r", marked, who, exc.__cause__ or exc)
-
-
-def unreachable_notice(error_detail: str) -> str:
-    """What users are told while a job's engine (or the storage) can't be reached, e.g. "The
-    Docker engine is not answering (since 19:02 UTC); the job will continue when it is back."
-    Empty when it is reachable."""
-    match = _UNREACHABLE_RE.match(error_detail)
-    if match is None:
-        return ""
-    day, minute, who = match.groups()
-    since = minute if day == f"{timezone.now():%Y-%m-%d}" else f"{day} {minute}"
-    return (
-        f"{who or Executor.engine_name} is not answering (since {since} UTC); "
-        "the job will continue when it is back."
-    )
 
 
 def poll_cycle() -> int:
@@ -214,6 +197,7 @@ def poll_cycle() -> int:
         "run_spec",
         "workspace_id",
         "error_detail",
+        "executor_unreachable_since",
         "external_id",
         "submitted_at",
     )
@@ -229,10 +213,10 @@ def poll_cycle() -> int:
         except ExecutorError as exc:  # e.g. a Cromwell server record removed meanwhile
             logger.error("poll: executor %s: %s", alias, exc)
             continue
-        marked = [j.pk for j in jobs if j.error_detail.startswith(UNREACHABLE)]
+        marked = [j.pk for j in jobs if j.executor_unreachable_since is not None]
         if marked:
-            Job.objects.filter(pk__in=marked, error_detail__startswith=UNREACHABLE).update(
-                error_detail=""
+            Job.objects.filter(pk__in=marked, executor_unreachable_since__isnull=False).update(
+                **ANSWERED
             )
         for job in jobs:
             try:
@@ -295,7 +279,7 @@ def reconcile() -> None:
     stale_finalizing = Job.objects.filter(
         Q(updated_at__lt=now - timedelta(seconds=settings.FERRY_REFINALIZE_AFTER_S))
         | Q(
-            error_detail__startswith=UNREACHABLE,
+            executor_unreachable_since__isnull=False,
             updated_at__lt=now - timedelta(seconds=settings.FERRY_RESUBMIT_AFTER_S),
         ),
         status=JobStatus.FINALIZING,
@@ -333,8 +317,8 @@ def _finalize(job_id: str) -> None:
         return  # the reconciler tries again soon
     except ExecutorError as exc:
         collected = Collected(succeeded=False, error_message=str(exc), error_detail=str(exc))
-    if job.error_detail.startswith(UNREACHABLE):  # it answered: no more notice or retries
-        Job.objects.filter(pk=job.pk).update(error_detail="")
+    if job.executor_unreachable_since is not None:  # it answered: no more notice or retries
+        Job.objects.filter(pk=job.pk).update(**ANSWERED)
     tails: dict[str, Any] = {
         "stdout_tail": collected.stdout_tail[-LOG_TAIL_CHARS:],
         "stderr_tail": collected.stderr_tail[-LOG_TAIL_CHARS:],
@@ -386,7 +370,7 @@ def _finalize(job_id: str) -> None:
         expected=JobStatus.FINALIZING,
         along=lambda: file_publish_results(job=job),
         outputs=outputs,
-        error_detail="",
+        **ANSWERED,
         **tails,
     ):
         _cleanup(executor, job)

@@ -46,6 +46,9 @@ def transition(
     values: dict[str, Any] = {"status": to.value, "updated_at": now, **fields}
     if to in _STAMPS:
         values.setdefault(_STAMPS[to], now)
+    if "error_detail" in fields or to in TERMINAL:  # a new detail replaces an unreachable notice
+        values.setdefault("executor_unreachable_since", None)
+        values.setdefault("executor_unreachable_what", "")
     with transaction.atomic():
         won = Job.objects.filter(pk=job.pk, status=current.value).update(**values) == 1
         if won:
