@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from api.errors import ApplicationError
+from api.exceptions import ApplicationError
 from api.models import User
 
 from .models import CromwellServer, Event, Job, Lease, Operation
