@@ -230,7 +230,9 @@ class CromwellClient:
         self.session_once = self._session(auth, 0, backoff_s)  # for health checks
 
     @staticmethod
-    def _session(auth: Mapping[str, Any] | None, retries: int, backoff_s: float) -> Any:
+    def _session(
+        auth: Mapping[str, Any] | None, retries: int, backoff_s: float
+    ) -> requests.Session:
         retry = Retry(
             total=retries,
             connect=retries,

@@ -66,7 +66,8 @@ class DummyRun:
             return True
         if self.script["outcome"] == "run":
             return False
-        return self.polls > self.script["polls"]
+        polls: int = self.script["polls"]
+        return self.polls > polls
 
 
 # alias -> job id -> run

@@ -4,7 +4,7 @@ that run jobs on them (alias ``cromwell:<name>``)."""
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,6 +16,9 @@ from executors.base import Executor, ExecutorError
 from executors.registry import ExecutorNotConfigured
 
 from .models import CROMWELL_ALIAS_PREFIX, CromwellServer, Job, ServerState
+
+if TYPE_CHECKING:
+    from executors.cromwell import CromwellExecutor
 
 _OPTION_KEYS = {
     "inputs_location",
@@ -102,7 +105,7 @@ def executor_options(server: CromwellServer) -> dict[str, Any]:
     return options
 
 
-def _build(server: CromwellServer) -> Executor:
+def _build(server: CromwellServer) -> CromwellExecutor:
     from executors.cromwell import CromwellExecutor
 
     return CromwellExecutor(server.executor_alias, executor_options(server))
@@ -131,7 +134,7 @@ def resolve_executor(alias: str) -> Executor:
 def server_check(server: CromwellServer) -> CromwellServer:
     """Ask the server for its status and version, and record the outcome."""
     try:
-        health = _build(server).health()  # type: ignore[attr-defined]
+        health = _build(server).health()
         ok = bool(health.get("ok", True))
         version = str(health.get("version") or "")
         message = str(health.get("message") or ("healthy" if ok else "unhealthy"))

@@ -433,7 +433,7 @@ def build_image(
     text = "".join(log)
     if not error:
         try:
-            client.inspect_image(tag)
+            client.inspect_image(tag)  # type: ignore[no-untyped-call]  # untyped in types-docker
         except docker.errors.DockerException as exc:
             error = f"the build reported no error, but {tag} does not exist: {exc}"
     if error:

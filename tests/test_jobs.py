@@ -236,7 +236,7 @@ def test_cancel_really_stops_the_container(
         django_capture_on_commit_callbacks,
     )
     engine = docker.from_env()
-    label = {"label": f"ferry.job={job['id']}"}
+    label: dict[str, str | list[str] | bool] = {"label": f"ferry.job={job['id']}"}
     assert engine.containers.list(all=True, filters=label)
     deadline = time.monotonic() + 10
     while "started" not in client.get(f"/api/jobs/{job['id']}/logs/").json()["stdout"]:
