@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from . import locations, storage
 from .exceptions import ApplicationError, Conflict, Forbidden, field_error
+from .file_states import file_transition
 from .filetypes import check_content, content_type_for, guess_file_type
 from .models import (
     WRITE_ROLES,
@@ -489,9 +490,9 @@ def file_register_object(
 def file_publish_results(*, job: Any) -> None:
     """Make a job's results visible: run inside the transaction that records its success, so
     no result is ever ready while its job is not."""
-    pending = File.objects.filter(produced_by=job, status=FileStatus.PENDING)
-    pending.filter(invalid_reason="").update(status=FileStatus.READY)
-    pending.exclude(invalid_reason="").update(status=FileStatus.INVALID)
+    for file in File.objects.filter(produced_by=job, status=FileStatus.PENDING).order_by("pk"):
+        verdict = FileStatus.INVALID if file.invalid_reason else FileStatus.READY
+        file_transition(file, verdict, expected=FileStatus.PENDING)
 
 
 def file_discard_results(*, job: Any) -> int:

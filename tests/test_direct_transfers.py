@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 
 from api import transfers
 from api.credentials import credential_create
-from api.models import Credential, File, User, Workspace
+from api.models import Credential, File, FileEvent, User, Workspace
 from tests.harness.buckets import S3Server
 
 pytestmark = pytest.mark.slow
@@ -139,6 +139,8 @@ def test_direct_upload_signed_put_then_complete(
     assert done.status_code == 200, done.content
     assert done.json()["status"] == "ready"
     assert done.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    moves = [(e.payload["from"], e.payload["to"]) for e in FileEvent.objects.filter(file=file_id)]
+    assert moves == [("pending", "ready")]  # through the File state machine's writer
     again = owner.post(f"/api/files/uploads/{file_id}/complete/", {}, format="json")
     assert again.status_code == 404  # no longer a pending upload
     redirect = owner.get(f"/api/files/{file_id}/download/?redirect=1")
