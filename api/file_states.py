@@ -4,7 +4,8 @@ Like the job's (``operations.states`` + ``operations.transitions``): a table of 
 follow which, and one writer that moves a file with a conditional UPDATE
 (``filter(pk=…, status=expected).update(…)``) whose row count says whether this caller won, and
 records a FileEvent in the same transaction. Creating a File with its first status is not a
-transition.
+transition, but a file created ready or invalid gets its Event too (``file_created``), so every
+file that becomes ready or invalid has exactly one.
 """
 
 from __future__ import annotations
@@ -59,21 +60,32 @@ def file_transition(
     with transaction.atomic():
         won = File.objects.filter(pk=file.pk, status=current.value).update(**values) == 1
         if won:
-            FileEvent.objects.create(
-                workspace_id=file.workspace_id,
-                file_id=file.pk,
-                kind="file.status",
-                payload={
-                    "file": str(file.pk),
-                    "from": current.value,
-                    "to": to.value,
-                    "terminal": to in FILE_TERMINAL,
-                    "invalid_reason": values.get("invalid_reason", file.invalid_reason),
-                },
-            )
+            _record(file, current, to, values.get("invalid_reason", file.invalid_reason))
             if along is not None:
                 along()
     if won:
         for key, value in values.items():
             setattr(file, key, value)
     return won
+
+
+def file_created(file: File) -> None:
+    """Record the Event of a file created in a final status (ready or invalid); call it in the
+    transaction that creates the file. A pending file's Event comes with its transition."""
+    if FileStatus(file.status) in FILE_TERMINAL:
+        _record(file, None, FileStatus(file.status), file.invalid_reason)
+
+
+def _record(file: File, current: FileStatus | None, to: FileStatus, invalid_reason: str) -> None:
+    FileEvent.objects.create(
+        workspace_id=file.workspace_id,
+        file_id=file.pk,
+        kind="file.status",
+        payload={
+            "file": str(file.pk),
+            "from": current.value if current is not None else None,
+            "to": to.value,
+            "terminal": to in FILE_TERMINAL,
+            "invalid_reason": invalid_reason,
+        },
+    )

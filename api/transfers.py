@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from . import buckets, locations
 from .exceptions import ApplicationError, Conflict, field_error
-from .file_states import file_transition
+from .file_states import file_created, file_transition
 from .filetypes import content_type_for, guess_file_type
 from .models import DiscardedUpload, File, FileStatus, FileType, User, Workspace
 from .selectors import object_of_unreadable_workspace
@@ -467,7 +467,7 @@ def file_import(
     kind = FileType(file_type) if file_type else guess_file_type(display)
     try:
         with transaction.atomic():
-            return File.objects.create(
+            imported = File.objects.create(
                 workspace=workspace,
                 owner=user,
                 name=display,
@@ -481,6 +481,8 @@ def file_import(
                 storage_uri=ref.uri,
                 managed=False,
             )
+            file_created(imported)
+            return imported
     except IntegrityError:
         raise Conflict(
             f"{ref.uri} is registered as a file in this workspace already.",

@@ -386,6 +386,8 @@ def test_import_checks_location_permission_and_readability(
     assert created.status_code == 201, created.content
     assert created.json()["size"] == 5 and created.json()["managed"] is False
     assert created.json()["name"] == "reads.txt"
+    imported = FileEvent.objects.filter(file=created.json()["id"])
+    assert [(e.payload["from"], e.payload["to"]) for e in imported] == [(None, "ready")]
     duplicate = importing(owner, f"s3://{shared_bucket}/data/reads.txt")
     assert duplicate.status_code == 409
     outside = importing(owner, f"s3://{shared_bucket}/other/reads.txt")

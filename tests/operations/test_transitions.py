@@ -21,10 +21,11 @@ from django.db import connection
 
 from api.file_states import FileTransitionNotAllowed, file_transition
 from api.models import File, FileEvent, FileStatus, FileType, User, Workspace
-from api.services import file_publish_results
+from api.services import file_create_from_upload, file_publish_results, workspace_create
 from operations.models import Event, Job
 from operations.states import JobStatus
 from operations.transitions import transition
+from tests.conftest import spool
 from tests.operations_fixtures import make_echo_operation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def owner(transactional_db: Any) -> User:
 
 @pytest.fixture
 def space(owner: User) -> Workspace:
-    return Workspace.objects.create(name="race", created_by=owner)
+    return workspace_create(user=owner, name="race")
 
 
 def _job(space: Workspace, owner: User, status: JobStatus = JobStatus.QUEUED) -> Job:
@@ -189,6 +190,19 @@ def test_publishing_a_jobs_results_records_an_event_per_file(space: Workspace, o
     assert (good.status, bad.status) == (FileStatus.READY, FileStatus.INVALID)
     moves = {(e.file_id, e.payload["from"], e.payload["to"]) for e in FileEvent.objects.all()}
     assert moves == {(good.pk, "pending", "ready"), (bad.pk, "pending", "invalid")}
+
+
+def test_a_file_created_ready_or_invalid_has_its_one_event(space: Workspace, owner: User) -> None:
+    ready = file_create_from_upload(
+        user=owner, workspace=space, upload=spool(b"a\tb\n1\t2\n", "t.tsv"), name="t.tsv"
+    )
+    invalid = file_create_from_upload(
+        user=owner, workspace=space, upload=spool(b"a\tb\n1\n", "r.tsv"), name="r.tsv"
+    )
+
+    assert (ready.status, invalid.status) == (FileStatus.READY, FileStatus.INVALID)
+    moves = {(e.file_id, e.payload["from"], e.payload["to"]) for e in FileEvent.objects.all()}
+    assert moves == {(ready.pk, None, "ready"), (invalid.pk, None, "invalid")}
 
 
 def _status_writes(path: Path) -> list[str]:
