@@ -1,8 +1,19 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 
-from .models import ApiToken, Credential, DiscardedUpload, File, Membership, User, Workspace
+from .models import (
+    ApiToken,
+    Credential,
+    DiscardedUpload,
+    File,
+    FileEvent,
+    Membership,
+    User,
+    Workspace,
+)
 
 
 class FerryUserCreationForm(UserCreationForm):
@@ -68,7 +79,33 @@ class FileAdmin(admin.ModelAdmin):
     list_display = ("name", "workspace", "owner", "file_type", "status", "size", "created_at")
     list_filter = ("status", "file_type")
     search_fields = ("name", "sha256", "workspace__name", "owner__email")
-    readonly_fields = ("size", "sha256", "storage_uri", "created_at", "updated_at")
+    # status changes only through api.file_states (which records a FileEvent).
+    readonly_fields = (
+        "size",
+        "sha256",
+        "storage_uri",
+        "status",
+        "invalid_reason",
+        "created_at",
+        "updated_at",
+    )
+
+
+@admin.register(FileEvent)
+class FileEventAdmin(admin.ModelAdmin):
+    """Read-only: the events are the record of what happened."""
+
+    list_display = ("id", "kind", "workspace", "file", "created_at")
+    list_filter = ("kind",)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Credential)

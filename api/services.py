@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from . import locations, storage
 from .exceptions import ApplicationError, Conflict, Forbidden, field_error
+from .file_states import file_created, file_transition
 from .filetypes import check_content, content_type_for, guess_file_type
 from .models import (
     WRITE_ROLES,
@@ -333,29 +334,32 @@ def _store_spooled(
     finally:
         upload.close()
     try:
-        return File.objects.create(
-            id=file_id,
-            workspace=workspace,
-            owner=owner,
-            name=name,
-            size=upload.received,
-            sha256=upload.sha256,
-            md5=md5,
-            content_type=content_type,
-            file_type=kind,
-            # A job's result stays pending (hidden) until the job succeeds: see
-            # file_publish_results; its check's verdict waits in invalid_reason.
-            status=(
-                FileStatus.PENDING
-                if produced_by is not None
-                else FileStatus.INVALID
-                if reason
-                else FileStatus.READY
-            ),
-            invalid_reason=reason,
-            storage_uri=uri,
-            produced_by=produced_by,
-        )
+        with transaction.atomic():
+            created = File.objects.create(
+                id=file_id,
+                workspace=workspace,
+                owner=owner,
+                name=name,
+                size=upload.received,
+                sha256=upload.sha256,
+                md5=md5,
+                content_type=content_type,
+                file_type=kind,
+                # A job's result stays pending (hidden) until the job succeeds: see
+                # file_publish_results; its check's verdict waits in invalid_reason.
+                status=(
+                    FileStatus.PENDING
+                    if produced_by is not None
+                    else FileStatus.INVALID
+                    if reason
+                    else FileStatus.READY
+                ),
+                invalid_reason=reason,
+                storage_uri=uri,
+                produced_by=produced_by,
+            )
+            file_created(created)
+        return created
     except IntegrityError:
         found = File.objects.filter(pk=file_id).first()
         if found is not None:  # a concurrent finalize recorded it (same id, same key): keep it
@@ -489,9 +493,9 @@ def file_register_object(
 def file_publish_results(*, job: Any) -> None:
     """Make a job's results visible: run inside the transaction that records its success, so
     no result is ever ready while its job is not."""
-    pending = File.objects.filter(produced_by=job, status=FileStatus.PENDING)
-    pending.filter(invalid_reason="").update(status=FileStatus.READY)
-    pending.exclude(invalid_reason="").update(status=FileStatus.INVALID)
+    for file in File.objects.filter(produced_by=job, status=FileStatus.PENDING).order_by("pk"):
+        verdict = FileStatus.INVALID if file.invalid_reason else FileStatus.READY
+        file_transition(file, verdict, expected=FileStatus.PENDING)
 
 
 def file_discard_results(*, job: Any) -> int:

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from . import buckets, locations
 from .exceptions import ApplicationError, Conflict, field_error
+from .file_states import file_created, file_transition
 from .filetypes import content_type_for, guess_file_type
 from .models import DiscardedUpload, File, FileStatus, FileType, User, Workspace
 from .selectors import object_of_unreadable_workspace
@@ -330,14 +331,15 @@ def _keep_and_check(file: File, client: buckets.BucketClient) -> str:
 
 
 def _mark_ready(file: File, info: buckets.ObjectInfo, sha256: str) -> File:
-    updated = File.objects.filter(pk=file.pk, status=FileStatus.PENDING).update(
-        status=FileStatus.READY,
+    updated = file_transition(
+        file,
+        FileStatus.READY,
+        expected=FileStatus.PENDING,
         sha256=sha256 or info.server_sha256 or info.sha256 or "",
         md5=info.md5 or "",  # only what the bucket itself reported
         crc32c=info.crc32c or "",
         pending_upload=None,
         pending_expires_at=None,
-        updated_at=timezone.now(),
     )
     if not updated:
         raise Conflict("This upload was completed or removed meanwhile.", code="not_pending")
@@ -465,7 +467,7 @@ def file_import(
     kind = FileType(file_type) if file_type else guess_file_type(display)
     try:
         with transaction.atomic():
-            return File.objects.create(
+            imported = File.objects.create(
                 workspace=workspace,
                 owner=user,
                 name=display,
@@ -479,6 +481,8 @@ def file_import(
                 storage_uri=ref.uri,
                 managed=False,
             )
+            file_created(imported)
+            return imported
     except IntegrityError:
         raise Conflict(
             f"{ref.uri} is registered as a file in this workspace already.",

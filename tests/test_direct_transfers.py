@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 
 from api import transfers
 from api.credentials import credential_create
-from api.models import Credential, File, User, Workspace
+from api.models import Credential, File, FileEvent, User, Workspace
 from tests.harness.buckets import S3Server
 
 pytestmark = pytest.mark.slow
@@ -139,6 +139,8 @@ def test_direct_upload_signed_put_then_complete(
     assert done.status_code == 200, done.content
     assert done.json()["status"] == "ready"
     assert done.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    moves = [(e.payload["from"], e.payload["to"]) for e in FileEvent.objects.filter(file=file_id)]
+    assert moves == [("pending", "ready")]  # through the File state machine's writer
     again = owner.post(f"/api/files/uploads/{file_id}/complete/", {}, format="json")
     assert again.status_code == 404  # no longer a pending upload
     redirect = owner.get(f"/api/files/{file_id}/download/?redirect=1")
@@ -384,6 +386,8 @@ def test_import_checks_location_permission_and_readability(
     assert created.status_code == 201, created.content
     assert created.json()["size"] == 5 and created.json()["managed"] is False
     assert created.json()["name"] == "reads.txt"
+    imported = FileEvent.objects.filter(file=created.json()["id"])
+    assert [(e.payload["from"], e.payload["to"]) for e in imported] == [(None, "ready")]
     duplicate = importing(owner, f"s3://{shared_bucket}/data/reads.txt")
     assert duplicate.status_code == 409
     outside = importing(owner, f"s3://{shared_bucket}/other/reads.txt")

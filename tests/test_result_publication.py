@@ -13,7 +13,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from api import storage
-from api.models import File, FileStatus, User, Workspace
+from api.models import File, FileEvent, FileStatus, User, Workspace
 from executors.base import Observation, RunState
 from executors.registry import get_executor
 from operations import runner
@@ -79,6 +79,7 @@ def test_results_are_hidden_until_the_job_succeeds(
     assert job.status == JobStatus.SUCCEEDED
     published = File.objects.get(produced_by=job)  # the same File, once
     assert published.pk == stored.pk and published.status == FileStatus.READY
+    assert [e.payload["to"] for e in FileEvent.objects.filter(file=published)] == ["ready"]
     assert job.outputs == {"said": str(stored.pk)}
     download = owner.get(f"/api/files/{stored.pk}/download/")
     assert b"".join(cast(Iterator[bytes], download.streaming_content)) == b"hello\n"  # type: ignore[attr-defined]
