@@ -653,6 +653,7 @@ class CromwellExecutor(Executor):
     modes = ("wdl",)
     engine_name = "The Cromwell server"
     reads_buckets = True  # inputs are given as bucket URIs its backend reads
+    describes_workflows = True  # Cromwell's describe endpoint (see describe())
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         super().__init__(alias, options)
@@ -688,7 +689,7 @@ class CromwellExecutor(Executor):
 
     # -- submit ----------------------------------------------------------------------------------
 
-    def submit(self, job: RunnableJob) -> str:
+    def _submit(self, job: RunnableJob) -> str:
         workflow_id = str(job.id)
         spec = job.run_spec or {}
         source = spec.get("workflow_source")
@@ -730,7 +731,7 @@ class CromwellExecutor(Executor):
 
     # -- poll --------------------------------------------------------------------------------------
 
-    def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
+    def _poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
         wanted = {str(job.id).lower(): job for job in jobs}
         statuses: dict[str, str] = {}
         try:
@@ -829,7 +830,7 @@ class CromwellExecutor(Executor):
 
     # -- cancel ------------------------------------------------------------------------------------
 
-    def cancel(self, job: RunnableJob) -> None:
+    def _cancel(self, job: RunnableJob) -> None:
         """Abort the workflow: one request, no sleep (see "Cancelling" in the module docstring).
         ExecutorUnavailable: not yet, the caller tries again later; ExecutorError: Cromwell
         refused the abort for too long."""
@@ -884,12 +885,12 @@ class CromwellExecutor(Executor):
             self._abort_refused_since.pop(workflow_id, None)
             self._not_found.pop(workflow_id, None)
 
-    def cleanup(self, job: RunnableJob) -> None:
+    def _cleanup(self, job: RunnableJob) -> None:
         """Nothing to remove: Cromwell keeps its records of the workflow."""
 
     # -- collect -----------------------------------------------------------------------------------
 
-    def collect(self, job: RunnableJob) -> Collected:
+    def _collect(self, job: RunnableJob) -> Collected:
         workflow_id = str(job.id)
         try:
             status = self.client.status(workflow_id)
@@ -1019,7 +1020,7 @@ class CromwellExecutor(Executor):
 
     # -- logs --------------------------------------------------------------------------------------
 
-    def logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
+    def _logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
         """Each call's stdout and stderr: a ``== call: location ==`` line, then the content if
         the location is under ``local_roots``."""
         try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import logging
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -30,6 +30,7 @@ from api import buckets, locations, storage
 from api.exceptions import ApplicationError
 from api.models import File
 from executors.base import Executor
+from executors.specs import EngineOutput, ResourceLimits, WdlRunSpec
 from wdl.errors import format_error
 
 from .models import Job, Operation
@@ -63,7 +64,7 @@ def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
     return found
 
 
-def _engine_output(out: dict[str, Any]) -> dict[str, Any]:
+def _engine_output(out: dict[str, Any]) -> EngineOutput:
     """How executors see an output: files (one, or ``many``: any structure holding files, whose
     ``shape`` says how, see wdl/outputs.py) or a value of some type."""
     if wdl.outputs.holds_files(out):
@@ -72,12 +73,15 @@ def _engine_output(out: dict[str, Any]) -> dict[str, Any]:
     return {"type": out.get("type"), "many": out.get("type") == "list"}
 
 
-def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str, Any]:
+def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSpec:
     spec = operation.spec
     ids = _file_ids(spec, values)
     files = {str(f.pk): f.storage_uri for f in File.objects.filter(pk__in=ids)}
     outputs = {name: _engine_output(out) for name, out in spec.get("outputs", {}).items()}
-    limits = {k: v for k, v in (spec.get("resources") or {}).items() if k == "timeout_s"}
+    resources = spec.get("resources") or {}
+    limits: ResourceLimits = (
+        {"timeout_s": resources["timeout_s"]} if "timeout_s" in resources else {}
+    )
     return {
         "mode": "wdl",
         "workflow_dir": bundle_dir(operation),
@@ -91,7 +95,7 @@ def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str
 
 
 def reads_buckets(executor: Executor) -> bool:
-    return bool(getattr(executor, "reads_buckets", False))
+    return executor.reads_buckets
 
 
 def _safe_name(uri: str) -> str:
@@ -169,7 +173,7 @@ def _staging_prefix(job: Job, staging: str | None) -> str | None:
 
 def prepare_wdl_run(job: Job, executor: Executor) -> None:
     """Fill in the engine's inputs (and, for Cromwell, the workflow source) before submit."""
-    spec = dict(job.run_spec)
+    spec = cast(WdlRunSpec, dict(job.run_spec))
     if spec.get("mode") != "wdl" or "inputs" in spec:
         return
     assert job.operation is not None
@@ -227,14 +231,13 @@ def check_with_engine(
     describe takes no imports (``workflowDependencies``), so a workflow with imports is checked
     by miniwdl only (when it was added)."""
     assert job.operation is not None
-    describe = getattr(executor, "describe", None)
     key = (executor.alias, job.operation.revision)
-    if not callable(describe) or key in _ACCEPTED or zipped:
+    if not executor.describes_workflows or key in _ACCEPTED or zipped:
         return
     from executors.base import ExecutorError, ExecutorUnavailable
 
     try:
-        described = describe(source, inputs=inputs)
+        described = executor.describe(source, inputs=inputs)
     except ExecutorUnavailable:
         raise
     except ExecutorError as exc:
