@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
+from .specs import WdlRunSpec
+
 
 class RunnableJob(Protocol):
     id: UUID
@@ -182,6 +184,12 @@ class Executor(ABC):
         can't check this one (the caller checks with miniwdl). Only called on executors whose
         ``describes_workflows`` is True."""
         return None
+
+    def prepare_wdl(self, spec: WdlRunSpec, *, job_id: UUID, workspace_id: str) -> WdlRunSpec:
+        """A WDL run spec with what this engine needs besides its ``inputs`` (added before
+        submit, once the inputs are where it reads them); executors that read the workflow's
+        folder themselves need nothing more."""
+        return spec
 
     def remove_workdir(self, job: RunnableJob) -> None:
         """Delete the run's work dir on this machine once its outputs are stored (after

@@ -11,13 +11,13 @@ where each input file is stored::
 Before submit (in the worker) :func:`prepare_wdl_run` adds ``inputs`` (``{"wf.reads": …}``):
 local paths for executors that read local files (miniwdl: bucket objects are downloaded to the
 work folder), bucket URIs for executors that read buckets (Cromwell: objects outside its
-``inputs_location`` bucket are copied there, server-side within a provider). For Cromwell it also
-adds ``workflow_source`` and the imports zip.
+``inputs_location`` bucket are copied there, server-side within a provider). The executor's
+``prepare_wdl`` then adds what its engine needs besides (Cromwell: ``workflow_source``, the
+imports zip, labels and options).
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
@@ -172,7 +172,7 @@ def _staging_prefix(job: Job, staging: str | None) -> str | None:
 
 
 def prepare_wdl_run(job: Job, executor: Executor) -> None:
-    """Fill in the engine's inputs (and, for Cromwell, the workflow source) before submit."""
+    """Fill in the engine's inputs (and what the executor's prepare_wdl adds) before submit."""
     spec = cast(WdlRunSpec, dict(job.run_spec))
     if spec.get("mode") != "wdl" or "inputs" in spec:
         return
@@ -201,19 +201,10 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
             spec["input_files"] = sorted(set(local_files))
     except ValueError as exc:
         raise ApplicationError(f"The workflow's inputs can't be built: {exc}") from exc
-    if reads_buckets(executor):
-        bundle = wdl.bundle_from_folder(Path(spec["workflow_dir"]), main=spec["main"])
-        spec["workflow_source"] = bundle.files[bundle.main].decode()
-        zipped = wdl.dependencies_zip(bundle)
-        spec["workflow_dependencies_zip_b64"] = (
-            base64.b64encode(zipped).decode() if zipped else None
-        )
-        spec["labels"] = {"ferry-job-id": str(job.pk), "ferry-workspace": str(job.workspace_id)}
-        outputs_location = executor.options.get("outputs_location")
-        if outputs_location:  # each job's call logs kept in a known place (the server may add more)
-            prefix = str(outputs_location).rstrip("/")
-            spec["options"] = {"final_call_logs_dir": f"{prefix}/ferry-logs/{job.pk}/"}
-        check_with_engine(job, executor, spec["workflow_source"], spec["inputs"], zipped)
+    spec = executor.prepare_wdl(spec, job_id=job.pk, workspace_id=str(job.workspace_id))
+    if "workflow_source" in spec:
+        has_imports = spec.get("workflow_dependencies_zip_b64") is not None
+        check_with_engine(job, executor, spec["workflow_source"], spec["inputs"], has_imports)
     Job.objects.filter(pk=job.pk).update(run_spec=spec)
     job.run_spec = spec
 
@@ -222,7 +213,7 @@ _ACCEPTED: set[tuple[str, str]] = set()  # (executor alias, operation revision) 
 
 
 def check_with_engine(
-    job: Job, executor: Executor, source: str, inputs: dict[str, Any], zipped: bytes | None
+    job: Job, executor: Executor, source: str, inputs: dict[str, Any], has_imports: bool
 ) -> None:
     """Ask the engine that will run the workflow whether it accepts it (Cromwell's
     ``describe``: Cromwell and miniwdl disagree on a few documents). Once per operation
@@ -232,7 +223,7 @@ def check_with_engine(
     by miniwdl only (when it was added)."""
     assert job.operation is not None
     key = (executor.alias, job.operation.revision)
-    if not executor.describes_workflows or key in _ACCEPTED or zipped:
+    if not executor.describes_workflows or key in _ACCEPTED or has_imports:
         return
     from executors.base import ExecutorError, ExecutorUnavailable
 
