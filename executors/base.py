@@ -1,13 +1,18 @@
 """The executor interface: submit, poll many at once, cancel, collect.
 
+The public methods do what every executor needs the same way and call the protected ones
+(``_submit``, ``_poll``, …) that each backend implements; optional capabilities (``describe``,
+``remove_workdir``, ``reads_buckets``, ``describes_workflows``) are declared here with the
+defaults of executors that lack them.
+
 An executor is one module plus one entry in ``settings.EXECUTORS``; it never sees HTTP requests.
 It works on jobs through the attributes below (a ``operations.models.Job`` has them):
 
 - ``job.id`` (UUID): names the run (container name / workflow id) so that ``submit`` is idempotent;
 - ``job.attempts`` (int, optional): how often the job was submitted before (a job runs again
   when its engine restarted under it and its operation is safe to retry);
-- ``job.run_spec`` (dict): what to run, built by ``operations`` when the job is created. For the
-  local Docker executor::
+- ``job.run_spec`` (dict): what to run, built by ``operations`` when the job is created (its
+  shapes are the TypedDicts of ``executors.specs``). For the local Docker executor::
 
       {"image": "ferry-op/table-summary:1.0.0-0123abcd",
        "command": "summarize /inputs/table/counts.tsv 5",   # run as ["/bin/sh", "-c", command]
@@ -21,12 +26,14 @@ import enum
 import math
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 from uuid import UUID
+
+from .specs import WdlRunSpec
 
 
 class RunnableJob(Protocol):
@@ -126,34 +133,94 @@ class Executor(ABC):
     reads_buckets: ClassVar[bool] = False
     # What users are told is not answering while it can't be reached ("The Docker engine").
     engine_name: ClassVar[str] = "The job's executor"
+    # True when it checks WDL documents itself (``describe``) before a run is submitted.
+    describes_workflows: ClassVar[bool] = False
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         self.alias = alias
         self.options = options
 
-    @abstractmethod
+    # -- the public interface: the invariant work, then the backend's protected method ----------
+
     def submit(self, job: RunnableJob) -> str:
         """Start the run; idempotent (a second call finds the first run). Returns its id."""
+        return self._submit(job)
 
-    @abstractmethod
     def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
-        """Observe many runs with as few engine calls as possible (never one per job)."""
+        """Observe many runs with as few engine calls as possible (never one per job).
 
-    @abstractmethod
+        Returns exactly the jobs asked about: nothing (and no engine call) for none, and a job
+        the backend said nothing about is MISSING."""
+        if not jobs:
+            return {}
+        observed = self._poll(jobs)
+        return {
+            job.id: observed.get(job.id) or Observation(RunState.MISSING, "no run for this job")
+            for job in jobs
+        }
+
     def cancel(self, job: RunnableJob) -> None:
         """Stop the run for real; a run that is already gone is not an error."""
+        self._cancel(job)
 
-    @abstractmethod
     def collect(self, job: RunnableJob) -> Collected:
         """Read the outcome of an EXITED run: outputs, logs, or a readable failure."""
+        return self._collect(job)
 
-    @abstractmethod
     def logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
         """(stdout, stderr) of a run, the last ``tail`` lines of each if given."""
+        return self._logs(job, tail=tail)
 
-    @abstractmethod
     def cleanup(self, job: RunnableJob) -> None:
         """Remove what the run left on the engine (container, work dir); idempotent."""
+        self._cleanup(job)
+
+    # -- optional capabilities: the defaults of executors that lack them -------------------------
+
+    def describe(
+        self, source: str, *, inputs: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The engine's own check of a WDL document (``{"valid", "errors", …}``), or None when it
+        can't check this one (the caller checks with miniwdl). Only called on executors whose
+        ``describes_workflows`` is True."""
+        return None
+
+    def prepare_wdl(self, spec: WdlRunSpec, *, job_id: UUID, workspace_id: str) -> WdlRunSpec:
+        """A WDL run spec with what this engine needs besides its ``inputs`` (added before
+        submit, once the inputs are where it reads them); executors that read the workflow's
+        folder themselves need nothing more."""
+        return spec
+
+    def remove_workdir(self, job: RunnableJob) -> None:
+        """Delete the run's work dir on this machine once its outputs are stored (after
+        ``cleanup``); executors that keep none on Ferry's side have nothing to do."""
+        return None
+
+    # -- what each backend implements ------------------------------------------------------------
+
+    @abstractmethod
+    def _submit(self, job: RunnableJob) -> str:
+        """Start the run, or find the one an earlier call started; its engine id."""
+
+    @abstractmethod
+    def _poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
+        """Observations of ``jobs`` (never empty), keyed by job id."""
+
+    @abstractmethod
+    def _cancel(self, job: RunnableJob) -> None:
+        """Stop the run; nothing when it is gone already."""
+
+    @abstractmethod
+    def _collect(self, job: RunnableJob) -> Collected:
+        """The outcome of an EXITED run."""
+
+    @abstractmethod
+    def _logs(self, job: RunnableJob, *, tail: int | None) -> tuple[str, str]:
+        """(stdout, stderr), the last ``tail`` lines of each if ``tail`` is given."""
+
+    @abstractmethod
+    def _cleanup(self, job: RunnableJob) -> None:
+        """Remove what the run left on the engine; idempotent."""
 
 
 def check_local_options(options: dict[str, Any], minimums: dict[str, float]) -> list[str]:

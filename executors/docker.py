@@ -510,7 +510,7 @@ class DockerExecutor(Executor):
             )
         return mounts
 
-    def submit(self, job: RunnableJob) -> str:
+    def _submit(self, job: RunnableJob) -> str:
         spec = job.run_spec or {}
         image, command = spec.get("image"), spec.get("command")
         if not isinstance(image, str) or not image:
@@ -623,10 +623,8 @@ class DockerExecutor(Executor):
                 raise ExecutorError(f"the container could not start: {exc.explanation}") from exc
         return str(container.id)
 
-    def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
+    def _poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
         wanted = {str(job.id): job for job in jobs}
-        if not wanted:
-            return {}
         with self._engine("list runs", server_errors_retry=True):
             listed = self._client().containers.list(
                 all=True, sparse=True, filters={"label": f"{LABEL_EXECUTOR}={self.alias}"}
@@ -674,10 +672,10 @@ class DockerExecutor(Executor):
                 container.wait(timeout=10)
         return Observation(RunState.EXITED, f"timed out after {timeout_s} s")
 
-    def cancel(self, job: RunnableJob) -> None:
+    def _cancel(self, job: RunnableJob) -> None:
         self._remove_container(job, "cancel the run")
 
-    def cleanup(self, job: RunnableJob) -> None:
+    def _cleanup(self, job: RunnableJob) -> None:
         """Remove the container; the work dir stays until remove_workdir()."""
         self._remove_container(job, "remove the run's container")
 
@@ -746,7 +744,7 @@ class DockerExecutor(Executor):
         except (OSError, ValueError, TypeError):
             return None
 
-    def collect(self, job: RunnableJob) -> Collected:
+    def _collect(self, job: RunnableJob) -> Collected:
         stdout_tail = stderr_tail = ""
         with self._engine("read the run's outcome", server_errors_retry=True):
             container = self._container(job)
@@ -864,7 +862,7 @@ class DockerExecutor(Executor):
                 files[name] = found
         return values, files
 
-    def logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
+    def _logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
         with self._engine("read the run's logs", server_errors_retry=True):
             container = self._container(job)
             if container is not None:

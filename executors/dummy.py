@@ -149,7 +149,7 @@ class DummyExecutor(Executor):
     def _runs(self) -> dict[UUID, DummyRun]:
         return _runs.setdefault(self.alias, {})
 
-    def submit(self, job: RunnableJob) -> str:
+    def _submit(self, job: RunnableJob) -> str:
         script = self._script(job)  # a bad script is refused before anything is recorded
         with _lock:
             run = self._runs().get(job.id)
@@ -160,7 +160,7 @@ class DummyExecutor(Executor):
             self._runs()[job.id] = run
             return run.external_id
 
-    def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
+    def _poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
         with _lock:
             return {job.id: self._observe(job.id) for job in jobs}
 
@@ -181,13 +181,13 @@ class DummyExecutor(Executor):
         run.history.append(observation.state)
         return observation
 
-    def cancel(self, job: RunnableJob) -> None:
+    def _cancel(self, job: RunnableJob) -> None:
         with _lock:
             run = self._runs().get(job.id)
             if run is not None and not run.ended:
                 run.cancelled = True
 
-    def collect(self, job: RunnableJob) -> Collected:
+    def _collect(self, job: RunnableJob) -> Collected:
         with _lock:
             run = self._runs().get(job.id)
             if run is None:
@@ -207,7 +207,7 @@ class DummyExecutor(Executor):
                 values=dict(script["values"]) if succeeded else {},
             )
 
-    def logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
+    def _logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
         with _lock:
             run = self._runs().get(job.id)
         if run is None:
@@ -218,6 +218,6 @@ class DummyExecutor(Executor):
             stderr = "".join(stderr.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
         return stdout, stderr
 
-    def cleanup(self, job: RunnableJob) -> None:
+    def _cleanup(self, job: RunnableJob) -> None:
         with _lock:
             self._runs().pop(job.id, None)

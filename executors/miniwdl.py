@@ -557,7 +557,7 @@ class MiniwdlExecutor(Executor):
 
     # -- the run ------------------------------------------------------------------------------
 
-    def submit(self, job: RunnableJob) -> str:
+    def _submit(self, job: RunnableJob) -> str:
         run = self.workflow_run(job.run_spec)
         run_dir = self.run_dir(job)
         try:
@@ -623,7 +623,7 @@ class MiniwdlExecutor(Executor):
         threading.Thread(target=process.wait, name=f"miniwdl-{process.pid}", daemon=True).start()
         _write_atomic(run_dir / PROCESS_JSON, json.dumps(asdict(record)).encode())
 
-    def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
+    def _poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
         now = time.time()
         return {job.id: self._observe(job, now) for job in jobs}
 
@@ -658,7 +658,7 @@ class MiniwdlExecutor(Executor):
             logger.warning("could not stop job %s past its deadline", job.id, exc_info=True)
         return Observation(RunState.EXITED, f"timed out after {record.timeout_s} s")
 
-    def cancel(self, job: RunnableJob) -> None:
+    def _cancel(self, job: RunnableJob) -> None:
         run_dir = self.run_dir(job)
         if not run_dir.is_dir():
             return
@@ -673,7 +673,7 @@ class MiniwdlExecutor(Executor):
                 _wait_gone(record, KILL_WAIT_S)
         self._remove_leftovers(self.run_dir(job))
 
-    def cleanup(self, job: RunnableJob) -> None:
+    def _cleanup(self, job: RunnableJob) -> None:
         """Stop the run if it still runs and remove its run dir; idempotent."""
         run_dir = self.run_dir(job)
         if not os.path.lexists(run_dir):
@@ -736,7 +736,7 @@ class MiniwdlExecutor(Executor):
 
     # -- outcome ------------------------------------------------------------------------------
 
-    def collect(self, job: RunnableJob) -> Collected:
+    def _collect(self, job: RunnableJob) -> Collected:
         run_dir = self.run_dir(job)
         if not run_dir.is_dir():
             return Collected(
@@ -831,7 +831,7 @@ class MiniwdlExecutor(Executor):
             raise ExecutorError(f"output {name!r} names {os.path.basename(ref)}, which is missing")
         return Path(real)
 
-    def logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
+    def _logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
         """(miniwdl's progress log, the failing or else the last task's stderr)."""
         run_dir = self.run_dir(job)
         if not run_dir.is_dir() or (tail is not None and tail <= 0):

@@ -16,6 +16,7 @@ from api.exceptions import ApplicationError
 from api.models import File, FileStatus
 from api.selectors import files_visible_to
 from api.storage import is_local, local_path
+from executors.specs import Mount
 
 from .spec import value_errors
 
@@ -131,11 +132,11 @@ def _check_file(
 
 def container_values(
     spec: dict[str, Any], values: dict[str, Any]
-) -> tuple[dict[str, Any], list[dict[str, str]]]:
+) -> tuple[dict[str, Any], list[Mount]]:
     """File inputs become container paths under /inputs/<input>/; returns (values, read-only mounts)."""
     ids = [v for v in _file_ids(spec, values)]
     files = {str(f.pk): f for f in File.objects.filter(pk__in=ids)}
-    mounts: list[dict[str, str]] = []
+    mounts: list[Mount] = []
     rendered: dict[str, Any] = {}
 
     def place(name: str, file_id: str, index: int | None) -> str:

@@ -603,9 +603,7 @@ def _cleanup(executor: Executor, job: Job) -> None:
     remove_staged_inputs(job, executor.options.get("inputs_location"))
     try:
         executor.cleanup(job)
-        remove = getattr(executor, "remove_workdir", None)
-        if remove is not None:
-            remove(job)
+        executor.remove_workdir(job)
     except ExecutorError:
         logger.warning("could not clean up after job %s", job.pk, exc_info=True)
 

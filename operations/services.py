@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -10,6 +10,7 @@ from django.db import transaction
 from api.exceptions import ApplicationError, Conflict, Forbidden, field_error
 from api.models import WRITE_ROLES, User
 from api.selectors import role_in, workspaces_visible_to
+from executors.specs import ResourceLimits, RunSpec
 
 from . import queue
 from .inputs import container_values, validate_inputs
@@ -49,13 +50,13 @@ def executor_alias_for(operation: Operation, requested: str | None = None) -> st
             code="no_executor",
             status_code=503,
         )
-    modes = getattr(executor_class(config.get("BACKEND")), "modes", ())
+    modes = executor_class(config.get("BACKEND")).modes
     if modes and operation.mode not in modes:
         raise field_error(where, f"The executor {alias} does not run {operation.mode} operations.")
     return str(alias)
 
 
-def build_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str, Any]:
+def build_run_spec(operation: Operation, values: dict[str, Any]) -> RunSpec:
     from .spec import render_command
 
     spec = operation.spec
@@ -79,7 +80,7 @@ def build_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str, An
         "image": operation.image,
         "command": command,
         "mounts": mounts,
-        "limits": dict(spec.get("resources") or {}),
+        "limits": cast(ResourceLimits, dict(spec.get("resources") or {})),
         "requires_outputs_json": bool(spec.get("outputs")),
         "file_outputs": [
             name

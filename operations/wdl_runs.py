@@ -11,16 +11,16 @@ where each input file is stored::
 Before submit (in the worker) :func:`prepare_wdl_run` adds ``inputs`` (``{"wf.reads": …}``):
 local paths for executors that read local files (miniwdl: bucket objects are downloaded to the
 work folder), bucket URIs for executors that read buckets (Cromwell: objects outside its
-``inputs_location`` bucket are copied there, server-side within a provider). For Cromwell it also
-adds ``workflow_source`` and the imports zip.
+``inputs_location`` bucket are copied there, server-side within a provider). The executor's
+``prepare_wdl`` then adds what its engine needs besides (Cromwell: ``workflow_source``, the
+imports zip, labels and options).
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -30,6 +30,7 @@ from api import buckets, locations, storage
 from api.exceptions import ApplicationError
 from api.models import File
 from executors.base import Executor
+from executors.specs import EngineOutput, ResourceLimits, WdlRunSpec
 from wdl.errors import format_error
 
 from .models import Job, Operation
@@ -63,7 +64,7 @@ def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
     return found
 
 
-def _engine_output(out: dict[str, Any]) -> dict[str, Any]:
+def _engine_output(out: dict[str, Any]) -> EngineOutput:
     """How executors see an output: files (one, or ``many``: any structure holding files, whose
     ``shape`` says how, see wdl/outputs.py) or a value of some type."""
     if wdl.outputs.holds_files(out):
@@ -72,12 +73,15 @@ def _engine_output(out: dict[str, Any]) -> dict[str, Any]:
     return {"type": out.get("type"), "many": out.get("type") == "list"}
 
 
-def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str, Any]:
+def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSpec:
     spec = operation.spec
     ids = _file_ids(spec, values)
     files = {str(f.pk): f.storage_uri for f in File.objects.filter(pk__in=ids)}
     outputs = {name: _engine_output(out) for name, out in spec.get("outputs", {}).items()}
-    limits = {k: v for k, v in (spec.get("resources") or {}).items() if k == "timeout_s"}
+    resources = spec.get("resources") or {}
+    limits: ResourceLimits = (
+        {"timeout_s": resources["timeout_s"]} if "timeout_s" in resources else {}
+    )
     return {
         "mode": "wdl",
         "workflow_dir": bundle_dir(operation),
@@ -91,7 +95,7 @@ def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> dict[str
 
 
 def reads_buckets(executor: Executor) -> bool:
-    return bool(getattr(executor, "reads_buckets", False))
+    return executor.reads_buckets
 
 
 def _safe_name(uri: str) -> str:
@@ -168,8 +172,8 @@ def _staging_prefix(job: Job, staging: str | None) -> str | None:
 
 
 def prepare_wdl_run(job: Job, executor: Executor) -> None:
-    """Fill in the engine's inputs (and, for Cromwell, the workflow source) before submit."""
-    spec = dict(job.run_spec)
+    """Fill in the engine's inputs (and what the executor's prepare_wdl adds) before submit."""
+    spec = cast(WdlRunSpec, dict(job.run_spec))
     if spec.get("mode") != "wdl" or "inputs" in spec:
         return
     assert job.operation is not None
@@ -197,19 +201,10 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
             spec["input_files"] = sorted(set(local_files))
     except ValueError as exc:
         raise ApplicationError(f"The workflow's inputs can't be built: {exc}") from exc
-    if reads_buckets(executor):
-        bundle = wdl.bundle_from_folder(Path(spec["workflow_dir"]), main=spec["main"])
-        spec["workflow_source"] = bundle.files[bundle.main].decode()
-        zipped = wdl.dependencies_zip(bundle)
-        spec["workflow_dependencies_zip_b64"] = (
-            base64.b64encode(zipped).decode() if zipped else None
-        )
-        spec["labels"] = {"ferry-job-id": str(job.pk), "ferry-workspace": str(job.workspace_id)}
-        outputs_location = executor.options.get("outputs_location")
-        if outputs_location:  # each job's call logs kept in a known place (the server may add more)
-            prefix = str(outputs_location).rstrip("/")
-            spec["options"] = {"final_call_logs_dir": f"{prefix}/ferry-logs/{job.pk}/"}
-        check_with_engine(job, executor, spec["workflow_source"], spec["inputs"], zipped)
+    spec = executor.prepare_wdl(spec, job_id=job.pk, workspace_id=str(job.workspace_id))
+    if "workflow_source" in spec:
+        has_imports = spec.get("workflow_dependencies_zip_b64") is not None
+        check_with_engine(job, executor, spec["workflow_source"], spec["inputs"], has_imports)
     Job.objects.filter(pk=job.pk).update(run_spec=spec)
     job.run_spec = spec
 
@@ -218,7 +213,7 @@ _ACCEPTED: set[tuple[str, str]] = set()  # (executor alias, operation revision) 
 
 
 def check_with_engine(
-    job: Job, executor: Executor, source: str, inputs: dict[str, Any], zipped: bytes | None
+    job: Job, executor: Executor, source: str, inputs: dict[str, Any], has_imports: bool
 ) -> None:
     """Ask the engine that will run the workflow whether it accepts it (Cromwell's
     ``describe``: Cromwell and miniwdl disagree on a few documents). Once per operation
@@ -227,14 +222,13 @@ def check_with_engine(
     describe takes no imports (``workflowDependencies``), so a workflow with imports is checked
     by miniwdl only (when it was added)."""
     assert job.operation is not None
-    describe = getattr(executor, "describe", None)
     key = (executor.alias, job.operation.revision)
-    if not callable(describe) or key in _ACCEPTED or zipped:
+    if not executor.describes_workflows or key in _ACCEPTED or has_imports:
         return
     from executors.base import ExecutorError, ExecutorUnavailable
 
     try:
-        described = describe(source, inputs=inputs)
+        described = executor.describe(source, inputs=inputs)
     except ExecutorUnavailable:
         raise
     except ExecutorError as exc:

@@ -298,7 +298,7 @@ CYCLE_PARTS = (
     ("reconcile()", ("operations/runner.py", "reconcile")),
     ("load active jobs (SELECT ... JOIN operation, model instances)", ("query.py", "__iter__")),
     ("get_executor(alias)", ("executors/registry.py", "get_executor")),
-    ("executor.poll(jobs) (HTTP query pages)", ("executors/cromwell.py", "poll")),
+    ("executor.poll(jobs) (HTTP query pages)", ("executors/base.py", "poll")),
     ("UPDATE ... WHERE id IN (all polled ids) (clears 'unreachable')", ("query.py", "update")),
     ("_apply() for each job", ("operations/runner.py", "_apply")),
     ("Job.objects.active().count()", ("query.py", "count")),
