@@ -28,7 +28,7 @@ from ..exception_handlers import error_body
 from ..models import ApiToken
 from ..schema import ErrorSerializer
 from ..selectors import usable_api_tokens
-from ..serializers import (
+from ..serializers.accounts import (
     ApiTokenCreatedSerializer,
     ApiTokenSerializer,
     PasswordChangeSerializer,

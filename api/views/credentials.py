@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from .. import credentials
 from ..models import Credential
-from ..serializers_credentials import CredentialSerializer
+from ..serializers.credentials import CredentialSerializer
 from .common import UUID_REGEX, current_user
 
 

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from operations import cromwell_servers
 from operations.models import CromwellServer
 
-from ..serializers_cromwell import CromwellServerSerializer
+from ..serializers.cromwell import CromwellServerSerializer
 from .common import UUID_REGEX
 
 

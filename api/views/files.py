@@ -27,7 +27,7 @@ from ..models import File, FileStatus
 from ..parsers import BoundedJSONParser, CompleteMultiPartParser, RawBodyParser
 from ..permissions import WorkspaceRolePermission
 from ..selectors import files_visible_to
-from ..serializers import (
+from ..serializers.files import (
     FileImportSerializer,
     FileSerializer,
     FileUpdateSerializer,

@@ -25,11 +25,7 @@ from ..exceptions import field_error
 from ..filters import visible_workspaces
 from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from ..permissions import WorkspaceRolePermission
-from ..serializers_jobs import (
-    JobCreateSerializer,
-    JobLogsSerializer,
-    JobSerializer,
-)
+from ..serializers.jobs import JobCreateSerializer, JobLogsSerializer, JobSerializer
 from .common import UUID_REGEX, current_user
 
 

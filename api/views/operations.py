@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from operations.models import Operation
 
-from ..serializers_jobs import (
+from ..serializers.operations import (
     OperationAddSerializer,
     OperationDetailSerializer,
     OperationSerializer,

@@ -17,11 +17,11 @@ from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from ..models import File, FileStatus
 from ..permissions import WorkspaceRolePermission
 from ..selectors import files_visible_to
-from ..serializers import (
+from ..serializers.files import FileSerializer
+from ..serializers.uploads import (
     DirectUploadCompleteSerializer,
     DirectUploadSerializer,
     DirectUploadStartSerializer,
-    FileSerializer,
     UploadPartsRequestSerializer,
     UploadPartsSerializer,
 )

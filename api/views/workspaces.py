@@ -24,7 +24,7 @@ from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from ..models import File, Membership, Workspace
 from ..permissions import IsWorkspaceOwner, WorkspaceRolePermission
 from ..selectors import workspaces_visible_to
-from ..serializers import (
+from ..serializers.workspaces import (
     MemberAddSerializer,
     MembershipSerializer,
     MemberUpdateSerializer,

@@ -286,9 +286,9 @@ SIMPLE_JWT = {
     "USER_ID_FIELD": "id",
     "AUTH_HEADER_TYPES": ("Bearer",),
     # Tokens carry a digest of the password hash: a password change revokes every access and
-    # refresh token issued before it (api.serializers_auth checks refresh tokens).
+    # refresh token issued before it (api.serializers.accounts checks refresh tokens).
     "CHECK_REVOKE_TOKEN": True,
-    "TOKEN_REFRESH_SERIALIZER": "api.serializers_auth.RevocableTokenRefreshSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "api.serializers.accounts.RevocableTokenRefreshSerializer",
 }
 
 SPECTACULAR_SETTINGS = {
