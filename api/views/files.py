@@ -18,7 +18,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import services, transfers
+from .. import services
 from ..downloads import file_download_response
 from ..exceptions import ApplicationError, field_error
 from ..filters import FileFilter
@@ -34,7 +34,8 @@ from ..serializers.files import (
     FileUploadSerializer,
     RawUploadQuerySerializer,
 )
-from ..uploads import SpooledUpload, spool_body
+from ..storage import transfers
+from ..storage.uploads import SpooledUpload, spool_body
 from .common import UUID_REGEX, current_user, writable_workspace
 
 

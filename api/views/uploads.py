@@ -12,7 +12,6 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import transfers
 from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from ..models import File, FileStatus
 from ..permissions import WorkspaceRolePermission
@@ -25,6 +24,7 @@ from ..serializers.uploads import (
     UploadPartsRequestSerializer,
     UploadPartsSerializer,
 )
+from ..storage import transfers
 from .common import UUID_REGEX, current_user, writable_workspace
 
 

@@ -59,7 +59,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from .exceptions import ApplicationError
+from ..exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
 
@@ -584,7 +584,7 @@ class BucketClient(ABC):
     ) -> ObjectInfo:
         """Stream ``size`` bytes from ``fileobj`` to ``ref`` in bounded memory; record sha256.
 
-        With ``sha256`` given (e.g. a :class:`~api.uploads.SpooledUpload`'s), it is stored up
+        With ``sha256`` given (e.g. a :class:`~api.storage.uploads.SpooledUpload`'s), it is stored up
         front and checked against the bytes sent. Otherwise a seekable ``fileobj`` is hashed in
         a first pass, and a plain stream is hashed on the way and the sha256 added afterwards
         (S3: a server-side copy onto itself; GCS: a metadata patch). A short stream or a
