@@ -1,4 +1,4 @@
-"""The bucket layer (api/buckets.py) against real servers: moto, SeaweedFS and a GCS emulator."""
+"""The bucket layer (api/storage/buckets/) against real servers: moto, SeaweedFS and a GCS emulator."""
 
 from __future__ import annotations
 
