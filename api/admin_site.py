@@ -7,7 +7,7 @@ from typing import Any, cast
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 
-from .views_auth import sign_in_form_throttled
+from .views.accounts import sign_in_form_throttled
 
 
 class FerryAdminSite(admin.AdminSite):

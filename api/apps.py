@@ -13,7 +13,7 @@ class ApiConfig(AppConfig):
         from django.core import checks
         from django.db.backends.signals import connection_created
 
-        from .locations import check_import_locations
+        from .storage.locations import check_import_locations
 
         checks.register(check_import_locations)
 
@@ -36,7 +36,7 @@ def _sweep_spool_on_worker_start(sender: Any, **kwargs: Any) -> None:
 
     if Conf.SYNC:  # inline tasks (tests) announce a "worker" per task
         return
-    from .spool import spool_sweep_at_start
+    from .storage.spool import spool_sweep_at_start
 
     spool_sweep_at_start()
 

@@ -41,7 +41,7 @@ _SCHEMES: dict[str, str] = {CredentialKind.S3: "s3", CredentialKind.GCS: "gs"}
 
 def bucket_config(kind: str, config: dict[str, Any], secret: dict[str, Any]) -> tuple[Any, Any]:
     """The bucket location and connection settings a bucket credential stands for."""
-    from .buckets import BucketConfig, parse_uri
+    from .storage.buckets import BucketConfig, parse_uri
 
     ref = parse_uri(str(config.get("location", "")))
     if ref.scheme != _SCHEMES[kind]:
@@ -61,7 +61,7 @@ def bucket_config(kind: str, config: dict[str, Any], secret: dict[str, Any]) -> 
 
 def _check_bucket(kind: str) -> Callable[[dict[str, Any], dict[str, Any]], list[str]]:
     def check(config: dict[str, Any], secret: dict[str, Any]) -> list[str]:
-        from .buckets import client_for
+        from .storage.buckets import client_for
 
         ref, connection = bucket_config(kind, config, secret)
         return list(client_for(ref.scheme, connection).check_access(ref))
@@ -109,7 +109,7 @@ def _check_location_roles(kind: str, config: dict[str, Any], credential: Any = N
     else anyone could import other workspaces' objects. Refused with the field named."""
     from django.conf import settings
 
-    from . import locations
+    from .storage import locations
 
     if kind not in _SCHEMES:
         return

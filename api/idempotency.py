@@ -30,7 +30,7 @@ from rest_framework.response import Response
 
 from .exceptions import ApplicationError, Conflict
 from .models import IdempotencyKey, User
-from .uploads import SpooledUpload
+from .storage.uploads import SpooledUpload
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -15,7 +15,7 @@ from rest_framework import exceptions, parsers
 from rest_framework.utils.json import strict_constant
 
 from .exceptions import ApplicationError, body_too_large
-from .uploads import CountingReader, incomplete_body
+from .storage.uploads import CountingReader, incomplete_body
 
 # JSON bodies may nest objects and arrays at most this deep (the outermost one counts as 1).
 # Deeper documents are refused with 400 before they are parsed: Python's parser and everything

@@ -38,7 +38,7 @@ def object_of_unreadable_workspace(user: Any, uri: str) -> bool:
     result Ferry wrote) stands for it, or its path names one of its jobs or files (an engine's
     folders: Cromwell's ``<workflow>/<job id>/…``, staged inputs ``<job id>/<file id>/…``).
     Staff read everything."""
-    from .locations import workspace_ids_in
+    from .storage.locations import workspace_ids_in
 
     if user.is_staff:
         return False

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import locations, storage
+from . import storage
 from .exceptions import ApplicationError, Conflict, Forbidden, field_error
 from .file_states import file_created, file_transition
 from .filetypes import check_content, content_type_for, guess_file_type
@@ -33,8 +33,9 @@ from .models import (
     Workspace,
 )
 from .selectors import role_in
+from .storage import locations
+from .storage.uploads import SpooledUpload
 from .tokens import TOKEN_PREFIX, hash_token, new_token_key
-from .uploads import SpooledUpload
 
 # ---------------------------------------------------------------------------------------- users
 
@@ -458,7 +459,7 @@ def file_register_object(
     if locations.same_account(source_location, target):
         info = target.client().copy(source_ref, destination)
     else:
-        from .buckets import streamed_copy
+        from .storage.buckets import streamed_copy
 
         info = streamed_copy(
             source_location.client(),

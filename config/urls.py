@@ -3,8 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from api.views import HealthView, ReadinessView
-from api.views_auth import sign_in_form_throttled
+from api.views.accounts import sign_in_form_throttled
+from api.views.health import HealthView, ReadinessView
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -10,6 +10,6 @@ application = get_wsgi_application()
 
 # A web process starts (also when gunicorn replaces a killed worker): remove what killed
 # processes left in the upload spool.
-from api.spool import spool_sweep_at_start  # noqa: E402
+from api.storage.spool import spool_sweep_at_start  # noqa: E402
 
 spool_sweep_at_start()

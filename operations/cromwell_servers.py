@@ -45,7 +45,7 @@ def _check_options(options: dict[str, Any], url: str) -> dict[str, Any]:
         )
     for key in ("inputs_location", "outputs_location"):
         if key in options:
-            from api import buckets
+            from api.storage import buckets
 
             try:
                 buckets.parse_uri(str(options[key]))

@@ -25,9 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from api import storage
-from api.buckets import BucketUnavailable
 from api.exceptions import ApplicationError
-from api.locations import LocationRefused
 from api.selectors import object_of_unreadable_workspace
 from api.services import (
     file_discard_results,
@@ -35,6 +33,8 @@ from api.services import (
     file_register_object,
     file_register_result,
 )
+from api.storage.buckets import BucketUnavailable
+from api.storage.locations import LocationRefused
 from executors.base import (
     Collected,
     Executor,

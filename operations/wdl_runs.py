@@ -26,9 +26,10 @@ from django.conf import settings
 
 import wdl
 import wdl.outputs
-from api import buckets, locations, storage
+from api import storage
 from api.exceptions import ApplicationError
 from api.models import File
+from api.storage import buckets, locations
 from executors.base import Executor
 from executors.specs import EngineOutput, ResourceLimits, WdlRunSpec
 from wdl.errors import format_error

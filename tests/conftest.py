@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from api import services
 from api.models import File, Role, User, Workspace
-from api.uploads import SpooledUpload
+from api.storage.uploads import SpooledUpload
 
 ROLES = ("anonymous", "owner", "editor", "viewer", "other", "staff")
 PASSWORD = "correct-horse-battery-staple"

@@ -46,12 +46,12 @@ def test_unknown_api_path_is_json_404(client_for: Callable[[str], APIClient]) ->
 def test_unexpected_error_is_500_in_error_shape(
     client_for: Callable[[str], APIClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from api import views
+    from api.views import workspaces
 
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(views.services, "workspace_create", explode)
+    monkeypatch.setattr(workspaces.services, "workspace_create", explode)
     response = client_for("owner").post("/api/workspaces/", {"name": "x"}, format="json")
     assert response.status_code == 500
     assert response.json()["code"] == "server_error" and "secret" not in response.content.decode()

@@ -1,4 +1,4 @@
-"""The bucket layer (api/buckets.py) against real servers: moto, SeaweedFS and a GCS emulator."""
+"""The bucket layer (api/storage/buckets/) against real servers: moto, SeaweedFS and a GCS emulator."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import pytest
 import requests
 
-from api import buckets
-from api.buckets import (
+from api.exception_handlers import exception_handler
+from api.storage import buckets
+from api.storage.buckets import (
     BucketAccessDenied,
     BucketClient,
     BucketConfig,
@@ -38,7 +39,6 @@ from api.buckets import (
     parse_uri,
     streamed_copy,
 )
-from api.exception_handlers import exception_handler
 
 if TYPE_CHECKING:
     from tests.harness.buckets import GCSServer, S3Server

@@ -20,9 +20,9 @@ import requests
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from api import transfers
 from api.credentials import credential_create
 from api.models import Credential, File, FileEvent, User, Workspace
+from api.storage import transfers
 from tests.harness.buckets import S3Server
 
 pytestmark = pytest.mark.slow
@@ -449,14 +449,15 @@ def test_site_bucket_configured_in_storages_is_used(
     """A deployment names its bucket in STORAGES["site-bucket"] (django-storages backend)."""
     from django.core.files.storage import storages
 
-    from api import locations, storage
+    from api import storage
+    from api.storage import locations
 
     bucket = _bucket(moto_server, f"site-{uuid.uuid4().hex[:8]}")
     _site_bucket_settings(settings, moto_server, bucket)
     settings.STORAGES = {
         **settings.STORAGES,
         "site-bucket": {
-            "BACKEND": "api.bucket_storage.FerryS3Storage",
+            "BACKEND": "api.storage.backends.FerryS3Storage",
             "OPTIONS": {
                 "bucket_name": bucket,
                 "location": "ferry",
@@ -489,7 +490,7 @@ def test_site_bucket_configured_in_storages_is_used(
 def test_gcs_workspace_files_and_resumable_direct_upload(
     settings: Any, gcs_emulator: Any, workspace: Workspace, client_for: Callable[[str], APIClient]
 ) -> None:
-    from api import buckets
+    from api.storage import buckets
 
     bucket = f"gcs-{uuid.uuid4().hex[:8]}"
     config = gcs_emulator.config()

@@ -17,7 +17,7 @@ from api import services
 from api.exceptions import ApplicationError
 from api.models import File, FileStatus, Role, User, Workspace
 from api.storage import local_path
-from api.uploads import spool_body
+from api.storage.uploads import spool_body
 from tests.conftest import multipart_file
 
 pytestmark = pytest.mark.django_db

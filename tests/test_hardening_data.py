@@ -447,7 +447,7 @@ def test_a_signed_put_after_completion_changes_nothing_on_seaweedfs(
     """No sha256 declared, so the signed PUT pins only the length: after completion the same
     URL still accepts other bytes of that length (SeaweedFS checks the signature and expiry,
     both still good), and they must not reach the stored file."""
-    from api import transfers
+    from api.storage import transfers
 
     bucket = f"site-{uuid.uuid4().hex[:8]}"
     seaweedfs.boto3_client().create_bucket(Bucket=bucket)
@@ -490,7 +490,7 @@ def test_a_resumable_session_after_completion_changes_nothing_on_gcs(
     workspace: Workspace,
     client_for: Callable[[str], APIClient],
 ) -> None:
-    from api import buckets
+    from api.storage import buckets
 
     bucket = f"gcs-{uuid.uuid4().hex[:8]}"
     buckets.client_for("gs", gcs_emulator.config()).gcs_client.create_bucket(bucket)  # type: ignore[attr-defined]
@@ -568,7 +568,7 @@ def test_completing_again_after_a_completion_stopped_halfway_keeps_the_file(
     """The state a completion leaves when it dies after copying to the file's key and
     pointing the File there, before removing the staging object: completing again keeps the
     copy (it used to treat the copy as the staging object and remove it) and drops staging."""
-    from api import transfers
+    from api.storage import transfers
 
     bucket = f"site-{uuid.uuid4().hex[:8]}"
     s3 = seaweedfs.boto3_client()
@@ -611,7 +611,7 @@ def test_a_large_upload_copied_by_a_worker_keeps_the_bytes_completion_saw(
     """Above FERRY_INLINE_VERIFY_MAX_BYTES a worker copies and checks the upload (202 first).
     Bytes PUT through the URL after completion was asked for, before the worker ran, are
     refused (the upload is removed), and after it, change nothing."""
-    from api import transfers
+    from api.storage import transfers
 
     settings.FERRY_INLINE_VERIFY_MAX_BYTES = 8
     bucket = f"site-{uuid.uuid4().hex[:8]}"

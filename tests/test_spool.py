@@ -15,8 +15,8 @@ from typing import Any
 import psutil
 import pytest
 
-from api.spool import owner_alive, owner_tag, spool_sweep
-from api.uploads import SpooledUpload
+from api.storage.spool import owner_alive, owner_tag, spool_sweep
+from api.storage.uploads import SpooledUpload
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
@@ -25,7 +25,7 @@ MIB = 1024 * 1024
 _SPOOLER = """
 import sys, time, django
 django.setup()
-from api.uploads import SpooledUpload
+from api.storage.uploads import SpooledUpload
 upload = SpooledUpload("big.bin", None)
 upload.append(b"x" * (2 * 1024 * 1024))
 upload._spool.flush()
@@ -143,7 +143,7 @@ def test_a_starting_worker_sweeps_the_spool(
     from tests.test_worker_restart import kill_tree, start_worker
 
     # Only the start-up sweep may remove it here, not the scheduled one.
-    Schedule.objects.filter(func="api.spool.spool_sweep_task").delete()
+    Schedule.objects.filter(func="api.storage.spool.spool_sweep_task").delete()
     killed, killed_file = spooler()
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=30)

@@ -29,7 +29,7 @@ FERRY_STORAGE_ROOT = Path(
 # Uploads are spooled here while they are hashed; it must be on the same filesystem as the
 # storage root so that the finished file is moved into place by a rename, not copied.
 FILE_UPLOAD_TEMP_DIR = str(FERRY_STORAGE_ROOT / ".incoming")
-# Each process spools into its own folder there (api.spool); a sweeper (web and worker start, and
+# Each process spools into its own folder there (api.storage.spool); a sweeper (web and worker start, and
 # every 10 minutes) removes the folders of processes that are gone at once, and anything in the
 # spool whose owner it can't judge (another host's, older names) unwritten for this long.
 FERRY_SPOOL_ORPHAN_AGE_S = env.int("FERRY_SPOOL_ORPHAN_AGE_S", default=24 * 3600)
@@ -140,7 +140,7 @@ STORAGES = {
 # "files" storage above, or a bucket prefix such as s3://ferry-data/files or gs://ferry/files.
 FERRY_STORAGE_LOCATION = env.str("FERRY_STORAGE_LOCATION", default="")
 # How Ferry reaches buckets with the site's own (environment/instance) credentials, per scheme:
-# fields of api.buckets.BucketConfig. Locations with stored keys are registered as credentials.
+# fields of api.storage.buckets.BucketConfig. Locations with stored keys are registered as credentials.
 FERRY_BUCKETS: dict[str, dict[str, Any]] = {
     "s3": {
         k: v
@@ -168,7 +168,7 @@ if FERRY_STORAGE_LOCATION.startswith(("s3://", "gs://")):
     if _scheme == "s3":
         _s3 = FERRY_BUCKETS["s3"]
         STORAGES["site-bucket"] = {
-            "BACKEND": "api.bucket_storage.FerryS3Storage",
+            "BACKEND": "api.storage.backends.FerryS3Storage",
             "OPTIONS": {
                 "bucket_name": _bucket,
                 "location": _prefix.strip("/"),
@@ -185,7 +185,7 @@ if FERRY_STORAGE_LOCATION.startswith(("s3://", "gs://")):
         }
     else:
         STORAGES["site-bucket"] = {
-            "BACKEND": "api.bucket_storage.FerryGCSStorage",
+            "BACKEND": "api.storage.backends.FerryGCSStorage",
             "OPTIONS": {
                 "bucket_name": _bucket,
                 "location": _prefix.strip("/"),
@@ -207,7 +207,7 @@ FERRY_MULTIPART_PART_SIZE = env.int("FERRY_MULTIPART_PART_SIZE", default=64 * 10
 FERRY_INLINE_VERIFY_MAX_BYTES = env.int("FERRY_INLINE_VERIFY_MAX_BYTES", default=64 * 1024**2)
 
 # Every upload is spooled to disk and hashed as it arrives; nothing is held in memory.
-FILE_UPLOAD_HANDLERS = ["api.uploads.HashingUploadHandler"]
+FILE_UPLOAD_HANDLERS = ["api.storage.uploads.HashingUploadHandler"]
 # Stored files are private to Ferry's account and group; Docker job containers join the group
 # of their (bind-mounted) input files to read them. Folders are 0700 (api.private_paths).
 FILE_UPLOAD_PERMISSIONS = 0o640
@@ -286,9 +286,9 @@ SIMPLE_JWT = {
     "USER_ID_FIELD": "id",
     "AUTH_HEADER_TYPES": ("Bearer",),
     # Tokens carry a digest of the password hash: a password change revokes every access and
-    # refresh token issued before it (api.serializers_auth checks refresh tokens).
+    # refresh token issued before it (api.serializers.accounts checks refresh tokens).
     "CHECK_REVOKE_TOKEN": True,
-    "TOKEN_REFRESH_SERIALIZER": "api.serializers_auth.RevocableTokenRefreshSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "api.serializers.accounts.RevocableTokenRefreshSerializer",
 }
 
 SPECTACULAR_SETTINGS = {

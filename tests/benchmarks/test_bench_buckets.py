@@ -47,9 +47,10 @@ from typing import Any
 import psutil
 import pytest
 
-from api import buckets, locations, services, storage
+from api import services, storage
 from api.models import File, User, Workspace
-from api.uploads import SpooledUpload
+from api.storage import buckets, locations
+from api.storage.uploads import SpooledUpload
 from tests.harness.buckets import S3Server
 
 from .gunicorn_server import MIB, RssSampler, gunicorn_server

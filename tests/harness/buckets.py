@@ -9,7 +9,7 @@ Session-scoped pytest fixtures (use ``pytest_plugins = ["tests.harness.buckets"]
 - ``gcs_emulator``: ``gcp-storage-emulator`` in memory (anonymous access, no signature checks).
 
 Each yields a small description with ``config(**overrides)`` returning an
-:class:`api.buckets.BucketConfig` for it. The servers are required by issue 5, so a server that
+:class:`api.storage.buckets.BucketConfig` for it. The servers are required by issue 5, so a server that
 can't start fails the tests (with its log) rather than skipping them.
 """
 
@@ -134,7 +134,7 @@ class S3Server:
     readonly_secret_access_key: str | None = field(default=None, repr=False)
 
     def config(self, **overrides: Any) -> Any:
-        from api.buckets import BucketConfig
+        from api.storage.buckets import BucketConfig
 
         values: dict[str, Any] = {
             "endpoint_url": self.endpoint_url,
@@ -168,7 +168,7 @@ class GCSServer:
     project: str = "ferry-test"
 
     def config(self, **overrides: Any) -> Any:
-        from api.buckets import BucketConfig
+        from api.storage.buckets import BucketConfig
 
         values: dict[str, Any] = {
             "api_endpoint": self.endpoint,

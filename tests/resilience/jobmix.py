@@ -214,7 +214,7 @@ def check_outcome(
 
 
 # Spool files of result copies a killed worker was making: removed by the spool sweeper
-# (api.spool) when the worker starts again. Live processes keep an empty folder each there.
+# (api.storage.spool) when the worker starts again. Live processes keep an empty folder each there.
 SPOOL_SWEPT = True
 
 

@@ -16,8 +16,8 @@ from rest_framework.response import Response
 from operations import cromwell_servers
 from operations.models import CromwellServer
 
-from .serializers_cromwell import CromwellServerSerializer
-from .views import UUID_REGEX
+from ..serializers.cromwell import CromwellServerSerializer
+from .common import UUID_REGEX
 
 
 class CromwellServerViewSet(viewsets.ModelViewSet[CromwellServer]):

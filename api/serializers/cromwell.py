@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from operations.models import CromwellServer
 
-from .models import Credential, CredentialKind
+from ..models import Credential, CredentialKind
 
 
 class CromwellServerSerializer(serializers.ModelSerializer[CromwellServer]):

@@ -1,8 +1,8 @@
 """Where file bytes live. A File records a storage URI; this module turns URIs into bytes.
 
 ``file://`` URIs live in the local "files" storage (Django's ``STORAGES``); ``s3://`` and
-``gs://`` URIs live in buckets reached through :mod:`api.buckets` with the connection settings of
-the registered location they belong to (:mod:`api.locations`).
+``gs://`` URIs live in buckets reached through :mod:`api.storage.buckets` with the connection settings of
+the registered location they belong to (:mod:`api.storage.locations`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from django.core.files import File as DjangoFile
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
-from . import bucket_storage, buckets, locations
-from .exceptions import ApplicationError
-from .private_paths import make_private_dirs
+from ..exceptions import ApplicationError
+from ..private_paths import make_private_dirs
+from . import backends, buckets, locations
 from .uploads import SpooledUpload
 
 FILES_STORAGE_ALIAS = locations.FILES_STORAGE_ALIAS
@@ -81,7 +81,7 @@ def location_storage(location: locations.Location) -> Storage:
         if location.uri.rstrip("/") == f"{location.scheme}://{bucket}/{prefix}".rstrip("/"):
             return site
     assert location.config is not None
-    return bucket_storage.storage_for(location.uri, location.config)
+    return backends.storage_for(location.uri, location.config)
 
 
 def save_to_location(
@@ -91,7 +91,7 @@ def save_to_location(
     storage (streamed, multipart when large); check the stored object; return its URI."""
     target = location_storage(location)
     try:
-        with bucket_storage.writing(sha256=upload.sha256, content_type=content_type):
+        with backends.writing(sha256=upload.sha256, content_type=content_type):
             name = target.save(key, upload)
     except buckets.BucketError:
         raise

@@ -12,10 +12,10 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import credentials
-from .models import Credential
-from .serializers_credentials import CredentialSerializer
-from .views import UUID_REGEX, current_user
+from .. import credentials
+from ..models import Credential
+from ..serializers.credentials import CredentialSerializer
+from .common import UUID_REGEX, current_user
 
 
 class CredentialViewSet(viewsets.ModelViewSet[Credential]):
@@ -51,7 +51,7 @@ class CredentialViewSet(viewsets.ModelViewSet[Credential]):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if "kind" in values and values["kind"] != credential.kind:
-            from .exceptions import field_error
+            from ..exceptions import field_error
 
             raise field_error("kind", "The kind of a credential can't change; create a new one.")
         credential = credentials.credential_update(

@@ -1,4 +1,4 @@
-"""Shapes of the operations catalog and of jobs."""
+"""Jobs: what the API shows of a job and what it accepts to create one."""
 
 from __future__ import annotations
 
@@ -7,58 +7,10 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from operations.models import Job, Operation
+from operations.models import Job
 
-from .models import FileStatus
-from .serializers import FileSerializer, StaffOnlyFieldsMixin
-
-
-class OperationSerializer(StaffOnlyFieldsMixin, serializers.ModelSerializer[Operation]):
-    staff_only_fields = ("source", "build_log")
-
-    class Meta:
-        model = Operation
-        fields = [
-            "id",
-            "name",
-            "version",
-            "revision",
-            "description",
-            "mode",
-            "spec",
-            "image",
-            "source",
-            "created_at",
-            "hidden",
-        ]
-        read_only_fields = fields
-        extra_kwargs = {"source": {"help_text": "Folder or repository it came from (staff only)."}}
-
-
-class OperationDetailSerializer(OperationSerializer):
-    class Meta(OperationSerializer.Meta):
-        fields = [*OperationSerializer.Meta.fields, "build_log"]
-        read_only_fields = fields
-        extra_kwargs = {
-            **OperationSerializer.Meta.extra_kwargs,
-            "build_log": {"help_text": "The image build's log (staff only)."},
-        }
-
-
-class OperationAddSerializer(serializers.Serializer[Any]):
-    source = serializers.CharField(  # type: ignore[assignment]
-        max_length=1000,
-        help_text="A folder on the server, or a git repository URL (file:// works).",
-    )
-    commit = serializers.RegexField(
-        r"^[0-9a-fA-F]{7,40}$",
-        required=False,
-        help_text="Exact commit to use (default: the repository's HEAD).",
-    )
-
-
-class OperationUpdateSerializer(serializers.Serializer[Any]):
-    hidden = serializers.BooleanField(help_text="Retire (hide) or restore the operation.")
+from ..models import FileStatus
+from .files import FileSerializer
 
 
 class JobSerializer(serializers.ModelSerializer[Job]):

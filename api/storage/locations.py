@@ -30,9 +30,9 @@ from urllib.parse import quote, unquote, urlparse
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, storages
 
+from ..exceptions import ApplicationError, field_error
+from ..models import Credential, CredentialKind, User, Workspace
 from . import buckets
-from .exceptions import ApplicationError, field_error
-from .models import Credential, CredentialKind, User, Workspace
 
 FILES_STORAGE_ALIAS = "files"
 _BUCKET_KINDS = {CredentialKind.S3: "s3", CredentialKind.GCS: "gs"}
@@ -131,8 +131,8 @@ def site_location() -> Location:
 
 
 def _credential_location(credential: Credential) -> Location | None:
-    from .credentials import bucket_config
-    from .crypto import decrypt_secret
+    from ..credentials import bucket_config
+    from ..crypto import decrypt_secret
 
     try:
         secret = decrypt_secret(credential.secret_ciphertext)

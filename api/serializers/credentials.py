@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from .models import Credential
+from ..models import Credential
 
 
 class CredentialSerializer(serializers.ModelSerializer[Credential]):

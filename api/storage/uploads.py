@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 
-from .exceptions import ApplicationError
+from ..exceptions import ApplicationError
 from .spool import spool_dir
 
 CHUNK_SIZE = 4 * 1024 * 1024
@@ -24,7 +24,7 @@ class SpooledUpload(TemporaryUploadedFile):
     """A temporary file (deleted on close unless moved into storage) with its sha256."""
 
     def __init__(self, name: str, content_type: str | None) -> None:
-        # In this process's own spool folder (api.spool): a sweeper removes it once the
+        # In this process's own spool folder (api.storage.spool): a sweeper removes it once the
         # process is gone, whatever killed it.
         _, ext = os.path.splitext(name)
         # Closed (and so removed) by close(), or moved into storage.

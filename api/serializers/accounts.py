@@ -1,4 +1,4 @@
-"""Sign-in tokens: a refresh token dies with the password it was issued under.
+"""Accounts: users, registration, password change and API tokens; and sign-in tokens: a refresh token dies with the password it was issued under.
 
 simplejwt's CHECK_REVOKE_TOKEN writes a digest of the user's password hash into every token and
 refuses access tokens whose digest no longer matches; this serializer applies the same rule to
@@ -11,12 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import get_md5_hash_password
+
+from ..models import ApiToken, User
 
 REVOKED_MESSAGE = "This token was revoked by a password change; sign in again."
 
@@ -39,3 +42,35 @@ class RevocableTokenRefreshSerializer(TokenRefreshSerializer):
         if refresh.get(api_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(user.password):
             raise AuthenticationFailed(REVOKED_MESSAGE, code="token_revoked")
         return super().validate(attrs)
+
+
+class UserSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "email", "full_name", "is_staff", "date_joined"]
+        read_only_fields = ["id", "email", "is_staff", "date_joined"]
+
+
+class RegisterSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    full_name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class PasswordChangeSerializer(serializers.Serializer[Any]):
+    old_password = serializers.CharField(style={"input_type": "password"})
+    new_password = serializers.CharField(style={"input_type": "password"})
+
+
+class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    key = serializers.CharField(read_only=True, help_text="The token. Shown only in this response.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "key"]

@@ -1,13 +1,13 @@
 """Django ``Storage`` objects for bucket locations, from django-storages.
 
 A bucket location (``s3://bucket/prefix/``, ``gs://bucket/prefix/``) gets a django-storages
-backend configured from its :class:`~api.buckets.BucketConfig`; the site's default location is
+backend configured from its :class:`~api.storage.buckets.BucketConfig`; the site's default location is
 also what ``STORAGES["files"]`` names when ``FERRY_STORAGE_LOCATION`` is a bucket. Ferry writes
 files through these (``storage.save`` streams from the spooled upload, multipart above the
 configured threshold). Objects written this way carry their sha256 as metadata, the same key
-:mod:`api.buckets` records and compares when it copies objects.
+:mod:`api.storage.buckets` records and compares when it copies objects.
 
-What django-storages doesn't do lives in :mod:`api.buckets`: verified server-side copies,
+What django-storages doesn't do lives in :mod:`api.storage.buckets`: verified server-side copies,
 presigned uploads and multipart parts, checksum checks, streamed ranged reads (django-storages'
 S3 file object downloads a whole object before the first byte is served).
 """
