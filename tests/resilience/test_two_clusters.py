@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from django_q.conf import Conf
 from rest_framework.test import APIClient
 
 from api.models import User
 from api.services import workspace_create
+from api.storage.spool import spool_sweep
 from operations.models import Job
 from operations.states import JobStatus
 from tests.harness.buckets import S3Server
@@ -110,6 +112,10 @@ def test_two_clusters_share_the_work_and_one_finishes_what_the_killed_one_left(
             f"\ntwo clusters, one killed with {active_at_kill} job(s) active: all {len(jobs)} "
             f"jobs ended {all_done:.1f} s after the kill ({time.monotonic() - killed:.1f} s)"
         )
+        # The killed machine's spool goes with the next sweep (the survivor's schedule, every 10
+        # minutes, or a worker starting again on that host): run that sweep now, don't wait.
+        with override_settings(FILE_UPLOAD_TEMP_DIR=str(storage_root / ".incoming")):
+            spool_sweep()
         nothing_left(jobs, storage_root, workspace, moto_server)
     check_outcome(jobs, plan, creates, cromwell=cromwell)
     assert Job.objects.filter(workspace=workspace).count() == len(plan)
