@@ -73,44 +73,95 @@ CHECKERS[CredentialKind.S3] = _check_bucket(CredentialKind.S3)
 CHECKERS[CredentialKind.GCS] = _check_bucket(CredentialKind.GCS)
 
 
+def _config_problems(kind: str, config: dict[str, Any], details: dict[str, list[str]]) -> None:
+    """Required config keys present; a bucket location is a URI of the kind's scheme."""
+    for key in REQUIRED_CONFIG.get(kind, ()):
+        if not str(config.get(key) or "").strip():
+            details.setdefault(f"config.{key}", []).append(f"Required for {kind} credentials.")
+    location = str(config.get("location") or "").strip()
+    if kind not in _SCHEMES or not location:
+        return
+    scheme, sep, bucket = location.partition("://")
+    if not sep or scheme.lower() != _SCHEMES[kind] or not bucket.strip("/"):
+        details.setdefault("config.location", []).append(
+            f"A {kind} credential's location is a {_SCHEMES[kind]}://bucket/prefix URI."
+        )
+
+
+def _secret_problems(kind: str, secret: dict[str, Any], details: dict[str, list[str]]) -> None:
+    """Only the kind's secret keys, each a string."""
+    for key in secret:
+        if key not in SECRET_KEYS.get(kind, ()):
+            # Name the key, never its value.
+            details.setdefault(f"secret.{key}", []).append(
+                f"Unknown for {kind} credentials; expected some of: {', '.join(SECRET_KEYS[kind])}."
+            )
+        elif not isinstance(secret[key], str):
+            details.setdefault(f"secret.{key}", []).append("Must be a string.")
+
+
 def _validate(kind: str, config: dict[str, Any], secret: dict[str, Any] | None) -> None:
     details: dict[str, list[str]] = {}
     if not isinstance(config, dict):
         raise ApplicationError(
             "config: Must be an object.", details={"config": ["Must be an object."]}
         )
-    for key in REQUIRED_CONFIG.get(kind, ()):
-        if not str(config.get(key) or "").strip():
-            details.setdefault(f"config.{key}", []).append(f"Required for {kind} credentials.")
-    location = str(config.get("location") or "").strip()
-    if kind in _SCHEMES and location:
-        scheme, sep, bucket = location.partition("://")
-        if not sep or scheme.lower() != _SCHEMES[kind] or not bucket.strip("/"):
-            details.setdefault("config.location", []).append(
-                f"A {kind} credential's location is a {_SCHEMES[kind]}://bucket/prefix URI."
-            )
+    _config_problems(kind, config, details)
     if secret is not None:
-        for key in secret:
-            if key not in SECRET_KEYS.get(kind, ()):
-                # Name the key, never its value.
-                details.setdefault(f"secret.{key}", []).append(
-                    f"Unknown for {kind} credentials; expected some of: {', '.join(SECRET_KEYS[kind])}."
-                )
-            elif not isinstance(secret[key], str):
-                details.setdefault(f"secret.{key}", []).append("Must be a string.")
+        _secret_problems(kind, secret, details)
     if details:
         first = next(iter(details))
         raise ApplicationError(f"{first}: {details[first][0]}", details=details)
+
+
+def _refuse_shared_over_storage(location: str, credential_pk: Any) -> None:
+    """A shared location must not overlap any place workspace files are stored."""
+    from .storage import locations
+
+    for prefix, what in locations.workspace_storage_prefixes(except_credential=credential_pk):
+        if locations.overlap(location, prefix):
+            raise field_error(
+                "config.location",
+                f"{location} is shared (every user may import from it) and overlaps {prefix}, "
+                f"where workspace files are stored ({what}).",
+                code="location_refused",
+            )
+
+
+def _shared_locations(except_pk: Any) -> list[tuple[str, str]]:
+    """Every location all users may import from, with where it is declared."""
+    from django.conf import settings
+
+    candidates = Credential.objects.filter(kind__in=list(_SCHEMES))
+    if except_pk is not None:
+        candidates = candidates.exclude(pk=except_pk)
+    shared = [
+        (str(other.config.get("location")), f"credential {other.name}")
+        for other in candidates
+        if other.config.get("shared") and other.config.get("location")
+    ]
+    shared += [(uri, "FERRY_IMPORT_LOCATIONS") for uri in settings.FERRY_IMPORT_LOCATIONS]
+    return shared
+
+
+def _refuse_storage_over_shared(location: str, credential_pk: Any) -> None:
+    """A workspace storage location must not overlap any location every user may import from."""
+    from .storage import locations
+
+    for prefix, what in _shared_locations(credential_pk):
+        if locations.overlap(location, prefix):
+            raise field_error(
+                "config.location",
+                f"{location} is for workspace storage and overlaps {prefix}, from which every "
+                f"user may import ({what}).",
+                code="location_refused",
+            )
 
 
 def _check_location_roles(kind: str, config: dict[str, Any], credential: Any = None) -> None:
     """A bucket location every user may import from (``shared``) must not overlap a location
     workspace files are stored in (the site's, workspaces' own, ``workspace_storage`` ones):
     else anyone could import other workspaces' objects. Refused with the field named."""
-    from django.conf import settings
-
-    from .storage import locations
-
     if kind not in _SCHEMES:
         return
     raw = str(config.get("location") or "").strip()
@@ -125,32 +176,9 @@ def _check_location_roles(kind: str, config: dict[str, Any], credential: Any = N
         )
     pk = credential.pk if credential is not None else None
     if shared:
-        for prefix, what in locations.workspace_storage_prefixes(except_credential=pk):
-            if locations.overlap(raw, prefix):
-                raise field_error(
-                    "config.location",
-                    f"{raw} is shared (every user may import from it) and overlaps {prefix}, "
-                    f"where workspace files are stored ({what}).",
-                    code="location_refused",
-                )
+        _refuse_shared_over_storage(raw, pk)
     if storage:
-        candidates = Credential.objects.filter(kind__in=list(_SCHEMES))
-        if pk is not None:
-            candidates = candidates.exclude(pk=pk)
-        others = [
-            (str(other.config.get("location")), f"credential {other.name}")
-            for other in candidates
-            if other.config.get("shared") and other.config.get("location")
-        ]
-        others += [(uri, "FERRY_IMPORT_LOCATIONS") for uri in settings.FERRY_IMPORT_LOCATIONS]
-        for prefix, what in others:
-            if locations.overlap(raw, prefix):
-                raise field_error(
-                    "config.location",
-                    f"{raw} is for workspace storage and overlaps {prefix}, from which every "
-                    f"user may import ({what}).",
-                    code="location_refused",
-                )
+        _refuse_storage_over_shared(raw, pk)
 
 
 def credential_check(credential: Credential) -> Credential:

@@ -8,10 +8,14 @@ import json
 import mimetypes
 import os
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from .models import FileType
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader
 
 _TABLE_SUFFIXES = {".tsv": "\t", ".tab": "\t", ".csv": ","}
 _TEXT_SUFFIXES = {
@@ -130,6 +134,45 @@ def _delimiter(path: str, name: str) -> str:
     return "\t" if b"\t" in first or b"," not in first else ","
 
 
+def _header_problem(header: list[str] | None, kind: str) -> str:
+    """Why a table's first line is not a header of unique, non-empty column names ("" if it is).
+    An empty first cell is allowed: that column holds the row names."""
+    if not header or all(not cell.strip() for cell in header):
+        return "not a table: the first line must be a header naming the columns"
+    named = (
+        [c.strip() for c in header[1:]] if not header[0].strip() else [c.strip() for c in header]
+    )
+    if any(not c for c in named):
+        return f"not a table: the header (line 1) has an empty column name ({kind}-separated)"
+    duplicates = sorted({c for c in named if named.count(c) > 1})
+    if duplicates:
+        return f"not a table: the header repeats column names: {', '.join(duplicates)}"
+    return ""
+
+
+def _rows_problem(reader: CsvReader, width: int, kind: str) -> str:
+    """Why the rows after a ``width``-column header are not a table ("" if they are): every row
+    as wide as the first one, which is the header's width or one more (row names)."""
+    row_width: int | None = None
+    for row in reader:
+        if not row:
+            continue
+        if row_width is None:
+            # A header one short of the rows means the first column holds row names.
+            if len(row) not in (width, width + 1):
+                return (
+                    f"not a table: line {reader.line_num} has {len(row)} fields but the "
+                    f"header has {width} ({kind}-separated)"
+                )
+            row_width = len(row)
+        elif len(row) != row_width:
+            return (
+                f"not a table: line {reader.line_num} has {len(row)} fields, "
+                f"expected {row_width} ({kind}-separated)"
+            )
+    return ""
+
+
 def _check_table(path: str, name: str) -> str:
     reason = _check_text(path)
     if reason:
@@ -140,38 +183,6 @@ def _check_table(path: str, name: str) -> str:
         reader = csv.reader(fh, delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
-            if not header or all(not cell.strip() for cell in header):
-                return "not a table: the first line must be a header naming the columns"
-            named = (
-                [c.strip() for c in header[1:]]
-                if not header[0].strip()
-                else [c.strip() for c in header]
-            )
-            if any(not c for c in named):
-                return (
-                    f"not a table: the header (line 1) has an empty column name ({kind}-separated)"
-                )
-            duplicates = sorted({c for c in named if named.count(c) > 1})
-            if duplicates:
-                return f"not a table: the header repeats column names: {', '.join(duplicates)}"
-            width = len(header)
-            row_width: int | None = None
-            for row in reader:
-                if not row:
-                    continue
-                if row_width is None:
-                    # A header one short of the rows means the first column holds row names.
-                    if len(row) not in (width, width + 1):
-                        return (
-                            f"not a table: line {reader.line_num} has {len(row)} fields but the "
-                            f"header has {width} ({kind}-separated)"
-                        )
-                    row_width = len(row)
-                elif len(row) != row_width:
-                    return (
-                        f"not a table: line {reader.line_num} has {len(row)} fields, "
-                        f"expected {row_width} ({kind}-separated)"
-                    )
+            return _header_problem(header, kind) or _rows_problem(reader, len(header or []), kind)
         except csv.Error as exc:
             return f"not a table: line {reader.line_num}: {exc}"
-    return ""

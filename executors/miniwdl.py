@@ -351,6 +351,28 @@ def _container_failure(call_dir: Path) -> str | None:
     return said[:500] if said else None
 
 
+def _who_failed(error: dict[str, Any], call: str | None, call_dir: Path | None) -> str:
+    """The failed task (named from its own error.json when it can be read), else the workflow."""
+    if call and call.startswith("call-"):
+        call_error = _read_json(call_dir / ERROR_JSON) if call_dir is not None else None
+        task = None
+        if isinstance(call_error, dict) and isinstance(call_error.get("task"), str):
+            task = call_error["task"]
+        return f'task "{task or call.removeprefix("call-")}" ({call})'
+    return f'workflow "{error.get("workflow") or error.get("run") or "?"}"'
+
+
+def _failure_stderr(cause: dict[str, Any], run_root: Path, call_dir: Path | None) -> Path | None:
+    """The stderr file miniwdl names (inside the run only), else the failed call's own."""
+    named = cause.get("stderr_file")
+    if isinstance(named, str) and _inside(named, run_root):
+        return Path(named)
+    if call_dir is not None:
+        candidate = call_dir / "stderr.txt"
+        return candidate if candidate.is_file() else None
+    return None
+
+
 def describe_failure(error: Any, run_root: Path) -> Failure:
     """Read miniwdl's error.json: which call failed, how, and where its stderr is."""
     if not isinstance(error, dict):
@@ -358,31 +380,20 @@ def describe_failure(error: Any, run_root: Path) -> Failure:
     cause = _innermost_cause(error)
     kind = str(cause.get("error") or "error")
     call = cause.get("run") if isinstance(cause.get("run"), str) else None
-    call_dir = cause.get("dir")
-    task = None
-    if call and isinstance(call_dir, str) and _inside(call_dir, run_root):
-        call_error = _read_json(Path(call_dir) / ERROR_JSON)
-        if isinstance(call_error, dict) and isinstance(call_error.get("task"), str):
-            task = call_error["task"]
-    if call and call.startswith("call-"):
-        who = f'task "{task or call.removeprefix("call-")}" ({call})'
-    else:
-        who = f'workflow "{error.get("workflow") or error.get("run") or "?"}"'
-    stderr_file = None
-    raw = cause.get("stderr_file")
-    if isinstance(raw, str) and _inside(raw, run_root):
-        stderr_file = Path(raw)
-    elif call and isinstance(call_dir, str) and _inside(call_dir, run_root):
-        candidate = Path(call_dir) / "stderr.txt"
-        stderr_file = candidate if candidate.is_file() else None
+    raw_dir = cause.get("dir")
+    # The failed call's folder, when it is one this run made (never read elsewhere).
+    call_dir = (
+        Path(raw_dir) if call and isinstance(raw_dir, str) and _inside(raw_dir, run_root) else None
+    )
+    who = _who_failed(error, call, call_dir)
+    stderr_file = _failure_stderr(cause, run_root, call_dir)
     if kind == "CommandFailed":
         status = cause.get("exit_status")
         exit_code = status if isinstance(status, int) else None
         headline = f"{who} failed with exit status {status}"
-        if call and isinstance(call_dir, str) and _inside(call_dir, run_root):
-            engine_said = _container_failure(Path(call_dir))
-            if engine_said:  # the command never ran: its stderr is empty, the engine knows why
-                headline = f"{headline}: {engine_said}"
+        engine_said = _container_failure(call_dir) if call_dir is not None else None
+        if engine_said:  # the command never ran: its stderr is empty, the engine knows why
+            headline = f"{headline}: {engine_said}"
         return Failure(headline, exit_code, stderr_file)
     if kind == "Terminated":
         return Failure(f"{who} was stopped before it finished", None, stderr_file)

@@ -42,12 +42,13 @@ Command templates (docker mode) — the conventions :func:`render_command` follo
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import shlex
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 import yaml
 
@@ -278,6 +279,68 @@ def _fmt(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str | int | float | bool) else repr(value)
 
 
+def _integer_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
+    if not _is_int(value):
+        return [f"must be an integer, not {_fmt(value)}"]
+    return _bound_errors(type_spec, value)
+
+
+def _float_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
+    if not _is_number(value):
+        return [f"must be a (finite) number, not {_fmt(value)}"]
+    return _bound_errors(type_spec, value)
+
+
+def _string_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
+    if not isinstance(value, str):
+        return [f"must be a string, not {_fmt(value)}"]
+    pattern = type_spec.get("pattern")
+    if pattern is not None and not re.search(pattern, value):
+        return [f"{_fmt(value)} does not match the pattern {pattern!r}"]
+    return []
+
+
+def _boolean_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
+    return [] if isinstance(value, bool) else [f"must be true or false, not {_fmt(value)}"]
+
+
+def _option_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
+    choices = list(type_spec.get("choices") or [])
+    if not isinstance(value, str) or value not in choices:
+        return [f"{_fmt(value)} is not one of the choices {choices}"]
+    return []
+
+
+def _file_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
+    if not type_spec.get("many"):
+        return [] if isinstance(value, str) else ["must be a file"]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return ["must be a list of files"]
+    return []
+
+
+def _list_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return [f"must be a list, not {_fmt(value)}"]
+    items = type_spec.get("items") or {}
+    out = []
+    for index, item in enumerate(value):
+        out += [f"item {index}: {message}" for message in value_errors(items, item)]
+    return out
+
+
+# How a value is checked against each input type: ``(type_spec, value) -> problems``.
+_VALUE_CHECKS: dict[str, Callable[[Mapping[str, Any], Any], list[str]]] = {
+    "integer": _integer_errors,
+    "float": _float_errors,
+    "string": _string_errors,
+    "boolean": _boolean_errors,
+    "option": _option_errors,
+    "file": _file_errors,
+    "list": _list_errors,
+}
+
+
 def value_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
     """Why ``value`` does not fit a normalized input (or list item) spec; empty when it fits.
 
@@ -285,43 +348,10 @@ def value_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
     a list of them when the input takes ``many``.
     """
     kind = type_spec.get("type")
-    if kind == "integer":
-        if not _is_int(value):
-            return [f"must be an integer, not {_fmt(value)}"]
-        return _bound_errors(type_spec, value)
-    if kind == "float":
-        if not _is_number(value):
-            return [f"must be a (finite) number, not {_fmt(value)}"]
-        return _bound_errors(type_spec, value)
-    if kind == "string":
-        if not isinstance(value, str):
-            return [f"must be a string, not {_fmt(value)}"]
-        pattern = type_spec.get("pattern")
-        if pattern is not None and not re.search(pattern, value):
-            return [f"{_fmt(value)} does not match the pattern {pattern!r}"]
-        return []
-    if kind == "boolean":
-        return [] if isinstance(value, bool) else [f"must be true or false, not {_fmt(value)}"]
-    if kind == "option":
-        choices = list(type_spec.get("choices") or [])
-        if not isinstance(value, str) or value not in choices:
-            return [f"{_fmt(value)} is not one of the choices {choices}"]
-        return []
-    if kind == "file":
-        if type_spec.get("many"):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                return ["must be a list of files"]
-            return []
-        return [] if isinstance(value, str) else ["must be a file"]
-    if kind == "list":
-        if not isinstance(value, list):
-            return [f"must be a list, not {_fmt(value)}"]
-        items = type_spec.get("items") or {}
-        out = []
-        for index, item in enumerate(value):
-            out += [f"item {index}: {message}" for message in value_errors(items, item)]
-        return out
-    return [f"unknown type {kind!r}"]
+    check = _VALUE_CHECKS.get(kind) if isinstance(kind, str) else None
+    if check is None:
+        return [f"unknown type {kind!r}"]
+    return check(type_spec, value)
 
 
 def _bound_errors(type_spec: Mapping[str, Any], value: float) -> list[str]:
@@ -369,120 +399,170 @@ def _unknown_keys(
             problems.add(child_path(path, key), f"unknown key for {what} (known keys: {known})")
 
 
+def _number_constraints(
+    raw: Mapping[str, Any], kind: str, path: str, problems: _Problems, *, in_list: bool
+) -> dict[str, Any] | None:
+    """``min``/``max`` of an integer or float: numbers of that kind, ``min`` not above ``max``."""
+    check = _is_int if kind == "integer" else _is_number
+    what = "an integer" if kind == "integer" else "a number"
+    out: dict[str, Any] = {}
+    usable = True
+    for bound in ("min", "max"):
+        value = raw.get(bound)
+        if value is not None and not check(value):
+            problems.add(child_path(path, bound), f"must be {what}, not {_fmt(value)}")
+            value, usable = None, False
+        if kind == "float" and value is not None:
+            value = float(value)
+        out[bound] = value
+    if out["min"] is not None and out["max"] is not None and out["min"] > out["max"]:
+        problems.add(
+            child_path(path, "min"),
+            f"min ({_fmt(out['min'])}) is greater than max ({_fmt(out['max'])})",
+        )
+        usable = False
+    return out if usable else None
+
+
+def _string_constraints(
+    raw: Mapping[str, Any], kind: str, path: str, problems: _Problems, *, in_list: bool
+) -> dict[str, Any] | None:
+    """A string's ``pattern``: absent, or a regular expression that compiles."""
+    pattern = raw.get("pattern")
+    if pattern is None:
+        return {"pattern": None}
+    if not isinstance(pattern, str):
+        problems.add(child_path(path, "pattern"), "must be a regular expression string")
+        return None
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        problems.add(child_path(path, "pattern"), f"is not a valid regular expression: {exc}")
+        return None
+    return {"pattern": pattern}
+
+
+def _no_constraints(
+    raw: Mapping[str, Any], kind: str, path: str, problems: _Problems, *, in_list: bool
+) -> dict[str, Any] | None:
+    return {}
+
+
+def _option_constraints(
+    raw: Mapping[str, Any], kind: str, path: str, problems: _Problems, *, in_list: bool
+) -> dict[str, Any] | None:
+    """An option's ``choices``: a non-empty list of strings (a repeated one is reported)."""
+    choices = raw.get("choices")
+    cpath = child_path(path, "choices")
+    if choices is None:
+        problems.add(cpath, "is required for an option: a non-empty list of strings")
+        return None
+    if not isinstance(choices, list) or not choices:
+        problems.add(cpath, "must be a non-empty list of strings")
+        return None
+    usable = True
+    seen: set[str] = set()
+    for index, choice in enumerate(choices):
+        if not isinstance(choice, str):
+            problems.add(child_path(cpath, index), f"must be a string, not {_fmt(choice)}")
+            usable = False
+        elif choice in seen:
+            problems.add(child_path(cpath, index), f"duplicate choice {choice!r}")
+        else:
+            seen.add(choice)
+    return {"choices": list(choices)} if usable else None
+
+
+def _file_types(file_types: Any, fpath: str, problems: _Problems) -> list[str] | None:
+    """The file types a file input accepts, in FILE_TYPES order (all of them when not given)."""
+    if file_types is None:
+        return list(FILE_TYPES)
+    if not isinstance(file_types, list) or not file_types:
+        problems.add(fpath, f"must be a non-empty list drawn from {list(FILE_TYPES)}")
+        return None
+    usable = True
+    for index, file_type in enumerate(file_types):
+        if file_type not in FILE_TYPES:
+            problems.add(
+                child_path(fpath, index),
+                f"unknown file type {_fmt(file_type)}; expected one of {list(FILE_TYPES)}",
+            )
+            usable = False
+        elif file_type in file_types[:index]:
+            problems.add(child_path(fpath, index), f"duplicate file type {file_type!r}")
+    return [t for t in FILE_TYPES if t in file_types] if usable else None
+
+
+def _file_constraints(
+    raw: Mapping[str, Any], kind: str, path: str, problems: _Problems, *, in_list: bool
+) -> dict[str, Any] | None:
+    """A file's ``file_types``, and (not for a list's items) whether it takes ``many`` files."""
+    file_types = _file_types(raw.get("file_types"), child_path(path, "file_types"), problems)
+    out: dict[str, Any] = {"file_types": file_types}
+    if not in_list:
+        many = raw.get("many", False)
+        if not isinstance(many, bool):
+            problems.add(child_path(path, "many"), "must be true or false")
+            many = False
+        out["many"] = many
+    return out if file_types is not None else None
+
+
+def _list_constraints(
+    raw: Mapping[str, Any], kind: str, path: str, problems: _Problems, *, in_list: bool
+) -> dict[str, Any] | None:
+    """A list's ``items``: one scalar or file type, with that type's own constraints."""
+    items = raw.get("items")
+    ipath = child_path(path, "items")
+    if not isinstance(items, Mapping):
+        problems.add(ipath, 'is required for a list: an object like {"type": "string"}')
+        return None
+    item_kind = items.get("type")
+    allowed = (*SCALAR_TYPES, "file")
+    if item_kind not in allowed:
+        problems.add(
+            child_path(ipath, "type"),
+            f"unknown item type {_fmt(item_kind)}; expected one of {list(allowed)}"
+            if item_kind is not None
+            else f"is required; one of {list(allowed)}",
+        )
+        return None
+    item_allowed = {"type"} | _CONSTRAINT_KEYS[item_kind]
+    if item_kind == "file":
+        item_allowed.discard("many")
+    _unknown_keys(items, item_allowed, ipath, problems, f"a list of {item_kind}")
+    item = _constraints(items, item_kind, ipath, problems, in_list=True)
+    return {"items": item} if item is not None else None
+
+
+class _ConstraintCheck(Protocol):
+    def __call__(
+        self, raw: Mapping[str, Any], kind: str, path: str, problems: _Problems, *, in_list: bool
+    ) -> dict[str, Any] | None: ...
+
+
+# Which keys qualify each input type, and how they are checked (see _CONSTRAINT_KEYS).
+_CONSTRAINT_CHECKS: dict[str, _ConstraintCheck] = {
+    "integer": _number_constraints,
+    "float": _number_constraints,
+    "string": _string_constraints,
+    "boolean": _no_constraints,
+    "option": _option_constraints,
+    "file": _file_constraints,
+    "list": _list_constraints,
+}
+
+
 def _constraints(
     raw: Mapping[str, Any], kind: str, path: str, problems: _Problems, *, in_list: bool
 ) -> dict[str, Any] | None:
     """Check the keys that qualify a type; return them normalized (``None`` if unusable)."""
-    out: dict[str, Any] = {"type": kind}
-    usable = True
-    if kind in ("integer", "float"):
-        check = _is_int if kind == "integer" else _is_number
-        what = "an integer" if kind == "integer" else "a number"
-        for bound in ("min", "max"):
-            value = raw.get(bound)
-            if value is not None and not check(value):
-                problems.add(child_path(path, bound), f"must be {what}, not {_fmt(value)}")
-                value, usable = None, False
-            if kind == "float" and value is not None:
-                value = float(value)
-            out[bound] = value
-        if out["min"] is not None and out["max"] is not None and out["min"] > out["max"]:
-            problems.add(
-                child_path(path, "min"),
-                f"min ({_fmt(out['min'])}) is greater than max ({_fmt(out['max'])})",
-            )
-            usable = False
-    elif kind == "string":
-        pattern = raw.get("pattern")
-        if pattern is not None:
-            if not isinstance(pattern, str):
-                problems.add(child_path(path, "pattern"), "must be a regular expression string")
-                pattern, usable = None, False
-            else:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    problems.add(
-                        child_path(path, "pattern"), f"is not a valid regular expression: {exc}"
-                    )
-                    pattern, usable = None, False
-        out["pattern"] = pattern
-    elif kind == "option":
-        choices = raw.get("choices")
-        cpath = child_path(path, "choices")
-        if choices is None:
-            problems.add(cpath, "is required for an option: a non-empty list of strings")
-            usable = False
-        elif not isinstance(choices, list) or not choices:
-            problems.add(cpath, "must be a non-empty list of strings")
-            usable = False
-        else:
-            seen: set[str] = set()
-            for index, choice in enumerate(choices):
-                if not isinstance(choice, str):
-                    problems.add(child_path(cpath, index), f"must be a string, not {_fmt(choice)}")
-                    usable = False
-                elif choice in seen:
-                    problems.add(child_path(cpath, index), f"duplicate choice {choice!r}")
-                else:
-                    seen.add(choice)
-        out["choices"] = list(choices) if isinstance(choices, list) else []
-    elif kind == "file":
-        file_types = raw.get("file_types")
-        fpath = child_path(path, "file_types")
-        if file_types is None:
-            out["file_types"] = list(FILE_TYPES)
-        elif not isinstance(file_types, list) or not file_types:
-            problems.add(fpath, f"must be a non-empty list drawn from {list(FILE_TYPES)}")
-            usable = False
-        else:
-            for index, file_type in enumerate(file_types):
-                if file_type not in FILE_TYPES:
-                    problems.add(
-                        child_path(fpath, index),
-                        f"unknown file type {_fmt(file_type)}; expected one of {list(FILE_TYPES)}",
-                    )
-                    usable = False
-                elif file_type in file_types[:index]:
-                    problems.add(child_path(fpath, index), f"duplicate file type {file_type!r}")
-            out["file_types"] = [t for t in FILE_TYPES if t in file_types]
-        if not in_list:
-            many = raw.get("many", False)
-            if not isinstance(many, bool):
-                problems.add(child_path(path, "many"), "must be true or false")
-                many = False
-            out["many"] = many
-    elif kind == "list":
-        items = raw.get("items")
-        ipath = child_path(path, "items")
-        if not isinstance(items, Mapping):
-            problems.add(ipath, 'is required for a list: an object like {"type": "string"}')
-            return None
-        item_kind = items.get("type")
-        allowed = (*SCALAR_TYPES, "file")
-        if item_kind not in allowed:
-            problems.add(
-                child_path(ipath, "type"),
-                f"unknown item type {_fmt(item_kind)}; expected one of {list(allowed)}"
-                if item_kind is not None
-                else f"is required; one of {list(allowed)}",
-            )
-            return None
-        item_allowed = {"type"} | _CONSTRAINT_KEYS[item_kind]
-        if item_kind == "file":
-            item_allowed.discard("many")
-        _unknown_keys(items, item_allowed, ipath, problems, f"a list of {item_kind}")
-        item = _constraints(items, item_kind, ipath, problems, in_list=True)
-        if item is None:
-            return None
-        out["items"] = item
-    return out if usable else None
+    fields = _CONSTRAINT_CHECKS[kind](raw, kind, path, problems, in_list=in_list)
+    return {"type": kind, **fields} if fields is not None else None
 
 
-def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
-    if not isinstance(raw, Mapping):
-        problems.add(path, 'must be an object like {"type": "integer"}')
-        return None
+def _input_kind(raw: Mapping[str, Any], path: str, problems: _Problems) -> str | None:
+    """The input's ``type``, when it names one of INPUT_TYPES."""
     kind = raw.get("type")
     if kind is None:
         problems.add(child_path(path, "type"), f"is required; one of {list(INPUT_TYPES)}")
@@ -493,40 +573,152 @@ def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
             f"unknown type {_fmt(kind)}; expected one of {list(INPUT_TYPES)}",
         )
         return None
-    _unknown_keys(raw, _INPUT_COMMON_KEYS | _CONSTRAINT_KEYS[kind], path, problems, f"a {kind}")
-    description = _string(raw, "description", path, problems, default="")
-    typed = _constraints(raw, kind, path, problems, in_list=False)
+    return str(kind)
 
+
+def _input_default(
+    raw: Mapping[str, Any], kind: str, typed: dict[str, Any] | None, path: str, problems: _Problems
+) -> Any:
+    """The input's ``default``, normalized: none for files, else a value its type accepts."""
     default = raw.get("default")
+    if default is None:
+        return None
     dpath = child_path(path, "default")
     items = raw.get("items")
     takes_files = kind == "file" or (isinstance(items, Mapping) and items.get("type") == "file")
-    if default is not None and takes_files:
+    if takes_files:
         problems.add(dpath, "a file input can't have a default")
-        default = None
-    elif default is not None and typed is not None:
-        for message in value_errors(typed, default):
-            problems.add(dpath, f"the default {message}" if message[0].islower() else message)
-        default = _normalize_value(typed, default)
+        return None
+    if typed is None:
+        return default
+    for message in value_errors(typed, default):
+        problems.add(dpath, f"the default {message}" if message[0].islower() else message)
+    return _normalize_value(typed, default)
 
+
+def _input_required(raw: Mapping[str, Any], default: Any, path: str, problems: _Problems) -> bool:
+    """Whether the input must be given: as written, else true unless it has a default."""
     required = raw.get("required")
     if required is None:
-        required = default is None
-    elif not isinstance(required, bool):
+        return default is None
+    if not isinstance(required, bool):
         problems.add(child_path(path, "required"), "must be true or false")
-        required = default is None
-    elif required and default is not None:
+        return default is None
+    if required and default is not None:
         problems.add(
             child_path(path, "required"),
             "a required input can't have a default (the default would never be used): "
             "drop one of them",
         )
+    return required
+
+
+def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
+    if not isinstance(raw, Mapping):
+        problems.add(path, 'must be an object like {"type": "integer"}')
+        return None
+    kind = _input_kind(raw, path, problems)
+    if kind is None:
+        return None
+    _unknown_keys(raw, _INPUT_COMMON_KEYS | _CONSTRAINT_KEYS[kind], path, problems, f"a {kind}")
+    description = _string(raw, "description", path, problems, default="")
+    typed = _constraints(raw, kind, path, problems, in_list=False)
+    default = _input_default(raw, kind, typed, path, problems)
+    required = _input_required(raw, default, path, problems)
     if typed is None:
         return None
     out = {**typed, "description": description or "", "required": required, "default": default}
     if "webmev" in raw:
         out["webmev"] = raw["webmev"]
     return out
+
+
+def _output_kind(
+    raw: Mapping[str, Any], path: str, problems: _Problems, kinds: tuple[str, ...]
+) -> str | None:
+    """The output's ``type``, when it is one of ``kinds`` (the structured ones only for WDL)."""
+    kind = raw.get("type")
+    if kind in kinds:
+        return str(kind)
+    if kind in OUTPUT_TYPES:
+        problems.add(
+            child_path(path, "type"),
+            f"{kind} outputs are for WDL operations; use one of {list(kinds)}",
+        )
+    else:
+        problems.add(
+            child_path(path, "type"),
+            f"unknown output type {_fmt(kind)}; expected one of {list(kinds)}"
+            if kind is not None
+            else f"is required; one of {list(kinds)}",
+        )
+    return None
+
+
+def _file_output(raw: Mapping[str, Any], path: str, problems: _Problems) -> dict[str, Any] | None:
+    """A file output's ``file_type``: one of FILE_TYPES."""
+    file_type = raw.get("file_type")
+    if file_type not in FILE_TYPES:
+        problems.add(
+            child_path(path, "file_type"),
+            f"must be one of {list(FILE_TYPES)}"
+            + (f", not {_fmt(file_type)}" if file_type is not None else ""),
+        )
+        return None
+    return {"file_type": file_type}
+
+
+def _scalar_list_output(
+    raw: Mapping[str, Any], path: str, problems: _Problems
+) -> dict[str, Any] | None:
+    """A docker operation's list output: its ``items`` are one scalar or file type."""
+    items = raw.get("items")
+    ipath = child_path(path, "items")
+    if not isinstance(items, Mapping) or items.get("type") not in OUTPUT_SCALAR_TYPES:
+        problems.add(ipath, f"must be an object whose type is one of {list(OUTPUT_SCALAR_TYPES)}")
+        return None
+    item = _output_shape(items, ipath, problems, structured=False, top=False)
+    return {"items": item} if item is not None else None
+
+
+def _nested_output(
+    raw: Mapping[str, Any], kind: str, path: str, problems: _Problems
+) -> dict[str, Any] | None:
+    """A WDL list, map or pair: each of its keys (``items``; ``values``; ``left``, ``right``)
+    holds any output type. Stops at the first one that is unusable."""
+    out: dict[str, Any] = {}
+    for key in _OUTPUT_SHAPE_KEYS[kind]:
+        inner = _output_shape(
+            raw.get(key), child_path(path, key), problems, structured=True, top=False
+        )
+        if inner is None:
+            return None
+        out[key] = inner
+    return out
+
+
+def _struct_output(raw: Mapping[str, Any], path: str, problems: _Problems) -> dict[str, Any] | None:
+    """A WDL struct's ``members``: identifiers mapped to any output type (every one checked)."""
+    members = raw.get("members")
+    mpath = child_path(path, "members")
+    if not isinstance(members, Mapping) or not members:
+        problems.add(mpath, "must be an object mapping member names to their types")
+        return None
+    shapes: dict[str, Any] = {}
+    usable = True
+    for member, member_raw in members.items():
+        if not isinstance(member, str) or not IDENTIFIER_RE.match(member):
+            problems.add(child_path(mpath, member), "is not a valid member name")
+            usable = False
+            continue
+        inner = _output_shape(
+            member_raw, child_path(mpath, member), problems, structured=True, top=False
+        )
+        if inner is None:
+            usable = False
+            continue
+        shapes[member] = inner
+    return {"members": shapes} if usable else None
 
 
 def _output_shape(
@@ -539,77 +731,22 @@ def _output_shape(
     if not isinstance(raw, Mapping):
         problems.add(path, 'must be an object like {"type": "file", "file_type": "table"}')
         return None
-    kind = raw.get("type")
-    if kind not in kinds:
-        if kind in OUTPUT_TYPES:
-            problems.add(
-                child_path(path, "type"),
-                f"{kind} outputs are for WDL operations; use one of {list(kinds)}",
-            )
-        else:
-            problems.add(
-                child_path(path, "type"),
-                f"unknown output type {_fmt(kind)}; expected one of {list(kinds)}"
-                if kind is not None
-                else f"is required; one of {list(kinds)}",
-            )
+    kind = _output_kind(raw, path, problems, kinds)
+    if kind is None:
         return None
-    allowed = {"type", *_OUTPUT_SHAPE_KEYS[str(kind)]}
+    allowed = {"type", *_OUTPUT_SHAPE_KEYS[kind]}
     what = f"a {kind} output" if top else f"a {kind} inside an output"
     _unknown_keys(raw, (_OUTPUT_COMMON_KEYS | allowed) if top else allowed, path, problems, what)
-    out: dict[str, Any] = {"type": kind}
-    usable = True
+    fields: dict[str, Any] | None = {}
     if kind == "file":
-        file_type = raw.get("file_type")
-        if file_type not in FILE_TYPES:
-            problems.add(
-                child_path(path, "file_type"),
-                f"must be one of {list(FILE_TYPES)}"
-                + (f", not {_fmt(file_type)}" if file_type is not None else ""),
-            )
-            usable = False
-        out["file_type"] = file_type
+        fields = _file_output(raw, path, problems)
     elif kind == "list" and not structured:
-        items = raw.get("items")
-        ipath = child_path(path, "items")
-        if not isinstance(items, Mapping) or items.get("type") not in OUTPUT_SCALAR_TYPES:
-            problems.add(
-                ipath,
-                f"must be an object whose type is one of {list(OUTPUT_SCALAR_TYPES)}",
-            )
-            return None
-        item = _output_shape(items, ipath, problems, structured=False, top=False)
-        if item is None:
-            return None
-        out["items"] = item
+        fields = _scalar_list_output(raw, path, problems)
     elif kind in ("list", "map", "pair"):
-        for key in _OUTPUT_SHAPE_KEYS[kind]:
-            inner = _output_shape(
-                raw.get(key), child_path(path, key), problems, structured=True, top=False
-            )
-            if inner is None:
-                return None
-            out[key] = inner
+        fields = _nested_output(raw, kind, path, problems)
     elif kind == "struct":
-        members = raw.get("members")
-        mpath = child_path(path, "members")
-        if not isinstance(members, Mapping) or not members:
-            problems.add(mpath, "must be an object mapping member names to their types")
-            return None
-        out["members"] = {}
-        for member, member_raw in members.items():
-            if not isinstance(member, str) or not IDENTIFIER_RE.match(member):
-                problems.add(child_path(mpath, member), "is not a valid member name")
-                usable = False
-                continue
-            inner = _output_shape(
-                member_raw, child_path(mpath, member), problems, structured=True, top=False
-            )
-            if inner is None:
-                usable = False
-                continue
-            out["members"][member] = inner
-    return out if usable else None
+        fields = _struct_output(raw, path, problems)
+    return {"type": kind, **fields} if fields is not None else None
 
 
 def _output(raw: Any, path: str, problems: _Problems, *, mode: Any) -> dict[str, Any] | None:
@@ -713,6 +850,97 @@ def command_problems(command: str, input_names: Iterable[str]) -> list[str]:
     return out
 
 
+def _check_name(name: str | None, problems: _Problems) -> None:
+    if name is None:
+        return
+    if len(name) > NAME_MAX_LENGTH:
+        problems.add("$.name", f"is longer than {NAME_MAX_LENGTH} characters")
+    elif not NAME_RE.match(name):
+        problems.add(
+            "$.name",
+            f"{name!r} is not a valid name: use lowercase letters, digits and hyphens "
+            "(like 'table-summary'), starting and ending with a letter or digit",
+        )
+
+
+def _check_version(version: str | None, problems: _Problems) -> None:
+    if version is None:
+        return
+    if not version:
+        problems.add("$.version", "must not be empty (for example '1.0.0')")
+    elif len(version) > VERSION_MAX_LENGTH:
+        problems.add("$.version", f"is longer than {VERSION_MAX_LENGTH} characters")
+    elif not VERSION_RE.match(version):
+        problems.add(
+            "$.version",
+            f"{version!r} is not a valid version: use letters, digits and . _ + - "
+            "(like '1.0.0'), starting with a letter or digit",
+        )
+
+
+def _named_specs(
+    raw: Mapping[str, Any],
+    section: str,
+    what: str,
+    problems: _Problems,
+    check: Callable[[Any, str, _Problems], dict[str, Any] | None],
+) -> dict[str, Any]:
+    """``$.inputs`` or ``$.outputs``: each name an identifier, each spec passing ``check``.
+    Returns the usable ones by name."""
+    raw_specs = raw.get(section, {})
+    section_path = f"$.{section}"
+    if not isinstance(raw_specs, Mapping):
+        problems.add(section_path, f"must be an object mapping {what} names to their specs")
+        return {}
+    checked_specs: dict[str, Any] = {}
+    for name, spec in raw_specs.items():
+        if not isinstance(name, str):
+            continue  # reported with the keys
+        path = child_path(section_path, name)
+        if not IDENTIFIER_RE.match(name):
+            problems.add(
+                path,
+                f"{name!r} is not a valid {what} name: use letters, digits and _ "
+                "(not starting with a digit)",
+            )
+        checked = check(spec, path, problems)
+        if checked is not None:
+            checked_specs[name] = checked
+    return checked_specs
+
+
+def _command(raw: Mapping[str, Any], problems: _Problems) -> str | None:
+    """A docker operation's command template, checked against every input name it may use."""
+    if "workflow" in raw:
+        problems.add("$.workflow", "applies to WDL operations; use command for docker")
+    command = _string(raw, "command", "$", problems)
+    if command is None:
+        return None
+    if not command.strip():
+        problems.add("$.command", "must not be empty")
+    raw_inputs = raw.get("inputs", {})
+    input_names = (
+        [n for n in raw_inputs if isinstance(n, str)] if isinstance(raw_inputs, Mapping) else []
+    )
+    for message in command_problems(command, input_names):
+        problems.add("$.command", message)
+    return command
+
+
+def _workflow(raw: Mapping[str, Any], problems: _Problems) -> str | None:
+    """A WDL operation's workflow file (it has no command)."""
+    if "command" in raw:
+        problems.add("$.command", "applies to docker operations; a WDL operation runs its workflow")
+    return _string(raw, "workflow", "$", problems, default="main.wdl")
+
+
+def _safe_to_retry(raw: Mapping[str, Any], problems: _Problems) -> bool:
+    safe_to_retry = raw.get("safe_to_retry", False)
+    if not isinstance(safe_to_retry, bool):
+        problems.add("$.safe_to_retry", f"must be true or false, not {_fmt(safe_to_retry)}")
+    return safe_to_retry is True
+
+
 def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, Any]:
     """Check an already-loaded document and return it normalized; raise :class:`SpecError`."""
     problems = _Problems()
@@ -723,69 +951,17 @@ def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, An
     _unknown_keys(raw, _TOP_KEYS, "$", problems, "an operation")
 
     name = _string(raw, "name", "$", problems)
-    if name is not None:
-        if len(name) > NAME_MAX_LENGTH:
-            problems.add("$.name", f"is longer than {NAME_MAX_LENGTH} characters")
-        elif not NAME_RE.match(name):
-            problems.add(
-                "$.name",
-                f"{name!r} is not a valid name: use lowercase letters, digits and hyphens "
-                "(like 'table-summary'), starting and ending with a letter or digit",
-            )
+    _check_name(name, problems)
     version = _string(raw, "version", "$", problems)
-    if version is not None:
-        if not version:
-            problems.add("$.version", "must not be empty (for example '1.0.0')")
-        elif len(version) > VERSION_MAX_LENGTH:
-            problems.add("$.version", f"is longer than {VERSION_MAX_LENGTH} characters")
-        elif not VERSION_RE.match(version):
-            problems.add(
-                "$.version",
-                f"{version!r} is not a valid version: use letters, digits and . _ + - "
-                "(like '1.0.0'), starting with a letter or digit",
-            )
+    _check_version(version, problems)
     description = _string(raw, "description", "$", problems, default="")
     mode = raw.get("mode", "docker")
     if mode not in MODES:
         problems.add("$.mode", f"unknown mode {_fmt(mode)}; expected one of {list(MODES)}")
-
-    inputs: dict[str, Any] = {}
-    raw_inputs = raw.get("inputs", {})
-    if not isinstance(raw_inputs, Mapping):
-        problems.add("$.inputs", "must be an object mapping input names to their specs")
-        raw_inputs = {}
-    for input_name, spec in raw_inputs.items():
-        path = child_path("$.inputs", input_name)
-        if not isinstance(input_name, str):
-            continue  # reported with the keys
-        if not IDENTIFIER_RE.match(input_name):
-            problems.add(
-                path,
-                f"{input_name!r} is not a valid input name: use letters, digits and _ "
-                "(not starting with a digit)",
-            )
-        checked = _input(spec, path, problems)
-        if checked is not None:
-            inputs[input_name] = checked
-
-    outputs: dict[str, Any] = {}
-    raw_outputs = raw.get("outputs", {})
-    if not isinstance(raw_outputs, Mapping):
-        problems.add("$.outputs", "must be an object mapping output names to their specs")
-        raw_outputs = {}
-    for output_name, spec in raw_outputs.items():
-        path = child_path("$.outputs", output_name)
-        if not isinstance(output_name, str):
-            continue
-        if not IDENTIFIER_RE.match(output_name):
-            problems.add(
-                path,
-                f"{output_name!r} is not a valid output name: use letters, digits and _ "
-                "(not starting with a digit)",
-            )
-        checked = _output(spec, path, problems, mode=mode)
-        if checked is not None:
-            outputs[output_name] = checked
+    inputs = _named_specs(raw, "inputs", "input", problems, _input)
+    outputs = _named_specs(
+        raw, "outputs", "output", problems, functools.partial(_output, mode=mode)
+    )
 
     out: dict[str, Any] = {
         "name": name,
@@ -794,27 +970,11 @@ def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, An
         "mode": mode,
     }
     if mode == "wdl":
-        if "command" in raw:
-            problems.add(
-                "$.command", "applies to docker operations; a WDL operation runs its workflow"
-            )
-        out["workflow"] = _string(raw, "workflow", "$", problems, default="main.wdl")
+        out["workflow"] = _workflow(raw, problems)
     else:
-        if "workflow" in raw:
-            problems.add("$.workflow", "applies to WDL operations; use command for docker")
-        command = _string(raw, "command", "$", problems)
-        if command is not None:
-            if not command.strip():
-                problems.add("$.command", "must not be empty")
-            all_inputs = [n for n in raw_inputs if isinstance(n, str)]
-            for message in command_problems(command, all_inputs):
-                problems.add("$.command", message)
-        out["command"] = command
+        out["command"] = _command(raw, problems)
     out["resources"] = _resources(raw.get("resources"), "$.resources", problems)
-    safe_to_retry = raw.get("safe_to_retry", False)
-    if not isinstance(safe_to_retry, bool):
-        problems.add("$.safe_to_retry", f"must be true or false, not {_fmt(safe_to_retry)}")
-    out["safe_to_retry"] = safe_to_retry is True
+    out["safe_to_retry"] = _safe_to_retry(raw, problems)
     out["inputs"] = inputs
     out["outputs"] = outputs
     if "webmev" in raw:

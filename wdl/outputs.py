@@ -147,11 +147,7 @@ def rebuild(
         return None
     kind = shape.get("type")
     if kind == "file":
-        if isinstance(value, os.PathLike):  # a file the executor found on this host
-            return on_file(position, value)
-        if not isinstance(value, str) or not value:
-            raise OutputShapeError(position, f"should name a file, not {json.dumps(value)[:100]}")
-        return on_file(position, value)
+        return _rebuild_file(value, on_file, position)
     if kind in _SCALAR_CHECKS:
         if not _SCALAR_CHECKS[kind](value):
             raise OutputShapeError(position, f"must be {kind}, not {_kind(value)}")
@@ -161,6 +157,27 @@ def rebuild(
             raise OutputShapeError(position, f"must be a list, not {_kind(value)}")
         items = shape["items"]
         return [rebuild(items, item, on_file, (*position, i)) for i, item in enumerate(value)]
+    return _rebuild_object(shape, value, on_file, position)
+
+
+def _rebuild_file(value: Any, on_file: Callable[[Position, Any], Any], position: Position) -> Any:
+    """A file: a local path the executor found on this host, or a non-empty path/URI string."""
+    if isinstance(value, os.PathLike):  # a file the executor found on this host
+        return on_file(position, value)
+    if not isinstance(value, str) or not value:
+        raise OutputShapeError(position, f"should name a file, not {json.dumps(value)[:100]}")
+    return on_file(position, value)
+
+
+def _rebuild_object(
+    shape: Mapping[str, Any],
+    value: Any,
+    on_file: Callable[[Position, Any], Any],
+    position: Position,
+) -> Any:
+    """A map, pair or struct: an object whose entries (keys, ``left``/``right``, members) are
+    rebuilt by the shape each holds."""
+    kind = shape.get("type")
     if not isinstance(value, Mapping):
         raise OutputShapeError(
             position, f"must be {_TYPE_WORDS.get(str(kind), kind)}, not {_kind(value)}"
@@ -289,20 +306,29 @@ def _files_of_type(value: Any, wdl_type: WDL.Type.Base) -> Iterator[str]:
     if isinstance(wdl_type, WDL.Type.File):
         if isinstance(value, str):
             yield value
-    elif isinstance(wdl_type, WDL.Type.Array) and isinstance(value, list):
+        return
+    for part, part_type in _typed_parts(value, wdl_type):
+        yield from _files_of_type(part, part_type)
+
+
+def _typed_parts(value: Any, wdl_type: WDL.Type.Base) -> Iterator[tuple[Any, WDL.Type.Base]]:
+    """The parts of a compound value, in order, each with its WDL type: array items, map keys
+    and values, pair sides, struct members. Nothing for other types, or a value not shaped
+    like its type."""
+    if isinstance(wdl_type, WDL.Type.Array) and isinstance(value, list):
         for item in value:
-            yield from _files_of_type(item, wdl_type.item_type)
+            yield item, wdl_type.item_type
     elif isinstance(wdl_type, WDL.Type.Map) and isinstance(value, Mapping):
         key_type, value_type = wdl_type.item_type
         for key, item in value.items():
-            yield from _files_of_type(key, key_type)
-            yield from _files_of_type(item, value_type)
+            yield key, key_type
+            yield item, value_type
     elif isinstance(wdl_type, WDL.Type.Pair) and isinstance(value, Mapping):
-        yield from _files_of_type(value.get("left"), wdl_type.left_type)
-        yield from _files_of_type(value.get("right"), wdl_type.right_type)
+        yield value.get("left"), wdl_type.left_type
+        yield value.get("right"), wdl_type.right_type
     elif isinstance(wdl_type, WDL.Type.StructInstance) and isinstance(value, Mapping):
         for member, member_type in (wdl_type.members or {}).items():
-            yield from _files_of_type(value.get(member), member_type)
+            yield value.get(member), member_type
 
 
 def flatten_output_files(value: Any, wdl_type: WDL.Type.Base | Mapping[str, Any]) -> list[str]:

@@ -79,7 +79,10 @@ def input_type(wdl_type: WDL.Type.Base) -> dict[str, Any] | None:
     return _scalar(wdl_type)
 
 
-def _output_shape(wdl_type: WDL.Type.Base) -> tuple[dict[str, Any] | None, str]:
+_Shaped = tuple[dict[str, Any] | None, str]
+
+
+def _output_shape(wdl_type: WDL.Type.Base) -> _Shaped:
     """``(shape, "")``, or ``(None, what is not supported)``."""
     if isinstance(wdl_type, WDL.Type.File):
         return {"type": "file", "file_type": DEFAULT_OUTPUT_FILE_TYPE}, ""
@@ -90,26 +93,43 @@ def _output_shape(wdl_type: WDL.Type.Base) -> tuple[dict[str, Any] | None, str]:
         items, why = _output_shape(wdl_type.item_type)
         return ({"type": "list", "items": items}, "") if items else (None, why)
     if isinstance(wdl_type, WDL.Type.Map):
-        key_type, value_type = wdl_type.item_type
-        if not isinstance(key_type, WDL.Type.String):
-            return None, f"a Map's keys must be String, not {_base_name(key_type)}"
-        values, why = _output_shape(value_type)
-        return ({"type": "map", "values": values}, "") if values else (None, why)
+        return _map_output_shape(wdl_type)
     if isinstance(wdl_type, WDL.Type.Pair):
-        left, why = _output_shape(wdl_type.left_type)
-        right, why_right = _output_shape(wdl_type.right_type)
-        if left is None or right is None:
-            return None, why or why_right
-        return {"type": "pair", "left": left, "right": right}, ""
+        return _pair_output_shape(wdl_type)
     if isinstance(wdl_type, WDL.Type.StructInstance) and wdl_type.members is not None:
-        members: dict[str, Any] = {}
-        for member, member_type in wdl_type.members.items():
-            shape, why = _output_shape(member_type)
-            if shape is None:
-                return None, f"member {member} of {wdl_type.type_name}: {why}"
-            members[member] = shape
-        return {"type": "struct", "members": members}, ""
+        return _struct_output_shape(wdl_type, wdl_type.members)
     return None, f"{_base_name(wdl_type)} is not"
+
+
+def _map_output_shape(wdl_type: WDL.Type.Map) -> _Shaped:
+    """A Map with String keys, its values of any supported type."""
+    key_type, value_type = wdl_type.item_type
+    if not isinstance(key_type, WDL.Type.String):
+        return None, f"a Map's keys must be String, not {_base_name(key_type)}"
+    values, why = _output_shape(value_type)
+    return ({"type": "map", "values": values}, "") if values else (None, why)
+
+
+def _pair_output_shape(wdl_type: WDL.Type.Pair) -> _Shaped:
+    """A Pair whose both sides are of supported types."""
+    left, why = _output_shape(wdl_type.left_type)
+    right, why_right = _output_shape(wdl_type.right_type)
+    if left is None or right is None:
+        return None, why or why_right
+    return {"type": "pair", "left": left, "right": right}, ""
+
+
+def _struct_output_shape(
+    wdl_type: WDL.Type.StructInstance, member_types: dict[str, WDL.Type.Base]
+) -> _Shaped:
+    """A struct whose every member is of a supported type (the first that is not is named)."""
+    members: dict[str, Any] = {}
+    for member, member_type in member_types.items():
+        shape, why = _output_shape(member_type)
+        if shape is None:
+            return None, f"member {member} of {wdl_type.type_name}: {why}"
+        members[member] = shape
+    return {"type": "struct", "members": members}, ""
 
 
 def output_type(wdl_type: WDL.Type.Base) -> dict[str, Any] | None:

@@ -146,6 +146,30 @@ def _measure(path: Path) -> tuple[int, int]:
     return count, size
 
 
+def _is_leftover(entry: Path, mine: str, now: float, orphan_age_s: float) -> bool:
+    """Whether a spool entry is for the sweep: not this process's; a folder of a process that
+    is gone; or anything else not written for ``orphan_age_s`` seconds (or not since this host
+    booted, when an earlier boot of it wrote it)."""
+    if entry.name == mine:
+        return False
+    alive = owner_alive(entry.name) if entry.is_dir() else None
+    if alive is not None:
+        return not alive
+    newest = _newest_write(entry)
+    written_before_boot = _this_host_other_boot(entry.name) and newest < _boot_time()
+    return written_before_boot or now - newest >= orphan_age_s
+
+
+def _remove(entry: Path) -> tuple[int, int]:
+    """Remove a spool entry (folder or file); the number of files and bytes it held."""
+    files, size = _measure(entry)
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry)
+    else:
+        entry.unlink()
+    return files, size
+
+
 def spool_sweep(*, orphan_age_s: float | None = None) -> SpoolSweep:
     """Remove the spool folders of processes that are gone, and whatever else in the spool has
     not been written for ``orphan_age_s`` (default FERRY_SPOOL_ORPHAN_AGE_S) seconds."""
@@ -161,21 +185,9 @@ def spool_sweep(*, orphan_age_s: float | None = None) -> SpoolSweep:
     now = time.time()
     for entry in entries:
         try:
-            if entry.name == mine:
+            if not _is_leftover(entry, mine, now, orphan_age_s):
                 continue
-            alive = owner_alive(entry.name) if entry.is_dir() else None
-            if alive is True:
-                continue
-            if alive is None:
-                newest = _newest_write(entry)
-                written_before_boot = _this_host_other_boot(entry.name) and newest < _boot_time()
-                if not written_before_boot and now - newest < orphan_age_s:
-                    continue
-            files, size = _measure(entry)
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            files, size = _remove(entry)
         except FileNotFoundError:
             continue  # removed meanwhile (another sweeper)
         except OSError as exc:

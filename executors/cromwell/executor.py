@@ -89,7 +89,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,11 @@ def check_options(options: Any) -> list[str]:
     """Problems with a Cromwell executor's OPTIONS dict, as sentences."""
     if not isinstance(options, dict):
         return ["OPTIONS must be a dict"]
+    return _connection_problems(options) + _number_problems(options) + _workflow_problems(options)
+
+
+def _connection_problems(options: dict[str, Any]) -> list[str]:
+    """How to reach the server: its URL, auth and per-request timeouts."""
     problems = []
     url = options.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -171,6 +176,12 @@ def check_options(options: Any) -> list[str]:
         for key, value in timeouts.items()
     ):
         problems.append("OPTIONS['timeouts'] must map 'connect' and 'read' to positive seconds")
+    return problems
+
+
+def _number_problems(options: dict[str, Any]) -> list[str]:
+    """The counts (page size, retries) and the waits in seconds (None allowed)."""
+    problems = []
     for key, smallest in (("query_page_size", 1), ("retries", 0)):
         value = options.get(key)
         if value is not None and (not isinstance(value, int) or value < smallest):
@@ -179,6 +190,13 @@ def check_options(options: Any) -> list[str]:
         value = options.get(key)
         if value is not None and (not _is_number(value) or value < 0):
             problems.append(f"OPTIONS[{key!r}] must be a number of seconds (or None)")
+    return problems
+
+
+def _workflow_problems(options: dict[str, Any]) -> list[str]:
+    """What workflows run with: their options, the bucket prefixes for inputs and outputs, and
+    the local roots Ferry may read."""
+    problems = []
     if not isinstance(options.get("workflow_options") or {}, dict):
         problems.append("OPTIONS['workflow_options'] must be a dict")
     for key in ("inputs_location", "outputs_location"):
@@ -218,20 +236,42 @@ def options_from_environment(environ: Mapping[str, str]) -> dict[str, Any] | Non
 
     if not text("URL"):
         return None
-    options: dict[str, Any] = {"url": text("URL"), "auth": None}
-    if text("TOKEN"):
-        options["auth"] = {"type": "bearer", "token": text("TOKEN")}
-    elif text("USERNAME"):
-        options["auth"] = {
-            "type": "basic",
-            "username": text("USERNAME"),
-            "password": environ.get(ENVIRONMENT_PREFIX + "PASSWORD", ""),
-        }
+    options: dict[str, Any] = {"url": text("URL"), "auth": _auth_from_environment(environ)}
     for suffix, key in _TEXT_VARIABLES.items():
         if text(suffix):
             options[key] = text(suffix)
     if text("LOCAL_ROOTS"):
         options["local_roots"] = [root.strip() for root in text("LOCAL_ROOTS").split(",") if root]
+    options.update(_numbers_from_environment(text))
+    if text("WORKFLOW_OPTIONS"):
+        try:
+            options["workflow_options"] = json.loads(text("WORKFLOW_OPTIONS"))
+        except ValueError as exc:
+            raise ValueError(
+                f"{ENVIRONMENT_PREFIX}WORKFLOW_OPTIONS is not a JSON object: {exc}"
+            ) from None
+    return options
+
+
+def _auth_from_environment(environ: Mapping[str, str]) -> dict[str, str] | None:
+    """Bearer auth with ``…_TOKEN``, else basic auth with ``…_USERNAME`` (and ``…_PASSWORD``,
+    taken as it is), else none."""
+    token = environ.get(ENVIRONMENT_PREFIX + "TOKEN", "").strip()
+    username = environ.get(ENVIRONMENT_PREFIX + "USERNAME", "").strip()
+    if token:
+        return {"type": "bearer", "token": token}
+    if username:
+        return {
+            "type": "basic",
+            "username": username,
+            "password": environ.get(ENVIRONMENT_PREFIX + "PASSWORD", ""),
+        }
+    return None
+
+
+def _numbers_from_environment(text: Callable[[str], str]) -> dict[str, Any]:
+    """The options read as numbers: waits in seconds (``none`` for None), counts, timeouts."""
+    options: dict[str, Any] = {}
     for suffix, key in _SECONDS_VARIABLES.items():
         if text(suffix).lower() == "none":
             options[key] = None
@@ -247,13 +287,6 @@ def options_from_environment(environ: Mapping[str, str]) -> dict[str, Any] | Non
     }
     if timeouts:
         options["timeouts"] = timeouts
-    if text("WORKFLOW_OPTIONS"):
-        try:
-            options["workflow_options"] = json.loads(text("WORKFLOW_OPTIONS"))
-        except ValueError as exc:
-            raise ValueError(
-                f"{ENVIRONMENT_PREFIX}WORKFLOW_OPTIONS is not a JSON object: {exc}"
-            ) from None
     return options
 
 

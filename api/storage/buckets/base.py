@@ -134,6 +134,25 @@ class BucketClient(ABC):
         """
         self._check_scheme(ref)
         ref.require_key()
+        declared = self._declared_sha256(fileobj, size, sha256)
+        meta = dict(metadata or {})
+        if declared:
+            meta[SHA256_METADATA_KEY] = declared
+        reader = HashingReader(fileobj, limit=size)
+        written = self._upload_counting(ref, reader, size, content_type, meta)
+        problem = _sent_bytes_problem(reader, size, declared)
+        if problem:
+            if written:
+                self._delete_quietly(ref)
+            raise ChecksumMismatch(f"upload to {ref} failed its check ({problem}); nothing kept")
+        info = self._stored_as_sent(ref, size, reader.sha256)
+        if info.sha256 is None:
+            info = self._record_sha256(ref, info, reader.sha256)
+        return info
+
+    def _declared_sha256(self, fileobj: Readable, size: int, sha256: str | None) -> str | None:
+        """The sha256 the bytes must have: the one given (checked for shape), else a seekable
+        ``fileobj``'s, hashed in a first pass; ``None`` for a plain stream."""
         if size < 0:
             raise BucketError("size must not be negative", status_code=400, code="invalid_size")
         declared = valid_sha256(sha256)
@@ -143,35 +162,36 @@ class BucketClient(ABC):
             )
         if declared is None and is_seekable(fileobj):
             declared = sha256_of_seekable(fileobj, size, self.config.chunk_size)
-        meta = dict(metadata or {})
-        if declared:
-            meta[SHA256_METADATA_KEY] = declared
-        reader = HashingReader(fileobj, limit=size)
-        written = False
+        return declared
+
+    def _upload_counting(
+        self,
+        ref: ObjectRef,
+        reader: HashingReader,
+        size: int,
+        content_type: str | None,
+        meta: dict[str, str],
+    ) -> bool:
+        """Upload through ``reader``; whether an object was written. A stream shorter than
+        ``size`` is left for the caller to report (``reader.count`` tells)."""
         try:
             self._upload(ref, reader, size, content_type or "application/octet-stream", meta)
-            written = True
         except ValueError:  # GCS's client refuses a stream shorter than the size it was told
             if reader.count >= size:
                 raise
-        problem = None
-        if reader.count != size:
-            problem = f"the stream ended after {reader.count} of {size} bytes"
-        elif declared and reader.sha256 != declared:
-            problem = f"the bytes sent have sha256 {reader.sha256}, not the expected {declared}"
-        if problem:
-            if written:
-                self._delete_quietly(ref)
-            raise ChecksumMismatch(f"upload to {ref} failed its check ({problem}); nothing kept")
+            return False
+        return True
+
+    def _stored_as_sent(self, ref: ObjectRef, size: int, sent_sha256: str) -> ObjectInfo:
+        """The stored object's info, once it shows the size sent (and the sha256, when the
+        server reports one); otherwise the object is removed and ChecksumMismatch raised."""
         info = self.head(ref)
-        if info.size != size or (info.server_sha256 and info.server_sha256 != reader.sha256):
+        if info.size != size or (info.server_sha256 and info.server_sha256 != sent_sha256):
             self._delete_quietly(ref)
             raise ChecksumMismatch(
                 f"{ref} does not hold the {size} bytes sent (size {info.size}, or the server's "
                 "sha256 differs); removed"
             )
-        if info.sha256 is None:
-            info = self._record_sha256(ref, info, reader.sha256)
         return info
 
     def _delete_quietly(self, ref: ObjectRef) -> None:
@@ -262,3 +282,13 @@ class BucketClient(ABC):
 
         attempt("delete", remove)
         return problems
+
+
+def _sent_bytes_problem(reader: HashingReader, size: int, declared: str | None) -> str | None:
+    """Why the bytes that went through ``reader`` are not the ones promised (``None`` if they are):
+    fewer than ``size``, or another sha256 than ``declared``."""
+    if reader.count != size:
+        return f"the stream ended after {reader.count} of {size} bytes"
+    if declared and reader.sha256 != declared:
+        return f"the bytes sent have sha256 {reader.sha256}, not the expected {declared}"
+    return None
