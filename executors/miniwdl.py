@@ -197,6 +197,17 @@ def _wait_gone(record: ProcessRecord, seconds: float) -> bool:
     return True
 
 
+def _leads_its_session(pid: int) -> bool:
+    """True for a process started with ``start_new_session`` (its pid is its session id); the
+    children it forks share its command line but not that."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = raw[raw.rfind(")") + 2 :].split()  # state, ppid, pgrp, session, ...
+    return len(fields) > 3 and fields[3] == str(pid)
+
+
 def _boot_time() -> float:
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith("btime "):
@@ -218,8 +229,8 @@ def _find_engine_process(run_root: Path) -> ProcessRecord | None:
         if wanted.encode() not in args or b"WDL" not in args:
             continue
         stat = _proc_stat(int(entry.name))
-        if stat is None or stat[0] in ("Z", "X"):
-            continue
+        if stat is None or stat[0] in ("Z", "X") or not _leads_its_session(int(entry.name)):
+            continue  # gone, or a child miniwdl forked (same command line, not the one started)
         started = _boot_time() + stat[1] / os.sysconf("SC_CLK_TCK")
         return ProcessRecord(int(entry.name), stat[1], started, 0)
     return None
