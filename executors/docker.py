@@ -44,6 +44,17 @@ the engine last started — and reports it as stopped by the engine restarting
 when it created its default ``bridge`` network, which it recreates on every start (unless it
 keeps containers running across restarts, ``live-restore``, when no run is stopped by one).
 
+WebMEV's run contract (``run_spec["contract"] == "webmev"``, for operations converted from
+WebMEV; see docs/webmev.md): the inputs listed in ``run_spec["mounts"]`` are copied into the work
+dir (their ``target`` is a path directly inside it), and the work dir is mounted read-write at
+its own host path, not at /work, so the absolute paths in the command and in outputs.json are
+the same on both sides; the run is ``run_spec["argv"]`` after the image's own ENTRYPOINT, in the
+image's WORKDIR (no ``/bin/sh -c``), with ``WORKDIR=<work dir>`` in its environment. The rest of
+the sandbox is the same. outputs.json is read from the work dir; ``run_spec["webmev_outputs"]``
+says which outputs are files and how WebMEV gives them (a path; ``{"path", "resource_type"}``
+with one of the declared types; a list of those), and any other shape fails the run naming
+the output.
+
 Outputs: a run that exits 0 must write ``/work/outputs.json``, a JSON object mapping output names
 to values. ``collect()`` returns that object as ``Collected.values`` and, in ``Collected.files``,
 the host paths of every string (or list of strings) in it that names a regular file inside
