@@ -219,6 +219,10 @@ WRITER = '''\
 import json, os, sys
 
 where = os.path.dirname(sys.argv[2])
+# Run after the image's ENTRYPOINT (like micromamba's, which activates the environment), with
+# $WORKDIR naming the execution dir that holds the input.
+if os.environ.get("MEV_ENV") != "active" or os.environ.get("WORKDIR") != where:
+    sys.exit(f"entrypoint skipped or WORKDIR wrong: {os.environ}")
 plan = json.loads(sys.argv[4].replace("@DIR@", where))
 for name, text in plan.get("files", {}).items():
     with open(os.path.join(where, name), "w") as fh:
@@ -287,8 +291,13 @@ def writer_folder(tmp_path: Path) -> Path:
         "python3 /usr/local/bin/write_outputs.py -i {{input_matrix}} -p {{plan}}\n"
     )
     (folder / "docker" / "write_outputs.py").write_text(WRITER)
+    (folder / "docker" / "activate.sh").write_text('#!/bin/sh\nexport MEV_ENV=active\nexec "$@"\n')
     (folder / "docker" / "Dockerfile").write_text(
-        f"FROM {PYTHON_IMAGE}\nCOPY write_outputs.py /usr/local/bin/write_outputs.py\n"
+        f"FROM {PYTHON_IMAGE}\n"
+        "COPY write_outputs.py /usr/local/bin/write_outputs.py\n"
+        "COPY activate.sh /usr/local/bin/activate.sh\n"
+        "RUN chmod 0755 /usr/local/bin/activate.sh\n"
+        'ENTRYPOINT ["/usr/local/bin/activate.sh"]\n'
     )
     return folder
 
@@ -373,7 +382,8 @@ def test_null_optional_outputs_and_many_outputs(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     """``null`` is no file (fine for an optional output); ``many`` is a list, each item with its
-    own resource type; a relative or absolute path inside the execution dir are both found."""
+    own resource type. The run kept the image's ENTRYPOINT and got $WORKDIR (the script checks
+    both), and its argument (JSON with quotes, braces and spaces) arrived as one word."""
     operation = add_operation(client_for, writer_folder(tmp_path))
     client = client_for("owner")
     matrix = upload(client, workspace, MATRIX, "m.tsv")
