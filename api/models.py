@@ -163,6 +163,12 @@ class File(models.Model):
     crc32c = models.CharField(max_length=8, blank=True, help_text="As GCS reported it.")
     content_type = models.CharField(max_length=255, default="application/octet-stream")
     file_type = models.CharField(max_length=10, choices=FileType.choices)
+    resource_type = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="WebMEV's resource type (MTX, I_MTX, EXP_MTX…) of a file a WebMEV operation "
+        "produced; empty for others.",
+    )
     status = models.CharField(max_length=10, choices=FileStatus.choices, default=FileStatus.PENDING)
     invalid_reason = models.TextField(blank=True)
     storage_uri = models.CharField(max_length=2048, db_index=True)

@@ -313,6 +313,7 @@ def _store_spooled(
     file_id: uuid.UUID | None = None,
     produced_by: Any = None,
     key: str | None = None,
+    resource_type: str = "",
 ) -> File:
     """Type-check a spooled file, move it into storage and record it (closing the spool)."""
     md5 = ""
@@ -346,6 +347,7 @@ def _store_spooled(
                 md5=md5,
                 content_type=content_type,
                 file_type=kind,
+                resource_type=resource_type,
                 # A job's result stays pending (hidden) until the job succeeds: see
                 # file_publish_results; its check's verdict waits in invalid_reason.
                 status=(
@@ -396,8 +398,10 @@ def file_register_result(
     file_id: uuid.UUID,
     produced_by: Any,
     key: str | None = None,
+    resource_type: str = "",
 ) -> File:
-    """Copy a job's result file into storage as a File with provenance. Idempotent per
+    """Copy a job's result file into storage as a File with provenance (``resource_type``: its
+    WebMEV resource type, for the outputs of WebMEV operations). Idempotent per
     ``file_id`` (a finalize step that is repeated after a crash finds the first copy)."""
     existing = File.objects.filter(pk=file_id).first()
     if existing is not None:
@@ -414,6 +418,7 @@ def file_register_result(
         file_id=file_id,
         produced_by=produced_by,
         key=key,
+        resource_type=resource_type,
     )
 
 

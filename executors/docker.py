@@ -44,6 +44,17 @@ the engine last started — and reports it as stopped by the engine restarting
 when it created its default ``bridge`` network, which it recreates on every start (unless it
 keeps containers running across restarts, ``live-restore``, when no run is stopped by one).
 
+WebMEV's run contract (``run_spec["contract"] == "webmev"``, for operations converted from
+WebMEV; see docs/webmev.md): the inputs listed in ``run_spec["mounts"]`` are copied into the work
+dir (their ``target`` is a path directly inside it), and the work dir is mounted read-write at
+its own host path, not at /work, so the absolute paths in the command and in outputs.json are
+the same on both sides; the run is ``run_spec["argv"]`` after the image's own ENTRYPOINT, in the
+image's WORKDIR (no ``/bin/sh -c``), with ``WORKDIR=<work dir>`` in its environment. The rest of
+the sandbox is the same. outputs.json is read from the work dir; ``run_spec["webmev_outputs"]``
+says which outputs are files and how WebMEV gives them (a path; ``{"path", "resource_type"}``
+with one of the declared types; a list of those), and any other shape fails the run naming
+the output.
+
 Outputs: a run that exits 0 must write ``/work/outputs.json``, a JSON object mapping output names
 to values. ``collect()`` returns that object as ``Collected.values`` and, in ``Collected.files``,
 the host paths of every string (or list of strings) in it that names a regular file inside
@@ -191,18 +202,21 @@ class OutputPathError(Exception):
         self.kind = kind
 
 
-def resolve_output_path(workdir: Path, ref: str) -> Path:
-    """The host path of the regular file ``ref`` names inside the container's /work.
+def resolve_output_path(workdir: Path, ref: str, mount_point: str = WORK) -> Path:
+    """The host path of the regular file ``ref`` names inside the container's /work (or the
+    ``mount_point`` the work dir is mounted at: a WebMEV run's execution dir).
 
-    ``ref`` is relative to /work or absolute under it. Symlinks are followed the way the
-    container would follow them (an absolute target is a container path), one component at a
-    time, and every step must stay inside /work: anything else in the container's file system
-    is out of reach. Raises OutputPathError.
+    ``ref`` is relative to the mount point or absolute under it. Symlinks are followed the way
+    the container would follow them (an absolute target is a container path), one component at
+    a time, and every step must stay inside the mount point: anything else in the container's
+    file system is out of reach. Raises OutputPathError.
     """
     if not isinstance(ref, str) or not ref or "\x00" in ref:
         raise OutputPathError("invalid")
+    root = list(PurePosixPath(mount_point).parts[1:])
+    depth = len(root)
     path = PurePosixPath(ref)
-    pending = list(path.parts[1:]) if path.is_absolute() else ["work", *path.parts]
+    pending = list(path.parts[1:]) if path.is_absolute() else [*root, *path.parts]
     current: list[str] = []  # components of the container path walked so far, below "/"
     hops = 0
     while pending:
@@ -214,11 +228,13 @@ def resolve_output_path(workdir: Path, ref: str) -> Path:
                 current.pop()
             continue
         current.append(part)
-        if current[0] != "work" or (len(current) > 1 and current[1] == META_DIR):
+        if current[:depth] != root[: len(current)] or (
+            len(current) > depth and current[depth] == META_DIR
+        ):
             raise OutputPathError("outside")
-        if len(current) == 1:
-            continue  # /work itself: the mount point
-        host = workdir.joinpath(*current[1:])
+        if len(current) <= depth:
+            continue  # the mount point or a directory above it
+        host = workdir.joinpath(*current[depth:])
         try:
             st = os.lstat(host)
         except (FileNotFoundError, NotADirectoryError):
@@ -238,11 +254,11 @@ def resolve_output_path(workdir: Path, ref: str) -> Path:
                 pending = [*target.parts, *pending]
         elif pending and not stat.S_ISDIR(st.st_mode):
             raise OutputPathError("missing")
-    if current[:1] != ["work"]:
+    if current[:depth] != root:
         raise OutputPathError("outside")
-    if len(current) == 1:
+    if len(current) == depth:
         raise OutputPathError("not_file")
-    final = workdir.joinpath(*current[1:])
+    final = workdir.joinpath(*current[depth:])
     if not stat.S_ISREG(os.lstat(final).st_mode):
         raise OutputPathError("not_file")
     return final
@@ -407,7 +423,11 @@ class DockerExecutor(Executor):
     # -- work dirs ----------------------------------------------------------------------------
 
     def workdir(self, job: RunnableJob) -> Path:
-        return self.work_root / str(UUID(str(job.id)))
+        return self.workdir_for(job.id)
+
+    def workdir_for(self, job_id: Any) -> Path:
+        """The work dir of job ``job_id`` (a WebMEV run's execution dir: see the module's doc)."""
+        return self.work_root / str(UUID(str(job_id)))
 
     def _meta_dir(self, job: RunnableJob) -> Path | None:
         """<workdir>/.ferry if it is a real directory (never a symlink), else None."""
@@ -510,12 +530,52 @@ class DockerExecutor(Executor):
             )
         return mounts
 
+    def _webmev_mounts(self, run_spec: dict[str, Any], workdir: Path) -> list[Any]:
+        """WebMEV's placement: the inputs copied into the execution dir (the work dir), which is
+        mounted read-write at its own path: host path == container path."""
+        target = str(workdir)
+        if any(
+            target == p or target.startswith(f"{p}/") for p in ("/proc", "/sys", "/dev", "/etc")
+        ):
+            raise ExecutorError(f"the work dir {target} can't be mounted at its own path")
+        for entry in run_spec.get("mounts") or []:
+            if not isinstance(entry, dict):
+                raise ExecutorError("each input must be a mapping with a source and a target")
+            source, copy_to = entry.get("source"), entry.get("target")
+            if (
+                not isinstance(copy_to, str)
+                or os.path.dirname(copy_to) != target
+                or os.path.basename(copy_to) in ("", ".", "..", META_DIR, OUTPUTS_JSON)
+            ):
+                raise ExecutorError(f"an input can't be placed at {copy_to!r}")
+            if not isinstance(source, str) or not os.path.isabs(source):
+                raise ExecutorError(f"the input for {copy_to} has no absolute source path")
+            if not os.path.isfile(source):
+                raise ExecutorError(f"the input file for {copy_to} is missing on this server")
+            try:
+                _copy_private(Path(source), Path(copy_to))
+            except OSError as exc:
+                raise ExecutorError(
+                    f"could not copy an input into the job's work dir: {exc}"
+                ) from exc
+        return [docker.types.Mount(target=target, source=target, type="bind", read_only=False)]
+
     def _submit(self, job: RunnableJob) -> str:
         spec = job.run_spec or {}
         image, command = spec.get("image"), spec.get("command")
+        webmev = _is_webmev(spec)
         if not isinstance(image, str) or not image:
             raise ExecutorError("the run has no image")
-        if not isinstance(command, str) or not command.strip():
+        argv = spec.get("argv")
+        if webmev:
+            if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+                raise ExecutorError("the run has no argv (a list of words)")
+            if spec.get("exec_dir") != str(self.workdir(job)):
+                raise ExecutorError(
+                    f"the run was prepared for the work dir {spec.get('exec_dir')!r}, not this "
+                    f"executor's {str(self.workdir(job))!r}: run the job again"
+                )
+        elif not isinstance(command, str) or not command.strip():
             raise ExecutorError("the run has no command")
         limits = self.limits_for(spec)
         client = self._client()
@@ -537,10 +597,11 @@ class DockerExecutor(Executor):
                 workdir = self._prepare_workdir(job)
             except OSError as exc:
                 raise ExecutorError(f"could not prepare the job's work dir: {exc}") from exc
-            mounts = self._mounts(spec, workdir)
+            mounts = self._webmev_mounts(spec, workdir) if webmev else self._mounts(spec, workdir)
             memory = limits.memory_mb * 1024 * 1024
             # Stored files are 0640 (api.private_paths): the run joins the groups owning its
-            # input files to read them, as the unprivileged user it still is.
+            # input files to read them, as the unprivileged user it still is. (A WebMEV run
+            # reads copies Ferry made readable.)
             input_groups = set()
             for mount in mounts[1:]:
                 try:
@@ -549,11 +610,21 @@ class DockerExecutor(Executor):
                     raise ExecutorError(
                         f"the input file for {mount['Target']} is missing on this server"
                     ) from None
+            environment = {"HOME": TMP, "TMPDIR": TMP}
+            how: dict[str, Any] = {
+                "entrypoint": ["/bin/sh", "-c"],
+                "command": [command],
+                "working_dir": WORK,
+            }
+            if webmev:
+                # WebMEV runs `docker run <image> <words>`: the image's ENTRYPOINT and WORKDIR
+                # stay; scripts find their execution dir from their inputs' paths or $WORKDIR.
+                how = {"command": argv}
+                environment["WORKDIR"] = str(workdir)
             try:
                 container = client.containers.create(
                     image=image,
-                    entrypoint=["/bin/sh", "-c"],
-                    command=[command],
+                    **how,
                     name=container_name(job),
                     labels={
                         LABEL_JOB: str(job.id),
@@ -562,9 +633,8 @@ class DockerExecutor(Executor):
                         LABEL_TIMEOUT: str(limits.timeout_s),
                         LABEL_ATTEMPT: str(_attempt(job)),
                     },
-                    working_dir=WORK,
                     user=self.user,
-                    environment={"HOME": TMP, "TMPDIR": TMP},
+                    environment=environment,
                     hostname="ferry-job",
                     network_mode="none",
                     read_only=True,
@@ -819,15 +889,17 @@ class DockerExecutor(Executor):
     def _outputs(self, job: RunnableJob) -> tuple[dict[str, Any], dict[str, list[Path]]]:
         """outputs.json as ``(values, files)``; ExecutorError with a readable message if bad."""
         workdir = self.workdir(job)
-        where = f"{WORK}/{OUTPUTS_JSON}"
+        webmev = _is_webmev(job.run_spec or {})
+        mount_point = str(workdir) if webmev else WORK
+        where = f"{mount_point}/{OUTPUTS_JSON}"
         try:
-            path = resolve_output_path(workdir, OUTPUTS_JSON)
+            path = resolve_output_path(workdir, OUTPUTS_JSON, mount_point)
         except OutputPathError as exc:
             if exc.kind == "missing":
                 if not (job.run_spec or {}).get("requires_outputs_json", True):
                     return {}, {}  # the operation declares no outputs: nothing to read
                 raise ExecutorError(f"the operation finished without writing {where}") from None
-            raise ExecutorError(f"{where} is not a regular file inside {WORK}") from None
+            raise ExecutorError(f"{where} is not a regular file inside {mount_point}") from None
         if path.stat().st_size > MAX_OUTPUTS_JSON_BYTES:
             raise ExecutorError(f"{where} is larger than {MAX_OUTPUTS_JSON_BYTES // 1024} KiB")
         try:
@@ -843,6 +915,8 @@ class DockerExecutor(Executor):
                 f"{where} must hold a JSON object mapping output names to values, "
                 f"not {type(values).__name__}"
             )
+        if webmev:
+            return values, _webmev_files(job.run_spec or {}, values, workdir)
         declared = set((job.run_spec or {}).get("file_outputs") or ())
         files: dict[str, list[Path]] = {}
         for name, value in values.items():
@@ -956,12 +1030,89 @@ def _strings(value: Any) -> list[str] | None:
     return None
 
 
-def _path_problem(name: str, ref: str, kind: str) -> str:
+def _path_problem(name: str, ref: str, kind: str, mount_point: str = WORK) -> str:
     shown = json.dumps(ref)[1:-1][:200]
     if kind == "missing":
         return f"output {name!r} names {shown}, which the operation did not write"
     if kind == "outside":
-        return f"output {name!r} names {shown}, which is outside {WORK}"
+        return f"output {name!r} names {shown}, which is outside {mount_point}"
     if kind == "not_file":
         return f"output {name!r} names {shown}, which is not a regular file"
     return f"output {name!r} names {shown!r}, which is not a file path"
+
+
+def _is_webmev(run_spec: dict[str, Any]) -> bool:
+    """A run under WebMEV's contract (see the module's doc), not Ferry's."""
+    return run_spec.get("contract") == "webmev"
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    """Copy an input into a WebMEV run's execution dir, readable by the run's user, never
+    following a symlink at the target (the run may have left one there in an earlier attempt)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    with open(source, "rb") as src:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
+    os.chmod(tmp, 0o644)  # whatever the umask
+    os.replace(tmp, target)
+
+
+def _webmev_files(
+    run_spec: dict[str, Any], values: dict[str, Any], workdir: Path
+) -> dict[str, list[Path]]:
+    """The files of a WebMEV run's outputs.json, as WebMEV's output converters read it: a
+    DataResource is a path, a VariableDataResource ``{"path": …, "resource_type": …}`` with one
+    of its declared types, ``many`` a list of those; paths absolute inside the execution dir.
+    ``null`` (no file) and a missing key are left to the caller, which knows what is required."""
+    mount_point = str(workdir)
+    described = run_spec.get("webmev_outputs") or {}
+    files: dict[str, list[Path]] = {}
+    for name, how in described.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        kind = how.get("attribute_type")
+        types = list(how.get("resource_types") or [])
+        if how.get("many"):
+            if not isinstance(value, list):
+                raise ExecutorError(
+                    f"output {name!r} holds many files: outputs.json must give a list, "
+                    f"not {json.dumps(value)[:100]}"
+                )
+            items = value
+        else:
+            items = [value]
+        found = []
+        for item in items:
+            if kind == "VariableDataResource":
+                if not (
+                    isinstance(item, dict)
+                    and isinstance(item.get("path"), str)
+                    and "resource_type" in item
+                ):
+                    raise ExecutorError(
+                        f'output {name!r} must be {{"path": …, "resource_type": …}} in '
+                        f"outputs.json (a VariableDataResource), not {json.dumps(item)[:100]}"
+                    )
+                if item["resource_type"] not in types:
+                    raise ExecutorError(
+                        f"output {name!r} says resource_type {json.dumps(item['resource_type'])}, "
+                        f"which is not one of its declared types ({', '.join(types)})"
+                    )
+                ref = item["path"]
+            elif isinstance(item, str):
+                ref = item
+            else:
+                raise ExecutorError(
+                    f"output {name!r} must be a file path in outputs.json (a {kind}), "
+                    f"not {json.dumps(item)[:100]}"
+                )
+            try:
+                found.append(resolve_output_path(workdir, ref, mount_point))
+            except OutputPathError as exc:
+                raise ExecutorError(_path_problem(name, ref, exc.kind, mount_point)) from None
+        files[name] = found
+    return files

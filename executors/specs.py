@@ -11,7 +11,8 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 
 class Mount(TypedDict):
-    """One input file bound read-only into a container."""
+    """One input file bound read-only into a container (for a ``webmev`` run: copied to
+    ``target`` in the execution dir, which is the same path on the host and in the container)."""
 
     source: str  # absolute host path
     target: str  # absolute path inside the container
@@ -27,8 +28,23 @@ class ResourceLimits(TypedDict, total=False):
     timeout_s: int
 
 
+class WebmevFileOutput(TypedDict):
+    """How a WebMEV operation's outputs.json gives one file output: a DataResource is a path,
+    a VariableDataResource ``{"path": …, "resource_type": <one of resource_types>}``; ``many``:
+    a list of those."""
+
+    attribute_type: Literal["DataResource", "VariableDataResource"]
+    many: bool
+    resource_types: list[str]
+
+
 class DockerRunSpec(TypedDict):
-    """A docker-mode job, for the local Docker executor (see executors/docker.py)."""
+    """A docker-mode job, for the local Docker executor (see executors/docker.py).
+
+    ``contract`` ``"webmev"`` (operations converted from WebMEV) runs ``argv`` (``command`` is
+    its shell-quoted form, for people) after the image's ENTRYPOINT, with the inputs (``mounts``)
+    copied into ``exec_dir``, mounted read-write at the same path; outputs.json is read there,
+    as ``webmev_outputs`` says."""
 
     image: str
     command: str  # run as ["/bin/sh", "-c", command]
@@ -36,6 +52,10 @@ class DockerRunSpec(TypedDict):
     limits: ResourceLimits
     requires_outputs_json: NotRequired[bool]
     file_outputs: NotRequired[list[str]]  # names of outputs that are files (or lists of files)
+    contract: NotRequired[Literal["ferry", "webmev"]]  # absent: "ferry"
+    argv: NotRequired[list[str]]
+    exec_dir: NotRequired[str]
+    webmev_outputs: NotRequired[dict[str, WebmevFileOutput]]
 
 
 class EngineOutput(TypedDict, total=False):

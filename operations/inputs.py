@@ -165,6 +165,45 @@ def container_values(
     return rendered, mounts
 
 
+def execution_dir_values(
+    spec: dict[str, Any], values: dict[str, Any], *, exec_dir: str, job_id: uuid.UUID
+) -> tuple[dict[str, Any], list[Mount]]:
+    """WebMEV's placement of inputs: each input file is copied into the job's execution dir
+    (``exec_dir``, the same path on the host and in the container) under a name of its own,
+    as WebMEV copies it there under a fresh UUID; file inputs become those absolute paths.
+    Returns (values, copies): each copy's ``target`` is where the executor copies ``source``."""
+    ids = [v for v in _file_ids(spec, values)]
+    files = {str(f.pk): f for f in File.objects.filter(pk__in=ids)}
+    copies: list[Mount] = []
+    rendered: dict[str, Any] = {}
+
+    def place(name: str, file_id: str, index: int | None) -> str:
+        file = files[file_id]
+        # The same name on every render of the job (WebMEV's is random: uuid4).
+        copy_name = str(uuid.uuid5(job_id, f"input/{name}/{0 if index is None else index}"))
+        target = str(PurePosixPath(exec_dir) / copy_name)
+        if is_local(file.storage_uri):
+            copies.append({"source": local_path(file.storage_uri), "target": target})
+        else:
+            safe = PurePosixPath(file.name).name or "file"
+            cache = Path(settings.FERRY_WORK_ROOT) / "inputs" / str(file.pk) / safe
+            copies.append({"source": str(cache), "target": target, "fetch": file.storage_uri})
+        return target
+
+    for name, value in values.items():
+        input_spec = spec["inputs"][name]
+        is_file = input_spec.get("type") == "file" or (
+            input_spec.get("type") == "list" and input_spec["items"].get("type") == "file"
+        )
+        if not is_file:
+            rendered[name] = value
+        elif isinstance(value, list):
+            rendered[name] = [place(name, v, i) for i, v in enumerate(value)]
+        else:
+            rendered[name] = place(name, value, None)
+    return rendered, copies
+
+
 def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for name, value in values.items():

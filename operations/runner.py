@@ -60,6 +60,7 @@ from .models import Job
 from .states import JobStatus
 from .transitions import transition
 from .wdl_runs import prepare_wdl_run, remove_staged_inputs
+from .webmev import file_type_for, output_resource_type, runs_webmev_style
 
 logger = logging.getLogger(__name__)
 
@@ -538,6 +539,7 @@ def register_outputs(
         ]
     )
     stored: dict[tuple[str, Position], str] = {}
+    webmev = runs_webmev_style(job.operation.spec)
     for (name, position, ref), file_id, file_name in zip(leaves, file_ids, names, strict=True):
         item = _file_spec_at(declared[name], position)
         common: dict[str, Any] = {
@@ -549,10 +551,17 @@ def register_outputs(
             "produced_by": job,
             "key": _result_key(job, name, position, str(ref)),
         }
+        resource_type = None
+        if webmev:  # the file's WebMEV resource type, and the Ferry file type it maps to
+            raw = collected.values.get(name)
+            resource_type = output_resource_type(declared[name], raw, _as_position(position))
+            common["file_type"] = file_type_for(resource_type, common["file_type"])
         if isinstance(ref, str):
             record = file_register_object(uri=ref, **common)
         else:
-            record = file_register_result(path=str(ref), **common)
+            record = file_register_result(
+                path=str(ref), resource_type=resource_type or "", **common
+            )
         stored[(name, position)] = str(record.pk)
     outputs: dict[str, Any] = {}
     for name, spec in declared.items():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import uuid
+from pathlib import Path
 from typing import Any, cast
 
 from django.conf import settings
@@ -13,7 +16,7 @@ from api.selectors import role_in, workspaces_visible_to
 from executors.specs import ResourceLimits, RunSpec
 
 from . import queue
-from .inputs import container_values, validate_inputs
+from .inputs import container_values, execution_dir_values, validate_inputs
 from .models import CROMWELL_ALIAS_PREFIX, Event, Job, Operation, OperationMode
 from .states import TERMINAL, JobStatus
 from .transitions import transition
@@ -56,8 +59,57 @@ def executor_alias_for(operation: Operation, requested: str | None = None) -> st
     return str(alias)
 
 
-def build_run_spec(operation: Operation, values: dict[str, Any]) -> RunSpec:
+def execution_dir_for(alias: str | None, job_id: uuid.UUID) -> str:
+    """Where a job's WebMEV-style run keeps its inputs and outputs: the executor's work dir for
+    the job (the Docker executor's ``<work_root>/<job id>``), the same path in the container."""
+    from executors.registry import get_executor
+
+    if alias:
+        workdir_for = getattr(get_executor(alias), "workdir_for", None)
+        if workdir_for is not None:
+            return str(workdir_for(job_id))
+    return str(Path(settings.FERRY_WORK_ROOT) / "webmev" / str(job_id))
+
+
+def build_webmev_run_spec(
+    operation: Operation, values: dict[str, Any], *, job_id: uuid.UUID, exec_dir: str
+) -> RunSpec:
+    """WebMEV's run contract for local Docker (see docs/webmev.md)."""
+    from .webmev import webmev_argv, webmev_file_outputs
+
+    spec = operation.spec
+    rendered, copies = execution_dir_values(spec, values, exec_dir=exec_dir, job_id=job_id)
+    try:
+        argv = webmev_argv(spec, rendered)
+    except ValueError as exc:
+        raise ApplicationError(
+            f"The inputs can't be put into the operation's command: {exc}",
+            details={"inputs": [str(exc)]},
+        ) from exc
+    file_outputs = webmev_file_outputs(spec)
+    return {
+        "image": operation.image,
+        "contract": "webmev",
+        "argv": argv,
+        "command": shlex.join(argv),
+        "exec_dir": exec_dir,
+        "mounts": copies,
+        "limits": cast(ResourceLimits, dict(spec.get("resources") or {})),
+        "requires_outputs_json": bool(spec.get("outputs")),
+        "file_outputs": list(file_outputs),
+        "webmev_outputs": cast(Any, file_outputs),
+    }
+
+
+def build_run_spec(
+    operation: Operation,
+    values: dict[str, Any],
+    *,
+    job_id: uuid.UUID | None = None,
+    executor_alias: str | None = None,
+) -> RunSpec:
     from .spec import render_command
+    from .webmev import runs_webmev_style
 
     spec = operation.spec
     if operation.mode == OperationMode.WDL:
@@ -68,6 +120,10 @@ def build_run_spec(operation: Operation, values: dict[str, Any]) -> RunSpec:
         raise ApplicationError(
             f"{operation.mode} operations can't run on this server.", code="mode_unsupported"
         )
+    if runs_webmev_style(spec):
+        job_id = job_id or uuid.uuid4()
+        exec_dir = execution_dir_for(executor_alias, job_id)
+        return build_webmev_run_spec(operation, values, job_id=job_id, exec_dir=exec_dir)
     rendered, mounts = container_values(spec, values)
     try:
         command = render_command(spec, rendered)
@@ -115,14 +171,17 @@ def job_create(
         )
     values = validate_inputs(operation.spec, inputs, user=user)
     alias = executor_alias_for(operation, executor)
+    job_id = uuid.uuid4()  # WebMEV-style runs name their execution dir after the job
+    run_spec = build_run_spec(operation, values, job_id=job_id, executor_alias=alias)
     with transaction.atomic():
         job = Job.objects.create(
+            id=job_id,
             operation=operation,
             workspace=workspace,
             owner=user,
             inputs=values,
             executor=alias,
-            run_spec=build_run_spec(operation, values),
+            run_spec=run_spec,
             status=JobStatus.QUEUED,
         )
         Event.objects.create(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -431,3 +432,78 @@ def convert_webmev(
     if errors:
         raise SpecError(errors, source_name=source_name)
     return converted
+
+
+# --- running a converted operation (WebMEV's run contract for local Docker) ----------------------
+
+_FILE_OUTPUT_TYPES = ("DataResource", "VariableDataResource")
+
+
+def runs_webmev_style(spec: Mapping[str, Any]) -> bool:
+    """Whether a docker operation runs under WebMEV's run contract: its inputs copied into a
+    writable execution dir mounted at the same path in the container, its argv run without a
+    shell after the image's ENTRYPOINT, and outputs.json read from that dir (see
+    docs/webmev.md). The one switch for it: converted specs say ``"command_style": "webmev"``;
+    specs converted before that key existed are told by their ``webmev`` key."""
+    if spec.get("mode") != "docker":
+        return False
+    style = spec.get("command_style")
+    if style is not None:
+        return bool(style == "webmev")
+    return isinstance(spec.get("webmev"), Mapping)
+
+
+def webmev_argv(spec: Mapping[str, Any], values: Mapping[str, object]) -> list[str]:
+    """The words a WebMEV operation runs (WebMEV splits its rendered entrypoint with shlex and
+    runs the words without a shell). Ferry's renderer quotes each value, so splitting gives
+    every value back as it was."""
+    from .spec import render_command
+
+    argv = shlex.split(render_command(spec, values))
+    if not argv:
+        raise ValueError("the entrypoint renders as no words at all")
+    return argv
+
+
+def webmev_file_outputs(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """What the executor needs to read WebMEV's outputs.json: per file output its WebMEV
+    attribute type (a DataResource is a path; a VariableDataResource ``{"path", "resource_type"}``),
+    whether it is a list (``many``) and its declared resource types."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, output in (spec.get("outputs") or {}).items():
+        meta = output.get("webmev") or {}
+        kind = meta.get("attribute_type")
+        if kind not in _FILE_OUTPUT_TYPES:
+            continue
+        declared = meta.get("resource_types", meta.get("resource_type"))
+        found[name] = {
+            "attribute_type": kind,
+            "many": output.get("type") == "list",
+            "resource_types": [declared] if isinstance(declared, str) else list(declared or []),
+        }
+    return found
+
+
+def output_resource_type(
+    output: Mapping[str, Any], raw: Any, position: tuple[Any, ...]
+) -> str | None:
+    """The WebMEV resource type of the file at ``position`` of an output: the one outputs.json
+    gave (a VariableDataResource), else the one the spec declares (a DataResource)."""
+    item = raw[position[0]] if position and isinstance(raw, list) else raw
+    if isinstance(item, Mapping) and isinstance(item.get("resource_type"), str):
+        return str(item["resource_type"])
+    meta = output.get("webmev") or {}
+    declared = meta.get("resource_types", meta.get("resource_type"))
+    if isinstance(declared, list) and len(declared) == 1:
+        declared = declared[0]
+    return declared if isinstance(declared, str) else None
+
+
+def file_type_for(resource_type: str | None, declared: str | None) -> str | None:
+    """The Ferry file type of a file of a WebMEV resource type: the first the type maps to; for
+    the wildcard ``*`` (or an unknown type) the output's declared file type."""
+    if resource_type and resource_type != "*":
+        mapped = RESOURCE_TYPE_FILE_TYPES.get(resource_type)
+        if mapped:
+            return mapped[0]
+    return declared

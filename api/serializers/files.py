@@ -34,6 +34,7 @@ class FileSerializer(StaffOnlyFieldsMixin, serializers.ModelSerializer[File]):
             "crc32c",
             "content_type",
             "file_type",
+            "resource_type",
             "status",
             "invalid_reason",
             "storage_uri",
