@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import pytest
 
 from executors.base import Executor, ExecutorUnavailable, Observation, RunnableJob, RunState
-from tests.test_executor_docker import StandInJob
+from tests.executors.test_executor_docker import StandInJob
 
 ENDED = {RunState.EXITED, RunState.MISSING}
 

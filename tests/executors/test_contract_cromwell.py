@@ -12,7 +12,7 @@ import pytest
 from executors.base import Executor, RunnableJob
 from executors.cromwell import CromwellExecutor
 from tests.executors.contract import ExecutorContract
-from tests.test_executor_cromwell import (
+from tests.executors.test_executor_cromwell import (
     FAILING_WDL,
     SIM_OUTPUTS,
     SIM_WDL,
@@ -26,7 +26,7 @@ from tests.test_executor_cromwell import (
 if TYPE_CHECKING:
     from tests.harness.cromwell import CromwellServer
 
-__all__ = ["real", "sim"]  # the fixtures of tests/test_executor_cromwell.py
+__all__ = ["real", "sim"]  # the fixtures of tests/executors/test_executor_cromwell.py
 
 
 @pytest.fixture

@@ -25,8 +25,7 @@ from api.services import workspace_create
 from operations import runner
 from operations.models import Job
 from operations.states import TERMINAL, JobStatus
-from tests.operations_fixtures import make_wdl_operation
-from tests.test_wdl_cromwell_jobs import (  # noqa: F401  (fixtures)
+from tests.e2e.test_wdl_cromwell_jobs import (  # noqa: F401  (fixtures)
     EXECUTOR,
     FIXTURES,
     assert_scatter_outputs,
@@ -37,6 +36,7 @@ from tests.test_wdl_cromwell_jobs import (  # noqa: F401  (fixtures)
     var_dir,
     workflows_labelled,
 )
+from tests.operations_fixtures import make_wdl_operation
 
 if TYPE_CHECKING:
     from tests.harness.buckets import S3Server

@@ -29,8 +29,8 @@ from operations.ingestion import (
 from operations.models import Operation
 from operations.spec import SpecError, check_spec
 
-FIXTURES = Path(__file__).parent / "wdl_fixtures"
-OPERATIONS = Path(__file__).parent / "wdl_operations"
+FIXTURES = Path(__file__).parents[1] / "wdl_fixtures"
+OPERATIONS = Path(__file__).parents[1] / "wdl_operations"
 OPERATIONS_URL = "/api/operations/"
 
 

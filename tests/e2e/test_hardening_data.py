@@ -30,10 +30,8 @@ from executors.miniwdl import OUTPUTS_JSON, RUN_SUBDIR, MiniwdlExecutor
 from operations import runner
 from operations.models import Job, Operation
 from operations.states import JobStatus
-from tests.operations_fixtures import make_wdl_operation
-from tests.test_direct_transfers import registered  # noqa: F401 - a fixture
-from tests.test_jobs import run_job
-from tests.test_wdl_cromwell_jobs import (  # noqa: F401 - fixtures
+from tests.e2e.test_jobs import run_job
+from tests.e2e.test_wdl_cromwell_jobs import (  # noqa: F401 - fixtures
     EXECUTOR,
     FIXTURES,
     RUN_TIMEOUT_S,
@@ -45,6 +43,8 @@ from tests.test_wdl_cromwell_jobs import (  # noqa: F401 - fixtures
     upload,
     var_dir,
 )
+from tests.operations_fixtures import make_wdl_operation
+from tests.storage.test_direct_transfers import registered  # noqa: F401 - a fixture
 
 if TYPE_CHECKING:
     from tests.harness.buckets import S3Server
@@ -162,9 +162,9 @@ def test_a_docker_jobs_string_input_naming_a_stored_file_is_only_text(
 ) -> None:
     """(No bug found here; kept as a check.) The Docker path mounts and fetches File inputs
     only: a String naming A's stored file is not mounted, so the container can't read it."""
+    from tests.e2e.test_jobs import wait_terminal
     from tests.harness.docker import ensure_busybox_image, ensure_docker
     from tests.operations_fixtures import TEST_IMAGE, make_operation
-    from tests.test_jobs import wait_terminal
 
     ensure_docker()
     ensure_busybox_image(TEST_IMAGE)

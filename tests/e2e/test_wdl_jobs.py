@@ -15,14 +15,14 @@ from rest_framework.test import APIClient
 
 from api.models import File, Workspace
 from operations.states import JobStatus
+from tests.e2e.test_jobs import run_job, wait_terminal
 from tests.harness.buckets import S3Server
 from tests.harness.docker import ensure_busybox_image, ensure_docker, ensure_swarm
 from tests.operations_fixtures import TEST_IMAGE, make_wdl_operation
-from tests.test_jobs import run_job, wait_terminal
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-FIXTURES = Path(__file__).parent / "wdl_fixtures"
+FIXTURES = Path(__file__).parents[1] / "wdl_fixtures"
 
 
 @pytest.fixture(scope="session", autouse=True)

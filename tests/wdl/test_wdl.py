@@ -18,7 +18,7 @@ import wdl
 from operations.spec import FILE_TYPES, check_spec
 from wdl.signature import output_type
 
-FIXTURES = Path(__file__).parent / "wdl_fixtures"
+FIXTURES = Path(__file__).parents[1] / "wdl_fixtures"
 RUNNABLE = {
     "scatter": ("scatter_squares", "1.0"),
     "array_file_input": ("count_lines", "1.0"),
@@ -67,7 +67,7 @@ def test_the_package_does_not_import_django() -> None:
     modules = "wdl, wdl.bundle, wdl.dependencies, wdl.errors, wdl.inputs, wdl.loading"
     modules += ", wdl.outputs, wdl.signature"
     code = f"import sys, {modules}; assert 'django' not in sys.modules, 'django imported'"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 
 
 def test_file_types_match_the_operation_spec() -> None:

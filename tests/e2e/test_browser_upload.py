@@ -43,7 +43,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PAGE_DIR = Path(__file__).parent / "browser"
+PAGE_DIR = Path(__file__).parents[1] / "browser"
 UPLOAD_SIZE = 384 * 1024
 # Whatever Ferry receives or sends for one upload (JSON requests and answers, a redirect) stays
 # far below the file's size; the file's bytes would not.

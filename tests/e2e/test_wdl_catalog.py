@@ -14,9 +14,8 @@ from rest_framework.test import APIClient
 
 from api.models import File, Workspace
 from operations.states import JobStatus
-from tests.operations_fixtures import make_wdl_operation
-from tests.test_jobs import run_job, wait_terminal
-from tests.test_wdl_cromwell_jobs import (  # noqa: F401 - fixtures
+from tests.e2e.test_jobs import run_job, wait_terminal
+from tests.e2e.test_wdl_cromwell_jobs import (  # noqa: F401 - fixtures
     EXECUTOR,
     cromwell,
     server_record,
@@ -24,10 +23,11 @@ from tests.test_wdl_cromwell_jobs import (  # noqa: F401 - fixtures
     upload,
     var_dir,
 )
+from tests.operations_fixtures import make_wdl_operation
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
-FIXTURES = Path(__file__).parent / "wdl_fixtures"
+FIXTURES = Path(__file__).parents[1] / "wdl_fixtures"
 
 # case -> (inputs, given the uploaded files; expected simple outputs; expected file contents)
 CASES: dict[

@@ -25,7 +25,7 @@ from operations.states import JobStatus
 from tests.harness.docker import ensure_busybox_image, ensure_docker
 from tests.operations_fixtures import TEST_IMAGE, make_operation
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

@@ -1,5 +1,5 @@
 """Ferry's local data is private: SQLite file 0600, folders 0700, stored files 0640."""
-# ruff: noqa: F811  (pytest fixtures imported from tests.test_executor_docker)
+# ruff: noqa: F811  (pytest fixtures imported from tests.executors.test_executor_docker)
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from api import storage
 from api.models import File, Workspace
 from api.private_paths import ensure_private_dirs
 from executors.docker import DockerExecutor
-from tests.test_executor_docker import (  # noqa: F401
+from tests.executors.test_executor_docker import (  # noqa: F401
     alias,
     executor,
     image,

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from api.models import File, User, Workspace
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_malformed_json_is_400_with_position(client_for: Callable[[str], APIClient]) -> None:

@@ -21,9 +21,15 @@ from api.models import Workspace
 from operations import runner
 from operations.models import Job, Operation
 from operations.states import JobStatus
+from tests.e2e.test_jobs import run_job, wait_terminal
+from tests.executors.test_cromwell_server import (
+    QUICK_WDL,
+    api,
+    submit,
+    submitted_id,
+    wait_for_status,
+)
 from tests.operations_fixtures import make_wdl_operation
-from tests.test_cromwell_server import QUICK_WDL, api, submit, submitted_id, wait_for_status
-from tests.test_jobs import run_job, wait_terminal
 
 if TYPE_CHECKING:
     from tests.harness.cromwell import CromwellServer
@@ -555,7 +561,7 @@ def test_cancel_of_a_starting_workflow_makes_one_abort_and_never_sleeps(
 ) -> None:
     from executors.base import ExecutorUnavailable
     from executors.cromwell import CromwellExecutor
-    from tests.test_executor_cromwell import SIM_WDL, wdl_job
+    from tests.executors.test_executor_cromwell import SIM_WDL, wdl_job
 
     # A backoff that would show: the old cancel slept 0.5 + 1 + 2 s between four aborts.
     executor = CromwellExecutor("h-cancel", {"url": sim.url, "retries": 1, "backoff_s": 0.5})
@@ -593,7 +599,7 @@ def test_describe_and_health_of_a_cromwell_without_describe(sim: CromwellServer)
 def test_collect_fails_a_job_only_on_cromwells_sustained_not_found(sim: CromwellServer) -> None:
     from executors.base import ExecutorUnavailable
     from executors.cromwell import CromwellExecutor
-    from tests.test_executor_cromwell import SIM_WDL, wdl_job
+    from tests.executors.test_executor_cromwell import SIM_WDL, wdl_job
 
     executor = CromwellExecutor(
         "h-collect", {"url": sim.url, "retries": 1, "backoff_s": 0.05, "fail_unknown_after_s": 0}

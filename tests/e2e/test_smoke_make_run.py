@@ -20,7 +20,7 @@ import requests
 
 from tests.harness.docker import ensure_docker
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN = ("admin@ferry.local", "Smoke-test-pass-123")
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,5 @@
 """A miniwdl task whose container cannot start says why (miniwdl only logs the cause)."""
-# ruff: noqa: F811  (the swarm fixture is imported from tests.test_executor_miniwdl)
+# ruff: noqa: F811  (the swarm fixture is imported from tests.executors.test_executor_miniwdl)
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import docker
 import pytest
 
 from executors.miniwdl import MiniwdlExecutor
-from tests.test_executor_miniwdl import StandInJob, make_executor, run_to_end, swarm  # noqa: F401
+from tests.executors.test_executor_miniwdl import StandInJob, make_executor, run_to_end, swarm  # noqa: F401
 
 NO_SHELL_IMAGE = "ferry/no-shell:latest"
 

@@ -28,17 +28,17 @@ from operations.models import Job
 from operations.spec import SpecError, check_spec
 from operations.states import JobStatus
 from operations.transitions import transition
-from tests.harness.docker import ensure_busybox_image, ensure_docker, ensure_swarm
-from tests.operations_fixtures import TEST_IMAGE, make_wdl_operation
-from tests.test_jobs import run_job
-from tests.test_wdl_cromwell_jobs import (  # noqa: F401 - fixtures
+from tests.e2e.test_jobs import run_job
+from tests.e2e.test_wdl_cromwell_jobs import (  # noqa: F401 - fixtures
     EXECUTOR,
     cromwell,
     server_record,
     site_bucket,
     var_dir,
 )
-from tests.test_worker_restart import wait_for
+from tests.e2e.test_worker_restart import wait_for
+from tests.harness.docker import ensure_busybox_image, ensure_docker, ensure_swarm
+from tests.operations_fixtures import TEST_IMAGE, make_wdl_operation
 from wdl.outputs import (
     OutputShapeError,
     ResultFile,
@@ -54,7 +54,7 @@ from wdl.signature import output_type
 if TYPE_CHECKING:
     from tests.harness.buckets import S3Server
 
-OPERATION = Path(__file__).parent / "wdl_operations" / "structured_outputs"
+OPERATION = Path(__file__).parents[1] / "wdl_operations" / "structured_outputs"
 
 FILE = {"type": "file", "file_type": "text"}
 GRID = {"type": "list", "items": {"type": "list", "items": FILE}}

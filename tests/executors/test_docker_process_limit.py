@@ -1,5 +1,5 @@
 """The Docker executor names its process (pids) limit when a job dies of it, as it names memory."""
-# ruff: noqa: F811  (pytest fixtures imported from tests.test_executor_docker)
+# ruff: noqa: F811  (pytest fixtures imported from tests.executors.test_executor_docker)
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from executors.docker import DockerExecutor
-from tests.test_executor_docker import (  # noqa: F401
+from tests.executors.test_executor_docker import (  # noqa: F401
     alias,
     executor,
     image,

@@ -379,7 +379,7 @@ def test_every_route_has_a_row() -> None:
     names = {n for n in _route_names(get_resolver().url_patterns) if not n.startswith("admin:")}
     missing = sorted(names - TABLE.keys())
     assert not missing, (
-        f"routes without a permission row in tests/test_route_permissions.py: {missing}"
+        f"routes without a permission row in tests/api/test_route_permissions.py: {missing}"
     )
     assert not sorted(TABLE.keys() - names), "rows for routes that no longer exist"
 

@@ -38,9 +38,9 @@ from operations.services import build_run_spec
 from operations.states import JobStatus
 from operations.transitions import transition
 from operations.wdl_runs import prepare_wdl_run
+from tests.e2e.test_jobs import run_job, wait_terminal
+from tests.e2e.test_worker_restart import kill_tree, start_worker, status_of, wait_for
 from tests.operations_fixtures import make_wdl_operation
-from tests.test_jobs import run_job, wait_terminal
-from tests.test_worker_restart import kill_tree, start_worker, status_of, wait_for
 
 if TYPE_CHECKING:
     from tests.harness.buckets import S3Server
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
-FIXTURES = Path(__file__).parent / "wdl_fixtures"
+FIXTURES = Path(__file__).parents[1] / "wdl_fixtures"
 SERVER_NAME = "test"
 EXECUTOR = f"cromwell:{SERVER_NAME}"
 RUN_TIMEOUT_S = 120.0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 UNITS = [DEPLOY / "systemd" / "ferry-web.service", DEPLOY / "systemd" / "ferry-worker.service"]
 

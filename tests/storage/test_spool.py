@@ -18,7 +18,7 @@ import pytest
 from api.storage.spool import owner_alive, owner_tag, spool_sweep
 from api.storage.uploads import SpooledUpload
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 
 # A process that spools 2 MiB of an upload and then waits (as a web worker mid-body does).
@@ -140,7 +140,7 @@ def test_a_starting_worker_sweeps_the_spool(
 ) -> None:
     from django_q.models import Schedule
 
-    from tests.test_worker_restart import kill_tree, start_worker
+    from tests.e2e.test_worker_restart import kill_tree, start_worker
 
     # Only the start-up sweep may remove it here, not the scheduled one.
     Schedule.objects.filter(func="api.storage.spool.spool_sweep_task").delete()
