@@ -115,9 +115,11 @@ def test_cancel_goes_through_the_state_machine(
     running.refresh_from_db()
     assert running.status == JobStatus.CANCELLING
     moved = Event.objects.get(job=running, kind="job.status")
-    assert moved.payload["from"] == "running" and moved.payload["to"] == "cancelling"
+    assert moved.payload["from"] == "running"
+    assert moved.payload["to"] == "cancelling"
     done.refresh_from_db()
-    assert done.status == JobStatus.SUCCEEDED and not Event.objects.filter(job=done).exists()
+    assert done.status == JobStatus.SUCCEEDED
+    assert not Event.objects.filter(job=done).exists()
     said = shown_messages(response)
     assert "Cancelling 1 job(s)." in said
     assert any(m.startswith("Not cancelled: ") and str(done.pk) in m for m in said), said
@@ -133,11 +135,14 @@ def test_retry_creates_a_new_job_and_keeps_the_old_one(
     assert response.status_code == 200
 
     failed.refresh_from_db()
-    assert failed.status == JobStatus.FAILED and failed.error_message == "It failed."
+    assert failed.status == JobStatus.FAILED
+    assert failed.error_message == "It failed."
     retry = Job.objects.exclude(pk__in=[failed.pk, running.pk]).get()
     assert retry.status == JobStatus.QUEUED
-    assert retry.operation_id == failed.operation_id and retry.workspace_id == workspace.pk
-    assert retry.inputs == failed.inputs and retry.executor == failed.executor
+    assert retry.operation_id == failed.operation_id
+    assert retry.workspace_id == workspace.pk
+    assert retry.inputs == failed.inputs
+    assert retry.executor == failed.executor
     assert Event.objects.filter(job=retry, payload__to="queued").exists()
     running.refresh_from_db()
     assert running.status == JobStatus.RUNNING
@@ -160,4 +165,5 @@ def test_staff_who_may_only_view_jobs_get_no_actions(
     assert "cancel_jobs" not in listed.content.decode()
     act(client, "cancel_jobs", job)
     job.refresh_from_db()
-    assert job.status == JobStatus.RUNNING and not Event.objects.filter(job=job).exists()
+    assert job.status == JobStatus.RUNNING
+    assert not Event.objects.filter(job=job).exists()

@@ -27,14 +27,17 @@ def test_malformed_json_is_400_with_position(client_for: Callable[[str], APIClie
     )
     assert response.status_code == 400
     body = response.json()
-    assert body["code"] == "parse_error" and "line 1 column" in body["message"]
+    assert body["code"] == "parse_error"
+    assert "line 1 column" in body["message"]
 
 
 def test_wrong_types_name_the_field(client_for: Callable[[str], APIClient]) -> None:
     response = client_for("owner").post("/api/workspaces/", {"name": ["a", "b"]}, format="json")
-    assert response.status_code == 400 and "name" in response.json()["details"]
+    assert response.status_code == 400
+    assert "name" in response.json()["details"]
     response = client_for("owner").post("/api/workspaces/", [1, 2], format="json")
-    assert response.status_code == 400 and response.json()["details"]
+    assert response.status_code == 400
+    assert response.json()["details"]
 
 
 def test_unknown_api_path_is_json_404(client_for: Callable[[str], APIClient]) -> None:
@@ -54,7 +57,8 @@ def test_unexpected_error_is_500_in_error_shape(
     monkeypatch.setattr(workspaces.services, "workspace_create", explode)
     response = client_for("owner").post("/api/workspaces/", {"name": "x"}, format="json")
     assert response.status_code == 500
-    assert response.json()["code"] == "server_error" and "secret" not in response.content.decode()
+    assert response.json()["code"] == "server_error"
+    assert "secret" not in response.content.decode()
 
 
 def test_schema_is_valid_and_documents_errors(client_for: Callable[[str], APIClient]) -> None:
@@ -93,7 +97,8 @@ def test_swagger_ui_serves_local_assets() -> None:
     response = Client().get("/api/docs/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "swagger-ui" in html and "cdn.jsdelivr" not in html
+    assert "swagger-ui" in html
+    assert "cdn.jsdelivr" not in html
 
 
 def test_cors_for_configured_origin(settings: Any, users: dict[str, User]) -> None:
@@ -124,7 +129,8 @@ def test_json_get_has_etag_and_304(
 def test_health_and_readiness(settings: Any, tmp_path: Path) -> None:
     assert Client().get("/healthz").json() == {"status": "ok"}
     ready = Client().get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {
         "database": "ok",
         "storage": "ok",
     }
@@ -138,7 +144,8 @@ def test_health_and_readiness(settings: Any, tmp_path: Path) -> None:
         },
     }
     down = Client().get("/readyz")
-    assert down.status_code == 503 and down.json()["checks"]["storage"].startswith("unreachable")
+    assert down.status_code == 503
+    assert down.json()["checks"]["storage"].startswith("unreachable")
 
 
 def test_admin_has_every_model(file: File) -> None:
@@ -178,11 +185,14 @@ def _settings_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_production_settings_refuse_unsafe_configuration() -> None:
     no_key = _settings_check({})
-    assert no_key.returncode != 0 and "SECRET_KEY" in no_key.stderr
+    assert no_key.returncode != 0
+    assert "SECRET_KEY" in no_key.stderr
     debug = _settings_check({"SECRET_KEY": "k" * 50, "DEBUG": "true"})
-    assert debug.returncode != 0 and "DEBUG" in debug.stderr
+    assert debug.returncode != 0
+    assert "DEBUG" in debug.stderr
     no_fernet = _settings_check({"SECRET_KEY": "k" * 50})
-    assert no_fernet.returncode != 0 and "FERRY_CREDENTIAL_KEYS" in no_fernet.stderr
+    assert no_fernet.returncode != 0
+    assert "FERRY_CREDENTIAL_KEYS" in no_fernet.stderr
     key = "A" * 43 + "="
     ok = _settings_check({"SECRET_KEY": "k" * 50, "FERRY_CREDENTIAL_KEYS": key})
     assert ok.returncode == 0, ok.stderr
@@ -194,4 +204,5 @@ def test_state_machine_table() -> None:
     assert set(ALLOWED) == set(JobStatus)
     assert all(not ALLOWED[s] for s in TERMINAL)
     assert all(JobStatus.CANCELLING in ALLOWED[s] for s in ACTIVE if s != JobStatus.CANCELLING)
-    assert can_transition("queued", "submitted") and not can_transition("succeeded", "running")
+    assert can_transition("queued", "submitted")
+    assert not can_transition("succeeded", "running")

@@ -29,7 +29,8 @@ def test_jwt_obtain_refresh_and_use(users: dict[str, User]) -> None:
     refreshed = APIClient().post(
         "/api/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json"
     )
-    assert refreshed.status_code == 200 and "access" in refreshed.json()
+    assert refreshed.status_code == 200
+    assert "access" in refreshed.json()
 
 
 def test_jwt_wrong_password_is_401_in_error_shape(users: dict[str, User]) -> None:
@@ -62,7 +63,8 @@ def test_session_login_through_browsable_api_page(users: dict[str, User]) -> Non
         },
         format="multipart",
     )
-    assert response.status_code == 302 and response["Location"] == "/api/"
+    assert response.status_code == 302
+    assert response["Location"] == "/api/"
     assert client.get("/api/auth/me/").json()["email"] == "owner@example.org"
     # Writes over a session need the CSRF token.
     assert client.post("/api/workspaces/", {"name": "W"}, format="json").status_code == 403
@@ -91,9 +93,11 @@ def test_api_token_shown_once_stored_hashed_and_revocable(users: dict[str, User]
     key = created.json()["key"]
     assert key.startswith("fry_")
     token = ApiToken.objects.get(pk=created.json()["id"])
-    assert key not in (token.key_hash, token.prefix) and token.key_hash == services.hash_token(key)
+    assert key not in (token.key_hash, token.prefix)
+    assert token.key_hash == services.hash_token(key)
     listed = client.get("/api/auth/api-tokens/").json()["results"]
-    assert [t["name"] for t in listed] == ["laptop"] and "key" not in listed[0]
+    assert [t["name"] for t in listed] == ["laptop"]
+    assert "key" not in listed[0]
     assert "key" not in client.get(f"/api/auth/api-tokens/{token.pk}/").json()
 
     script = APIClient()
@@ -134,19 +138,22 @@ def test_password_change(users: dict[str, User]) -> None:
     weak = client.post(
         "/api/auth/password/", {"old_password": PASSWORD, "new_password": "123"}, format="json"
     )
-    assert weak.status_code == 400 and "new_password" in weak.json()["details"]
+    assert weak.status_code == 400
+    assert "new_password" in weak.json()["details"]
     wrong = client.post(
         "/api/auth/password/",
         {"old_password": "bad", "new_password": "a-Better-pass-42"},
         format="json",
     )
-    assert wrong.status_code == 400 and "old_password" in wrong.json()["details"]
+    assert wrong.status_code == 400
+    assert "old_password" in wrong.json()["details"]
     ok = client.post(
         "/api/auth/password/",
         {"old_password": PASSWORD, "new_password": "a-Better-pass-42"},
         format="json",
     )
-    assert ok.status_code == 200 and "api_tokens_kept" in ok.json()
+    assert ok.status_code == 200
+    assert "api_tokens_kept" in ok.json()
     assert User.objects.get(pk=users["owner"].pk).check_password("a-Better-pass-42")
 
 
@@ -169,11 +176,13 @@ def test_registration_when_open(users: dict[str, User]) -> None:
     assert response.status_code == 201
     assert response.json()["email"] == "new@example.org"
     again = client.post("/api/auth/register/", body, format="json")
-    assert again.status_code == 409 and "email" in again.json()["details"]
+    assert again.status_code == 409
+    assert "email" in again.json()["details"]
     bad = client.post(
         "/api/auth/register/", {"email": "not-an-email", "password": "x"}, format="json"
     )
-    assert bad.status_code == 400 and "email" in bad.json()["details"]
+    assert bad.status_code == 400
+    assert "email" in bad.json()["details"]
 
 
 def test_create_user_command(db: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,6 +204,7 @@ def test_ensure_admin_command(
     monkeypatch.setenv("FERRY_ADMIN_PASSWORD", "Admin-pass-123456")
     call_command("ferry_ensure_admin", "--email", "root@example.org")
     admin = User.objects.get(email="root@example.org")
-    assert admin.is_superuser and admin.check_password("Admin-pass-123456")
+    assert admin.is_superuser
+    assert admin.check_password("Admin-pass-123456")
     call_command("ferry_ensure_admin", "--email", "root@example.org")
     assert "already exists" in capsys.readouterr().out

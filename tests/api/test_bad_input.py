@@ -30,7 +30,8 @@ def nested(depth: int) -> str:
 
 def assert_error_shape(body: dict[str, Any]) -> None:
     assert set(body) == {"code", "message", "details"}
-    assert isinstance(body["message"], str) and isinstance(body["details"], dict)
+    assert isinstance(body["message"], str)
+    assert isinstance(body["details"], dict)
 
 
 # ------------------------------------------------------------------------------ JSON bodies
@@ -46,7 +47,8 @@ def test_json_nested_1000_deep_is_400_naming_the_body(
     assert response.status_code == 400
     data = response.json()
     assert_error_shape(data)
-    assert data["code"] == "too_deep" and "body" in data["details"]
+    assert data["code"] == "too_deep"
+    assert "body" in data["details"]
     assert str(MAX_JSON_DEPTH) in data["message"]
 
 
@@ -55,11 +57,13 @@ def test_json_at_the_depth_limit_is_parsed(client_for: Callable[[str], APIClient
     ok = client_for("owner").post(
         "/api/workspaces/", nested(MAX_JSON_DEPTH), content_type="application/json"
     )
-    assert ok.status_code == 400 and "name" in ok.json()["details"]  # parsed; a list isn't a name
+    assert ok.status_code == 400
+    assert "name" in ok.json()["details"]
     deeper = client_for("owner").post(
         "/api/workspaces/", nested(MAX_JSON_DEPTH + 1), content_type="application/json"
     )
-    assert deeper.status_code == 400 and deeper.json()["code"] == "too_deep"
+    assert deeper.status_code == 400
+    assert deeper.json()["code"] == "too_deep"
 
 
 def test_brackets_inside_strings_do_not_count_as_depth(
@@ -69,7 +73,8 @@ def test_brackets_inside_strings_do_not_count_as_depth(
     response = client_for("owner").post(
         "/api/workspaces/", json.dumps({"name": name}), content_type="application/json"
     )
-    assert response.status_code == 201 and response.json()["name"] == name
+    assert response.status_code == 201
+    assert response.json()["name"] == name
 
 
 @pytest.mark.parametrize(
@@ -87,7 +92,8 @@ def test_depth_check_takes_linear_time_on_hostile_bodies(
     # A string-skipping regex that rescans from every inner quote takes hours on the first two.
     started = time.monotonic()
     response = client_for("owner").post("/api/workspaces/", body, content_type="application/json")
-    assert response.status_code == 400 and response.json()["code"] in ("parse_error", "invalid")
+    assert response.status_code == 400
+    assert response.json()["code"] in ("parse_error", "invalid")
     assert time.monotonic() - started < 10
 
 
@@ -100,7 +106,8 @@ def test_json_body_over_the_upload_limit_is_413(
     assert response.status_code == 413
     data = response.json()
     assert_error_shape(data)
-    assert data["code"] == "too_large" and "body" in data["details"]
+    assert data["code"] == "too_large"
+    assert "body" in data["details"]
     assert not Workspace.objects.exists()
 
 
@@ -132,7 +139,8 @@ def test_form_body_over_the_upload_limit_is_413_outside_drf(settings: Any) -> No
     )
     assert response.status_code == 413
     assert_error_shape(response.json())
-    assert response.json()["code"] == "too_large" and "body" in response.json()["details"]
+    assert response.json()["code"] == "too_large"
+    assert "body" in response.json()["details"]
 
 
 def test_multipart_field_over_the_upload_limit_is_413(
@@ -215,12 +223,14 @@ def test_page_size_above_the_maximum_is_capped(
     client_for: Callable[[str], APIClient], workspace: Workspace
 ) -> None:
     response = client_for("owner").get("/api/workspaces/", {"page_size": "100000"})
-    assert response.status_code == 200 and len(response.json()["results"]) == 1
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 1
 
 
 def test_bad_cursor_is_400_naming_it(client_for: Callable[[str], APIClient]) -> None:
     response = client_for("owner").get("/api/workspaces/", {"cursor": "garbage"})
-    assert response.status_code == 400 and "cursor" in response.json()["details"]
+    assert response.status_code == 400
+    assert "cursor" in response.json()["details"]
 
 
 def test_jobs_filter_by_hidden_workspace_answers_like_an_unknown_one(
@@ -278,7 +288,8 @@ def test_bad_jwt_refresh_is_in_the_error_shape(users: dict[str, User]) -> None:
     data = response.json()
     assert_error_shape(data)
     assert data["code"] == "token_not_valid"
-    assert "ErrorDetail" not in data["message"] and "{" not in data["message"]
+    assert "ErrorDetail" not in data["message"]
+    assert "{" not in data["message"]
 
 
 def test_bad_jwt_bearer_is_in_the_error_shape(users: dict[str, User]) -> None:
@@ -289,7 +300,8 @@ def test_bad_jwt_bearer_is_in_the_error_shape(users: dict[str, User]) -> None:
     data = response.json()
     assert_error_shape(data)
     assert data["code"] == "token_not_valid"
-    assert "ErrorDetail" not in data["message"] and "{" not in data["message"]
+    assert "ErrorDetail" not in data["message"]
+    assert "{" not in data["message"]
 
 
 def test_access_token_used_as_refresh_is_in_the_error_shape(users: dict[str, User]) -> None:
@@ -310,7 +322,8 @@ def test_api_token_expiring_in_the_past_is_refused(
     response = client_for("owner").post(
         "/api/auth/api-tokens/", {"name": "old", "expires_at": past}, format="json"
     )
-    assert response.status_code == 400 and "expires_at" in response.json()["details"]
+    assert response.status_code == 400
+    assert "expires_at" in response.json()["details"]
     assert not ApiToken.objects.exists()
     future = (timezone.now() + timedelta(days=1)).isoformat()
     response = client_for("owner").post(
@@ -364,7 +377,8 @@ def test_multipart_file_name_with_a_path_is_refused_like_the_raw_upload(
 def test_created_workspace_has_file_count(client_for: Callable[[str], APIClient]) -> None:
     response = client_for("owner").post("/api/workspaces/", {"name": "New"}, format="json")
     assert response.status_code == 201
-    assert response.json()["file_count"] == 0 and response.json()["role"] == "owner"
+    assert response.json()["file_count"] == 0
+    assert response.json()["role"] == "owner"
 
 
 def test_schema_documents_what_the_api_answers(client_for: Callable[[str], APIClient]) -> None:

@@ -41,15 +41,16 @@ def test_secret_is_encrypted_and_never_returned(
         client.get("/api/credentials/"),
         client.get(f"/api/credentials/{created.json()['id']}/"),
     ):
-        assert (
-            SECRET not in response.content.decode()
-            and "AKIDEXAMPLE" not in response.content.decode()
-        )
+        assert SECRET not in response.content.decode()
+        assert "AKIDEXAMPLE" not in response.content.decode()
     body = created.json()
-    assert body["has_secret"] is True and "secret" not in body
-    assert body["check_ok"] is True and body["checked_at"]
+    assert body["has_secret"] is True
+    assert "secret" not in body
+    assert body["check_ok"] is True
+    assert body["checked_at"]
     stored = Credential.objects.get(pk=body["id"])
-    assert SECRET not in stored.secret_ciphertext and SECRET not in repr(stored) + str(stored)
+    assert SECRET not in stored.secret_ciphertext
+    assert SECRET not in repr(stored) + str(stored)
     assert decrypt_secret(stored.secret_ciphertext)["secret_access_key"] == SECRET
 
 
@@ -65,8 +66,10 @@ def test_failed_check_is_saved_with_reason_and_no_leak(
     with caplog.at_level(logging.DEBUG):
         created = client_for("staff").post("/api/credentials/", s3_body(), format="json")
     assert created.status_code == 201
-    assert created.json()["check_ok"] is False and "RuntimeError" in created.json()["check_message"]
-    assert SECRET not in created.content.decode() and SECRET not in caplog.text
+    assert created.json()["check_ok"] is False
+    assert "RuntimeError" in created.json()["check_message"]
+    assert SECRET not in created.content.decode()
+    assert SECRET not in caplog.text
 
 
 def test_bad_credential_input_names_the_field_not_the_value(
@@ -74,12 +77,15 @@ def test_bad_credential_input_names_the_field_not_the_value(
 ) -> None:
     client = client_for("staff")
     unknown = client.post("/api/credentials/", s3_body(secret={"password": SECRET}), format="json")
-    assert unknown.status_code == 400 and "secret.password" in unknown.json()["details"]
+    assert unknown.status_code == 400
+    assert "secret.password" in unknown.json()["details"]
     assert SECRET not in unknown.content.decode()
     no_location = client.post("/api/credentials/", s3_body(config={}), format="json")
-    assert no_location.status_code == 400 and "config.location" in no_location.json()["details"]
+    assert no_location.status_code == 400
+    assert "config.location" in no_location.json()["details"]
     bad_kind = client.post("/api/credentials/", s3_body(kind="ftp"), format="json")
-    assert bad_kind.status_code == 400 and "kind" in bad_kind.json()["details"]
+    assert bad_kind.status_code == 400
+    assert "kind" in bad_kind.json()["details"]
     assert not Credential.objects.exists()
 
 
@@ -87,7 +93,8 @@ def test_update_secret_and_kind_is_fixed(client_for: Callable[[str], APIClient])
     client = client_for("staff")
     created = client.post("/api/credentials/", s3_body(), format="json").json()
     assert created["check_ok"] is False  # nothing listens on 127.0.0.1:9: saved, with the reason
-    assert created["check_message"] and SECRET not in created["check_message"]
+    assert created["check_message"]
+    assert SECRET not in created["check_message"]
     url = f"/api/credentials/{created['id']}/"
     changed = client.patch(
         url, {"secret": {"access_key_id": "A2", "secret_access_key": "S2"}}, format="json"
@@ -98,9 +105,11 @@ def test_update_secret_and_kind_is_fixed(client_for: Callable[[str], APIClient])
         == "A2"
     )
     refused = client.patch(url, {"kind": "gcs"}, format="json")
-    assert refused.status_code == 400 and "kind" in refused.json()["details"]
+    assert refused.status_code == 400
+    assert "kind" in refused.json()["details"]
     duplicate = client.post("/api/credentials/", s3_body(), format="json")
-    assert duplicate.status_code == 400 and "name" in duplicate.json()["details"]
+    assert duplicate.status_code == 400
+    assert "name" in duplicate.json()["details"]
 
 
 def test_key_rotation(settings: Any, users: Any) -> None:
@@ -150,7 +159,8 @@ def test_s3_credentials_checked_against_a_real_server(
         },
         format="json",
     )
-    assert good.status_code == 201 and good.json()["check_ok"] is True, good.json()
+    assert good.status_code == 201, good.json()
+    assert good.json()["check_ok"] is True, good.json()
     wrong = "not-the-secret-0123456789"
     bad = client.post(
         "/api/credentials/",
@@ -162,8 +172,10 @@ def test_s3_credentials_checked_against_a_real_server(
         },
         format="json",
     )
-    assert bad.status_code == 201 and bad.json()["check_ok"] is False
-    assert bad.json()["check_message"] and wrong not in bad.content.decode()
+    assert bad.status_code == 201
+    assert bad.json()["check_ok"] is False
+    assert bad.json()["check_message"]
+    assert wrong not in bad.content.decode()
     mismatch = client.post(
         "/api/credentials/",
         {

@@ -33,7 +33,8 @@ def test_cromwell_logins_are_checked_when_saved(cromwell_sim: Any, users: dict[s
         secret={"username": "ferry", "password": "s3cret-pw"},
     )
     assert bad.check_ok is False
-    assert "can't be reached" in bad.check_message and "s3cret-pw" not in bad.check_message
+    assert "can't be reached" in bad.check_message
+    assert "s3cret-pw" not in bad.check_message
 
 
 def test_server_records_refuse_bad_input(
@@ -53,17 +54,20 @@ def test_server_records_refuse_bad_input(
         format="json",
     )
     assert created.status_code == 201, created.content
-    assert created.json()["healthy"] is True and created.json()["version"]
+    assert created.json()["healthy"] is True
+    assert created.json()["version"]
     duplicate = staff.post(
         "/api/cromwell-servers/", {"name": "sim", "url": cromwell_sim.url}, format="json"
     )
-    assert duplicate.status_code == 400 and "name" in duplicate.json()["details"]
+    assert duplicate.status_code == 400
+    assert "name" in duplicate.json()["details"]
     unknown = staff.post(
         "/api/cromwell-servers/",
         {"name": "other", "url": cromwell_sim.url, "options": {"colour": "red"}},
         format="json",
     )
-    assert unknown.status_code == 400 and "options" in unknown.json()["details"]
+    assert unknown.status_code == 400
+    assert "options" in unknown.json()["details"]
     bad_location = staff.post(
         "/api/cromwell-servers/",
         {"name": "other", "url": cromwell_sim.url, "options": {"inputs_location": "ftp://x"}},
@@ -72,7 +76,8 @@ def test_server_records_refuse_bad_input(
     assert bad_location.status_code == 400
     assert "options.inputs_location" in bad_location.json()["details"]
     not_a_url = staff.post("/api/cromwell-servers/", {"name": "x", "url": "nope"}, format="json")
-    assert not_a_url.status_code == 400 and "url" in not_a_url.json()["details"]
+    assert not_a_url.status_code == 400
+    assert "url" in not_a_url.json()["details"]
 
 
 def test_scheduled_health_checks_follow_the_server(cromwell_sim: Any) -> None:
@@ -87,7 +92,8 @@ def test_scheduled_health_checks_follow_the_server(cromwell_sim: Any) -> None:
     try:
         assert check_all_servers() == 1
         server.refresh_from_db()
-        assert server.healthy is False and "unreachable" in server.health_message
+        assert server.healthy is False
+        assert "unreachable" in server.health_message
     finally:
         cromwell_sim.start()
     check_all_servers()
@@ -126,6 +132,7 @@ def test_a_credential_in_use_is_not_deleted(
     server = server_create(name="sim", url=cromwell_sim.url, credential=login)
     staff = client_for("staff")
     refused = staff.delete(f"/api/credentials/{login.pk}/")
-    assert refused.status_code == 409 and refused.json()["code"] == "credential_in_use"
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "credential_in_use"
     server_delete(server=server)
     assert staff.delete(f"/api/credentials/{login.pk}/").status_code == 204

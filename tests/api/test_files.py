@@ -59,7 +59,8 @@ def test_multipart_upload_hashes_and_stores(
     response = upload_multipart(client_for("editor"), workspace, data, "reads.bin")
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["size"] == len(data) and body["sha256"] == hashlib.sha256(data).hexdigest()
+    assert body["size"] == len(data)
+    assert body["sha256"] == hashlib.sha256(data).hexdigest()
     assert (body["file_type"], body["status"], body["owner"]) == (
         "binary",
         "ready",
@@ -98,8 +99,10 @@ def test_multipart_checksum_mismatch_keeps_nothing(
 ) -> None:
     response = upload_multipart(client_for("owner"), workspace, b"hello", "h.txt", sha256="0" * 64)
     assert response.status_code == 400
-    assert response.json()["code"] == "checksum_mismatch" and "sha256" in response.json()["details"]
-    assert not File.objects.exists() and stored_objects() == []
+    assert response.json()["code"] == "checksum_mismatch"
+    assert "sha256" in response.json()["details"]
+    assert not File.objects.exists()
+    assert stored_objects() == []
 
 
 def test_raw_checksum_mismatch_keeps_nothing(
@@ -108,19 +111,23 @@ def test_raw_checksum_mismatch_keeps_nothing(
     response = upload_raw(
         client_for("owner"), workspace, b"hello", "h.txt", HTTP_X_CHECKSUM_SHA256="1" * 64
     )
-    assert response.status_code == 400 and "X-Checksum-Sha256" in response.json()["details"]
+    assert response.status_code == 400
+    assert "X-Checksum-Sha256" in response.json()["details"]
     malformed = upload_raw(
         client_for("owner"), workspace, b"hello", "h.txt", HTTP_X_CHECKSUM_SHA256="xyz"
     )
-    assert malformed.status_code == 400 and "X-Checksum-Sha256" in malformed.json()["details"]
-    assert not File.objects.exists() and stored_objects() == []
+    assert malformed.status_code == 400
+    assert "X-Checksum-Sha256" in malformed.json()["details"]
+    assert not File.objects.exists()
+    assert stored_objects() == []
 
 
 def test_raw_upload_needs_content_length(
     client_for: Callable[[str], APIClient], workspace: Workspace
 ) -> None:
     response = upload_raw(client_for("owner"), workspace, b"hello", "h.txt", CONTENT_LENGTH="")
-    assert response.status_code == 411 and "Content-Length" in response.json()["details"]
+    assert response.status_code == 411
+    assert "Content-Length" in response.json()["details"]
 
 
 def test_body_shorter_than_content_length_keeps_nothing(db: Any) -> None:
@@ -140,8 +147,10 @@ def test_empty_upload_is_refused(
         response = upload_multipart(client, workspace, b"", "empty.txt")
     else:
         response = upload_raw(client, workspace, b"", "empty.txt", CONTENT_LENGTH="0")
-    assert response.status_code == 400 and "file" in response.json()["details"]
-    assert not File.objects.exists() and stored_objects() == []
+    assert response.status_code == 400
+    assert "file" in response.json()["details"]
+    assert not File.objects.exists()
+    assert stored_objects() == []
 
 
 BAD_NAMES = ["../../x", "a/b", "a\\b", "a\x00b", "bell\x07", "x" * 300, "..", "   ", "é" * 200]
@@ -167,24 +176,30 @@ def test_bad_names_are_refused_with_field(
 ) -> None:
     client = client_for("owner")
     raw = upload_raw(client, workspace, b"data", name)
-    assert raw.status_code == 400 and "name" in raw.json()["details"], raw.json()
+    assert raw.status_code == 400, raw.json()
+    assert "name" in raw.json()["details"], raw.json()
     multipart = upload_multipart(client, workspace, b"data", "ok.txt", name=name)
-    assert multipart.status_code == 400 and "name" in multipart.json()["details"], multipart.json()
+    assert multipart.status_code == 400, multipart.json()
+    assert "name" in multipart.json()["details"], multipart.json()
     rename = client.patch(f"/api/files/{file.pk}/", {"name": name}, format="json")
-    assert rename.status_code == 400 and "name" in rename.json()["details"]
-    assert File.objects.count() == 1 and len(stored_objects()) == 1
+    assert rename.status_code == 400
+    assert "name" in rename.json()["details"]
+    assert File.objects.count() == 1
+    assert len(stored_objects()) == 1
 
 
 def test_multipart_filename_path_is_reduced_to_its_last_part(
     client_for: Callable[[str], APIClient], workspace: Workspace
 ) -> None:
     response = upload_multipart(client_for("owner"), workspace, b"data", "../../etc/passwd")
-    assert response.status_code == 201 and response.json()["name"] == "passwd"
+    assert response.status_code == 201
+    assert response.json()["name"] == "passwd"
 
 
 def test_unicode_name_kept(client_for: Callable[[str], APIClient], workspace: Workspace) -> None:
     response = upload_raw(client_for("owner"), workspace, b"x\n", "Résumé données ✓.txt")
-    assert response.status_code == 201 and response.json()["name"] == "Résumé données ✓.txt"
+    assert response.status_code == 201
+    assert response.json()["name"] == "Résumé données ✓.txt"
 
 
 @pytest.mark.parametrize(
@@ -201,7 +216,8 @@ def test_upload_bad_fields(
 ) -> None:
     body = {"workspace": str(workspace.pk), "file": multipart_file(b"data", "d.txt"), **fields}
     response = client_for("owner").post("/api/files/", body, format="multipart")
-    assert response.status_code == 400 and field in response.json()["details"], response.json()
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["details"], response.json()
     assert stored_objects() == []
 
 
@@ -211,7 +227,8 @@ def test_upload_without_file_part(
     response = client_for("owner").post(
         "/api/files/", {"workspace": str(workspace.pk)}, format="multipart"
     )
-    assert response.status_code == 400 and "file" in response.json()["details"]
+    assert response.status_code == 400
+    assert "file" in response.json()["details"]
 
 
 def test_upload_as_json_names_the_missing_file(
@@ -220,16 +237,19 @@ def test_upload_as_json_names_the_missing_file(
     response = client_for("owner").post(
         "/api/files/", {"workspace": str(workspace.pk)}, format="json"
     )
-    assert response.status_code == 400 and "file" in response.json()["details"]
+    assert response.status_code == 400
+    assert "file" in response.json()["details"]
     xml = client_for("owner").post("/api/files/", "<x/>", content_type="application/xml")
-    assert xml.status_code == 415 and xml.json()["code"] == "unsupported_media_type"
+    assert xml.status_code == 415
+    assert xml.json()["code"] == "unsupported_media_type"
 
 
 def test_raw_upload_to_workspace_of_others(
     client_for: Callable[[str], APIClient], workspace: Workspace
 ) -> None:
     response = upload_raw(client_for("other"), workspace, b"data", "d.txt")
-    assert response.status_code == 400 and "workspace" in response.json()["details"]
+    assert response.status_code == 400
+    assert "workspace" in response.json()["details"]
     viewer = upload_raw(client_for("viewer"), workspace, b"data", "d.txt")
     assert viewer.status_code == 403
     assert stored_objects() == []
@@ -266,9 +286,8 @@ def test_type_checked_after_upload(
 ) -> None:
     body = upload_raw(client_for("owner"), workspace, data, name).json()
     assert (body["file_type"], body["status"]) == (file_type, status)
-    assert reason in body["invalid_reason"] and bool(body["invalid_reason"]) == (
-        status == "invalid"
-    )
+    assert reason in body["invalid_reason"]
+    assert bool(body["invalid_reason"]) == (status == "invalid")
 
 
 def test_declared_type_overrides_extension(
@@ -295,10 +314,8 @@ def test_download_headers_and_body(
     assert response["ETag"] == f'"{f.sha256}"'
     assert response["Accept-Ranges"] == "bytes"
     disposition = response["Content-Disposition"]
-    assert (
-        disposition.startswith("attachment")
-        and "filename*=utf-8''Donn%C3%A9es%20%22x%22.csv" in disposition
-    )
+    assert disposition.startswith("attachment")
+    assert "filename*=utf-8''Donn%C3%A9es%20%22x%22.csv" in disposition
 
 
 def test_download_conditional_and_ranges(
@@ -311,22 +328,27 @@ def test_download_conditional_and_ranges(
     assert client.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 304
 
     part = client.get(url, HTTP_RANGE="bytes=2-5")
-    assert part.status_code == 206 and content_of(part) == b"2345"
-    assert part["Content-Range"] == "bytes 2-5/10" and part["Content-Length"] == "4"
+    assert part.status_code == 206
+    assert content_of(part) == b"2345"
+    assert part["Content-Range"] == "bytes 2-5/10"
+    assert part["Content-Length"] == "4"
     tail = client.get(url, HTTP_RANGE="bytes=-3")
-    assert tail.status_code == 206 and content_of(tail) == b"789"
+    assert tail.status_code == 206
+    assert content_of(tail) == b"789"
     open_end = client.get(url, HTTP_RANGE="bytes=7-")
     assert content_of(open_end) == b"789"
     clipped = client.get(url, HTTP_RANGE="bytes=8-100")
     assert clipped["Content-Range"] == "bytes 8-9/10"
 
     beyond = client.get(url, HTTP_RANGE="bytes=10-")
-    assert beyond.status_code == 416 and beyond["Content-Range"] == "bytes */10"
+    assert beyond.status_code == 416
+    assert beyond["Content-Range"] == "bytes */10"
     assert "Range" in beyond.json()["details"]
     several = client.get(url, HTTP_RANGE="bytes=0-1,4-5")
     assert several.status_code == 200
     stale = client.get(url, HTTP_RANGE="bytes=0-1", HTTP_IF_RANGE='"old"')
-    assert stale.status_code == 200 and content_of(stale) == b"0123456789"
+    assert stale.status_code == 200
+    assert content_of(stale) == b"0123456789"
     garbage = client.get(url, HTTP_RANGE="pages=1")
     assert garbage.status_code == 200
 
@@ -336,7 +358,8 @@ def test_download_of_missing_content_is_clear(
 ) -> None:
     os.unlink(local_path(file.storage_uri))
     response = client_for("owner").get(f"/api/files/{file.pk}/download/")
-    assert response.status_code == 503 and response.json()["code"] == "content_missing"
+    assert response.status_code == 503
+    assert response.json()["code"] == "content_missing"
 
 
 # ------------------------------------------------------------------------------ rename, move, delete
@@ -353,11 +376,14 @@ def test_rename_and_move(
     url = f"/api/files/{file.pk}/"
     assert client.patch(url, {"name": "renamed.tsv"}, format="json").json()["name"] == "renamed.tsv"
     hidden = client.patch(url, {"workspace": str(other_ws.pk)}, format="json")
-    assert hidden.status_code == 400 and "workspace" in hidden.json()["details"]
+    assert hidden.status_code == 400
+    assert "workspace" in hidden.json()["details"]
     viewer_only = client.patch(url, {"workspace": str(read_only.pk)}, format="json")
-    assert viewer_only.status_code == 403 and "workspace" in viewer_only.json()["details"]
+    assert viewer_only.status_code == 403
+    assert "workspace" in viewer_only.json()["details"]
     moved = client.patch(url, {"workspace": str(mine.pk)}, format="json")
-    assert moved.status_code == 200 and moved.json()["workspace"] == str(mine.pk)
+    assert moved.status_code == 200
+    assert moved.json()["workspace"] == str(mine.pk)
     assert client_for("viewer").get(url).status_code == 404
     assert client.put(url, {"name": "x"}, format="json").status_code == 405
 
@@ -368,7 +394,8 @@ def test_delete_removes_content(
     path = local_path(file.storage_uri)
     with django_capture_on_commit_callbacks(execute=True):
         assert client_for("editor").delete(f"/api/files/{file.pk}/").status_code == 204
-    assert not os.path.exists(path) and not File.objects.exists()
+    assert not os.path.exists(path)
+    assert not File.objects.exists()
 
 
 # ------------------------------------------------------------------------------------------ lists
@@ -402,7 +429,8 @@ def test_file_list_filters_and_orders(
         "small.tsv"
     ]
     bad = client.get("/api/files/?status=lost")
-    assert bad.status_code == 400 and "status" in bad.json()["details"]
+    assert bad.status_code == 400
+    assert "status" in bad.json()["details"]
     assert client_for("viewer").get(f"/api/files/?workspace={elsewhere.pk}").status_code == 400
 
 

@@ -60,7 +60,8 @@ def test_workspace_create_retried_with_key_creates_once(
     again = _post(client, "/api/workspaces/", {"name": "Once"}, key)
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
-    assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
+    assert again["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
     assert Workspace.objects.filter(name="Once").count() == 1
     # Without a key, every request creates.
     client.post("/api/workspaces/", {"name": "Once"}, format="json")
@@ -111,7 +112,8 @@ def test_job_create_retried_with_key_creates_one_job(
     assert Job.objects.count() == 1
     assert len(enqueued) == 1  # submitted once
     changed = _post(client, "/api/jobs/", {**body, "inputs": {"text": "other"}}, key)
-    assert changed.status_code == 422 and Job.objects.count() == 1
+    assert changed.status_code == 422
+    assert Job.objects.count() == 1
 
 
 def test_multipart_upload_retried_with_key_stores_once(
@@ -126,7 +128,8 @@ def test_multipart_upload_retried_with_key_stores_once(
 
     first, again = send(data), send(data)
     assert first.status_code == again.status_code == 201, first.json()
-    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
     assert File.objects.filter(workspace=workspace).count() == 1
     other = send(data[:-1] + b"!")  # same size, other bytes
     assert other.status_code == 422
@@ -209,7 +212,8 @@ def test_keys_expire_and_may_then_be_used_anew(
         created_at=IdempotencyKey.objects.get().created_at
         - timedelta(seconds=settings.FERRY_IDEMPOTENCY_KEY_TTL_S + 1)
     )
-    assert idempotency_keys_expire() == 1 and not IdempotencyKey.objects.exists()
+    assert idempotency_keys_expire() == 1
+    assert not IdempotencyKey.objects.exists()
 
 
 def test_schema_documents_the_header_on_every_create(
@@ -241,7 +245,8 @@ def test_a_frontend_on_another_origin_may_send_the_key(
         HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type, idempotency-key",
     )
     allowed = preflight["Access-Control-Allow-Headers"].lower()
-    assert "idempotency-key" in allowed and "x-checksum-sha256" in allowed
+    assert "idempotency-key" in allowed
+    assert "x-checksum-sha256" in allowed
     answer = client_for("editor").post(
         "/api/workspaces/",
         {"name": "Cross"},

@@ -63,7 +63,8 @@ def _list(client: APIClient, workspace: Workspace, page_size: int) -> list[dict[
     for query in queries.captured_queries:
         sql = query["sql"]
         if 'FROM "operations_job"' in sql:
-            assert '"run_spec"' not in sql and '"stdout_tail"' not in sql, sql
+            assert '"run_spec"' not in sql, sql
+            assert '"stdout_tail"' not in sql, sql
     return results
 
 
@@ -80,7 +81,8 @@ def test_job_list_takes_a_constant_number_of_queries(
     first = results[0]
     assert len(first["output_files"]) == 2
     assert first["output_files"][0]["owner"] == users["owner"].email
-    assert first["operation_name"] == "echo" and first["owner"] == users["owner"].email
+    assert first["operation_name"] == "echo"
+    assert first["owner"] == users["owner"].email
 
 
 def test_job_detail_still_shows_everything(

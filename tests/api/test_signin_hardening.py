@@ -40,7 +40,8 @@ def sign_in(email: str, password: str, address: str = "10.0.0.1", **extra: Any) 
 def assert_throttled(response: Any) -> None:
     assert response.status_code == 429, response.content
     body = response.json()
-    assert set(body) == {"code", "message", "details"} and body["code"] == "throttled"
+    assert set(body) == {"code", "message", "details"}
+    assert body["code"] == "throttled"
     assert int(response["Retry-After"]) > 0
 
 
@@ -54,7 +55,8 @@ def test_the_issues_25_wrong_passwords_then_the_right_one_is_refused(
 
     settings.FERRY_THROTTLE_RATES = base.FERRY_THROTTLE_RATES  # the shipped defaults
     answers = [sign_in("owner@example.org", f"guess-{n}").status_code for n in range(25)]
-    assert answers[:20] == [401] * 20 and set(answers[20:]) == {429}
+    assert answers[:20] == [401] * 20
+    assert set(answers[20:]) == {429}
     right = sign_in("owner@example.org", PASSWORD)
     assert_throttled(right)
     assert "sign-in attempts" in right.json()["message"]
@@ -231,7 +233,8 @@ def test_password_change_revokes_refresh_and_access_tokens_but_keeps_api_tokens(
     assert "API token" in changed.json()["message"]
 
     refreshed = APIClient().post("/api/auth/token/refresh/", {"refresh": before["refresh"]})
-    assert refreshed.status_code == 401 and refreshed.json()["code"] == "token_revoked"
+    assert refreshed.status_code == 401
+    assert refreshed.json()["code"] == "token_revoked"
     assert bearer.get("/api/auth/me/").status_code == 401
     scripted = APIClient()
     scripted.credentials(HTTP_AUTHORIZATION=f"Token {api_key}")

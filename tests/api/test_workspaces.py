@@ -21,7 +21,8 @@ def test_create_makes_creator_owner(
     response = client_for("other").post("/api/workspaces/", {"name": "  Mine  "}, format="json")
     assert response.status_code == 201
     body = response.json()
-    assert body["name"] == "Mine" and body["role"] == "owner"
+    assert body["name"] == "Mine"
+    assert body["role"] == "owner"
     assert Membership.objects.get(workspace_id=body["id"]).role == Role.OWNER
 
 
@@ -45,7 +46,8 @@ def test_rename_and_blank_name(
         == "B"
     )
     blank = client.patch(f"/api/workspaces/{workspace.pk}/", {"name": "   "}, format="json")
-    assert blank.status_code == 400 and "name" in blank.json()["details"]
+    assert blank.status_code == 400
+    assert "name" in blank.json()["details"]
     assert (
         client.put(f"/api/workspaces/{workspace.pk}/", {"name": "C"}, format="json").status_code
         == 405
@@ -57,7 +59,8 @@ def test_delete_refused_while_jobs_active(
 ) -> None:
     job = Job.objects.create(workspace=workspace, owner=users["owner"], status=JobStatus.RUNNING)
     response = client_for("owner").delete(f"/api/workspaces/{workspace.pk}/")
-    assert response.status_code == 409 and response.json()["code"] == "workspace_has_active_jobs"
+    assert response.status_code == 409
+    assert response.json()["code"] == "workspace_has_active_jobs"
     Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
     assert client_for("owner").delete(f"/api/workspaces/{workspace.pk}/").status_code == 204
     assert not Workspace.objects.filter(pk=workspace.pk).exists()
@@ -75,12 +78,11 @@ def test_delete_with_files_needs_flag_and_removes_content(
     client = client_for("owner")
     refused = client.delete(f"/api/workspaces/{workspace.pk}/")
     assert refused.status_code == 409
-    assert (
-        refused.json()["code"] == "workspace_not_empty"
-        and "delete_files" in refused.json()["details"]
-    )
+    assert refused.json()["code"] == "workspace_not_empty"
+    assert "delete_files" in refused.json()["details"]
     bad = client.delete(f"/api/workspaces/{workspace.pk}/?delete_files=maybe")
-    assert bad.status_code == 400 and "delete_files" in bad.json()["details"]
+    assert bad.status_code == 400
+    assert "delete_files" in bad.json()["details"]
     with django_capture_on_commit_callbacks(execute=True):
         assert (
             client.delete(f"/api/workspaces/{workspace.pk}/?delete_files=true").status_code == 204
@@ -102,7 +104,8 @@ def test_owner_manages_members_by_email(
     added = client.post(
         _members(workspace), {"email": "OTHER@example.org", "role": "editor"}, format="json"
     )
-    assert added.status_code == 201 and added.json()["role"] == "editor"
+    assert added.status_code == 201
+    assert added.json()["role"] == "editor"
     listed = client.get(_members(workspace)).json()["results"]
     assert {m["email"] for m in listed} == {
         "owner@example.org",
@@ -123,16 +126,19 @@ def test_member_bad_input(
     duplicate = client.post(
         _members(workspace), {"email": "editor@example.org", "role": "viewer"}, format="json"
     )
-    assert duplicate.status_code == 409 and duplicate.json()["code"] == "duplicate_member"
+    assert duplicate.status_code == 409
+    assert duplicate.json()["code"] == "duplicate_member"
     assert "email" in duplicate.json()["details"]
     unknown = client.post(
         _members(workspace), {"email": "nobody@example.org", "role": "viewer"}, format="json"
     )
-    assert unknown.status_code == 400 and "email" in unknown.json()["details"]
+    assert unknown.status_code == 400
+    assert "email" in unknown.json()["details"]
     bad_role = client.post(
         _members(workspace), {"email": "other@example.org", "role": "god"}, format="json"
     )
-    assert bad_role.status_code == 400 and "role" in bad_role.json()["details"]
+    assert bad_role.status_code == 400
+    assert "role" in bad_role.json()["details"]
     assert Membership.objects.filter(workspace=workspace).count() == 3
 
 
@@ -142,9 +148,11 @@ def test_last_owner_cannot_leave_or_be_demoted(
     client = client_for("owner")
     me = f"{_members(workspace)}{users['owner'].pk}/"
     demote = client.patch(me, {"role": "editor"}, format="json")
-    assert demote.status_code == 409 and demote.json()["code"] == "last_owner"
+    assert demote.status_code == 409
+    assert demote.json()["code"] == "last_owner"
     leave = client.delete(me)
-    assert leave.status_code == 409 and leave.json()["code"] == "last_owner"
+    assert leave.status_code == 409
+    assert leave.json()["code"] == "last_owner"
     # With a second owner, the first may step down.
     client.patch(f"{_members(workspace)}{users['editor'].pk}/", {"role": "owner"}, format="json")
     assert client.patch(me, {"role": "viewer"}, format="json").status_code == 200
@@ -152,7 +160,8 @@ def test_last_owner_cannot_leave_or_be_demoted(
 
 def test_unknown_workspace_is_404(client_for: Callable[[str], APIClient]) -> None:
     response = client_for("owner").get("/api/workspaces/00000000-0000-0000-0000-000000000000/")
-    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
     assert client_for("owner").get("/api/workspaces/not-a-uuid/").status_code == 404
 
 
@@ -166,7 +175,8 @@ def test_filter_and_order(client_for: Callable[[str], APIClient], users: dict[st
         "gamma"
     ]
     page = client.get("/api/workspaces/?page_size=2&ordering=name").json()
-    assert len(page["results"]) == 2 and page["next"]
+    assert len(page["results"]) == 2
+    assert page["next"]
     rest = client.get(page["next"]).json()
     assert [w["name"] for w in rest["results"]] == ["gamma"]
 

@@ -266,12 +266,14 @@ def test_browser_uploads_and_downloads_through_the_bucket_not_ferry(
     # The page's view: uploaded, checked, and the same bytes came back from the bucket.
     assert result["secureContext"], diagnostics
     assert result["status"] == "ready", diagnostics
-    assert result["pageSha256"] and result["ferrySha256"] == result["pageSha256"], diagnostics
+    assert result["pageSha256"], diagnostics
+    assert result["ferrySha256"] == result["pageSha256"], diagnostics
     assert origin_of(result["uploadUrl"]) == bucket_origin, diagnostics
     assert result["downloadRedirected"], diagnostics
     assert origin_of(result["downloadUrl"]) == bucket_origin, diagnostics
     assert result["downloadedSize"] == UPLOAD_SIZE, diagnostics
-    assert result["sameBytes"] and result["downloadedSha256"] == result["pageSha256"], diagnostics
+    assert result["sameBytes"], diagnostics
+    assert result["downloadedSha256"] == result["pageSha256"], diagnostics
 
     # Ferry's view: a READY file whose object in the bucket has those bytes.
     stored = File.objects.get(pk=result["fileId"])
@@ -285,7 +287,8 @@ def test_browser_uploads_and_downloads_through_the_bucket_not_ferry(
     # The point: the file's bytes went between the browser and the bucket, never through Ferry.
     to_ferry = [r for r in run.requests if r.origin == ferry_origin]
     to_bucket = [r for r in run.requests if r.origin == bucket_origin]
-    assert to_ferry and to_bucket, diagnostics
+    assert to_ferry, diagnostics
+    assert to_bucket, diagnostics
     assert all(r.sent < FERRY_BODY_LIMIT for r in to_ferry), diagnostics
     assert all(r.received < FERRY_BODY_LIMIT for r in to_ferry), diagnostics
     assert [r.method for r in to_bucket if r.sent == UPLOAD_SIZE] == ["PUT"], diagnostics

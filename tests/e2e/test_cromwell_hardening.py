@@ -154,7 +154,8 @@ def test_workflow_url_is_read_for_submit_and_describe(sim: CromwellServer, serve
     described = requests.post(
         f"{sim.url}/api/womtool/v1/describe", files={"workflowUrl": (None, served_wdl)}, timeout=30
     ).json()
-    assert described["valid"] is True and described["name"] == "quick"
+    assert described["valid"] is True
+    assert described["name"] == "quick"
 
     gone = served_wdl.replace("quick.wdl", "gone.wdl")
     unreadable = requests.post(api(sim, ""), files={"workflowUrl": (None, gone)}, timeout=30)
@@ -177,7 +178,8 @@ def test_fault_switches_for_query_lag_abort_lag_and_a_missing_describe(
     workflow_id = submitted_id(sim, QUICK_WDL)
 
     status = requests.get(api(sim, f"/{workflow_id}/status"), timeout=10)
-    assert status.status_code == 200 and status.json()["status"] == "Submitted"
+    assert status.status_code == 200
+    assert status.json()["status"] == "Submitted"
     assert query(sim, {"id": workflow_id}).json()["totalResultsCount"] == 0
     refused = requests.post(api(sim, f"/{workflow_id}/abort"), timeout=10)
     assert refused.status_code == 404
@@ -589,7 +591,8 @@ def test_describe_and_health_of_a_cromwell_without_describe(sim: CromwellServer)
 
     assert executor.describe(QUICK_WDL) is None
     health = executor.health()
-    assert health["ok"] is True and health["describe"] is False
+    assert health["ok"] is True
+    assert health["describe"] is False
     assert health["message"] == (
         "healthy; describe unavailable (/api/womtool/v1/describe answered 404): workflows are "
         "checked with miniwdl only"

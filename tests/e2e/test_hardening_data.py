@@ -90,7 +90,8 @@ def test_a_string_input_naming_another_users_object_survives_the_job(
         time.sleep(0.3)
     assert job.status == JobStatus.SUCCEEDED, (job.error_message, job.error_detail)
     assert read_object(moto_server, victim.storage_uri) == b"A's data\n"
-    assert job.run_spec["staged"] and all(
+    assert job.run_spec["staged"]
+    assert all(
         uri.startswith(f"s3://{cromwell.bucket}/ferry-inputs/{job.pk}/")
         for uri in job.run_spec["staged"]
     )
@@ -232,10 +233,12 @@ def test_removed_viewer_and_stranger_cannot_import_a_workspaces_files_via_a_shar
     member_remove(membership=membership)
     removed = _import(client_for("viewer"), viewer_ws, uri)
     assert removed.status_code == 400, removed.content
-    assert removed.json()["code"] == "forbidden" and "uri" in removed.json()["details"]
+    assert removed.json()["code"] == "forbidden"
+    assert "uri" in removed.json()["details"]
     stranger_ws = workspace_create(user=users["other"], name="Stranger's")
     stranger = _import(client_for("other"), stranger_ws, uri)
-    assert stranger.status_code == 400 and stranger.json()["code"] == "forbidden"
+    assert stranger.status_code == 400
+    assert stranger.json()["code"] == "forbidden"
     assert not File.objects.filter(workspace__in=[viewer_ws, stranger_ws]).exists()
 
 
@@ -273,13 +276,15 @@ def test_a_managed_file_outside_any_workspace_prefix_is_not_importable_by_strang
     stranger_ws = workspace_create(user=users["other"], name="Stranger's")
     stranger = client_for("other")
     refused = _import(stranger, stranger_ws, managed_uri)
-    assert refused.status_code == 400 and refused.json()["code"] == "forbidden"
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "forbidden"
     # An engine's folder of A's job (Cromwell: <workflow>/<workflow id = job id>/call-…).
     job = Job.objects.create(workspace=workspace, owner=users["owner"], status=JobStatus.RUNNING)
     engine_key = f"data/count_lines/{job.pk}/call-summarize/execution/summary.txt"
     s3.put_object(Bucket=bucket, Key=engine_key, Body=b"A's intermediate\n")
     engine = _import(stranger, stranger_ws, f"s3://{bucket}/{engine_key}")
-    assert engine.status_code == 400 and engine.json()["code"] == "forbidden"
+    assert engine.status_code == 400
+    assert engine.json()["code"] == "forbidden"
     assert (
         _import(client_for("editor"), workspace, f"s3://{bucket}/{engine_key}").status_code == 201
     )
@@ -330,7 +335,8 @@ def test_shared_import_locations_and_workspace_storage_never_overlap(
         assert "config.location" in refused.json()["details"], refused.json()
         assert over in refused.json()["message"]
     both = create("both", f"s3://{bucket}/both", shared=True, workspace_storage=True)
-    assert both.status_code == 400 and "config.shared" in both.json()["details"]
+    assert both.status_code == 400
+    assert "config.shared" in both.json()["details"]
 
     # A shared prefix apart from all of them is fine; workspaces can't be stored there.
     public = create("pub", f"s3://{bucket}/public", shared=True)
@@ -340,7 +346,8 @@ def test_shared_import_locations_and_workspace_storage_never_overlap(
         {"storage_location": f"s3://{bucket}/public/ws"},
         format="json",
     )
-    assert aimed.status_code == 400 and "storage_location" in aimed.json()["details"]
+    assert aimed.status_code == 400
+    assert "storage_location" in aimed.json()["details"]
     owner_aimed = client_for("owner").patch(
         f"/api/workspaces/{workspace.pk}/",
         {"storage_location": f"s3://{bucket}/public/ws"},
@@ -365,7 +372,8 @@ def test_shared_import_locations_and_workspace_storage_never_overlap(
     assert "storage_location" in made_shared.json()["message"]
     # And a workspace_storage credential over a shared one.
     overlapping = create("store2", f"s3://{bucket}/public/sub", workspace_storage=True)
-    assert overlapping.status_code == 400 and "config.location" in overlapping.json()["details"]
+    assert overlapping.status_code == 400
+    assert "config.location" in overlapping.json()["details"]
 
 
 def test_import_locations_overlapping_the_site_storage_fail_the_system_check(
@@ -403,7 +411,8 @@ def test_storage_uri_operation_source_and_build_log_are_for_staff_only(
         listed = client.get(f"/api/files/?workspace={workspace.pk}").json()["results"]
         assert all(item["storage_uri"] == "" for item in listed)
         op = client.get(f"/api/operations/{operation.pk}/").json()
-        assert op["source"] == "" and op["build_log"] == ""
+        assert op["source"] == ""
+        assert op["build_log"] == ""
         ops = client.get("/api/operations/").json()["results"]
         assert all(item["source"] == "" for item in ops)
     # Nested too: a job's output files.
@@ -417,7 +426,8 @@ def test_storage_uri_operation_source_and_build_log_are_for_staff_only(
     assert staff.get(f"/api/files/{file.pk}/").json()["storage_uri"] == file.storage_uri
     assert staff.get(f"/api/jobs/{job.pk}/").json()["output_files"][0]["storage_uri"]
     op = staff.get(f"/api/operations/{operation.pk}/").json()
-    assert op["source"] == operation.source and op["build_log"].startswith("Step 1/3")
+    assert op["source"] == operation.source
+    assert op["build_log"].startswith("Step 1/3")
 
 
 # --------------------------------------------- 3. a completed upload's URLs change nothing

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -21,10 +21,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="session", autouse=True)
-def docker_engine() -> Iterator[None]:
+def docker_engine() -> None:
     ensure_docker()
     ensure_busybox_image(TEST_IMAGE)
-    yield
 
 
 def run_job(client: APIClient, body: dict[str, Any], capture: Any) -> dict[str, Any]:
@@ -68,12 +67,15 @@ def test_echo_job_end_to_end(
     done = wait_terminal(job["id"])
     assert done.status == JobStatus.SUCCEEDED, (done.error_message, done.error_detail)
     result = File.objects.get(pk=done.outputs["said"])
-    assert result.produced_by_id == done.pk and result.workspace_id == workspace.pk
-    assert result.status == FileStatus.READY and result.file_type == "text"
+    assert result.produced_by_id == done.pk
+    assert result.workspace_id == workspace.pk
+    assert result.status == FileStatus.READY
+    assert result.file_type == "text"
     body = client.get(f"/api/files/{result.pk}/download/")
     assert b"".join(body.streaming_content).decode() == literal + "\n"  # type: ignore[attr-defined]
     detail = client.get(f"/api/jobs/{done.pk}/").json()
-    assert detail["status"] == "succeeded" and detail["outputs"] == {"said": str(result.pk)}
+    assert detail["status"] == "succeeded"
+    assert detail["outputs"] == {"said": str(result.pk)}
     assert [f["id"] for f in detail["output_files"]] == [str(result.pk)]
     kinds = list(Event.objects.filter(job=done).values_list("payload__to", flat=True))
     assert kinds == ["queued", "submitted", "running", "finalizing", "succeeded"]
@@ -99,7 +101,8 @@ def test_bad_inputs_are_400_by_field(
         {"operation": str(operation.pk), "workspace": str(workspace.pk), "inputs": inputs},
         format="json",
     )
-    assert response.status_code == 400 and field in response.json()["details"], response.json()
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["details"], response.json()
     assert not Job.objects.exists()
 
 
@@ -220,7 +223,8 @@ def test_missing_image_fails_clearly(
         django_capture_on_commit_callbacks,
     )
     done = Job.objects.get(pk=job["id"])
-    assert done.status == JobStatus.FAILED and "not available" in done.error_message
+    assert done.status == JobStatus.FAILED
+    assert "not available" in done.error_message
 
 
 def test_cancel_really_stops_the_container(
@@ -250,7 +254,8 @@ def test_cancel_really_stops_the_container(
     assert engine.containers.list(all=True, filters=label) == []
     assert "started" in client.get(f"/api/jobs/{job['id']}/logs/").json()["stdout"]
     again = client.post(f"/api/jobs/{job['id']}/cancel/")
-    assert again.status_code == 409 and again.json()["code"] == "job_finished"
+    assert again.status_code == 409
+    assert again.json()["code"] == "job_finished"
 
 
 def test_job_list_filters(
@@ -297,7 +302,8 @@ def test_poll_active_runs_a_cycle(workspace: Workspace, users: dict[str, User]) 
     # Its container never existed: the cycle must notice and fail the job with a reason.
     assert runner.poll_active() == "0 active job(s)"
     job.refresh_from_db()
-    assert job.status == JobStatus.FAILED and "disappeared" in job.error_message
+    assert job.status == JobStatus.FAILED
+    assert "disappeared" in job.error_message
 
 
 def test_input_files_are_mounted_read_only(
@@ -326,9 +332,9 @@ def test_input_files_are_mounted_read_only(
     done = wait_terminal(job["id"])
     assert done.status == JobStatus.SUCCEEDED, (done.error_message, done.error_detail)
     copy = File.objects.get(pk=done.outputs["copy"])
-    assert (
-        copy.sha256 == table.sha256 and copy.name == "copy.tsv" and copy.status == FileStatus.READY
-    )
+    assert copy.sha256 == table.sha256
+    assert copy.name == "copy.tsv"
+    assert copy.status == FileStatus.READY
 
 
 def test_operation_without_outputs_needs_no_outputs_json(

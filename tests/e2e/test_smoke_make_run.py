@@ -119,7 +119,8 @@ def test_newcomer_flow_over_http(
     }
     # Worker beside the web server.
     names = [" ".join(c.cmdline()) for c in psutil.Process(process.pid).children(recursive=True)]
-    assert any("runserver" in n for n in names) and any("qcluster" in n for n in names), names
+    assert any("runserver" in n for n in names), names
+    assert any("qcluster" in n for n in names), names
 
     # Sign in through the browsable API's log-in page (session + CSRF), like a browser.
     browser = requests.Session()
@@ -135,7 +136,8 @@ def test_newcomer_flow_over_http(
         headers={"Referer": f"{base}/api-auth/login/"},
         timeout=5,
     )
-    assert login.status_code == 200 and login.url.endswith("/api/")
+    assert login.status_code == 200
+    assert login.url.endswith("/api/")
     assert browser.get(f"{base}/api/auth/me/", timeout=5).json()["email"] == ADMIN[0]
     assert "swagger" in browser.get(f"{base}/api/docs/", timeout=5).text.lower()
 
@@ -157,7 +159,8 @@ def test_newcomer_flow_over_http(
     assert up.status_code == 201, up.text
     assert up.json()["status"] == "ready"
     down = api.get(up.json()["download_url"], timeout=10)
-    assert down.content == data and down.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+    assert down.content == data
+    assert down.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
 
     # The README's demo: run an example operation on the uploaded file, download its result.
     catalog = {
@@ -182,7 +185,9 @@ def test_newcomer_flow_over_http(
     assert job["outputs"]["kept"] == 10
     result = api.get(f"{base}/api/files/{job['outputs']['filtered']}/download/", timeout=10)
     lines = result.text.splitlines()
-    assert lines[0] == "sample\tvalue" and lines[-1] == "S1999\t1999.5" and len(lines) == 11
+    assert lines[0] == "sample\tvalue"
+    assert lines[-1] == "S1999\t1999.5"
+    assert len(lines) == 11
 
     # The WDL example runs on miniwdl, the embedded default for WDL operations.
     assert catalog["table-preview"]["mode"] == "wdl"
@@ -272,7 +277,8 @@ def test_client_hanging_up_mid_upload_keeps_nothing(
         timeout=5,
     ).json()
     answer = short_body_upload(base, token, ws["id"], kind)
-    assert answer.startswith(b"HTTP/1.1 400") and b"incomplete_body" in answer, answer[:500]
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:500]
+    assert b"incomplete_body" in answer, answer[:500]
     assert_nothing_kept(base, token, Path(var_env["FERRY_VAR_DIR"]))
 
 

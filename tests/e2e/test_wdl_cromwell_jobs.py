@@ -198,7 +198,8 @@ def job_folder(workspace: Workspace, job: Job) -> str:
 def assert_scatter_outputs(job: Job, moto_server: S3Server, bucket: str) -> None:
     """The scatter fixture's results: three notes relocated once each, as Files of the job."""
     assert job.status == JobStatus.SUCCEEDED, (job.error_message, job.error_detail)
-    assert job.outputs["squares"] == [0, 1, 4] and job.outputs["total"] == 5
+    assert job.outputs["squares"] == [0, 1, 4]
+    assert job.outputs["total"] == 5
     produced = File.objects.filter(produced_by=job)
     assert sorted(str(pk) for pk in produced.values_list("pk", flat=True)) == sorted(
         job.outputs["notes"]
@@ -239,12 +240,14 @@ def test_scatter_over_files_on_cromwell_lands_in_the_workspace_bucket(
     )
     assert created["executor"] == EXECUTOR
     job = Job.objects.get(pk=created["id"])
-    assert job.status == JobStatus.SUBMITTED and job.external_id == str(job.pk)
+    assert job.status == JobStatus.SUBMITTED
+    assert job.external_id == str(job.pk)
 
     # The inputs were copied into the server's inputs_location, where its backend reads them.
     staged = job.run_spec["inputs"]["count_lines.tables"]
     prefix = f"s3://{cromwell.bucket}/ferry-inputs/{job.pk}/"
-    assert len(staged) == 2 and all(uri.startswith(prefix) for uri in staged)
+    assert len(staged) == 2
+    assert all(uri.startswith(prefix) for uri in staged)
     assert [read_object(moto_server, uri) for uri in staged] == [b"1\n2\n3\n", b"x\n"]
 
     cromwell.reset()  # count only what following the job costs
@@ -265,7 +268,8 @@ def test_scatter_over_files_on_cromwell_lands_in_the_workspace_bucket(
 
     assert job.outputs["counts"] == [3, 1]
     summary = File.objects.get(pk=job.outputs["summary"])
-    assert summary.produced_by_id == job.pk and summary.workspace_id == workspace.pk
+    assert summary.produced_by_id == job.pk
+    assert summary.workspace_id == workspace.pk
     assert summary.storage_uri.startswith(
         f"s3://{site_bucket}/{job_folder(workspace, job)}summary/"
     )
@@ -281,7 +285,8 @@ def test_scatter_over_files_on_cromwell_lands_in_the_workspace_bucket(
     assert read_object(moto_server, source["count_lines.summary"]) == content
 
     shown = client.get(f"/api/jobs/{job.pk}/").json()
-    assert shown["status"] == "succeeded" and shown["executor_notice"] == ""
+    assert shown["status"] == "succeeded"
+    assert shown["executor_notice"] == ""
     assert [f["id"] for f in shown["output_files"]] == [str(summary.pk)]
     body = client.get(f"/api/files/{summary.pk}/download/")
     assert body.status_code in (200, 302)
@@ -308,7 +313,8 @@ def test_a_failing_task_names_the_call_and_its_return_code(
     assert message.startswith("The workflow failed in failing_task.fail (return code 1)"), message
     stderr_uri = message.split("Its stderr is at ", 1)[1].split(";", 1)[0].strip()
     assert b"failing on purpose" in read_object(moto_server, stderr_uri)
-    assert "failing_task.fail" in job.error_detail and "causedBy" in job.error_detail
+    assert "failing_task.fail" in job.error_detail
+    assert "causedBy" in job.error_detail
     assert not File.objects.filter(produced_by=job).exists()
 
 
@@ -331,14 +337,16 @@ def test_routing_draining_and_removal_of_a_server(
     assert Job.objects.get(pk=routed["id"]).status == JobStatus.SUBMITTED
 
     drained = staff.patch(server_url, {"state": "draining"}, format="json")
-    assert drained.status_code == 200 and drained.json()["active_jobs"] == 1
+    assert drained.status_code == 200
+    assert drained.json()["active_jobs"] == 1
     for body in (job_body(operation, workspace), job_body(operation, workspace, executor=EXECUTOR)):
         refused = owner.post("/api/jobs/", body, format="json")
         assert refused.status_code == 409, refused.json()
         assert refused.json()["code"] == "executor_draining"
 
     busy = staff.delete(server_url)
-    assert busy.status_code == 409 and busy.json()["code"] == "server_busy"
+    assert busy.status_code == 409
+    assert busy.json()["code"] == "server_busy"
 
     cancelled = owner.post(f"/api/jobs/{routed['id']}/cancel/")
     assert cancelled.status_code == 202, cancelled.json()
@@ -394,14 +402,16 @@ def test_cromwell_down_for_a_while_leaves_jobs_waiting_then_they_finish(
             django_capture_on_commit_callbacks,
         )
         waiting = Job.objects.get(pk=queued["id"])
-        assert waiting.status == JobStatus.QUEUED and waiting.attempts == 0
+        assert waiting.status == JobStatus.QUEUED
+        assert waiting.attempts == 0
         assert waiting.executor_unreachable_since is not None
     finally:
         cromwell.start()  # it reruns the workflows it was running
 
     for job_id in (running["id"], queued["id"]):
         done = wait_terminal(job_id, timeout=RUN_TIMEOUT_S)
-        assert done.error_detail == "" and done.executor_unreachable_since is None
+        assert done.error_detail == ""
+        assert done.executor_unreachable_since is None
         assert_scatter_outputs(done, moto_server, site_bucket)
         assert done.attempts == 1
         assert len(workflows_labelled(cromwell, done.pk)) == 1
@@ -435,7 +445,8 @@ def test_a_worker_dying_between_submit_and_record_starts_no_second_workflow(
     settings.FERRY_RESUBMIT_AFTER_S = 0
     runner.reconcile()  # the reconciler submits the stale queued job again: adopted
     job.refresh_from_db()
-    assert job.status == JobStatus.SUBMITTED and job.attempts == 1
+    assert job.status == JobStatus.SUBMITTED
+    assert job.attempts == 1
 
     done = wait_terminal(str(job.pk), timeout=RUN_TIMEOUT_S)
     assert_scatter_outputs(done, moto_server, site_bucket)
@@ -505,7 +516,8 @@ def test_cromwell_down_while_finalizing_fails_nothing(
     try:
         runner.finalize_job(str(job.pk))  # outputs can't be asked for: try again later
         job.refresh_from_db()
-        assert job.status == JobStatus.FINALIZING and job.error_message == ""
+        assert job.status == JobStatus.FINALIZING
+        assert job.error_message == ""
     finally:
         cromwell.start()
     settings.FERRY_REFINALIZE_AFTER_S = 0

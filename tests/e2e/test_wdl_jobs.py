@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,10 @@ FIXTURES = Path(__file__).parents[1] / "wdl_fixtures"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def wdl_engine() -> Iterator[None]:
+def wdl_engine() -> None:
     ensure_docker()
     ensure_busybox_image(TEST_IMAGE)
     ensure_swarm()
-    yield
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +95,8 @@ def test_failing_wdl_task_is_named_with_its_exit_status(
     )
     done = wait_terminal(job["id"], timeout=120)
     assert done.status == JobStatus.FAILED
-    assert "fail" in done.error_message and "exit status 1" in done.error_message
+    assert "fail" in done.error_message
+    assert "exit status 1" in done.error_message
     assert "failing on purpose" in done.error_message + done.stderr_tail + done.error_detail
 
 
@@ -180,4 +180,5 @@ def test_cancelling_a_wdl_job_stops_miniwdl_and_its_tasks(
     done = wait_terminal(job["id"], timeout=60)
     assert done.status == JobStatus.CANCELLED
     services, containers = executor.leftovers(run_dir)
-    assert not services and not [c for c in containers if c.status == "running"]
+    assert not services
+    assert not [c for c in containers if c.status == "running"]

@@ -139,8 +139,10 @@ def test_path_segments_are_safe_and_distinct() -> None:
     assert segments[1] == "lib_2_b"  # a plain key stays as it is
     assert len(set(segments)) == len(odd)
     for segment in segments:
-        assert "/" not in segment and segment not in ("", ".", "..")
-        assert not segment.startswith(".") and len(segment) <= 64
+        assert "/" not in segment
+        assert segment not in ("", ".", "..")
+        assert not segment.startswith(".")
+        assert len(segment) <= 64
         assert segment.isascii()
     assert path_segment("lib 2/b") == path_segment("lib 2/b")  # deterministic
 
@@ -156,7 +158,8 @@ def test_file_names_stay_basenames_where_unique() -> None:
     ]
     names = distinct_file_names(files)
     assert names[:4] == ["grid-0-0_1.txt", "2.txt", "grid-1-0_1.txt", "by_sample-s1_report.txt"]
-    assert names[4].startswith("by_sample-lib_2_b~") and names[4].endswith("_report.txt")
+    assert names[4].startswith("by_sample-lib_2_b~")
+    assert names[4].endswith("_report.txt")
     assert names[5] == "summary.json"
     assert distinct_file_names(files) == names
 
@@ -186,7 +189,8 @@ def test_signature_keeps_structures_and_metadata_types_every_file() -> None:
     assert outputs["by_sample"]["values"] == {"type": "file", "file_type": "json"}
     assert outputs["sizes"]["values"] == {"type": "string"}
     assert outputs["file_count"]["type"] == "integer"
-    assert holds_files(outputs["grid"]) and not holds_files(outputs["sizes"])
+    assert holds_files(outputs["grid"])
+    assert not holds_files(outputs["sizes"])
     # ... and the spec checker accepts what the signature makes
     spec = {"name": "s", "version": "1", "mode": "wdl", "outputs": outputs}
     assert check_spec(spec)["outputs"] == outputs
@@ -346,7 +350,8 @@ def test_nested_arrays_and_maps_of_files_keep_their_structure(
     assert len(set(names)) == 6
     assert names[:3] == ["grid-0-0_1.txt", "2.txt", "grid-1-0_1.txt"]
     assert names[3] == "by_sample-s1_report.txt"
-    assert names[4].startswith("by_sample-lib_2_b~") and names[4].endswith("_report.txt")
+    assert names[4].startswith("by_sample-lib_2_b~")
+    assert names[4].endswith("_report.txt")
     assert names[5] == "summary.txt"  # a unique basename stays as it is
     assert {files[i].file_type for i in ids[:5]} == {"text"}  # from operation.yaml
 
@@ -381,7 +386,8 @@ def test_nested_arrays_and_maps_of_files_keep_their_structure(
         ]
     )
     odd = files[outputs["by_sample"]["lib 2/b"]].storage_uri
-    assert odd.startswith(f"{folder}/by_sample/lib_2_b~") and odd.endswith("/report.txt")
+    assert odd.startswith(f"{folder}/by_sample/lib_2_b~")
+    assert odd.endswith("/report.txt")
     client_s3 = moto_server.boto3_client()
     try:
         listed = client_s3.list_objects_v2(Bucket=bucket, Prefix=folder.split("/", 3)[3] + "/")

@@ -127,4 +127,5 @@ def test_sigkill_mid_job_then_restart(
     moves = list(Event.objects.filter(job=job).values_list("payload__to", flat=True))
     assert moves == ["submitted", "running", "finalizing", "succeeded"]
     produced = File.objects.filter(produced_by=job)
-    assert produced.count() == 1 and produced.get().size == len(b"done\n")
+    assert produced.count() == 1
+    assert produced.get().size == len(b"done\n")

@@ -246,7 +246,8 @@ def test_real_workflow_uploads_its_outputs_to_the_bucket(
         {"executionStatus": "Done", "shardIndex": -1, "attempt": 1}
     ]
     without_calls = metadata(real, workflow_id, excludeKey=["calls", "submittedFiles"])
-    assert "calls" not in without_calls and "submittedFiles" not in without_calls
+    assert "calls" not in without_calls
+    assert "submittedFiles" not in without_calls
     assert without_calls["status"] == "Succeeded"
 
 
@@ -426,7 +427,8 @@ def test_labels_metadata_and_hold(sim: CromwellServer) -> None:
     patched = requests.patch(
         api(sim, f"/{workflow_id}/labels"), json={"project": "b", "stage": "x"}, timeout=10
     ).json()
-    assert patched["labels"]["project"] == "b" and patched["labels"]["stage"] == "x"
+    assert patched["labels"]["project"] == "b"
+    assert patched["labels"]["stage"] == "x"
     found = requests.get(api(sim, "/query"), params={"label": "stage:x"}, timeout=10).json()
     assert [r["id"] for r in found["results"]] == [workflow_id]
 
@@ -446,7 +448,8 @@ def test_describe_validates_with_miniwdl(sim: CromwellServer) -> None:
         files={"workflowSource": ("main.wdl", HELLO_WDL)},
         timeout=30,
     ).json()
-    assert described["valid"] is True and described["validWorkflow"] is True
+    assert described["valid"] is True
+    assert described["validWorkflow"] is True
     assert described["name"] == "hello"
     names = {item["name"] for item in described["inputs"]}
     assert {"hello.greeting_file", "hello.name"} <= names
@@ -462,7 +465,8 @@ def test_describe_validates_with_miniwdl(sim: CromwellServer) -> None:
         },
         timeout=30,
     ).json()
-    assert missing["valid"] is False and missing["validWorkflow"] is True
+    assert missing["valid"] is False
+    assert missing["validWorkflow"] is True
     assert missing["errors"]
 
     broken = requests.post(
@@ -470,7 +474,8 @@ def test_describe_validates_with_miniwdl(sim: CromwellServer) -> None:
         files={"workflowSource": ("main.wdl", "version 1.0\nworkflow w { call nowhere }\n")},
         timeout=30,
     ).json()
-    assert broken["valid"] is False and broken["errors"]
+    assert broken["valid"] is False
+    assert broken["errors"]
 
 
 def test_fault_switches(sim: CromwellServer) -> None:

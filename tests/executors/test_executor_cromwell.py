@@ -646,7 +646,8 @@ def test_a_stopped_server_is_unavailable_and_jobs_resume_when_it_returns(
         with pytest.raises(ExecutorUnavailable):
             executor.cancel(jobs[0])
         health = executor.health()
-        assert health["reachable"] is False and "unreachable" in health["error"]
+        assert health["reachable"] is False
+        assert "unreachable" in health["error"]
         assert health["message"] == health["error"]
     finally:
         sim.start()
@@ -669,11 +670,13 @@ def test_collect_too_early_is_retried_later(sim: CromwellServer) -> None:
 def test_health_and_describe(sim: CromwellServer) -> None:
     executor = executor_for(sim, auth={"type": "bearer", "token": "t0ken"})
     health = executor.health()
-    assert health["reachable"] and health["ok"]
+    assert health["reachable"]
+    assert health["ok"]
     assert health["version"] == "88-ferry-test"
     assert health["subsystems"]["Engine Database"] == {"ok": True}
     assert health["message"] == "healthy"
 
     assert executor.client.describe(SIM_WDL)["valid"] is True
     described = executor.client.describe("version 1.0\nworkflow broken {")
-    assert described["valid"] is False and described["errors"]
+    assert described["valid"] is False
+    assert described["errors"]

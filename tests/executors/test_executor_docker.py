@@ -361,7 +361,8 @@ def test_nonzero_exit(executor, make_job):
     assert not collected.succeeded
     assert collected.exit_code == 3
     assert collected.error_message.startswith("exited with status 3")
-    assert "line7" in collected.error_message and "line3" in collected.error_message
+    assert "line7" in collected.error_message
+    assert "line3" in collected.error_message
     assert "line1" not in collected.error_message  # only the last few lines
     assert "line1" in collected.error_detail
     assert collected.stderr_tail.endswith("line7\n")
@@ -428,7 +429,8 @@ def test_logs_with_tail_outlive_the_container(executor, make_job):
     full_out, _ = executor.logs(job)
     assert full_out.splitlines() == [f"out{i}" for i in range(1, 51)]
     again = executor.collect(job)  # from what collect saved, after the container is gone
-    assert again.succeeded and again.stdout_tail == collected.stdout_tail
+    assert again.succeeded
+    assert again.stdout_tail == collected.stdout_tail
     assert executor.workdir(job).exists()
     executor.remove_workdir(job)
     assert not executor.workdir(job).exists()
@@ -462,13 +464,15 @@ def test_a_job_submitted_again_gets_a_new_container_only_for_a_new_attempt(execu
 
     job.attempts = 1
     second = executor.submit(job)
-    assert second != first and not saved.exists()
+    assert second != first
+    assert not saved.exists()
     with pytest.raises(docker.errors.NotFound):
         engine().containers.get(first)
     assert executor.submit(job) == second
     wait_for(executor, job, {RunState.EXITED})
     collected = executor.collect(job)
-    assert collected.exit_code == 3 and collected.stdout_tail == "ran\n"
+    assert collected.exit_code == 3
+    assert collected.stdout_tail == "ran\n"
     assert not collected.engine_restarted  # exit 3, and the engine never restarted
 
 

@@ -85,7 +85,8 @@ def test_an_unreachable_engine_is_a_column_cleared_when_it_answers(
     }
     runner.poll_cycle()
     job.refresh_from_db()
-    assert job.executor_unreachable_since is None and job.executor_unreachable_what == ""
+    assert job.executor_unreachable_since is None
+    assert job.executor_unreachable_what == ""
     assert not job.error_detail.startswith("The Docker engine is not answering")
     assert client_for("owner").get(f"/api/jobs/{job.pk}/").json()["executor_notice"] == ""
 
@@ -136,4 +137,5 @@ def test_migration_moves_old_prefixes_into_the_columns(
     assert moved.executor_unreachable_what == "The Docker engine"
     assert moved.error_detail == "The Docker engine is not answering. its socket is gone"
     untouched = Job.objects.get(pk=failed.pk)
-    assert untouched.executor_unreachable_since is None and untouched.error_detail == "exit code 3"
+    assert untouched.executor_unreachable_since is None
+    assert untouched.error_detail == "exit code 3"

@@ -123,12 +123,14 @@ def test_example_folder_is_added_once(docker_client: docker.DockerClient) -> Non
     folder = EXAMPLES_DIR / "table-summary"
     operation, created = ingest_operation(str(folder), progress=messages.append)
     assert created is True
-    assert operation.name == "table-summary" and operation.version == "1.0.0"
+    assert operation.name == "table-summary"
+    assert operation.version == "1.0.0"
     assert operation.revision == folder_digest(folder)
     assert operation.image == image_tag("table-summary", "1.0.0", operation.revision)
     assert operation.image.startswith("ferry-op/table-summary:1.0.0-")
     assert operation.spec == parse_spec((folder / "operation.json").read_bytes())
-    assert operation.source == str(folder) and operation.mode == "docker"
+    assert operation.source == str(folder)
+    assert operation.mode == "docker"
     assert "Step 1/" in operation.build_log
     image = docker_client.images.get(operation.image)
     assert image.labels["org.ferry.revision"] == operation.revision
@@ -151,8 +153,11 @@ def test_changed_folder_is_a_new_operation(
     recorded = (first.revision, first.image, first.spec, first.build_log)
     (folder / "say.sh").write_text(SCRIPT.format(version="edited"))
     second, created = ingest_operation(str(folder))
-    assert created and second.pk != first.pk and second.revision != first.revision
-    assert second.version == first.version and second.image != first.image
+    assert created
+    assert second.pk != first.pk
+    assert second.revision != first.revision
+    assert second.version == first.version
+    assert second.image != first.image
     # The first row is untouched: operations are immutable.
     first.refresh_from_db()
     assert (first.revision, first.image, first.spec, first.build_log) == recorded
@@ -164,7 +169,8 @@ def test_folder_digest_covers_paths_contents_and_executable_bits(tmp_path: Path)
     (tmp_path / "a" / "x.sh").write_text("echo hi\n")
     (tmp_path / "b.txt").write_text("b\n")
     digest = folder_digest(tmp_path)
-    assert len(digest) == 64 and digest == folder_digest(tmp_path)
+    assert len(digest) == 64
+    assert digest == folder_digest(tmp_path)
     (tmp_path / "empty").mkdir()
     assert folder_digest(tmp_path) == digest  # empty folders don't count
     (tmp_path / "a" / "x.sh").chmod(0o755)
@@ -227,7 +233,8 @@ def test_git_commits_are_separate_operations(
     url = f"file://{repo}"
     op1, created1 = ingest_operation(url, commit=first)
     op2, created2 = ingest_operation(url, commit=second)
-    assert created1 and created2
+    assert created1
+    assert created2
     assert (op1.revision, op1.version) == (first, "1.0.0")
     assert (op2.revision, op2.version) == (second, "1.1.0")
     assert op1.source == op2.source == url
@@ -259,7 +266,9 @@ def test_local_repository_uses_its_commits_not_uncommitted_changes(
     (repo / "say.sh").write_text("#!/bin/sh\nexit 1\n")  # not committed
     messages: list[str] = []
     operation, created = ingest_operation(str(repo), progress=messages.append)
-    assert created and operation.revision == second and operation.source == str(repo)
+    assert created
+    assert operation.revision == second
+    assert operation.source == str(repo)
     assert any("uncommitted changes" in m for m in messages)
 
 
@@ -268,13 +277,15 @@ def test_git_sources_that_cannot_be_fetched(tmp_path: Path, two_commit_repo: Any
     repo = two_commit_repo[0]
     with pytest.raises(IngestionError) as caught:
         ingest_operation(f"file://{tmp_path}/no-such-repo.git")
-    assert caught.value.code == "invalid_source" and "could not clone" in caught.value.message
+    assert caught.value.code == "invalid_source"
+    assert "could not clone" in caught.value.message
     with pytest.raises(IngestionError) as caught:
         ingest_operation(f"file://{repo}", commit="0" * 40)
     assert "has no commit" in caught.value.message
     with pytest.raises(IngestionError) as caught:
         ingest_operation("https://user:secret@git.invalid/op.git")
-    assert "secret" not in caught.value.message and "git.invalid" in caught.value.message
+    assert "secret" not in caught.value.message
+    assert "git.invalid" in caught.value.message
     with pytest.raises(IngestionError) as caught:
         ingest_operation(str(write_operation(tmp_path / "plain")), commit="abc123")
     assert "not a git repository" in caught.value.message
@@ -300,7 +311,8 @@ def test_failed_build_records_nothing_and_shows_the_log(
         ingest_operation(str(folder))
     error = caught.value
     assert (error.code, error.status_code) == ("build_failed", 400)
-    assert "failed at 'Step 3/" in error.message and ": RUN false'" in error.message
+    assert "failed at 'Step 3/" in error.message
+    assert ": RUN false'" in error.message
     assert "returned a non-zero code: 1" in error.message
     assert "about to fail" in error.message  # the log's tail
     assert ": RUN echo about to fail" in error.build_log
@@ -354,7 +366,8 @@ def test_a_wdl_spec_without_its_workflow_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(IngestionError) as caught:
         ingest_operation(str(folder))
-    assert caught.value.code == "invalid_source" and caught.value.status_code == 400
+    assert caught.value.code == "invalid_source"
+    assert caught.value.status_code == 400
     assert "main.wdl" in caught.value.message
 
 
@@ -404,7 +417,8 @@ def test_webmev_folder_is_converted_and_built(
     )
     operation, created = ingest_operation(str(folder))
     assert created
-    assert operation.name == f"{TEST_PREFIX}webmev-row-count" and operation.version == "0"
+    assert operation.name == f"{TEST_PREFIX}webmev-row-count"
+    assert operation.version == "0"
     assert operation.spec["command"] == "/opt/software/count.sh {{input_matrix}} {{skip}}"
     assert operation.spec["inputs"]["skip"]["min"] == 0
     assert operation.spec["inputs"]["input_matrix"]["webmev"]["resource_types"] == ["MTX"]
@@ -441,7 +455,8 @@ def test_add_operation_command(docker_client: docker.DockerClient, tmp_path: Pat
 
     out = io.StringIO()
     call_command("ferry_add_operation", str(folder), stdout=out)
-    assert "was already added" in out.getvalue() and str(operation.id) in out.getvalue()
+    assert "was already added" in out.getvalue()
+    assert str(operation.id) in out.getvalue()
     assert Operation.objects.count() == 1
 
 
@@ -479,7 +494,8 @@ def test_add_operation_command_failures(
         AddOperationCommand().run_from_argv(["manage.py", "ferry_add_operation", str(folder)])
     assert exited.value.code == 1
     err = capsys.readouterr().err
-    assert "returned a non-zero code: 3" in err and "the-last-words" in err
+    assert "returned a non-zero code: 3" in err
+    assert "the-last-words" in err
 
     bad = write_operation(
         tmp_path / "bad", spec={"name": "x", "version": "1", "command": "{{ y }}"}
@@ -556,7 +572,8 @@ def test_table_summary_reads_csv_and_fails_on_an_empty_table(
     )
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "w1" / "summary.json").read_text())
-    assert summary["column_names"] == ["name", "value"] and summary["delimiter"] == "comma"
+    assert summary["column_names"] == ["name", "value"]
+    assert summary["delimiter"] == "comma"
     assert (summary["rows"], summary["ragged_rows"]) == (2, 1)
 
     empty = tmp_path / "empty.tsv"
@@ -567,7 +584,8 @@ def test_table_summary_reads_csv_and_fails_on_an_empty_table(
         tmp_path / "w2",
         {empty: "/inputs/table/e.tsv"},
     )
-    assert run.returncode == 3 and "the table is empty" in run.stderr
+    assert run.returncode == 3
+    assert "the table is empty" in run.stderr
     assert not (tmp_path / "w2" / "outputs.json").exists()
 
 

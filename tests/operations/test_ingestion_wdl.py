@@ -79,7 +79,9 @@ def test_folder_with_only_its_workflow(tmp_path: Path, var_dir: Path) -> None:
     messages: list[str] = []
     operation, created = ingest_operation(str(folder), progress=messages.append)
 
-    assert created and operation.mode == "wdl" and operation.image == ""
+    assert created
+    assert operation.mode == "wdl"
+    assert operation.image == ""
     assert (operation.name, operation.version) == ("greetings", "1.0.0")
     assert operation.description == "Greets people, a few times over"
     assert operation.source == str(folder)
@@ -92,12 +94,15 @@ def test_folder_with_only_its_workflow(tmp_path: Path, var_dir: Path) -> None:
         "files": ["main.wdl"],
     }
     inputs = spec["inputs"]
-    assert inputs["extra"]["type"] == "file" and inputs["extra"]["required"] is False
+    assert inputs["extra"]["type"] == "file"
+    assert inputs["extra"]["required"] is False
     assert inputs["extra"]["many"] is False
-    assert inputs["limit"]["type"] == "integer" and inputs["limit"]["required"] is False
+    assert inputs["limit"]["type"] == "integer"
+    assert inputs["limit"]["required"] is False
     assert (inputs["repeat"]["default"], inputs["repeat"]["required"]) == (2, False)
     assert inputs["repeat"]["description"] == "How many rounds of greetings"
-    assert inputs["names"]["type"] == "list" and inputs["names"]["default"] == ["ada", "grace"]
+    assert inputs["names"]["type"] == "list"
+    assert inputs["names"]["default"] == ["ada", "grace"]
     assert inputs["punctuation"]["default"] is None  # computed by the workflow
     assert spec["outputs"]["greetings"]["type"] == "file"
     assert spec["outputs"]["lines"]["type"] == "integer"
@@ -151,8 +156,11 @@ def test_changed_workflow_is_a_new_revision(tmp_path: Path) -> None:
     (folder / "main.wdl").write_text(edited)
 
     second, created = ingest_operation(str(folder))
-    assert created and second.pk != first.pk and second.revision != first.revision
-    assert second.name == first.name and second.spec["inputs"]["greeting"]["default"] == "hi"
+    assert created
+    assert second.pk != first.pk
+    assert second.revision != first.revision
+    assert second.name == first.name
+    assert second.spec["inputs"]["greeting"]["default"] == "hi"
     first.refresh_from_db()
     assert (first.revision, first.spec, first.build_log) == recorded
     # Each revision keeps its own files.
@@ -182,7 +190,8 @@ def test_metadata_adds_names_descriptions_and_file_types(tmp_path: Path) -> None
     assert operation.description == "Counts the lines of a table and keeps a preview."
     inputs, outputs = operation.spec["inputs"], operation.spec["outputs"]
     assert inputs["table"]["description"] == "The table to count."
-    assert inputs["table"]["file_types"] == ["table", "text"] and inputs["table"]["required"]
+    assert inputs["table"]["file_types"] == ["table", "text"]
+    assert inputs["table"]["required"]
     assert inputs["preview_lines"]["description"] == "How many lines the preview keeps."
     assert inputs["label"] == {
         "type": "string",
@@ -191,7 +200,8 @@ def test_metadata_adds_names_descriptions_and_file_types(tmp_path: Path) -> None
         "required": False,
         "default": None,
     }
-    assert inputs["tags"]["default"] == [] and inputs["tags"]["items"]["type"] == "string"
+    assert inputs["tags"]["default"] == []
+    assert inputs["tags"]["items"]["type"] == "string"
     assert outputs["preview"]["file_type"] == "table"
     assert outputs["parts"]["items"] == {"type": "file", "file_type": "json"}
     assert outputs["lines"]["type"] == "integer"
@@ -204,7 +214,8 @@ def test_metadata_adds_names_descriptions_and_file_types(tmp_path: Path) -> None
     metadata = folder / "operation.yaml"
     metadata.write_text(metadata.read_text().replace("The table to count.", "A table."))
     second, created = ingest_operation(str(folder))
-    assert created and second.revision != operation.revision
+    assert created
+    assert second.revision != operation.revision
     assert second.spec["inputs"]["table"]["description"] == "A table."
 
 
@@ -248,7 +259,8 @@ def test_metadata_that_does_not_fit_the_workflow(tmp_path: Path) -> None:
 def test_workflow_with_imports_keeps_every_file(tmp_path: Path) -> None:
     folder = copy_case(tmp_path, "imports")
     operation, created = ingest_operation(str(folder))
-    assert created and operation.name == "imports"
+    assert created
+    assert operation.name == "imports"
     assert operation.spec["wdl"]["imports"] == ["tasks/lib.wdl", "tasks/util.wdl"]
     assert operation.spec["inputs"]["table"]["type"] == "file"
     assert operation.spec["inputs"]["keep"]["default"] == 2
@@ -268,7 +280,8 @@ def test_main_file_naming(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "hello_World.wdl").write_text(source.replace("workflow greetings", "workflow Hi_You"))
     operation, _ = ingest_operation(str(folder))
-    assert operation.spec["workflow"] == "hello_World.wdl" and operation.name == "hi-you"
+    assert operation.spec["workflow"] == "hello_World.wdl"
+    assert operation.name == "hi-you"
 
     two = tmp_path / "two"
     shutil.copytree(folder, two)
@@ -281,7 +294,8 @@ def test_main_file_naming(tmp_path: Path) -> None:
 
     (two / "operation.json").write_text(json.dumps({"mode": "wdl", "workflow": "other.wdl"}))
     chosen, _ = ingest_operation(str(two))
-    assert chosen.spec["workflow"] == "other.wdl" and chosen.name == "greetings"
+    assert chosen.spec["workflow"] == "other.wdl"
+    assert chosen.name == "greetings"
     assert chosen.spec["wdl"]["files"] == ["hello_World.wdl", "other.wdl"]
 
     (two / "operation.json").write_text(json.dumps({"workflow": "../one/hello_World.wdl"}))
@@ -342,7 +356,8 @@ def test_git_repository_revision_is_the_commit(tmp_path: Path) -> None:
     git(repo, "commit", "--quiet", "-m", "imports workflow")
     sha = git(repo, "rev-parse", "HEAD")
     operation, created = ingest_operation(f"file://{repo}")
-    assert created and operation.revision == sha
+    assert created
+    assert operation.revision == sha
     assert "(git commit)" in operation.build_log
     assert stored_files(wdl_bundle_dir("imports", sha)) == stored_files(FIXTURES / "imports")
 
@@ -422,7 +437,8 @@ def test_staff_add_wdl_operations_through_the_api(
     assert (operation_bundle_dir(Operation.objects.get()) / "tasks" / "util.wdl").is_file()
 
     again = staff.post(OPERATIONS_URL, {"source": str(folder)}, format="json")
-    assert again.status_code == 200 and again.json()["id"] == body["id"]
+    assert again.status_code == 200
+    assert again.json()["id"] == body["id"]
 
     metadata = copy_case(tmp_path, "count_lines", OPERATIONS)
     answer = staff.post(OPERATIONS_URL, {"source": str(metadata)}, format="json")
@@ -457,7 +473,8 @@ def test_api_answers_refused_workflows_with_their_places(
     folder = copy_case(tmp_path, "import_escape")
     copy_case(tmp_path, "scatter")
     answer = staff.post(OPERATIONS_URL, {"source": str(folder)}, format="json")
-    assert answer.status_code == 400 and places(answer.json()["details"]) == ["main.wdl:3:1"]
+    assert answer.status_code == 400
+    assert places(answer.json()["details"]) == ["main.wdl:3:1"]
 
     bad_metadata = copy_case(tmp_path, "count_lines", OPERATIONS)
     (bad_metadata / "operation.yaml").write_text("inputs:\n  nope: {description: x}\n")
@@ -487,7 +504,8 @@ def test_add_operation_command_on_a_wdl_folder(tmp_path: Path) -> None:
 
     out = io.StringIO()
     call_command("ferry_add_operation", str(folder), stdout=out)
-    assert "was already added" in out.getvalue() and str(operation.id) in out.getvalue()
+    assert "was already added" in out.getvalue()
+    assert str(operation.id) in out.getvalue()
 
     with pytest.raises(CommandError) as caught:
         call_command(
@@ -515,6 +533,7 @@ def test_every_runnable_fixture_is_added(
     tmp_path: Path, case: str, name: str, wdl_version: str
 ) -> None:
     operation, created = ingest_operation(str(copy_case(tmp_path, case)))
-    assert created and operation.name == name
+    assert created
+    assert operation.name == name
     assert operation.spec["wdl"]["wdl_version"] == wdl_version
     assert (operation_bundle_dir(operation) / "main.wdl").is_file()

@@ -82,7 +82,8 @@ def test_valid_spec_is_normalized_with_every_default_filled_in() -> None:
         "required": True,
         "default": None,
     }
-    assert inputs["min_rows"]["default"] == 1 and inputs["min_rows"]["required"] is False
+    assert inputs["min_rows"]["default"] == 1
+    assert inputs["min_rows"]["required"] is False
     assert inputs["ratio"] == {
         "type": "float",
         "min": 0.0,
@@ -115,19 +116,21 @@ def test_minimal_spec_gets_defaults() -> None:
         }
     )
     assert spec["mode"] == "docker"
-    assert spec["description"] == "" and spec["resources"] == {} and spec["outputs"] == {}
+    assert spec["description"] == ""
+    assert spec["resources"] == {}
+    assert spec["outputs"] == {}
     assert spec["inputs"]["f"]["file_types"] == ["table", "json", "text", "binary"]
     assert spec["inputs"]["f"]["many"] is False
-    assert spec["inputs"]["n"]["default"] == 2.0 and isinstance(
-        spec["inputs"]["n"]["default"], float
-    )
+    assert spec["inputs"]["n"]["default"] == 2.0
+    assert isinstance(spec["inputs"]["n"]["default"], float)
     assert spec["inputs"]["n"]["required"] is False
 
 
 def test_safe_to_retry_is_false_unless_the_spec_says_so() -> None:
     assert parse_spec(VALID)["safe_to_retry"] is False
     marked = parse_spec(spec_with(lambda raw: raw.update(safe_to_retry=True)))
-    assert marked["safe_to_retry"] is True and parse_spec(marked) == marked
+    assert marked["safe_to_retry"] is True
+    assert parse_spec(marked) == marked
     assert errors_of(spec_with(lambda raw: raw.update(safe_to_retry="yes"))) == {
         "$.safe_to_retry": ['must be true or false, not "yes"']
     }
@@ -165,7 +168,9 @@ inputs:
 
 def test_wdl_mode_is_accepted_by_the_parser() -> None:
     spec = parse_spec({"name": "wf", "version": "1", "mode": "wdl"})
-    assert spec["mode"] == "wdl" and spec["workflow"] == "main.wdl" and "command" not in spec
+    assert spec["mode"] == "wdl"
+    assert spec["workflow"] == "main.wdl"
+    assert "command" not in spec
 
 
 # --- every invalid case, by path ----------------------------------------------------------------
@@ -478,7 +483,8 @@ WEBMEV_ENTRYPOINT = (
 def test_webmev_spec_is_converted() -> None:
     spec = convert_webmev(json.dumps(WEBMEV_SPEC), entrypoint=WEBMEV_ENTRYPOINT)
     assert spec["name"] == "differential-expression-deseq2-like"
-    assert spec["version"] == "0" and spec["mode"] == "docker"
+    assert spec["version"] == "0"
+    assert spec["mode"] == "docker"
     # Ferry quotes values itself: the quotes around a placeholder are dropped.
     assert spec["command"] == (
         "Rscript /opt/software/dge.R {{raw_counts}} {{annotations}} {{min_count}} {{method}} "
@@ -503,7 +509,8 @@ def test_webmev_spec_is_converted() -> None:
     }
     assert inputs["method"]["type"] == "option"
     assert inputs["method"]["choices"] == ["Wald", "LRT"]
-    assert inputs["alpha"]["min"] == 0.0 and inputs["alpha"]["default"] == 0.1
+    assert inputs["alpha"]["min"] == 0.0
+    assert inputs["alpha"]["default"] == 0.1
     outputs = spec["outputs"]
     assert outputs["dge_results"]["type"] == "file"
     assert outputs["dge_results"]["file_type"] == "table"

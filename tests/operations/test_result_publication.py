@@ -71,14 +71,16 @@ def test_results_are_hidden_until_the_job_succeeds(
         assert client.get(f"/api/files/{stored.pk}/").status_code == 404
         assert client.get(f"/api/files/{stored.pk}/download/").status_code == 404
         shown = client.get(f"/api/jobs/{job.pk}/").json()
-        assert shown["status"] == "finalizing" and shown["output_files"] == []
+        assert shown["status"] == "finalizing"
+        assert shown["output_files"] == []
 
     runner.finalize_job(str(job.pk))  # the restarted worker finalizes it again
 
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     published = File.objects.get(produced_by=job)  # the same File, once
-    assert published.pk == stored.pk and published.status == FileStatus.READY
+    assert published.pk == stored.pk
+    assert published.status == FileStatus.READY
     assert [e.payload["to"] for e in FileEvent.objects.filter(file=published)] == ["ready"]
     assert job.outputs == {"said": str(stored.pk)}
     download = owner.get(f"/api/files/{stored.pk}/download/")

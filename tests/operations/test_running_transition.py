@@ -49,6 +49,7 @@ def test_a_run_that_ended_before_the_first_poll_is_recorded_running_since_it_sta
     job.refresh_from_db()
     moves = list(Event.objects.filter(job=job).values_list("payload__to", flat=True))
     assert moves == ["submitted", "running", "finalizing", "succeeded"]
-    assert job.started_at is not None and job.submitted_at is not None
+    assert job.started_at is not None
+    assert job.submitted_at is not None
     assert job.started_at <= ended_by - timedelta(seconds=0.5)  # not the poll's time
     assert job.started_at >= job.submitted_at

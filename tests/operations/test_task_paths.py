@@ -18,7 +18,7 @@ def test_every_schedule_names_an_importable_function() -> None:
 
 
 @pytest.mark.parametrize(
-    "old, new",
+    ("old", "new"),
     [
         ("api.transfers.verify_upload", "api.storage.transfers.verify_upload"),
         ("api.transfers.pending_uploads_expire", "api.storage.transfers.pending_uploads_expire"),

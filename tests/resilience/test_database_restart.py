@@ -240,5 +240,6 @@ def test_outside_drf_a_database_outage_is_a_503_too() -> None:
         raise OperationalError("connection to server failed: Connection refused")
     except OperationalError:
         response = json_500(RequestFactory().get("/admin/"))
-    assert response.status_code == 503 and response["Retry-After"]
+    assert response.status_code == 503
+    assert response["Retry-After"]
     assert json.loads(response.content)["code"] == "database_unavailable"

@@ -229,7 +229,8 @@ def test_put_head_read_ranges_delete(store: Store) -> None:
     assert info.content_type == "application/x-test"
     assert info.md5 == md5(data)
     if store.scheme == "gs":
-        assert info.crc32c is not None and len(info.crc32c) == 8
+        assert info.crc32c is not None
+        assert len(info.crc32c) == 8
     head = store.client.head(ref)
     assert (head.size, head.sha256, head.md5) == (info.size, info.sha256, info.md5)
     assert store.client.exists(ref)
@@ -332,7 +333,8 @@ def test_multipart_copy_above_a_small_threshold(s3_store: Store) -> None:
     client.put_stream(src, io.BytesIO(data), len(data))
     dst = s3_store.ref("big-dst.bin")
     copied = client.copy(src, dst)
-    assert copied.etag is not None and copied.etag.endswith("-3")  # three copied parts
+    assert copied.etag is not None
+    assert copied.etag.endswith("-3")
     assert copied.sha256 == sha256(data)
     assert sha256(client.read_bytes(dst)) == sha256(data)
     assert client.copy(src, dst).etag == copied.etag  # idempotent
@@ -629,7 +631,8 @@ def test_missing_bucket_gives_clear_errors(store: Store) -> None:
         assert "does not exist" in info.value.message
     problems = store.client.check_access(ObjectRef(store.scheme, ref.bucket, "prefix/"))
     assert len(problems) == 1
-    assert problems[0].startswith("list:") and "does not exist" in problems[0]
+    assert problems[0].startswith("list:")
+    assert "does not exist" in problems[0]
     # A copy into a missing bucket:
     store.client.put_stream(store.ref("here.bin"), io.BytesIO(b"x"), 1)
     with pytest.raises(BucketNotFound):
@@ -655,7 +658,8 @@ def test_unreachable_servers_are_503() -> None:
     assert info.value.status_code == 503
     assert "unreachable" in info.value.message
     problems = s3.check_access(parse_uri("s3://bkt/"))
-    assert problems and all("unreachable" in p for p in problems)
+    assert problems
+    assert all("unreachable" in p for p in problems)
     assert not any("unreachable-secret" in p for p in problems)
 
     gcs = client_for(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -46,17 +46,17 @@ def _site_bucket_settings(settings: Any, server: S3Server, bucket: str) -> None:
 
 
 @pytest.fixture
-def seaweed_site(settings: Any, seaweedfs: S3Server) -> Iterator[str]:
+def seaweed_site(settings: Any, seaweedfs: S3Server) -> str:
     bucket = _bucket(seaweedfs, f"site-{uuid.uuid4().hex[:8]}")
     _site_bucket_settings(settings, seaweedfs, bucket)
-    yield bucket
+    return bucket
 
 
 @pytest.fixture
-def moto_site(settings: Any, moto_server: S3Server) -> Iterator[str]:
+def moto_site(settings: Any, moto_server: S3Server) -> str:
     bucket = _bucket(moto_server, f"site-{uuid.uuid4().hex[:8]}")
     _site_bucket_settings(settings, moto_server, bucket)
-    yield bucket
+    return bucket
 
 
 def _start(client: APIClient, workspace: Workspace, data: bytes, **extra: Any) -> Any:
@@ -106,7 +106,8 @@ def test_api_upload_streams_into_the_site_bucket(
     redirect = owner.get(f"/api/files/{body['id']}/download/?redirect=1")
     assert redirect.status_code == 302
     fetched = requests.get(redirect["Location"], timeout=30)
-    assert fetched.status_code == 200 and fetched.content == data
+    assert fetched.status_code == 200
+    assert fetched.content == data
     assert "t.tsv" in fetched.headers["Content-Disposition"]
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -133,7 +134,8 @@ def test_direct_upload_signed_put_then_complete(
     # Not downloadable while pending; completing before the PUT leaves it pending.
     assert owner.get(f"/api/files/{file_id}/download/").status_code == 409
     early = owner.post(f"/api/files/uploads/{file_id}/complete/", {}, format="json")
-    assert early.status_code == 400 and early.json()["code"] == "upload_missing"
+    assert early.status_code == 400
+    assert early.json()["code"] == "upload_missing"
     assert _put(upload, data).status_code == 200
     done = owner.post(f"/api/files/uploads/{file_id}/complete/", {}, format="json")
     assert done.status_code == 200, done.content
@@ -213,7 +215,8 @@ def test_multipart_direct_upload(
     started = _start(owner, workspace, data)
     assert started.status_code == 201, started.content
     upload = started.json()["upload"]
-    assert upload["kind"] == "presigned_multipart" and len(upload["parts"]) == 3
+    assert upload["kind"] == "presigned_multipart"
+    assert len(upload["parts"]) == 3
     # Part 2 signed again (as a client does when the first URLs expired), and used.
     file_id = started.json()["file"]["id"]
     again = owner.post(f"/api/files/uploads/{file_id}/parts/", {"part_numbers": [2]}, format="json")
@@ -223,7 +226,8 @@ def test_multipart_direct_upload(
     missing_part = owner.post(
         f"/api/files/uploads/{file_id}/parts/", {"part_numbers": [4]}, format="json"
     )
-    assert missing_part.status_code == 400 and "part_numbers" in missing_part.json()["details"]
+    assert missing_part.status_code == 400
+    assert "part_numbers" in missing_part.json()["details"]
     etags = []
     offset = 0
     for part in upload["parts"]:
@@ -234,7 +238,8 @@ def test_multipart_direct_upload(
         etags.append({"part_number": part["part_number"], "etag": response.headers["ETag"]})
     file_id = started.json()["file"]["id"]
     missing = owner.post(f"/api/files/uploads/{file_id}/complete/", {}, format="json")
-    assert missing.status_code == 400 and "parts" in missing.json()["details"]
+    assert missing.status_code == 400
+    assert "parts" in missing.json()["details"]
     done = owner.post(f"/api/files/uploads/{file_id}/complete/", {"parts": etags}, format="json")
     assert done.status_code == 200, done.content
     assert done.json()["size"] == len(data)
@@ -280,7 +285,8 @@ def test_direct_upload_is_refused_for_local_storage_and_bad_input(
 ) -> None:
     owner = client_for("owner")
     local = _start(owner, workspace, b"abc")
-    assert local.status_code == 409 and local.json()["code"] == "direct_upload_unavailable"
+    assert local.status_code == 409
+    assert local.json()["code"] == "direct_upload_unavailable"
     bad = owner.post(
         "/api/files/uploads/",
         {"workspace": str(workspace.pk), "name": "../x", "size": 0, "sha256": "zz"},
@@ -334,7 +340,8 @@ def test_workspace_storage_location_from_a_registered_credential(
     owner, editor = client_for("owner"), client_for("editor")
     url = f"/api/workspaces/{workspace.pk}/"
     refused = owner.patch(url, {"storage_location": "s3://elsewhere/x"}, format="json")
-    assert refused.status_code == 400 and "storage_location" in refused.json()["details"]
+    assert refused.status_code == 400
+    assert "storage_location" in refused.json()["details"]
     not_owner = editor.patch(url, {"storage_location": f"s3://{bucket}/data/ws"}, format="json")
     assert not_owner.status_code == 400
     chosen = owner.patch(url, {"storage_location": f"s3://{bucket}/data/ws"}, format="json")
@@ -384,18 +391,22 @@ def test_import_checks_location_permission_and_readability(
 
     created = importing(owner, f"s3://{shared_bucket}/data/reads.txt")
     assert created.status_code == 201, created.content
-    assert created.json()["size"] == 5 and created.json()["managed"] is False
+    assert created.json()["size"] == 5
+    assert created.json()["managed"] is False
     assert created.json()["name"] == "reads.txt"
     imported = FileEvent.objects.filter(file=created.json()["id"])
     assert [(e.payload["from"], e.payload["to"]) for e in imported] == [(None, "ready")]
     duplicate = importing(owner, f"s3://{shared_bucket}/data/reads.txt")
     assert duplicate.status_code == 409
     outside = importing(owner, f"s3://{shared_bucket}/other/reads.txt")
-    assert outside.status_code == 400 and outside.json()["code"] == "location_refused"
+    assert outside.status_code == 400
+    assert outside.json()["code"] == "location_refused"
     missing = importing(owner, f"s3://{shared_bucket}/data/none.txt")
-    assert missing.status_code in (400, 404) and "none.txt" in missing.json()["message"]
+    assert missing.status_code in (400, 404)
+    assert "none.txt" in missing.json()["message"]
     private = importing(owner, f"s3://{private_bucket}/data/secret.txt")
-    assert private.status_code == 400 and private.json()["code"] == "forbidden"
+    assert private.status_code == 400
+    assert private.json()["code"] == "forbidden"
     assert importing(staff, f"s3://{private_bucket}/data/secret.txt").status_code == 201
     # Shared objects may be registered in another workspace too (once per workspace).
     again = client_for("staff").post(
@@ -430,7 +441,8 @@ def test_a_bucket_that_disappears_gives_a_clear_error(
         s3.delete_object(Bucket=moto_site, Key=item["Key"])
     s3.delete_bucket(Bucket=moto_site)
     response = owner.get(f"/api/files/{created['id']}/download/")
-    assert 400 <= response.status_code < 600 and response.status_code != 500
+    assert 400 <= response.status_code < 600
+    assert response.status_code != 500
     assert set(response.json()) == {"code", "message", "details"}
     assert moto_site in response.json()["message"]
     upload = _start(owner, workspace, b"abc")
@@ -561,7 +573,8 @@ def test_users_cannot_import_other_workspaces_objects_from_the_site_bucket(
     refused = other.post(
         "/api/files/import/", {"workspace": str(elsewhere.pk), "uri": uri}, format="json"
     )
-    assert refused.status_code == 400 and refused.json()["code"] == "forbidden"
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "forbidden"
     # Staff may, and an imported object may be registered in several workspaces.
     staff_ws = workspace_create(user=users["staff"], name="Staff's")
     allowed = client_for("staff").post(
@@ -619,7 +632,9 @@ def test_large_uploads_without_a_server_checksum_are_verified_by_a_worker(
         assert done.status_code == 202, done.content
         file = File.objects.filter(pk=started["file"]["id"]).first()
         if expect_ready:
-            assert file is not None and file.status == "ready"
-            assert file.sha256 == hashlib.sha256(data).hexdigest() and file.md5 == ""
+            assert file is not None
+            assert file.status == "ready"
+            assert file.sha256 == hashlib.sha256(data).hexdigest()
+            assert file.md5 == ""
         else:
             assert file is None  # the other bytes were removed with their pending file
