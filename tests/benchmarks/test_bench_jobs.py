@@ -511,7 +511,10 @@ def where_the_time_goes(runs: Sequence[JobRun]) -> None:
         fin = finalizing.get(job_id)
         submit_task = tasks.get(("submit", job_id))
         finalize_task = tasks.get(("finalize", job_id))
-        assert created and submitted and started and finished
+        assert created
+        assert submitted
+        assert started
+        assert finished
         add("A POST answered", run.posted - run.sent)
         add("B created_at - POST sent", created - run.sent)
         add("C submitted_at - created_at", submitted - created)

@@ -162,20 +162,24 @@ def test_pca_writes_its_results_next_to_its_input_and_they_become_files_and_valu
     assert Path(job.run_spec["argv"][3]).parent == Path(exec_dir)
     assert not Path(exec_dir).exists()  # removed once the results were stored
     coordinates = File.objects.get(pk=job.outputs["pca_coordinates"])
-    assert coordinates.status == FileStatus.READY and coordinates.produced_by_id == job.pk
+    assert coordinates.status == FileStatus.READY
+    assert coordinates.produced_by_id == job.pk
     assert (coordinates.file_type, coordinates.resource_type) == ("table", "MTX")
     assert coordinates.name == "pca_output.tsv"
     rows = [line.split("\t") for line in content(client, str(coordinates.pk)).splitlines()]
-    assert rows[0] == ["sample", "pc1", "pc2"] and [r[0] for r in rows[1:]] == [
-        f"s{i}" for i in range(1, 7)
-    ]
+    assert rows[0] == ["sample", "pc1", "pc2"]
+    assert [r[0] for r in rows[1:]] == [f"s{i}" for i in range(1, 7)]
     pc1 = [float(r[1]) for r in rows[1:]]
     assert (pc1[0] > 0) == (pc1[1] > 0) == (pc1[2] > 0) != (pc1[3] > 0)  # the two groups split
     first, second = job.outputs["pc1_explained_variance"], job.outputs["pc2_explained_variance"]
-    assert isinstance(first, float) and isinstance(second, float)
-    assert 0.9 < first <= 1.0 and 0.0 <= second < first and first + second <= 1.0 + 1e-9
+    assert isinstance(first, float)
+    assert isinstance(second, float)
+    assert 0.9 < first <= 1.0
+    assert 0.0 <= second < first
+    assert first + second <= 1.0 + 1e-9
     detail = client.get(f"/api/files/{coordinates.pk}/").json()
-    assert detail["resource_type"] == "MTX" and detail["file_type"] == "table"
+    assert detail["resource_type"] == "MTX"
+    assert detail["file_type"] == "table"
 
 
 def test_matrix_subset_variable_output_keeps_the_resource_type_it_reports(

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import pytest
 
 from executors.base import Executor, ExecutorUnavailable, Observation, RunnableJob, RunState
-from tests.test_executor_docker import StandInJob
+from tests.executors.test_executor_docker import StandInJob
 
 ENDED = {RunState.EXITED, RunState.MISSING}
 
@@ -108,7 +108,8 @@ class ExecutorContract:
         assert collected.error_message == ""
         assert {k: collected.values.get(k) for k in self.quick_values} == self.quick_values
         stdout, stderr = executor.logs(job)
-        assert isinstance(stdout, str) and isinstance(stderr, str)
+        assert isinstance(stdout, str)
+        assert isinstance(stderr, str)
 
         executor.cancel(job)  # an ended run: not an error
         executor.cleanup(job)

@@ -4,7 +4,6 @@ they fail)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from executors.base import Executor, RunnableJob
 from executors.cromwell import CromwellExecutor
 from tests.executors.contract import ExecutorContract
-from tests.test_executor_cromwell import (
+from tests.executors.test_executor_cromwell import (
     FAILING_WDL,
     SIM_OUTPUTS,
     SIM_WDL,
@@ -26,14 +25,14 @@ from tests.test_executor_cromwell import (
 if TYPE_CHECKING:
     from tests.harness.cromwell import CromwellServer
 
-__all__ = ["real", "sim"]  # the fixtures of tests/test_executor_cromwell.py
+__all__ = ["real", "sim"]  # the fixtures of tests/executors/test_executor_cromwell.py
 
 
 @pytest.fixture
-def executor(sim: CromwellServer) -> Iterator[Executor]:
+def executor(sim: CromwellServer) -> Executor:
     sim.settings(sim_start_s=0.1, sim_run_s=0.3)
     # No grace for workflows Cromwell never heard of: three 404s in a row make them MISSING.
-    yield executor_for(sim, post_submit_grace_s=0, fail_unknown_after_s=0)
+    return executor_for(sim, post_submit_grace_s=0, fail_unknown_after_s=0)
 
 
 class TestCromwellContract(ExecutorContract):

@@ -11,9 +11,9 @@ import pytest
 from executors.base import Executor, RunnableJob
 from executors.docker import container_name
 from tests.executors.contract import ExecutorContract
-from tests.test_executor_docker import StandInJob, alias, executor, image
+from tests.executors.test_executor_docker import StandInJob, alias, executor, image
 
-__all__ = ["alias", "executor", "image"]  # the fixtures of tests/test_executor_docker.py
+__all__ = ["alias", "executor", "image"]  # the fixtures of tests/executors/test_executor_docker.py
 
 
 class TestDockerContract(ExecutorContract):

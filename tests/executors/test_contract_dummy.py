@@ -12,7 +12,7 @@ from executors.base import Executor, ExecutorError, RunnableJob, RunState
 from executors.checks import check_executors
 from executors.dummy import DummyExecutor
 from tests.executors.contract import ExecutorContract, wait_for_state
-from tests.test_executor_docker import StandInJob
+from tests.executors.test_executor_docker import StandInJob
 
 ALIAS = "dummy"  # the entry in config/settings/test.py
 

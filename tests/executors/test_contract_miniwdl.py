@@ -7,7 +7,7 @@ from typing import Any
 from executors.base import Executor, RunnableJob
 from executors.miniwdl import MiniwdlExecutor
 from tests.executors.contract import ExecutorContract
-from tests.test_executor_miniwdl import (
+from tests.executors.test_executor_miniwdl import (
     PROCESS_JSON,
     WDL_DIR,
     StandInJob,
@@ -17,7 +17,7 @@ from tests.test_executor_miniwdl import (
     wdl_spec,
 )
 
-__all__ = ["executor", "swarm"]  # the fixtures of tests/test_executor_miniwdl.py
+__all__ = ["executor", "swarm"]  # the fixtures of tests/executors/test_executor_miniwdl.py
 
 
 class TestMiniwdlContract(ExecutorContract):

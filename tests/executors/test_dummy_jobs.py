@@ -13,8 +13,8 @@ from api.models import Workspace
 from executors import dummy
 from operations.models import Event
 from operations.states import JobStatus
+from tests.e2e.test_jobs import run_job, wait_terminal
 from tests.operations_fixtures import make_operation
-from tests.test_jobs import run_job, wait_terminal
 
 pytestmark = pytest.mark.django_db
 

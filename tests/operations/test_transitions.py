@@ -152,7 +152,8 @@ def test_two_racing_file_transitions_leave_one_winner_and_one_event(
 
     assert won == (True, False)
     file.refresh_from_db()
-    assert file.status == FileStatus.READY and file.invalid_reason == ""
+    assert file.status == FileStatus.READY
+    assert file.invalid_reason == ""
     events = list(FileEvent.objects.filter(file=file))
     assert [(e.kind, e.payload["from"], e.payload["to"]) for e in events] == [
         ("file.status", "pending", "ready")

@@ -21,10 +21,10 @@ import pytest
 import requests
 
 from tests.benchmarks.gunicorn_server import GunicornServer, gunicorn_server, session
+from tests.e2e.test_worker_restart import kill_tree
 from tests.harness.docker import ensure_busybox_image, ensure_docker
 from tests.harness.pgcluster import PgCluster, private_cluster
 from tests.operations_fixtures import TEST_IMAGE
-from tests.test_worker_restart import kill_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -240,5 +240,6 @@ def test_outside_drf_a_database_outage_is_a_503_too() -> None:
         raise OperationalError("connection to server failed: Connection refused")
     except OperationalError:
         response = json_500(RequestFactory().get("/admin/"))
-    assert response.status_code == 503 and response["Retry-After"]
+    assert response.status_code == 503
+    assert response["Retry-After"]
     assert json.loads(response.content)["code"] == "database_unavailable"

@@ -139,7 +139,8 @@ def test_engine_restart_mid_run(
         assert "its socket does not exist" in detail
         assert not re.search(r"\w+Error\(|Connection aborted", detail), detail
     waiting = owner.get(f"/api/jobs/{queued}/").json()
-    assert waiting["status"] == "queued" and NOTICE.match(waiting["executor_notice"])
+    assert waiting["status"] == "queued"
+    assert NOTICE.match(waiting["executor_notice"])
 
     engine.start()
     back = int(time.time())
@@ -163,11 +164,14 @@ def test_engine_restart_mid_run(
         assert job.error_message.startswith(RESTARTED), (name, job.error_message)
         assert "exited with status" not in job.error_message
         shown = owner.get(f"/api/jobs/{job.pk}/").json()
-        assert shown["error_message"].startswith(RESTARTED) and shown["executor_notice"] == ""
+        assert shown["error_message"].startswith(RESTARTED)
+        assert shown["executor_notice"] == ""
 
     retried = Job.objects.get(pk=running["safe"])
     assert retried.status == JobStatus.SUCCEEDED, (retried.error_message, retried.error_detail)
-    assert retried.attempts == 2 and retried.outputs == {"n": 7} and retried.error_detail == ""
+    assert retried.attempts == 2
+    assert retried.outputs == {"n": 7}
+    assert retried.error_detail == ""
     path = list(
         Event.objects.filter(job=retried).order_by("id").values_list("payload__to", flat=True)
     )
@@ -177,7 +181,8 @@ def test_engine_restart_mid_run(
     ]  # fmt: skip
 
     resumed = Job.objects.get(pk=queued)
-    assert resumed.status == JobStatus.SUCCEEDED and resumed.attempts == 1
+    assert resumed.status == JobStatus.SUCCEEDED
+    assert resumed.attempts == 1
     assert resumed.outputs == {"n": 1}
 
     # After the restart the engine created exactly one container: one per job that ran again

@@ -21,6 +21,12 @@ from api.services import workspace_create
 from api.storage.spool import spool_sweep
 from operations.models import Job
 from operations.states import JobStatus
+from tests.e2e.test_wdl_cromwell_jobs import (  # noqa: F401 (fixtures)
+    cromwell,
+    server_record,
+    site_bucket,
+    var_dir,
+)
 from tests.harness.buckets import S3Server
 from tests.harness.cromwell import CromwellServer
 from tests.harness.docker import ensure_busybox_image, ensure_docker, ensure_swarm
@@ -36,12 +42,6 @@ from tests.resilience.jobmix import (
     worker_storage_env,
 )
 from tests.resilience.procs import Cluster, clusters, wait_for, worker_env
-from tests.test_wdl_cromwell_jobs import (  # noqa: F401 (fixtures)
-    cromwell,
-    server_record,
-    site_bucket,
-    var_dir,
-)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

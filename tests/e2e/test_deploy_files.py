@@ -1,0 +1,91 @@
+"""Static checks of the deployment files in deploy/ and vagrant/.
+
+No database needed. Checks whose tool (systemd-analyze, nginx, vagrant) is
+missing on the machine are skipped.
+"""
+
+import os
+import py_compile
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+UNITS = [DEPLOY / "systemd" / "ferry-web.service", DEPLOY / "systemd" / "ferry-worker.service"]
+
+
+def run(cmd, **kwargs):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def require(tool):
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed")
+    return path
+
+
+@pytest.mark.parametrize("script", ["provision.sh", "ferry-manage"])
+def test_shell_scripts_parse(script):
+    path = DEPLOY / script
+    assert os.access(path, os.X_OK), f"{path} is not executable"
+    result = run(["bash", "-n", str(path)])
+    assert result.returncode == 0, result.stderr
+
+
+def test_provision_is_strict():
+    assert "set -euo pipefail" in (DEPLOY / "provision.sh").read_text()
+
+
+def test_gunicorn_conf_compiles(tmp_path):
+    py_compile.compile(
+        str(DEPLOY / "gunicorn.conf.py"), cfile=str(tmp_path / "gunicorn.pyc"), doraise=True
+    )
+
+
+def test_systemd_units_verify():
+    tool = require("systemd-analyze")
+    result = run([tool, "verify", *map(str, UNITS)])
+    problems = []
+    for line in (result.stdout + result.stderr).splitlines():
+        if not any(unit.name in line for unit in UNITS):
+            continue  # noise about unrelated units on this machine
+        # The venv only exists on a provisioned host.
+        missing = re.search(r"Command (/opt/ferry/venv/\S+) is not executable", line)
+        if missing and not Path(missing.group(1)).exists():
+            continue
+        problems.append(line)
+    assert not problems, "\n".join(problems)
+
+
+def test_nginx_conf(tmp_path):
+    tool = require("nginx")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"pid {tmp_path}/nginx.pid;\n"
+        f"error_log {tmp_path}/error.log;\n"
+        "events {}\n"
+        "http {\n"
+        "    access_log off;\n"
+        f"    client_body_temp_path {tmp_path}/body;\n"
+        f"    proxy_temp_path {tmp_path}/proxy;\n"
+        f"    include {DEPLOY / 'nginx' / 'ferry.conf'};\n"
+        "}\n"
+    )
+    result = run(
+        [tool, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf)]
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_vagrantfile_validates(tmp_path):
+    tool = require("vagrant")
+    env = dict(
+        os.environ, VAGRANT_DOTFILE_PATH=str(tmp_path / "dot"), VAGRANT_CHECKPOINT_DISABLE="1"
+    )
+    result = run([tool, "validate"], cwd=ROOT / "vagrant", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
