@@ -113,7 +113,7 @@ def job_create(
         raise field_error(
             "operation", f"The operation {operation.name} {operation.version} is retired."
         )
-    values = validate_inputs(operation.spec, inputs, user=user)
+    values = validate_inputs(operation.spec, inputs, user=user, workspace=workspace)
     alias = executor_alias_for(operation, executor)
     with transaction.atomic():
         job = Job.objects.create(
