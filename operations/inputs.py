@@ -118,7 +118,9 @@ def _check_elements(
             None if workspace is None else element_set_in_workspace(user, workspace, value["set"])
         )
         if found is None:
-            errors.add(path, f"No set {value['set']} in this job's workspace that you can see.")
+            named = value["set"]
+            shown = f" {named}" if isinstance(named, str) and len(named) <= 64 else ""
+            errors.add(path, f"No set{shown} in this job's workspace that you can see.")
             return None
         wanted = kind.removesuffix("_set")
         if found.kind != wanted:

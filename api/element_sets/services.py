@@ -159,7 +159,15 @@ def element_set_combine(
             f"The sets are of different kinds ({left.kind}, {right.kind}); "
             "only sets of one kind combine.",
         )
-    combined = values.set_algebra(operation, list(left.elements), list(right.elements))
+    combined, conflicts = values.set_algebra(operation, list(left.elements), list(right.elements))
+    if conflicts:
+        shown = ", ".join(conflicts[:10]) + (" …" if len(conflicts) > 10 else "")
+        raise Conflict(
+            f"The sets give different values to {len(conflicts)} attribute(s) of shared "
+            f"elements ({shown}); make them agree first.",
+            code="conflicting_attributes",
+            details={"other": [f"Attributes that differ: {shown}."]},
+        )
     if len(combined) > values.MAX_ELEMENTS:
         raise field_error(
             "other", f"The result would hold more than {values.MAX_ELEMENTS} elements."

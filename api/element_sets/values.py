@@ -291,24 +291,30 @@ def checked_elements(
 
 def set_algebra(
     operation: str, left: list[dict[str, Any]], right: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """``union``, ``intersection`` or ``difference`` of two normalized element lists, by id,
-    in the left list's order (then the right's). An element in both keeps the left one's
-    attributes, with the right one's added where the left lacks them."""
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """``union``, ``intersection`` or ``difference`` of two normalized element lists, by id, in
+    the left list's order (then the right's): (the elements, conflicts). An element in both sets
+    gets the attributes of both; one attribute with different values in the two is a conflict
+    (``"s2: age"``), as in WebMEV, and the caller refuses the result."""
     right_by_id = {e["id"]: e for e in right}
     left_ids = {e["id"] for e in left}
     if operation == "difference":
-        return [e for e in left if e["id"] not in right_by_id]
-    merged = []
+        return [e for e in left if e["id"] not in right_by_id], []
+    merged: list[dict[str, Any]] = []
+    conflicts: list[str] = []
     for element in left:
         other = right_by_id.get(element["id"])
         if other is None:
             if operation == "union":
                 merged.append(element)
             continue
-        merged.append(
-            {"id": element["id"], "attributes": {**other["attributes"], **element["attributes"]}}
-        )
+        mine, theirs = element["attributes"], other["attributes"]
+        conflicts += [
+            f"{element['id']}: {name}"
+            for name in sorted(set(mine) & set(theirs))
+            if mine[name] != theirs[name]
+        ]
+        merged.append({"id": element["id"], "attributes": {**theirs, **mine}})
     if operation == "union":
         merged += [e for e in right if e["id"] not in left_ids]
-    return merged
+    return merged, conflicts

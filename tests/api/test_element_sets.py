@@ -288,6 +288,19 @@ def test_combine_sets(client_for: Callable[[str], APIClient], workspace: Workspa
     unknown = combine("union", other="00000000-0000-0000-0000-000000000000", name="u")
     assert unknown.status_code == 400 and "other" in details(unknown)
     assert combine("xor").status_code == 400
+    # An attribute both sets give, with different values: refused, as WebMEV does.
+    disagree = create(
+        client,
+        workspace,
+        name="C",
+        elements=[{"id": "b", "attributes": {"n": {"attribute_type": "Integer", "value": 2}}}],
+    ).json()
+    with_c = client.post(
+        f"/api/sets/{right['id']}/combine/",
+        {"operation": "intersection", "other": disagree["id"], "name": "clash"},
+        format="json",
+    )
+    assert with_c.status_code == 409 and "b: n" in details(with_c)["other"][0]
     assert combine("union").status_code == 409  # the name "union" is taken
 
 

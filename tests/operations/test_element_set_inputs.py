@@ -205,6 +205,8 @@ def test_sets_that_cannot_be_used_are_400_naming_the_input(
     cases += [
         ({"set": str(genes.pk)}, "inputs.samples", "holds features"),
         ({"set": "not-a-uuid"}, "inputs.samples", "No set"),
+        ({"set": {"$ne": None}}, "inputs.samples", "No set in"),
+        ({"set": "x" * 100_000}, "inputs.samples", "No set in"),
         ({"set": str(genes.pk), "elements": []}, "inputs.samples", "alone"),
         ({"elements": [{"id": "a"}, {"id": "a"}]}, "inputs.samples.elements[1].id", "Duplicate"),
         (
@@ -229,6 +231,7 @@ def test_sets_that_cannot_be_used_are_400_naming_the_input(
         found_details = response.json()["details"]
         assert path in found_details and any(words in m for m in found_details[path]), found_details
         assert "secret1" not in response.content.decode()
+        assert len(response.content) < 20_000  # hostile values are not echoed back whole
     element = post_job(
         client,
         operation,
