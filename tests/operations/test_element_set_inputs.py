@@ -258,6 +258,16 @@ def test_sets_that_cannot_be_used_are_400_naming_the_input(
     assert ElementSet.objects.count() == 4
 
 
+def wait_terminal(job_id: str, timeout: float = 120) -> Job:
+    deadline = time.monotonic() + timeout
+    while True:
+        runner.poll_cycle()
+        job = Job.objects.get(pk=job_id)
+        if JobStatus(job.status) in TERMINAL or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
 @pytest.mark.django_db
 def test_a_job_with_a_set_runs_end_to_end(
     client_for: Callable[[str], APIClient],
@@ -285,16 +295,29 @@ def test_a_job_with_a_set_runs_end_to_end(
         )
     assert response.status_code == 201, response.json()
     job_id = response.json()["id"]
-    deadline = time.monotonic() + 120
-    while True:
-        runner.poll_cycle()
-        job = Job.objects.get(pk=job_id)
-        if JobStatus(job.status) in TERMINAL or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    job = wait_terminal(job_id)
     assert job.status == JobStatus.SUCCEEDED, (job.status, job.error_message, job.error_detail)
     result = File.objects.get(pk=job.outputs["ids"])
     body = client.get(f"/api/files/{result.pk}/download/")
     assert b"".join(body.streaming_content).decode() == "s1,patient:7,x.y-z\nTP53\n"  # type: ignore[attr-defined]
     detail = client.get(f"/api/jobs/{job_id}/").json()
     assert detail["inputs"]["samples"]["from_set"] == {"id": str(samples.pk), "name": "Cohort"}
+
+    # A set as large as a command line holds (just under 128 KiB once rendered) runs too.
+    ids = [f"gene{i:07d}" for i in range(10_700)]
+    large = element_set_create(
+        user=users["editor"],
+        workspace=workspace,
+        kind="observation",
+        name="Large",
+        elements=[{"id": i} for i in ids],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_job(client, operation, workspace, {"samples": {"set": str(large.pk)}})
+    assert response.status_code == 201, response.json()
+    job = wait_terminal(response.json()["id"])
+    assert len(job.run_spec["command"]) > 120_000
+    assert job.status == JobStatus.SUCCEEDED, (job.status, job.error_message, job.error_detail)
+    body = client.get(f"/api/files/{job.outputs['ids']}/download/")
+    text = b"".join(body.streaming_content).decode()  # type: ignore[attr-defined]
+    assert text == ",".join(ids) + "\nGAPDH\n"
