@@ -19,7 +19,7 @@ from operations.models import Job, Operation, OperationMode
 from operations.spec import SpecError, element_ids, parse_spec, render_command, value_errors
 from operations.states import TERMINAL, JobStatus
 from tests.harness.docker import ensure_busybox_image, ensure_docker
-from tests.operations_fixtures import TEST_IMAGE
+from tests.operations_fixtures import TEST_IMAGE, make_echo_operation
 
 SPEC: dict[str, Any] = {
     "name": "echo-samples",
@@ -321,3 +321,17 @@ def test_a_job_with_a_set_runs_end_to_end(
     body = client.get(f"/api/files/{job.outputs['ids']}/download/")
     text = b"".join(body.streaming_content).decode()  # type: ignore[attr-defined]
     assert text == ",".join(ids) + "\nGAPDH\n"
+
+
+@pytest.mark.django_db
+def test_any_command_too_long_for_a_command_line_is_400(
+    client_for: Callable[[str], APIClient], workspace: Workspace
+) -> None:
+    """Not only sets: any value that makes the command longer than Linux passes as one argument
+    is refused at creation instead of failing in the engine."""
+    operation = make_echo_operation()
+    client = client_for("owner")
+    refused = post_job(client, operation, workspace, {"text": "a" * 140_000})
+    assert refused.status_code == 400 and "inputs" in refused.json()["details"]
+    assert "at most 131071" in refused.json()["message"]
+    assert post_job(client, operation, workspace, {"text": "a" * 120_000}).status_code == 201
