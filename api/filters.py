@@ -9,7 +9,7 @@ from django_filters.fields import IsoDateTimeField
 from rest_framework.filters import OrderingFilter
 
 from .exceptions import field_error
-from .models import File, FileStatus, FileType, Workspace
+from .models import ElementKind, ElementSet, File, FileStatus, FileType, Workspace
 from .selectors import workspaces_visible_to
 
 
@@ -77,3 +77,13 @@ class StrictOrderingFilter(OrderingFilter):
                 f"Can't order by {', '.join(unknown)}; choose from {choices} (- for descending).",
             )
         return fields
+
+
+class ElementSetFilter(django_filters.FilterSet):
+    workspace = django_filters.ModelChoiceFilter(queryset=visible_workspaces)
+    kind = django_filters.ChoiceFilter(choices=ElementKind.choices)
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = ElementSet
+        fields = ["workspace", "kind", "name"]

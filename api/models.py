@@ -303,3 +303,39 @@ class FileEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.kind}"
+
+
+class ElementKind(models.TextChoices):
+    OBSERVATION = "observation", "Observations (samples)"
+    FEATURE = "feature", "Features (genes, …)"
+
+
+class ElementSet(models.Model):
+    """A named set of observations (samples) or features (genes) kept in a workspace, each
+    element an id with typed attributes (WebMEV's ObservationSet/FeatureSet). ``elements`` holds
+    the normalized list checked by :mod:`api.element_sets.values`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="element_sets")
+    kind = models.CharField(max_length=12, choices=ElementKind.choices)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    elements = models.JSONField(default=list)
+    element_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="element_sets"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "kind", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "kind", "name"], name="one_set_name_per_workspace_and_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} set {self.name}"

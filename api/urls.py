@@ -1,7 +1,17 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from .views import accounts, credentials, cromwell, files, jobs, operations, uploads, workspaces
+from .views import (
+    accounts,
+    credentials,
+    cromwell,
+    element_sets,
+    files,
+    jobs,
+    operations,
+    uploads,
+    workspaces,
+)
 from .views.common import UUID_REGEX
 
 router = DefaultRouter()
@@ -14,6 +24,7 @@ router.register(
 )
 router.register("files/uploads", uploads.DirectUploadViewSet, basename="file-direct-upload")
 router.register("files", files.FileViewSet, basename="file")
+router.register("sets", element_sets.ElementSetViewSet, basename="element-set")
 router.register("auth/api-tokens", accounts.ApiTokenViewSet, basename="api-token")
 router.register("operations", operations.OperationViewSet, basename="operation")
 router.register("jobs", jobs.JobViewSet, basename="job")

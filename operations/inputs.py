@@ -12,13 +12,14 @@ from typing import Any
 
 from django.conf import settings
 
+from api.element_sets.selectors import element_set_in_workspace
 from api.exceptions import ApplicationError
-from api.models import File, FileStatus
+from api.models import File, FileStatus, Workspace
 from api.selectors import files_visible_to
 from api.storage import is_local, local_path
 from executors.specs import Mount
 
-from .spec import value_errors
+from .spec import ELEMENT_INPUT_TYPES, checked_element_value, value_errors
 
 SCALARS = ("integer", "float", "string", "boolean", "option")
 
@@ -31,8 +32,11 @@ class _Errors:
         self.by_path.setdefault(path, []).append(message)
 
 
-def validate_inputs(spec: dict[str, Any], raw: Any, *, user: Any) -> dict[str, Any]:
-    """Return the validated inputs (defaults filled in; files as id strings) or raise a 400."""
+def validate_inputs(
+    spec: dict[str, Any], raw: Any, *, user: Any, workspace: Workspace | None = None
+) -> dict[str, Any]:
+    """Return the validated inputs (defaults filled in; files as id strings; sets named by id
+    resolved from ``workspace``) or raise a 400."""
     errors = _Errors()
     if not isinstance(raw, dict):
         raise ApplicationError(
@@ -50,12 +54,12 @@ def validate_inputs(spec: dict[str, Any], raw: Any, *, user: Any) -> dict[str, A
     for name, input_spec in declared.items():
         path = f"inputs.{name}"
         if name not in raw or raw[name] is None:
-            if "default" in input_spec and input_spec["default"] is not None:
-                values[name] = input_spec["default"]
-            elif input_spec.get("required", True):
-                errors.add(path, "This input is required.")
+            _fill_default(values, name, input_spec, errors)
             continue
-        checked = _check(input_spec, raw[name], path, errors, user)
+        if input_spec.get("type") in ELEMENT_INPUT_TYPES:
+            checked = _check_elements(input_spec, raw[name], path, errors, user, workspace)
+        else:
+            checked = _check(input_spec, raw[name], path, errors, user)
         if checked is not None:
             values[name] = checked
     if errors.by_path:
@@ -64,6 +68,16 @@ def validate_inputs(spec: dict[str, Any], raw: Any, *, user: Any) -> dict[str, A
             f"{first_path}: {first[0]}", details=errors.by_path, code="invalid_inputs"
         )
     return values
+
+
+def _fill_default(
+    values: dict[str, Any], name: str, input_spec: dict[str, Any], errors: _Errors
+) -> None:
+    """An input given no value takes its default, or is reported missing when required."""
+    if "default" in input_spec and input_spec["default"] is not None:
+        values[name] = input_spec["default"]
+    elif input_spec.get("required", True):
+        errors.add(f"inputs.{name}", "This input is required.")
 
 
 def _check(spec: dict[str, Any], value: Any, path: str, errors: _Errors, user: Any) -> Any:
@@ -88,6 +102,47 @@ def _check(spec: dict[str, Any], value: Any, path: str, errors: _Errors, user: A
             ]
         return _check_file(spec, value, path, errors, user)
     return _check_scalar(spec, value, path, errors)
+
+
+def _check_elements(
+    spec: dict[str, Any],
+    value: Any,
+    path: str,
+    errors: _Errors,
+    user: Any,
+    workspace: Workspace | None,
+) -> dict[str, Any] | None:
+    """An observation/feature (set) input: an inline value, or for a set ``{"set": "<id>"}``
+    naming a set of the job's workspace the user can read. A named set is stored inline, with
+    where it came from (``from_set``: its id and name) kept for provenance."""
+    kind = str(spec["type"])
+    if kind.endswith("_set") and isinstance(value, dict) and "set" in value:
+        if set(value) != {"set"}:
+            extra = ", ".join(sorted(str(k) for k in value if k != "set"))
+            errors.add(path, f'Name a set with {{"set": "<id>"}} alone (unexpected: {extra}).')
+            return None
+        found = (
+            None if workspace is None else element_set_in_workspace(user, workspace, value["set"])
+        )
+        if found is None:
+            named = value["set"]
+            shown = f" {named}" if isinstance(named, str) and len(named) <= 64 else ""
+            errors.add(path, f"No set{shown} in this job's workspace that you can see.")
+            return None
+        wanted = kind.removesuffix("_set")
+        if found.kind != wanted:
+            errors.add(
+                path, f"The set {found.name} holds {found.kind}s; this input takes a {wanted} set."
+            )
+            return None
+        return {
+            "elements": list(found.elements),
+            "from_set": {"id": str(found.pk), "name": found.name},
+        }
+    checked, problems = checked_element_value(kind, value, path=path)
+    for where, message in problems:
+        errors.add(where, message[:1].upper() + message[1:] + ".")
+    return checked
 
 
 def _check_scalar(spec: dict[str, Any], value: Any, path: str, errors: _Errors) -> Any:

@@ -169,7 +169,7 @@ def job_create(
         raise field_error(
             "operation", f"The operation {operation.name} {operation.version} is retired."
         )
-    values = validate_inputs(operation.spec, inputs, user=user)
+    values = validate_inputs(operation.spec, inputs, user=user, workspace=workspace)
     alias = executor_alias_for(operation, executor)
     job_id = uuid.uuid4()  # WebMEV-style runs name their execution dir after the job
     run_spec = build_run_spec(operation, values, job_id=job_id, executor_alias=alias)

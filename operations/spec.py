@@ -15,7 +15,9 @@ The normalized form (what ``Operation.spec`` stores) always has every key filled
 Per input type, the normalized keys are: integer/float ``min``, ``max`` (``None`` when unbounded);
 string ``pattern`` (``None`` or a regular expression searched in the value, as in JSON Schema:
 anchor it with ``^…$`` to match the whole value); option ``choices``; file ``file_types``
-(default: all of them) and ``many``; list ``items`` (the item's type and its constraints).
+(default: all of them) and ``many``; list ``items`` (the item's type and its constraints);
+``observation_set``/``feature_set``/``observation``/``feature`` have no constraint keys (their
+values are checked by ``api.element_sets.values``; a default is an inline value).
 Every input has ``description``, ``required`` (default: true unless a default is given) and
 ``default`` (``None`` when there is none). Outputs are ``file`` (with ``file_type``), a scalar,
 or a ``list`` of one of those; WDL operations' outputs may also nest, to keep a workflow's
@@ -34,6 +36,8 @@ Command templates (docker mode) — the conventions :func:`render_command` follo
   placeholders inside quotes: Ferry quotes values itself (a quoted placeholder is an error).
 - Files are container paths; booleans render as ``true``/``false``; numbers as written in JSON;
   a list (or a file input with ``many``) renders as its items, each quoted, separated by spaces.
+  An observation/feature set renders as its element ids joined by commas (one argument, in the
+  set's order); one observation/feature as its id.
 - An optional input without a value (and without a default) renders as nothing at all, so the
   word disappears from the command; an empty string renders as ``''`` (an empty argument).
 - Only ``{{ name }}`` is understood: template statements (``{% … %}``), filters
@@ -52,15 +56,20 @@ from typing import Any, Protocol
 
 import yaml
 
+from api.element_sets import values as element_values
 from api.exceptions import ApplicationError
 
 FILE_TYPES = ("table", "json", "text", "binary")
 SCALAR_TYPES = ("integer", "float", "string", "boolean", "option")
-INPUT_TYPES = (*SCALAR_TYPES, "file", "list")
+# Observations/features and their sets (WebMEV's Observation, Feature, ObservationSet, FeatureSet).
+ELEMENT_INPUT_TYPES = ("observation_set", "feature_set", "observation", "feature")
+INPUT_TYPES = (*SCALAR_TYPES, "file", "list", *ELEMENT_INPUT_TYPES)
 OUTPUT_SCALAR_TYPES = ("file", "integer", "float", "string", "boolean")
 OUTPUT_TYPES = (*OUTPUT_SCALAR_TYPES, "list", "map", "pair", "struct")  # the last three: WDL
 MODES = ("docker", "wdl")
 RESOURCE_KEYS = ("memory_mb", "cpus", "pids", "timeout_s")
+# The command runs as one argument of ``/bin/sh -c``: Linux refuses a longer one (MAX_ARG_STRLEN).
+MAX_COMMAND_BYTES = 131_071
 
 NAME_MAX_LENGTH = 100
 VERSION_MAX_LENGTH = 50
@@ -105,6 +114,7 @@ _CONSTRAINT_KEYS: dict[str, set[str]] = {
     "option": {"choices"},
     "file": {"file_types", "many"},
     "list": {"items"},
+    **{kind: set() for kind in ELEMENT_INPUT_TYPES},
 }
 
 
@@ -330,6 +340,13 @@ def _list_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
 
 
 # How a value is checked against each input type: ``(type_spec, value) -> problems``.
+def _element_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
+    return [
+        message if path in ("", "$") else f"{path}: {message}"
+        for path, message in element_problems(str(type_spec["type"]), value)
+    ]
+
+
 _VALUE_CHECKS: dict[str, Callable[[Mapping[str, Any], Any], list[str]]] = {
     "integer": _integer_errors,
     "float": _float_errors,
@@ -338,6 +355,7 @@ _VALUE_CHECKS: dict[str, Callable[[Mapping[str, Any], Any], list[str]]] = {
     "option": _option_errors,
     "file": _file_errors,
     "list": _list_errors,
+    **{kind: _element_errors for kind in ELEMENT_INPUT_TYPES},
 }
 
 
@@ -367,9 +385,36 @@ def _normalize_value(type_spec: Mapping[str, Any], value: Any) -> Any:
     """Floats given as integers become floats (``1`` → ``1.0``), also inside lists."""
     if type_spec.get("type") == "float" and _is_int(value):
         return float(value)
+    if type_spec.get("type") in ELEMENT_INPUT_TYPES:
+        return checked_element_value(str(type_spec["type"]), value)[0] or value
     if type_spec.get("type") == "list" and isinstance(value, list):
         return [_normalize_value(type_spec.get("items") or {}, item) for item in value]
     return value
+
+
+# --- observations, features and their sets -------------------------------------------------------
+
+
+def checked_element_value(
+    kind: str, value: Any, *, path: str = ""
+) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """An inline value of an element input type, normalized (``{"elements": [...]}`` for a set,
+    ``{"id", "attributes"}`` for one element), or the problems by path inside it."""
+    if kind.endswith("_set"):
+        return element_values.check_set(value, path=path)
+    return element_values.check_element(value, path=path)
+
+
+def element_problems(kind: str, value: Any) -> list[tuple[str, str]]:
+    return checked_element_value(kind, value)[1]
+
+
+def element_ids(value: Mapping[str, Any]) -> list[str]:
+    """The ids of a set value (in its order) or of one element: what a command gets by default,
+    and what converters build on."""
+    if "elements" in value:
+        return [str(element["id"]) for element in value["elements"]]
+    return [str(value["id"])]
 
 
 # --- checking and normalizing ----------------------------------------------------------------------
@@ -1019,6 +1064,24 @@ def _render_value(value: Any) -> str:
     raise ValueError(f"can't render a value of type {type(value).__name__}")
 
 
+def _render_placeholder(inputs: Mapping[str, Any], values: Mapping[str, object], name: str) -> str:
+    """The shell-quoted text that replaces ``{{ name }}``."""
+    if name not in inputs:
+        raise ValueError(f"the command refers to {name!r}, which is not an input")
+    value = values.get(name)
+    if value is None:
+        value = inputs[name].get("default")
+    if value is None:
+        if inputs[name].get("required", True):
+            raise ValueError(f"the required input {name!r} has no value")
+        return ""
+    if inputs[name].get("type") in ELEMENT_INPUT_TYPES:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"the input {name!r} is not an observation or feature value")
+        return shlex.quote(",".join(element_ids(value)))
+    return _render_value(value)
+
+
 def render_command(spec: Mapping[str, Any], values: Mapping[str, object]) -> str:
     """Fill a docker operation's command template with shell-quoted values.
 
@@ -1034,17 +1097,13 @@ def render_command(spec: Mapping[str, Any], values: Mapping[str, object]) -> str
     if not isinstance(command, str):
         raise ValueError("the spec has no command to render")
 
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in inputs:
-            raise ValueError(f"the command refers to {name!r}, which is not an input")
-        value = values.get(name)
-        if value is None:
-            value = inputs[name].get("default")
-        if value is None:
-            if inputs[name].get("required", True):
-                raise ValueError(f"the required input {name!r} has no value")
-            return ""
-        return _render_value(value)
-
-    return PLACEHOLDER_RE.sub(replace, command)
+    rendered = PLACEHOLDER_RE.sub(
+        lambda match: _render_placeholder(inputs, values, match.group(1)), command
+    )
+    size = len(rendered.encode())
+    if size > MAX_COMMAND_BYTES:
+        raise ValueError(
+            f"the command is {size} bytes long once filled in; a command line holds at most "
+            f"{MAX_COMMAND_BYTES} (pass large values, such as big sets, as files)"
+        )
+    return rendered

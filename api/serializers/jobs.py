@@ -78,7 +78,10 @@ class JobSerializer(serializers.ModelSerializer[Job]):
 class JobCreateSerializer(serializers.Serializer[Any]):
     operation = serializers.UUIDField()
     workspace = serializers.UUIDField()
-    inputs = serializers.JSONField(default=dict, help_text="Input name -> value; files by id.")
+    inputs = serializers.JSONField(
+        default=dict,
+        help_text='Input name -> value; files by id; sets by {"set": "<id>"} or inline.',
+    )
     executor = serializers.CharField(
         required=False,
         max_length=50,

@@ -303,6 +303,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "kind" with its own choices: name this one's enum by what it is.
+    "ENUM_NAME_OVERRIDES": {"ElementKindEnum": "api.models.ElementKind"},
 }
 
 Q_CLUSTER = {

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from api import services
 from api.credentials import credential_create
+from api.element_sets.services import element_set_create
 from api.models import File, User, Workspace
 from operations.models import CromwellServer, Job
 from tests.conftest import PASSWORD, ROLES, multipart_file
@@ -213,6 +214,41 @@ TABLE: dict[str, list[Call]] = {
             body=lambda w: {"workspace": str(w.workspace.pk), "uri": "s3://unregistered/x.txt"},
         ),
     ],
+    "element-set-list": [
+        Call("get", signed_in(200)),
+        Call(
+            "post",
+            by_role(401, 201, 201, 403, 400, 201),
+            body=lambda w: {
+                "workspace": str(w.workspace.pk),
+                "kind": "observation",
+                "name": "New",
+                "elements": [{"id": "s1"}],
+            },
+        ),
+    ],
+    "element-set-detail": [
+        Call("get", by_role(401, 200, 200, 200, 404, 200), kwargs=lambda w: _set_kw(w)),
+        Call(
+            "patch",
+            by_role(401, 200, 200, 403, 404, 200),
+            kwargs=lambda w: _set_kw(w),
+            body=lambda w: {"name": "Renamed"},
+        ),
+        Call("delete", by_role(401, 204, 204, 403, 404, 204), kwargs=lambda w: _set_kw(w)),
+    ],
+    "element-set-combine": [
+        Call(
+            "post",
+            by_role(401, 201, 201, 403, 404, 201),
+            kwargs=lambda w: _set_kw(w),
+            body=lambda w: {
+                "operation": "union",
+                "other": str(w.extras["element_set"].pk),
+                "name": "Both",
+            },
+        ),
+    ],
     "api-token-list": [
         Call("get", signed_in(200)),
         Call("post", signed_in(201), body=lambda w: {"name": "ci"}),
@@ -367,6 +403,10 @@ def _member_kw(w: World) -> dict[str, Any]:
     return {"workspace_pk": w.workspace.pk, "user_id": w.users["editor"].pk}
 
 
+def _set_kw(w: World) -> dict[str, Any]:
+    return {"pk": w.extras["element_set"].pk}
+
+
 def _route_names(patterns: list[Any], namespace: str | None = None) -> Iterator[str]:
     for entry in patterns:
         if isinstance(entry, URLResolver):
@@ -433,6 +473,13 @@ def test_route_permission(
         workspace=workspace,
         owner=users["owner"],
         executor="local-docker",
+    )
+    world.extras["element_set"] = element_set_create(
+        user=users["owner"],
+        workspace=workspace,
+        kind="observation",
+        name="Samples",
+        elements=[{"id": "s1"}, {"id": "s2"}],
     )
     call = TABLE[name][index]
     url = reverse(name, kwargs=call.kwargs(world)) + call.query(world)

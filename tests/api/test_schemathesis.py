@@ -31,6 +31,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api import services
+from api.element_sets.services import element_set_create
 from api.models import Credential, File, FileStatus, FileType, Role
 from api.parsers import MAX_JSON_DEPTH
 from operations.models import CromwellServer, Job
@@ -118,6 +119,13 @@ class World:
             storage_uri="s3://fuzz-bucket/pending.bin",
         )
         self.operation = make_echo_operation()
+        self.element_set = element_set_create(
+            user=self.user,
+            workspace=self.workspace,
+            kind="observation",
+            name="Fuzzed samples",
+            elements=[{"id": "s1"}],
+        )
         self.job = Job.objects.create(
             operation=self.operation,
             workspace=self.workspace,
@@ -154,6 +162,7 @@ class World:
             "/api/operations/{id}": str(self.operation.pk),
             "/api/credentials/{id}": str(self.credential.pk),
             "/api/cromwell-servers/{id}": str(self.server.pk),
+            "/api/sets/{id}": str(self.element_set.pk),
             "/api/auth/api-tokens/{id}": str(self.spare_tokens[role].pk),
         }
 
@@ -190,7 +199,11 @@ def _use_real_ids(case: Any, world: World, role: str) -> None:
         if prefix in path and case.path_parameters and name in case.path_parameters:
             case.path_parameters[name] = value
     if isinstance(case.body, dict):
-        references = {"workspace": world.workspace.pk, "operation": world.operation.pk}
+        references = {
+            "workspace": world.workspace.pk,
+            "operation": world.operation.pk,
+            "other": world.element_set.pk,  # combining sets
+        }
         for key, pk in references.items():
             if key in case.body:
                 case.body[key] = str(pk)

@@ -1,0 +1,2 @@
+"""Observation and feature sets kept per workspace: values (pure checks), selectors (who may
+read which), services (create, update, delete, combine)."""
