@@ -9,7 +9,8 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import ApiToken, File, FileStatus, Membership, Role, Workspace
+from .exceptions import Forbidden, field_error
+from .models import WRITE_ROLES, ApiToken, File, FileStatus, Membership, Role, Workspace
 
 
 def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:
@@ -75,6 +76,41 @@ def role_in(user: Any, workspace: Workspace) -> Role | None:
     cached[user.pk] = result
     workspace._role_cache = cached  # type: ignore[attr-defined]
     return result
+
+
+def may_write(user: Any, workspace: Workspace) -> bool:
+    """Whether ``user`` may add to or change ``workspace`` (its files, its jobs): editors and
+    owners (and staff, who act as owners). The one place this is decided."""
+    return role_in(user, workspace) in WRITE_ROLES
+
+
+def require_write(
+    user: Any, workspace: Workspace, *, field: str = "workspace", doing: str = "add or change files"
+) -> None:
+    """Refuse ``user`` writing to ``workspace``: an unknown workspace to non-members (4xx
+    naming ``field``), Forbidden to viewers (``doing`` says what they can't do)."""
+    if may_write(user, workspace):
+        return
+    if role_in(user, workspace) is None:
+        raise field_error(field, "No such workspace.", code="does_not_exist")
+    raise Forbidden(
+        f"Viewers cannot {doing} in this workspace.",
+        details={field: ["Your role in this workspace is viewer."]},
+    )
+
+
+def writable_workspace(
+    user: Any, workspace_id: Any, *, field: str = "workspace", doing: str = "add or change files"
+) -> Workspace:
+    """The workspace ``workspace_id`` if ``user`` may write to it; a workspace they can't see
+    answers like an unknown one (4xx naming ``field``), a viewer's is Forbidden."""
+    workspace = workspaces_visible_to(user).filter(pk=workspace_id).first()
+    if workspace is None:
+        raise field_error(
+            field, f"No workspace {workspace_id} that you can see.", code="does_not_exist"
+        )
+    require_write(user, workspace, field=field, doing=doing)
+    return workspace
 
 
 def usable_api_tokens(user: Any) -> QuerySet[ApiToken]:

@@ -17,6 +17,7 @@ from api.models import File, FileStatus
 from api.selectors import files_visible_to
 from api.storage import is_local, local_path
 from executors.specs import Mount
+from wdl.outputs import file_refs_of, is_file_output
 
 from .spec import value_errors
 
@@ -134,7 +135,7 @@ def container_values(
     spec: dict[str, Any], values: dict[str, Any]
 ) -> tuple[dict[str, Any], list[Mount]]:
     """File inputs become container paths under /inputs/<input>/; returns (values, read-only mounts)."""
-    ids = [v for v in _file_ids(spec, values)]
+    ids = file_refs_of(spec["inputs"], values)
     files = {str(f.pk): f for f in File.objects.filter(pk__in=ids)}
     mounts: list[Mount] = []
     rendered: dict[str, Any] = {}
@@ -152,26 +153,10 @@ def container_values(
         return target
 
     for name, value in values.items():
-        input_spec = spec["inputs"][name]
-        if input_spec.get("type") == "file":
-            if isinstance(value, list):
-                rendered[name] = [place(name, v, i) for i, v in enumerate(value)]
-            else:
-                rendered[name] = place(name, value, None)
-        elif input_spec.get("type") == "list" and input_spec["items"].get("type") == "file":
+        if not is_file_output(spec["inputs"][name]):
+            rendered[name] = value
+        elif isinstance(value, list):
             rendered[name] = [place(name, v, i) for i, v in enumerate(value)]
         else:
-            rendered[name] = value
+            rendered[name] = place(name, value, None)
     return rendered, mounts
-
-
-def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    for name, value in values.items():
-        input_spec = spec["inputs"][name]
-        is_file = input_spec.get("type") == "file" or (
-            input_spec.get("type") == "list" and input_spec["items"].get("type") == "file"
-        )
-        if is_file:
-            out.extend(value if isinstance(value, list) else [value])
-    return out

@@ -50,7 +50,7 @@ from wdl.outputs import (
     ResultFile,
     distinct_file_names,
     file_leaves,
-    holds_files,
+    is_file_output,
     path_segment,
     rebuild,
 )
@@ -499,7 +499,7 @@ def register_outputs(
     with_files: dict[str, Any] = {}
     leaves: list[tuple[str, Position, Any]] = []  # (output, position, Path or URI)
     for name, spec in declared.items():
-        if holds_files(spec):
+        if is_file_output(spec):
             value = _files_value(name, spec, collected)
             if value is _ABSENT:
                 continue
