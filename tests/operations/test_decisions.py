@@ -93,7 +93,7 @@ def test_one_routing_function_for_modes(settings: Any, dummy_routing: None) -> N
 
 
 def test_which_values_are_files() -> None:
-    specs = {
+    specs: dict[str, dict[str, Any]] = {
         "one": {"type": "file"},
         "many": {"type": "list", "items": {"type": "file"}},
         "nested": {"type": "list", "items": {"type": "list", "items": {"type": "file"}}},
