@@ -6,7 +6,8 @@ import re
 import uuid
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .exceptions import Forbidden, field_error
@@ -17,6 +18,26 @@ def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:
     if user.is_staff:
         return Workspace.objects.all()
     return Workspace.objects.filter(memberships__user=user)
+
+
+def workspaces_listed_for(user: Any) -> QuerySet[Workspace]:
+    """The workspaces ``user`` sees, each with its ``file_count`` and the user's ``my_role``
+    (correlated subqueries: computed for the rows of a page only, not every workspace)."""
+    my_role = Membership.objects.filter(workspace=OuterRef("pk"), user=user.pk).values("role")[:1]
+    file_count = (
+        File.objects.filter(workspace=OuterRef("pk"))
+        .order_by()
+        .values("workspace")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return workspaces_visible_to(user).annotate(
+        file_count=Coalesce(Subquery(file_count), 0), my_role=Subquery(my_role)
+    )
+
+
+def members_of(workspace: Workspace) -> QuerySet[Membership]:
+    return Membership.objects.filter(workspace=workspace).select_related("user")
 
 
 def files_visible_to(user: Any) -> QuerySet[File]:
@@ -111,6 +132,11 @@ def writable_workspace(
         )
     require_write(user, workspace, field=field, doing=doing)
     return workspace
+
+
+def api_tokens_of(user: Any) -> QuerySet[ApiToken]:
+    """All the user's personal API tokens, revoked and expired ones too (for their list)."""
+    return ApiToken.objects.filter(user=user)
 
 
 def usable_api_tokens(user: Any) -> QuerySet[ApiToken]:

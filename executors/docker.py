@@ -82,12 +82,14 @@ from .base import (
     Executor,
     ExecutorError,
     ExecutorUnavailable,
+    ImageBuild,
     Observation,
     RunnableJob,
     RunState,
     check_local_options,
     connection_problem,
 )
+from .images import build_client, build_local_image
 
 LABEL_JOB = "ferry.job"
 LABEL_EXECUTOR = "ferry.executor"
@@ -280,9 +282,22 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def api_error(
+    exc: docker.errors.APIError, action: str, *, server_errors_retry: bool
+) -> ExecutorError:
+    """What the Docker engine's refusal means: an error of the run (a 4xx, or any answer when
+    ``server_errors_retry`` is False), or ExecutorUnavailable for its own failure (a 5xx)."""
+    message = f"the Docker engine failed to {action}: {exc.explanation}"
+    if server_errors_retry and exc.is_server_error():
+        return ExecutorUnavailable(message)
+    return ExecutorError(message)
+
+
 class DockerExecutor(Executor):
     modes = ("docker",)
     engine_name = "The Docker engine"
+    backend_errors = (OSError, docker.errors.DockerException)
+    builds_images = True  # into this engine's image store, where its runs find them
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         super().__init__(alias, options)
@@ -381,15 +396,17 @@ class DockerExecutor(Executor):
         try:
             yield
         except docker.errors.APIError as exc:
-            if server_errors_retry and exc.is_server_error():
-                raise ExecutorUnavailable(
-                    f"the Docker engine failed to {action}: {exc.explanation}"
-                ) from exc
-            raise ExecutorError(f"the Docker engine failed to {action}: {exc.explanation}") from exc
+            raise api_error(exc, action, server_errors_retry=server_errors_retry) from exc
         except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
-            raise ExecutorUnavailable(
-                f"the Docker engine can't be reached to {action}: {connection_problem(exc)}"
-            ) from exc
+            raise self.translate_error(exc, action) from exc
+
+    def translate_error(self, exc: BaseException, action: str) -> ExecutorError:
+        if isinstance(exc, docker.errors.APIError):
+            return api_error(exc, action, server_errors_retry=True)
+        return super().translate_error(exc, action)
+
+    def build_image(self, build: ImageBuild) -> str:
+        return build_local_image(build_client(self.base_url), build)
 
     def ping(self) -> str:
         """The engine's version if it answers (for health checks); ExecutorUnavailable if not."""

@@ -12,7 +12,7 @@ import pytest
 
 from api.exceptions import ApplicationError, Forbidden
 from api.models import User, Workspace
-from api.selectors import may_write, writable_workspace
+from api.selectors import may_write, members_of, workspaces_listed_for, writable_workspace
 from executors import dummy
 from executors.cromwell.executor import JOB_LABEL, workflow_labels
 from executors.registry import ExecutorNotConfigured, alias_for_mode, executor_for_mode
@@ -167,3 +167,19 @@ def test_job_logs_are_live_while_running_and_kept_afterwards(
     Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, executor="nowhere")
     job.refresh_from_db()
     assert services.job_logs(job=job)["live"] is False
+
+
+def test_workspaces_are_listed_with_the_users_role_and_file_count(
+    users: dict[str, User], workspace: Workspace, make_file: Any
+) -> None:
+    make_file(workspace)
+    listed = {ws.pk: ws for ws in workspaces_listed_for(users["viewer"])}
+    assert set(listed) == {workspace.pk}
+    shown = listed[workspace.pk]
+    assert (getattr(shown, "my_role"), getattr(shown, "file_count")) == ("viewer", 1)  # noqa: B009
+    assert not workspaces_listed_for(users["other"]).exists()
+    assert {m.user.email for m in members_of(workspace)} == {
+        "owner@example.org",
+        "editor@example.org",
+        "viewer@example.org",
+    }
