@@ -51,7 +51,7 @@ class RefusedEngine(Executor):
         return Collected(succeeded=self._fail())
 
     def _logs(self, job: RunnableJob, *, tail: int | None) -> tuple[str, str]:
-        return tuple(self._fail())  # type: ignore[return-value]
+        return tuple(self._fail())
 
     def _cleanup(self, job: RunnableJob) -> None:
         self._fail()
