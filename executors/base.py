@@ -115,11 +115,9 @@ class ImageBuildFailed(ExecutorError):
         self.step, self.error, self.log = step, error, log
 
 
-def connection_problem(exc: BaseException) -> str:
-    """Why a connection to an engine failed, in a few plain words ("the connection was
-    refused"), found in the chain of exceptions that requests, urllib3 and the Docker SDK nest
-    into one another. Their own messages are reprs of that chain (``('Connection aborted.',
-    FileNotFoundError(2, 'No such file or directory'))``) and are never shown."""
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception nested in it (causes, contexts, ``reason``s, ``args``), each
+    once, nearest first."""
     chain: list[BaseException] = []
     pending: list[BaseException] = [exc]
     while pending:
@@ -129,20 +127,37 @@ def connection_problem(exc: BaseException) -> str:
         chain.append(current)
         nested = (current.__cause__, current.__context__, getattr(current, "reason", None))
         pending.extend(e for e in (*nested, *current.args) if isinstance(e, BaseException))
+    return chain
+
+
+# What a connection error of these kinds means, in the order they are looked for.
+_CONNECTION_PROBLEMS: tuple[
+    tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...
+] = (
+    (FileNotFoundError, "its socket does not exist (the engine is not running)"),
+    (ConnectionRefusedError, "the connection was refused"),
+    ((ConnectionResetError, ConnectionAbortedError, BrokenPipeError), "the connection was cut"),
+    (PermissionError, "Ferry is not allowed to connect to it"),
+    (socket.gaierror, "its host name can't be resolved"),
+)
+
+
+def _is_timeout(error: BaseException) -> bool:
+    return isinstance(error, TimeoutError) or "Timeout" in type(error).__name__
+
+
+def connection_problem(exc: BaseException) -> str:
+    """Why a connection to an engine failed, in a few plain words ("the connection was
+    refused"), found in the chain of exceptions that requests, urllib3 and the Docker SDK nest
+    into one another. Their own messages are reprs of that chain (``('Connection aborted.',
+    FileNotFoundError(2, 'No such file or directory'))``) and are never shown."""
+    chain = _exception_chain(exc)
     for error in chain:
-        if isinstance(error, FileNotFoundError):
-            return "its socket does not exist (the engine is not running)"
-        if isinstance(error, ConnectionRefusedError):
-            return "the connection was refused"
-        if isinstance(error, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
-            return "the connection was cut"
-        if isinstance(error, PermissionError):
-            return "Ferry is not allowed to connect to it"
-        if isinstance(error, socket.gaierror):
-            return "its host name can't be resolved"
-    for error in chain:
-        if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
-            return "it did not answer in time"
+        for kinds, problem in _CONNECTION_PROBLEMS:
+            if isinstance(error, kinds):
+                return problem
+    if any(_is_timeout(error) for error in chain):
+        return "it did not answer in time"
     for error in chain:
         if isinstance(error, OSError) and error.strerror:
             return error.strerror[:1].lower() + error.strerror[1:]
