@@ -11,7 +11,16 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .exceptions import Forbidden, field_error
-from .models import WRITE_ROLES, ApiToken, File, FileStatus, Membership, Role, Workspace
+from .models import (
+    WRITE_ROLES,
+    ApiToken,
+    Credential,
+    File,
+    FileStatus,
+    Membership,
+    Role,
+    Workspace,
+)
 
 
 def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:
@@ -144,3 +153,8 @@ def usable_api_tokens(user: Any) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user, revoked_at__isnull=True).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     )
+
+
+def credentials_listed() -> QuerySet[Credential]:
+    """Every stored credential (staff manage them; their secrets are never read out)."""
+    return Credential.objects.all()

@@ -9,7 +9,7 @@ from django.db.models import Prefetch, QuerySet
 from api.models import File
 from api.selectors import workspaces_visible_to
 
-from .models import Job, Operation
+from .models import CromwellServer, Job, Operation
 
 # What a jobs list never shows: the executor's run spec and log tails of each job, and the
 # operation's full spec, sources and build log (a page of 500 jobs read megabytes of them).
@@ -42,3 +42,8 @@ def jobs_visible_to(user: Any, *, for_list: bool = False) -> QuerySet[Job]:
         .prefetch_related(Prefetch("output_files", queryset=File.objects.select_related("owner")))
     )
     return jobs.defer(*JOB_LIST_DEFERRED) if for_list else jobs
+
+
+def cromwell_servers_listed() -> QuerySet[CromwellServer]:
+    """Every registered Cromwell server with its credential (staff manage them)."""
+    return CromwellServer.objects.select_related("credential")
