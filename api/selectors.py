@@ -6,16 +6,47 @@ import re
 import uuid
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import ApiToken, File, FileStatus, Membership, Role, Workspace
+from .exceptions import Forbidden, field_error
+from .models import (
+    WRITE_ROLES,
+    ApiToken,
+    Credential,
+    File,
+    FileStatus,
+    Membership,
+    Role,
+    Workspace,
+)
 
 
 def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:
     if user.is_staff:
         return Workspace.objects.all()
     return Workspace.objects.filter(memberships__user=user)
+
+
+def workspaces_listed_for(user: Any) -> QuerySet[Workspace]:
+    """The workspaces ``user`` sees, each with its ``file_count`` and the user's ``my_role``
+    (correlated subqueries: computed for the rows of a page only, not every workspace)."""
+    my_role = Membership.objects.filter(workspace=OuterRef("pk"), user=user.pk).values("role")[:1]
+    file_count = (
+        File.objects.filter(workspace=OuterRef("pk"))
+        .order_by()
+        .values("workspace")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return workspaces_visible_to(user).annotate(
+        file_count=Coalesce(Subquery(file_count), 0), my_role=Subquery(my_role)
+    )
+
+
+def members_of(workspace: Workspace) -> QuerySet[Membership]:
+    return Membership.objects.filter(workspace=workspace).select_related("user")
 
 
 def files_visible_to(user: Any) -> QuerySet[File]:
@@ -77,8 +108,53 @@ def role_in(user: Any, workspace: Workspace) -> Role | None:
     return result
 
 
+def may_write(user: Any, workspace: Workspace) -> bool:
+    """Whether ``user`` may add to or change ``workspace`` (its files, its jobs): editors and
+    owners (and staff, who act as owners). The one place this is decided."""
+    return role_in(user, workspace) in WRITE_ROLES
+
+
+def require_write(
+    user: Any, workspace: Workspace, *, field: str = "workspace", doing: str = "add or change files"
+) -> None:
+    """Refuse ``user`` writing to ``workspace``: an unknown workspace to non-members (4xx
+    naming ``field``), Forbidden to viewers (``doing`` says what they can't do)."""
+    if may_write(user, workspace):
+        return
+    if role_in(user, workspace) is None:
+        raise field_error(field, "No such workspace.", code="does_not_exist")
+    raise Forbidden(
+        f"Viewers cannot {doing} in this workspace.",
+        details={field: ["Your role in this workspace is viewer."]},
+    )
+
+
+def writable_workspace(
+    user: Any, workspace_id: Any, *, field: str = "workspace", doing: str = "add or change files"
+) -> Workspace:
+    """The workspace ``workspace_id`` if ``user`` may write to it; a workspace they can't see
+    answers like an unknown one (4xx naming ``field``), a viewer's is Forbidden."""
+    workspace = workspaces_visible_to(user).filter(pk=workspace_id).first()
+    if workspace is None:
+        raise field_error(
+            field, f"No workspace {workspace_id} that you can see.", code="does_not_exist"
+        )
+    require_write(user, workspace, field=field, doing=doing)
+    return workspace
+
+
+def api_tokens_of(user: Any) -> QuerySet[ApiToken]:
+    """All the user's personal API tokens, revoked and expired ones too (for their list)."""
+    return ApiToken.objects.filter(user=user)
+
+
 def usable_api_tokens(user: Any) -> QuerySet[ApiToken]:
     """The user's personal API tokens that are neither revoked nor expired."""
     return ApiToken.objects.filter(user=user, revoked_at__isnull=True).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     )
+
+
+def credentials_listed() -> QuerySet[Credential]:
+    """Every stored credential (staff manage them; their secrets are never read out)."""
+    return Credential.objects.all()

@@ -22,7 +22,6 @@ from .exceptions import ApplicationError, Conflict, Forbidden, field_error
 from .file_states import file_created, file_transition
 from .filetypes import check_content, content_type_for, guess_file_type
 from .models import (
-    WRITE_ROLES,
     ApiToken,
     File,
     FileStatus,
@@ -32,7 +31,7 @@ from .models import (
     User,
     Workspace,
 )
-from .selectors import role_in
+from .selectors import require_write, role_in
 from .storage import locations
 from .storage.uploads import SpooledUpload
 from .tokens import TOKEN_PREFIX, hash_token, new_token_key
@@ -251,17 +250,6 @@ def clean_file_name(raw: str, *, field: str = "name") -> str:
     if len(name.encode()) > MAX_NAME_LENGTH:
         raise field_error(field, f"The file name is longer than {MAX_NAME_LENGTH} bytes.")
     return name
-
-
-def require_write(user: User, workspace: Workspace, *, field: str = "workspace") -> None:
-    role = role_in(user, workspace)
-    if role is None:
-        raise field_error(field, "No such workspace.", code="does_not_exist")
-    if role not in WRITE_ROLES:
-        raise Forbidden(
-            "Viewers cannot add or change files in this workspace.",
-            details={field: ["Your role in this workspace is viewer."]},
-        )
 
 
 def file_create_from_upload(

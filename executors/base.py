@@ -1,9 +1,11 @@
 """The executor interface: submit, poll many at once, cancel, collect.
 
-The public methods do what every executor needs the same way and call the protected ones
+The public methods do what every executor needs the same way (they turn the backend's library
+errors into :class:`ExecutorError`/:class:`ExecutorUnavailable`) and call the protected ones
 (``_submit``, ``_poll``, …) that each backend implements; optional capabilities (``describe``,
-``remove_workdir``, ``reads_buckets``, ``describes_workflows``) are declared here with the
-defaults of executors that lack them.
+``remove_workdir``, ``reads_buckets``, ``describes_workflows``, ``builds_images`` with
+``build_image``, ``pushes_images`` with ``push_image``) are declared here with the defaults of
+executors that lack them.
 
 An executor is one module plus one entry in ``settings.EXECUTORS``; it never sees HTTP requests.
 It works on jobs through the attributes below (a ``operations.models.Job`` has them):
@@ -22,11 +24,12 @@ It works on jobs through the attributes below (a ``operations.models.Job`` has t
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -92,11 +95,29 @@ class ExecutorUnavailable(ExecutorError):
     message is a plain sentence (see :func:`connection_problem`), never an exception's repr."""
 
 
-def connection_problem(exc: BaseException) -> str:
-    """Why a connection to an engine failed, in a few plain words ("the connection was
-    refused"), found in the chain of exceptions that requests, urllib3 and the Docker SDK nest
-    into one another. Their own messages are reprs of that chain (``('Connection aborted.',
-    FileNotFoundError(2, 'No such file or directory'))``) and are never shown."""
+@dataclass(frozen=True)
+class ImageBuild:
+    """What to build: ``tag`` from ``context`` with its ``dockerfile`` (a path in it)."""
+
+    context: Path
+    dockerfile: str
+    tag: str
+    labels: dict[str, str]
+    report: Callable[[str], None]  # told each step ("Step 2/5 : RUN make") as it starts
+
+
+class ImageBuildFailed(ExecutorError):
+    """The build failed: ``error`` at ``step`` ("" before the first), ``log`` its output."""
+
+    def __init__(self, tag: str, step: str, error: str, log: str) -> None:
+        where = f"at {step!r}" if step else "before its first step"
+        super().__init__(f"building {tag} failed {where}: {error}")
+        self.step, self.error, self.log = step, error, log
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception nested in it (causes, contexts, ``reason``s, ``args``), each
+    once, nearest first."""
     chain: list[BaseException] = []
     pending: list[BaseException] = [exc]
     while pending:
@@ -106,20 +127,37 @@ def connection_problem(exc: BaseException) -> str:
         chain.append(current)
         nested = (current.__cause__, current.__context__, getattr(current, "reason", None))
         pending.extend(e for e in (*nested, *current.args) if isinstance(e, BaseException))
+    return chain
+
+
+# What a connection error of these kinds means, in the order they are looked for.
+_CONNECTION_PROBLEMS: tuple[
+    tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...
+] = (
+    (FileNotFoundError, "its socket does not exist (the engine is not running)"),
+    (ConnectionRefusedError, "the connection was refused"),
+    ((ConnectionResetError, ConnectionAbortedError, BrokenPipeError), "the connection was cut"),
+    (PermissionError, "Ferry is not allowed to connect to it"),
+    (socket.gaierror, "its host name can't be resolved"),
+)
+
+
+def _is_timeout(error: BaseException) -> bool:
+    return isinstance(error, TimeoutError) or "Timeout" in type(error).__name__
+
+
+def connection_problem(exc: BaseException) -> str:
+    """Why a connection to an engine failed, in a few plain words ("the connection was
+    refused"), found in the chain of exceptions that requests, urllib3 and the Docker SDK nest
+    into one another. Their own messages are reprs of that chain (``('Connection aborted.',
+    FileNotFoundError(2, 'No such file or directory'))``) and are never shown."""
+    chain = _exception_chain(exc)
     for error in chain:
-        if isinstance(error, FileNotFoundError):
-            return "its socket does not exist (the engine is not running)"
-        if isinstance(error, ConnectionRefusedError):
-            return "the connection was refused"
-        if isinstance(error, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
-            return "the connection was cut"
-        if isinstance(error, PermissionError):
-            return "Ferry is not allowed to connect to it"
-        if isinstance(error, socket.gaierror):
-            return "its host name can't be resolved"
-    for error in chain:
-        if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
-            return "it did not answer in time"
+        for kinds, problem in _CONNECTION_PROBLEMS:
+            if isinstance(error, kinds):
+                return problem
+    if any(_is_timeout(error) for error in chain):
+        return "it did not answer in time"
     for error in chain:
         if isinstance(error, OSError) and error.strerror:
             return error.strerror[:1].lower() + error.strerror[1:]
@@ -135,6 +173,15 @@ class Executor(ABC):
     engine_name: ClassVar[str] = "The job's executor"
     # True when it checks WDL documents itself (``describe``) before a run is submitted.
     describes_workflows: ClassVar[bool] = False
+    # The exceptions of its libraries that mean "the engine failed", which the public methods
+    # turn into this module's error family (:meth:`translate_error`), so that callers never see
+    # a library's own exception. requests' errors are OSErrors; a backend adds its SDK's.
+    backend_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError,)
+    # True when it builds operation images with ``build_image`` (and publishes them with
+    # ``push_image`` when ``pushes_images``): an engine on this host uses the local image store;
+    # one on a remote cluster pushes to a registry it pulls from.
+    builds_images: ClassVar[bool] = False
+    pushes_images: ClassVar[bool] = False
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         self.alias = alias
@@ -144,7 +191,8 @@ class Executor(ABC):
 
     def submit(self, job: RunnableJob) -> str:
         """Start the run; idempotent (a second call finds the first run). Returns its id."""
-        return self._submit(job)
+        with self.engine_errors("start the run"):
+            return self._submit(job)
 
     def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
         """Observe many runs with as few engine calls as possible (never one per job).
@@ -153,7 +201,8 @@ class Executor(ABC):
         the backend said nothing about is MISSING."""
         if not jobs:
             return {}
-        observed = self._poll(jobs)
+        with self.engine_errors("list runs"):
+            observed = self._poll(jobs)
         return {
             job.id: observed.get(job.id) or Observation(RunState.MISSING, "no run for this job")
             for job in jobs
@@ -161,19 +210,46 @@ class Executor(ABC):
 
     def cancel(self, job: RunnableJob) -> None:
         """Stop the run for real; a run that is already gone is not an error."""
-        self._cancel(job)
+        with self.engine_errors("stop the run"):
+            self._cancel(job)
 
     def collect(self, job: RunnableJob) -> Collected:
         """Read the outcome of an EXITED run: outputs, logs, or a readable failure."""
-        return self._collect(job)
+        with self.engine_errors("read the run's outcome"):
+            return self._collect(job)
 
     def logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
         """(stdout, stderr) of a run, the last ``tail`` lines of each if given."""
-        return self._logs(job, tail=tail)
+        with self.engine_errors("read the run's logs"):
+            return self._logs(job, tail=tail)
 
     def cleanup(self, job: RunnableJob) -> None:
         """Remove what the run left on the engine (container, work dir); idempotent."""
-        self._cleanup(job)
+        with self.engine_errors("clean up the run"):
+            self._cleanup(job)
+
+    # -- errors: the same for every backend -------------------------------------------------------
+
+    @contextlib.contextmanager
+    def engine_errors(self, action: str) -> Iterator[None]:
+        """Let this module's errors through and turn the backend's (``backend_errors``) into
+        them, saying which ``action`` failed ("start the run"); anything else is a bug and
+        propagates as it is."""
+        try:
+            yield
+        except ExecutorError:
+            raise
+        except self.backend_errors as exc:
+            raise self.translate_error(exc, action) from exc
+
+    def translate_error(self, exc: BaseException, action: str) -> ExecutorError:
+        """The executor error for a backend exception: by default the engine can't be reached
+        (ExecutorUnavailable, retried later) and why, in plain words. Backends whose libraries
+        tell refusals apart (an API's 4xx) override this and call it for the rest."""
+        engine = self.engine_name[:1].lower() + self.engine_name[1:]
+        return ExecutorUnavailable(
+            f"{engine} can't be reached to {action}: {connection_problem(exc)}"
+        )
 
     # -- optional capabilities: the defaults of executors that lack them -------------------------
 
@@ -190,6 +266,17 @@ class Executor(ABC):
         submit, once the inputs are where it reads them); executors that read the workflow's
         folder themselves need nothing more."""
         return spec
+
+    def build_image(self, build: ImageBuild) -> str:
+        """Build the image ``build.tag`` where this engine's runs find it; its build log.
+        ImageBuildFailed when the build fails. Only called on executors whose
+        ``builds_images`` is True."""
+        raise ExecutorError(f"{self.engine_name} does not build images.")
+
+    def push_image(self, tag: str) -> str:
+        """Publish a built image to the registry this engine pulls from; what the push said.
+        Only called on executors whose ``pushes_images`` is True (a local engine needs none)."""
+        raise ExecutorError(f"{self.engine_name} does not push images.")
 
     def remove_workdir(self, job: RunnableJob) -> None:
         """Delete the run's work dir on this machine once its outputs are stored (after

@@ -93,12 +93,14 @@ from .base import (
     Executor,
     ExecutorError,
     ExecutorUnavailable,
+    ImageBuild,
     Observation,
     RunnableJob,
     RunState,
     check_local_options,
     connection_problem,
 )
+from .images import build_client, build_local_image
 
 LABEL_JOB = "ferry.job"
 LABEL_EXECUTOR = "ferry.executor"
@@ -202,6 +204,79 @@ class OutputPathError(Exception):
         self.kind = kind
 
 
+def _container_parts(ref: str, root: list[str]) -> list[str]:
+    """The components of the container path ``ref`` names, below "/" (relative: below the
+    mount point, whose components are ``root``)."""
+    if not isinstance(ref, str) or not ref or "\x00" in ref:
+        raise OutputPathError("invalid")
+    path = PurePosixPath(ref)
+    return list(path.parts[1:]) if path.is_absolute() else [*root, *path.parts]
+
+
+def _host_lstat(host: Path) -> os.stat_result:
+    try:
+        return os.lstat(host)
+    except (FileNotFoundError, NotADirectoryError):
+        raise OutputPathError("missing") from None
+    except OSError:
+        raise OutputPathError("invalid") from None
+
+
+def _moved_by_dots(part: str, current: list[str]) -> bool:
+    """Apply ``.``/``..`` (and empty parts) to the walked ``current``; False for a name."""
+    if part in ("", "."):
+        return True
+    if part == "..":
+        if current:
+            current.pop()
+        return True
+    return False
+
+
+def _check_inside_mount(current: list[str], root: list[str]) -> None:
+    depth = len(root)
+    if current[:depth] != root[: len(current)] or (
+        len(current) > depth and current[depth] == META_DIR
+    ):
+        raise OutputPathError("outside")
+
+
+def _follow_link(host: Path, current: list[str], pending: list[str]) -> tuple[list[str], list[str]]:
+    """(walked, still to walk) once the symlink ``host`` (the last of ``current``) is read: an
+    absolute target is a container path, walked from "/"."""
+    target = PurePosixPath(os.readlink(host))
+    current.pop()
+    if target.is_absolute():
+        return [], [*target.parts[1:], *pending]
+    return current, [*target.parts, *pending]
+
+
+def _walk_container_path(workdir: Path, pending: list[str], root: list[str]) -> list[str]:
+    """The components of the container path reached from ``pending``, following symlinks one
+    component at a time; every step must stay inside the mount point (components ``root``)."""
+    current: list[str] = []  # components of the container path walked so far, below "/"
+    depth = len(root)
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if _moved_by_dots(part, current):
+            continue
+        current.append(part)
+        _check_inside_mount(current, root)
+        if len(current) <= depth:
+            continue  # the mount point or a directory above it
+        host = workdir.joinpath(*current[depth:])
+        st = _host_lstat(host)
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > MAX_SYMLINK_HOPS:
+                raise OutputPathError("outside")
+            current, pending = _follow_link(host, current, pending)
+        elif pending and not stat.S_ISDIR(st.st_mode):
+            raise OutputPathError("missing")
+    return current
+
+
 def resolve_output_path(workdir: Path, ref: str, mount_point: str = WORK) -> Path:
     """The host path of the regular file ``ref`` names inside the container's /work (or the
     ``mount_point`` the work dir is mounted at: a WebMEV run's execution dir).
@@ -211,49 +286,9 @@ def resolve_output_path(workdir: Path, ref: str, mount_point: str = WORK) -> Pat
     a time, and every step must stay inside the mount point: anything else in the container's
     file system is out of reach. Raises OutputPathError.
     """
-    if not isinstance(ref, str) or not ref or "\x00" in ref:
-        raise OutputPathError("invalid")
     root = list(PurePosixPath(mount_point).parts[1:])
     depth = len(root)
-    path = PurePosixPath(ref)
-    pending = list(path.parts[1:]) if path.is_absolute() else [*root, *path.parts]
-    current: list[str] = []  # components of the container path walked so far, below "/"
-    hops = 0
-    while pending:
-        part = pending.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if current:
-                current.pop()
-            continue
-        current.append(part)
-        if current[:depth] != root[: len(current)] or (
-            len(current) > depth and current[depth] == META_DIR
-        ):
-            raise OutputPathError("outside")
-        if len(current) <= depth:
-            continue  # the mount point or a directory above it
-        host = workdir.joinpath(*current[depth:])
-        try:
-            st = os.lstat(host)
-        except (FileNotFoundError, NotADirectoryError):
-            raise OutputPathError("missing") from None
-        except OSError:
-            raise OutputPathError("invalid") from None
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > MAX_SYMLINK_HOPS:
-                raise OutputPathError("outside")
-            target = PurePosixPath(os.readlink(host))
-            current.pop()
-            if target.is_absolute():
-                current = []
-                pending = [*target.parts[1:], *pending]
-            else:
-                pending = [*target.parts, *pending]
-        elif pending and not stat.S_ISDIR(st.st_mode):
-            raise OutputPathError("missing")
+    current = _walk_container_path(workdir, _container_parts(ref, root), root)
     if current[:depth] != root:
         raise OutputPathError("outside")
     if len(current) == depth:
@@ -262,6 +297,82 @@ def resolve_output_path(workdir: Path, ref: str, mount_point: str = WORK) -> Pat
     if not stat.S_ISREG(os.lstat(final).st_mode):
         raise OutputPathError("not_file")
     return final
+
+
+def _failure_headline(outcome: Outcome, stderr_tail: str) -> str:
+    """Why a run that exited non-zero failed, first of all: its time or memory limit, its
+    process limit, or just its exit status."""
+    if outcome.timed_out:
+        return f"timed out after {outcome.timeout_s} s"
+    if outcome.oom_killed:
+        return f"ran out of memory (limit {outcome.memory_bytes // (1024 * 1024)} MiB)"
+    if outcome.pids_limit > 0 and _could_not_start_a_process(stderr_tail):
+        return (
+            f"stopped by its process limit (pids_limit={outcome.pids_limit}): it could not "
+            f"start another process or thread, and exited with status {outcome.exit_code}"
+        )
+    return f"exited with status {outcome.exit_code}"
+
+
+OUTPUTS_JSON_IN_WORK = f"{WORK}/{OUTPUTS_JSON}"
+
+
+def _outputs_json_path(
+    workdir: Path, run_spec: dict[str, Any], mount_point: str = WORK
+) -> Path | None:
+    """The host path of the run's outputs.json; None when it wrote none and needs none."""
+    where = f"{mount_point}/{OUTPUTS_JSON}"
+    try:
+        return resolve_output_path(workdir, OUTPUTS_JSON, mount_point)
+    except OutputPathError as exc:
+        if exc.kind != "missing":
+            raise ExecutorError(f"{where} is not a regular file inside {mount_point}") from None
+        if not run_spec.get("requires_outputs_json", True):
+            return None
+        raise ExecutorError(f"the operation finished without writing {where}") from None
+
+
+def _read_outputs_json(path: Path, where: str = OUTPUTS_JSON_IN_WORK) -> dict[str, Any]:
+    if path.stat().st_size > MAX_OUTPUTS_JSON_BYTES:
+        raise ExecutorError(f"{where} is larger than {MAX_OUTPUTS_JSON_BYTES // 1024} KiB")
+    try:
+        values = json.loads(path.read_bytes())
+    except UnicodeDecodeError:
+        raise ExecutorError(f"{where} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ExecutorError(
+            f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    if not isinstance(values, dict):
+        raise ExecutorError(
+            f"{where} must hold a JSON object mapping output names to values, "
+            f"not {type(values).__name__}"
+        )
+    return values
+
+
+def _output_files(
+    workdir: Path, values: dict[str, Any], declared: set[str]
+) -> dict[str, list[Path]]:
+    """The files the output values name inside /work; a ``declared`` file output that names no
+    file (or a bad one) is an ExecutorError, other values are files only if they name one."""
+    files: dict[str, list[Path]] = {}
+    for name, value in values.items():
+        refs = _strings(value)
+        if name in declared and refs is None:
+            raise ExecutorError(
+                f"output {name!r} should name a file in {WORK}, not {json.dumps(value)[:100]}"
+            )
+        found = []
+        for ref in refs or ():
+            try:
+                found.append(resolve_output_path(workdir, ref))
+            except OutputPathError as exc:
+                if name in declared:
+                    raise ExecutorError(_path_problem(name, ref, exc.kind)) from None
+        if found:
+            files[name] = found
+    return files
 
 
 def _tail(data: str, lines: int = TAIL_LINES) -> str:
@@ -296,9 +407,75 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def api_error(
+    exc: docker.errors.APIError, action: str, *, server_errors_retry: bool
+) -> ExecutorError:
+    """What the Docker engine's refusal means: an error of the run (a 4xx, or any answer when
+    ``server_errors_retry`` is False), or ExecutorUnavailable for its own failure (a 5xx)."""
+    message = f"the Docker engine failed to {action}: {exc.explanation}"
+    if server_errors_retry and exc.is_server_error():
+        return ExecutorUnavailable(message)
+    return ExecutorError(message)
+
+
+def _image_and_how(spec: dict[str, Any], exec_dir: str) -> tuple[str, dict[str, Any], bool]:
+    """(image, how the container runs it, whether it is a WebMEV run) from a run spec.
+
+    Ferry's runs are ``/bin/sh -c <command>`` in /work; a WebMEV run is ``docker run <image>
+    <words>`` as WebMEV runs it: the image's ENTRYPOINT and WORKDIR stay."""
+    image = spec.get("image")
+    if not isinstance(image, str) or not image:
+        raise ExecutorError("the run has no image")
+    if _is_webmev(spec):
+        argv = spec.get("argv")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise ExecutorError("the run has no argv (a list of words)")
+        if spec.get("exec_dir") != exec_dir:
+            raise ExecutorError(
+                f"the run was prepared for the work dir {spec.get('exec_dir')!r}, not this "
+                f"executor's {exec_dir!r}: run the job again"
+            )
+        return image, {"command": argv}, True
+    command = spec.get("command")
+    if not isinstance(command, str) or not command.strip():
+        raise ExecutorError("the run has no command")
+    how = {"entrypoint": ["/bin/sh", "-c"], "command": [command], "working_dir": WORK}
+    return image, how, False
+
+
+def _image_missing(image: str) -> ExecutorError:
+    return ExecutorError(
+        f"image {image} is not available on this Docker engine; "
+        "add the operation again to rebuild it"
+    )
+
+
+def _require_image(client: Any, image: str) -> None:
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise _image_missing(image) from None
+
+
+def _input_groups(input_mounts: list[Any]) -> set[int]:
+    """The groups owning the input files. Stored files are 0640 (api.private_paths): the run
+    joins these groups to read them, as the unprivileged user it still is."""
+    groups = set()
+    for mount in input_mounts:
+        try:
+            groups.add(os.stat(mount["Source"]).st_gid)
+        except OSError:
+            raise ExecutorError(
+                f"the input file for {mount['Target']} is missing on this server"
+            ) from None
+    return groups
+
+
 class DockerExecutor(Executor):
     modes = ("docker",)
     engine_name = "The Docker engine"
+    backend_errors = (OSError, docker.errors.DockerException)
+    builds_images = True  # into this engine's image store, where its runs find them
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         super().__init__(alias, options)
@@ -397,15 +574,17 @@ class DockerExecutor(Executor):
         try:
             yield
         except docker.errors.APIError as exc:
-            if server_errors_retry and exc.is_server_error():
-                raise ExecutorUnavailable(
-                    f"the Docker engine failed to {action}: {exc.explanation}"
-                ) from exc
-            raise ExecutorError(f"the Docker engine failed to {action}: {exc.explanation}") from exc
+            raise api_error(exc, action, server_errors_retry=server_errors_retry) from exc
         except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
-            raise ExecutorUnavailable(
-                f"the Docker engine can't be reached to {action}: {connection_problem(exc)}"
-            ) from exc
+            raise self.translate_error(exc, action) from exc
+
+    def translate_error(self, exc: BaseException, action: str) -> ExecutorError:
+        if isinstance(exc, docker.errors.APIError):
+            return api_error(exc, action, server_errors_retry=True)
+        return super().translate_error(exc, action)
+
+    def build_image(self, build: ImageBuild) -> str:
+        return build_local_image(build_client(self.base_url), build)
 
     def ping(self) -> str:
         """The engine's version if it answers (for health checks); ExecutorUnavailable if not."""
@@ -562,21 +741,7 @@ class DockerExecutor(Executor):
 
     def _submit(self, job: RunnableJob) -> str:
         spec = job.run_spec or {}
-        image, command = spec.get("image"), spec.get("command")
-        webmev = _is_webmev(spec)
-        if not isinstance(image, str) or not image:
-            raise ExecutorError("the run has no image")
-        argv = spec.get("argv")
-        if webmev:
-            if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-                raise ExecutorError("the run has no argv (a list of words)")
-            if spec.get("exec_dir") != str(self.workdir(job)):
-                raise ExecutorError(
-                    f"the run was prepared for the work dir {spec.get('exec_dir')!r}, not this "
-                    f"executor's {str(self.workdir(job))!r}: run the job again"
-                )
-        elif not isinstance(command, str) or not command.strip():
-            raise ExecutorError("the run has no command")
+        image, how, webmev = _image_and_how(spec, str(self.workdir(job)))
         limits = self.limits_for(spec)
         client = self._client()
         with self._engine("start the run"):
@@ -586,77 +751,18 @@ class DockerExecutor(Executor):
                     # submitted before (perhaps by a worker that then died)
                     return self._started(existing)
                 self._forget_earlier_attempt(job, existing)
-            try:
-                client.images.get(image)
-            except docker.errors.ImageNotFound:
-                raise ExecutorError(
-                    f"image {image} is not available on this Docker engine; "
-                    "add the operation again to rebuild it"
-                ) from None
+            _require_image(client, image)
             try:
                 workdir = self._prepare_workdir(job)
             except OSError as exc:
                 raise ExecutorError(f"could not prepare the job's work dir: {exc}") from exc
             mounts = self._webmev_mounts(spec, workdir) if webmev else self._mounts(spec, workdir)
-            memory = limits.memory_mb * 1024 * 1024
-            # Stored files are 0640 (api.private_paths): the run joins the groups owning its
-            # input files to read them, as the unprivileged user it still is. (A WebMEV run
-            # reads copies Ferry made readable.)
-            input_groups = set()
-            for mount in mounts[1:]:
-                try:
-                    input_groups.add(os.stat(mount["Source"]).st_gid)
-                except OSError:
-                    raise ExecutorError(
-                        f"the input file for {mount['Target']} is missing on this server"
-                    ) from None
             environment = {"HOME": TMP, "TMPDIR": TMP}
-            how: dict[str, Any] = {
-                "entrypoint": ["/bin/sh", "-c"],
-                "command": [command],
-                "working_dir": WORK,
-            }
             if webmev:
-                # WebMEV runs `docker run <image> <words>`: the image's ENTRYPOINT and WORKDIR
-                # stay; scripts find their execution dir from their inputs' paths or $WORKDIR.
-                how = {"command": argv}
+                # Scripts find their execution dir from their inputs' paths or $WORKDIR.
                 environment["WORKDIR"] = str(workdir)
             try:
-                container = client.containers.create(
-                    image=image,
-                    **how,
-                    name=container_name(job),
-                    labels={
-                        LABEL_JOB: str(job.id),
-                        LABEL_EXECUTOR: self.alias,
-                        LABEL_DEADLINE: str(math.ceil(time.time()) + limits.timeout_s),
-                        LABEL_TIMEOUT: str(limits.timeout_s),
-                        LABEL_ATTEMPT: str(_attempt(job)),
-                    },
-                    user=self.user,
-                    environment=environment,
-                    hostname="ferry-job",
-                    network_mode="none",
-                    read_only=True,
-                    tmpfs={TMP: f"rw,exec,nosuid,nodev,size={self.tmp_mb}m,mode=1777"},
-                    mem_limit=memory,
-                    memswap_limit=memory,
-                    nano_cpus=int(limits.cpus * 1e9),
-                    pids_limit=limits.pids,
-                    group_add=[str(gid) for gid in sorted(input_groups)] or None,
-                    cap_drop=["ALL"],
-                    security_opt=["no-new-privileges"],
-                    mounts=mounts,
-                    log_config=docker.types.LogConfig(
-                        type="json-file",
-                        config={"max-size": f"{self.log_max_mb}m", "max-file": "1"},
-                    ),
-                )
-            except docker.errors.ImageNotFound:
-                raise ExecutorError(
-                    f"image {image} is not available on this Docker engine; "
-                    "add the operation again to rebuild it"
-                ) from None
+                container = self._create_container(job, image, how, environment, limits, mounts)
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
                     raise
@@ -665,6 +771,52 @@ class DockerExecutor(Executor):
                     raise
                 return self._started(existing)
             return self._started(container)
+
+    def _create_container(
+        self,
+        job: RunnableJob,
+        image: str,
+        how: dict[str, Any],
+        environment: dict[str, str],
+        limits: Limits,
+        mounts: list[Any],
+    ) -> Any:
+        """The job's container, created (not started) with its limits and mounts."""
+        memory = limits.memory_mb * 1024 * 1024
+        input_groups = _input_groups(mounts[1:])
+        try:
+            return self._client().containers.create(
+                image=image,
+                **how,
+                name=container_name(job),
+                labels={
+                    LABEL_JOB: str(job.id),
+                    LABEL_EXECUTOR: self.alias,
+                    LABEL_DEADLINE: str(math.ceil(time.time()) + limits.timeout_s),
+                    LABEL_TIMEOUT: str(limits.timeout_s),
+                    LABEL_ATTEMPT: str(_attempt(job)),
+                },
+                user=self.user,
+                environment=environment,
+                hostname="ferry-job",
+                network_mode="none",
+                read_only=True,
+                tmpfs={TMP: f"rw,exec,nosuid,nodev,size={self.tmp_mb}m,mode=1777"},
+                mem_limit=memory,
+                memswap_limit=memory,
+                nano_cpus=int(limits.cpus * 1e9),
+                pids_limit=limits.pids,
+                group_add=[str(gid) for gid in sorted(input_groups)] or None,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                mounts=mounts,
+                log_config=docker.types.LogConfig(
+                    type="json-file",
+                    config={"max-size": f"{self.log_max_mb}m", "max-file": "1"},
+                ),
+            )
+        except docker.errors.ImageNotFound:
+            raise _image_missing(image) from None
 
     def _forget_earlier_attempt(self, job: RunnableJob, container: Any) -> None:
         """Remove the container of an earlier attempt (the job runs again: its engine restarted
@@ -814,21 +966,27 @@ class DockerExecutor(Executor):
         except (OSError, ValueError, TypeError):
             return None
 
-    def _collect(self, job: RunnableJob) -> Collected:
+    def _read_outcome(self, job: RunnableJob) -> tuple[Outcome | None, str, str]:
+        """(outcome, stdout tail, stderr tail) from the container (saved into the work dir on
+        the way) or, once it is gone, from what was saved; the tails only when the work dir is
+        gone too (the engine's logs), else read from it by the caller."""
         stdout_tail = stderr_tail = ""
         with self._engine("read the run's outcome", server_errors_retry=True):
             container = self._container(job)
-            if container is not None:
-                try:
-                    outcome: Outcome | None = self._save_from_container(job, container)
-                except OSError as exc:
-                    raise ExecutorError(f"could not save the run's outcome: {exc}") from exc
-                if self._meta_dir(job) is None:  # the work dir is gone: ask the engine
-                    stdout_tail, stderr_tail = (
-                        _tail(text)[-TAIL_BYTES:] for text in self.logs(job, tail=TAIL_LINES)
-                    )
-            else:
-                outcome = self._saved_outcome(job)
+            if container is None:
+                return self._saved_outcome(job), "", ""
+            try:
+                outcome = self._save_from_container(job, container)
+            except OSError as exc:
+                raise ExecutorError(f"could not save the run's outcome: {exc}") from exc
+            if self._meta_dir(job) is None:  # the work dir is gone: ask the engine
+                stdout_tail, stderr_tail = (
+                    _tail(text)[-TAIL_BYTES:] for text in self.logs(job, tail=TAIL_LINES)
+                )
+        return outcome, stdout_tail, stderr_tail
+
+    def _collect(self, job: RunnableJob) -> Collected:
+        outcome, stdout_tail, stderr_tail = self._read_outcome(job)
         if outcome is None:
             return Collected(
                 succeeded=False,
@@ -854,18 +1012,7 @@ class DockerExecutor(Executor):
             failed.engine_restarted = True
             return failed
         if outcome.exit_code != 0:
-            if outcome.timed_out:
-                headline = f"timed out after {outcome.timeout_s} s"
-            elif outcome.oom_killed:
-                headline = f"ran out of memory (limit {outcome.memory_bytes // (1024 * 1024)} MiB)"
-            elif outcome.pids_limit > 0 and _could_not_start_a_process(stderr_tail):
-                headline = (
-                    f"stopped by its process limit (pids_limit={outcome.pids_limit}): it could not "
-                    f"start another process or thread, and exited with status {outcome.exit_code}"
-                )
-            else:
-                headline = f"exited with status {outcome.exit_code}"
-            return self._failed(result, headline)
+            return self._failed(result, _failure_headline(outcome, stderr_tail))
         try:
             result.values, result.files = self._outputs(job)
         except ExecutorError as exc:
@@ -889,52 +1036,16 @@ class DockerExecutor(Executor):
     def _outputs(self, job: RunnableJob) -> tuple[dict[str, Any], dict[str, list[Path]]]:
         """outputs.json as ``(values, files)``; ExecutorError with a readable message if bad."""
         workdir = self.workdir(job)
-        webmev = _is_webmev(job.run_spec or {})
-        mount_point = str(workdir) if webmev else WORK
-        where = f"{mount_point}/{OUTPUTS_JSON}"
-        try:
-            path = resolve_output_path(workdir, OUTPUTS_JSON, mount_point)
-        except OutputPathError as exc:
-            if exc.kind == "missing":
-                if not (job.run_spec or {}).get("requires_outputs_json", True):
-                    return {}, {}  # the operation declares no outputs: nothing to read
-                raise ExecutorError(f"the operation finished without writing {where}") from None
-            raise ExecutorError(f"{where} is not a regular file inside {mount_point}") from None
-        if path.stat().st_size > MAX_OUTPUTS_JSON_BYTES:
-            raise ExecutorError(f"{where} is larger than {MAX_OUTPUTS_JSON_BYTES // 1024} KiB")
-        try:
-            values = json.loads(path.read_bytes())
-        except UnicodeDecodeError:
-            raise ExecutorError(f"{where} is not UTF-8 text") from None
-        except json.JSONDecodeError as exc:
-            raise ExecutorError(
-                f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-            ) from None
-        if not isinstance(values, dict):
-            raise ExecutorError(
-                f"{where} must hold a JSON object mapping output names to values, "
-                f"not {type(values).__name__}"
-            )
-        if webmev:
-            return values, _webmev_files(job.run_spec or {}, values, workdir)
+        run_spec = job.run_spec or {}
+        mount_point = str(workdir) if _is_webmev(run_spec) else WORK
+        path = _outputs_json_path(workdir, run_spec, mount_point)
+        if path is None:
+            return {}, {}  # the operation declares no outputs: nothing to read
+        values = _read_outputs_json(path, f"{mount_point}/{OUTPUTS_JSON}")
+        if mount_point != WORK:
+            return values, _webmev_files(run_spec, values, workdir)
         declared = set((job.run_spec or {}).get("file_outputs") or ())
-        files: dict[str, list[Path]] = {}
-        for name, value in values.items():
-            refs = _strings(value)
-            if name in declared and refs is None:
-                raise ExecutorError(
-                    f"output {name!r} should name a file in {WORK}, not {json.dumps(value)[:100]}"
-                )
-            found = []
-            for ref in refs or ():
-                try:
-                    found.append(resolve_output_path(workdir, ref))
-                except OutputPathError as exc:
-                    if name in declared:
-                        raise ExecutorError(_path_problem(name, ref, exc.kind)) from None
-            if found:
-                files[name] = found
-        return values, files
+        return values, _output_files(workdir, values, declared)
 
     def _logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
         with self._engine("read the run's logs", server_errors_retry=True):

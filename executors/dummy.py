@@ -4,7 +4,7 @@ It shows what adding an executor takes (this module plus one ``settings.EXECUTOR
 lets tests drive Ferry through every outcome without an engine::
 
     EXECUTORS = {"dummy": {"BACKEND": "executors.dummy.DummyExecutor",
-                           "OPTIONS": {"script": {"polls": 2}}}}
+                           "OPTIONS": {"script": {"polls": 2}, "work_root": "/tmp/dummy"}}}
 
 What a run does is its script: ``OPTIONS["script"]`` (for every run) updated by the run spec's
 ``"dummy"`` mapping (for one run). The keys, all optional:
@@ -13,6 +13,10 @@ What a run does is its script: ``OPTIONS["script"]`` (for every run) updated by 
 - ``polls``: how many polls the run is RUNNING before it is EXITED (default 1; 0: EXITED at the
   first poll);
 - ``values``: the output values a successful run returns (default ``{}``);
+- ``files``: the output files a successful run writes, output name -> {file name: text}
+  (default ``{}``); they are written at ``collect`` under ``OPTIONS["work_root"]`` (default: a
+  ``ferry-dummy`` folder in the system's temporary directory), ``<job id>/<output>/<name>``,
+  and removed by ``remove_workdir``;
 - ``message``: what a failed run tells users (default "the dummy run failed");
 - ``exit_code``: the exit code reported (default 0 on success, 1 on failure);
 - ``stdout`` / ``stderr``: its logs.
@@ -24,10 +28,13 @@ started); ``cleanup`` forgets it, so polls afterwards say MISSING.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -45,7 +52,7 @@ from .base import (
 )
 
 OUTCOMES = ("succeed", "fail", "run")
-SCRIPT_KEYS = {"outcome", "polls", "values", "message", "exit_code", "stdout", "stderr"}
+SCRIPT_KEYS = {"outcome", "polls", "values", "files", "message", "exit_code", "stdout", "stderr"}
 
 
 @dataclass
@@ -108,9 +115,24 @@ def script_problems(script: Any, where: str) -> list[str]:
         problems.append(f"{where}['exit_code'] must be a whole number")
     if not isinstance(script.get("values", {}), dict):
         problems.append(f"{where}['values'] must be a mapping")
+    problems.extend(_files_problems(script.get("files", {}), f"{where}['files']"))
     for key in ("message", "stdout", "stderr"):
         if not isinstance(script.get(key, ""), str):
             problems.append(f"{where}[{key!r}] must be text")
+    return problems
+
+
+def _files_problems(files: Any, where: str) -> list[str]:
+    if not isinstance(files, dict):
+        return [f"{where} must be a mapping of output names to {{file name: text}}"]
+    problems = []
+    for output, named in files.items():
+        if not isinstance(named, dict) or not all(isinstance(t, str) for t in named.values()):
+            problems.append(f"{where}[{output!r}] must be a mapping of file names to text")
+            continue
+        for name in named:
+            if not isinstance(name, str) or PurePosixPath(name).name != name or name in ("", ".."):
+                problems.append(f"{where}[{output!r}] has a file name that is not plain: {name!r}")
     return problems
 
 
@@ -127,8 +149,34 @@ class DummyExecutor(Executor):
     def check_options(cls, options: Any) -> list[str]:
         if not isinstance(options, dict):
             return ["OPTIONS must be a mapping"]
-        problems = [f"OPTIONS has an unknown key {key!r}" for key in options if key != "script"]
+        problems = [
+            f"OPTIONS has an unknown key {key!r}"
+            for key in options
+            if key not in ("script", "work_root")
+        ]
+        work_root = options.get("work_root")
+        if work_root is not None and not Path(str(work_root)).is_absolute():
+            problems.append("OPTIONS['work_root'] must be an absolute path")
         return problems + script_problems(options.get("script", {}), "OPTIONS['script']")
+
+    @property
+    def work_root(self) -> Path:
+        root = self.options.get("work_root")
+        return Path(root) if root else Path(tempfile.gettempdir()) / "ferry-dummy" / self.alias
+
+    def _write_files(
+        self, job: RunnableJob, files: dict[str, dict[str, str]]
+    ) -> dict[str, list[Path]]:
+        """The script's output files, written into the run's folder (again at each collect)."""
+        written: dict[str, list[Path]] = {}
+        for output, named in files.items():
+            folder = self.work_root / str(job.id) / output
+            folder.mkdir(parents=True, exist_ok=True)
+            written[output] = []
+            for name, text in named.items():
+                (folder / name).write_text(text, "utf-8")
+                written[output].append(folder / name)
+        return written
 
     def external_id(self, job: RunnableJob) -> str:
         return f"dummy-{job.id}"
@@ -198,6 +246,7 @@ class DummyExecutor(Executor):
             if run.cancelled:
                 return Collected(succeeded=False, error_message="cancelled")
             succeeded = script["outcome"] == "succeed"
+            files = self._write_files(job, script.get("files", {})) if succeeded else {}
             return Collected(
                 succeeded=succeeded,
                 error_message="" if succeeded else script["message"],
@@ -205,6 +254,7 @@ class DummyExecutor(Executor):
                 stdout_tail=script.get("stdout", ""),
                 stderr_tail=script.get("stderr", ""),
                 values=dict(script["values"]) if succeeded else {},
+                files=files,
             )
 
     def _logs(self, job: RunnableJob, *, tail: int | None = None) -> tuple[str, str]:
@@ -221,3 +271,6 @@ class DummyExecutor(Executor):
     def _cleanup(self, job: RunnableJob) -> None:
         with _lock:
             self._runs().pop(job.id, None)
+
+    def remove_workdir(self, job: RunnableJob) -> None:
+        shutil.rmtree(self.work_root / str(job.id), ignore_errors=True)

@@ -72,7 +72,6 @@ from uuid import UUID
 
 import docker
 import docker.errors
-import requests
 
 from wdl.outputs import OutputShapeError, Position, engine_shape, rebuild
 
@@ -81,12 +80,14 @@ from .base import (
     Executor,
     ExecutorError,
     ExecutorUnavailable,
+    ImageBuild,
     Observation,
     RunnableJob,
     RunState,
     check_local_options,
     connection_problem,
 )
+from .images import build_client, build_local_image
 
 INPUTS_JSON = "inputs.json"
 CONFIG = "miniwdl.cfg"
@@ -439,6 +440,8 @@ def _last_task_stderr(run_root: Path) -> Path | None:
 class MiniwdlExecutor(Executor):
     modes = ("wdl",)
     engine_name = "The Docker engine"
+    backend_errors = (OSError, docker.errors.DockerException)
+    builds_images = True  # miniwdl's tasks run on this host's Docker engine
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         super().__init__(alias, options)
@@ -728,10 +731,19 @@ class MiniwdlExecutor(Executor):
                 self._docker_pid = os.getpid()
             return self._docker
 
+    def translate_error(self, exc: BaseException, action: str) -> ExecutorError:
+        """Docker failures as ExecutorUnavailable: cancel and cleanup are retried later."""
+        if isinstance(exc, docker.errors.APIError):
+            return ExecutorUnavailable(f"the Docker engine failed to {action}: {exc}")
+        return super().translate_error(exc, action)
+
+    def build_image(self, build: ImageBuild) -> str:
+        return build_local_image(build_client(None), build)
+
     def leftovers(self, run_dir: Path) -> tuple[list[Any], list[Any]]:
         """(swarm services, containers) of miniwdl that mount something in ``run_dir``."""
         client = self._client()
-        with _engine("list miniwdl's services"):
+        with self.engine_errors("list miniwdl's services"):
             services = client.services.list(filters={"label": MINIWDL_LABEL})
             containers = client.containers.list(
                 all=True, sparse=True, filters={"label": MINIWDL_LABEL}
@@ -743,7 +755,7 @@ class MiniwdlExecutor(Executor):
     def _remove_leftovers(self, run_dir: Path) -> None:
         services, containers = self.leftovers(run_dir)
         client = self._client()
-        with _engine("remove miniwdl's services"):
+        with self.engine_errors("remove miniwdl's services"):
             for service in services:
                 with contextlib.suppress(docker.errors.NotFound):
                     service.remove()
@@ -895,19 +907,6 @@ def _mounts_inside(mounts: Any, run_dir: Path) -> bool:
         if any(source == root or source.startswith(root + "/") for root in roots):
             return True
     return False
-
-
-@contextlib.contextmanager
-def _engine(action: str) -> Iterator[None]:
-    """Docker failures as ExecutorUnavailable: cancel and cleanup are retried later."""
-    try:
-        yield
-    except docker.errors.APIError as exc:
-        raise ExecutorUnavailable(f"the Docker engine failed to {action}: {exc}") from exc
-    except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
-        raise ExecutorUnavailable(
-            f"the Docker engine can't be reached to {action}: {connection_problem(exc)}"
-        ) from exc
 
 
 def _is_whole(value: Any) -> bool:

@@ -70,11 +70,17 @@ def get_executor(alias: str) -> Executor:
         return executor
 
 
-def executor_for_mode(mode: str) -> Executor:
+def alias_for_mode(mode: str) -> str:
+    """The alias of the executor that runs ``mode`` operations (``settings.EXECUTOR_ROUTING``):
+    the one routing decision; ExecutorNotConfigured when none does."""
     alias = settings.EXECUTOR_ROUTING.get(mode)
     if not alias:
         raise ExecutorNotConfigured(f"No executor runs {mode} operations on this server.")
-    return get_executor(alias)
+    return str(alias)
+
+
+def executor_for_mode(mode: str) -> Executor:
+    return get_executor(alias_for_mode(mode))
 
 
 def reset_executors() -> None:

@@ -53,20 +53,25 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-import requests
 import WDL
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
 import wdl
 from api.exceptions import ApplicationError
+from executors.base import (
+    Executor,
+    ExecutorError,
+    ExecutorUnavailable,
+    ImageBuild,
+    ImageBuildFailed,
+)
+from executors.registry import executor_for_mode
 from wdl.bundle import MAX_FILES, MAX_TOTAL_BYTES, clean_relative_path
 from wdl.errors import format_error
 from wdl.outputs import describe_shape
@@ -370,21 +375,24 @@ def image_tag(name: str, version: str, revision: str) -> str:
     return f"{IMAGE_REPOSITORY}/{name}:{safe_version}-{revision[:12]}"
 
 
-def _api_client() -> docker.APIClient:
+def image_builder(mode: str) -> Executor:
+    """The executor that builds images for ``mode`` operations: the one they run on (its
+    declared ``builds_images``); an IngestionError when none does."""
     try:
-        client: docker.APIClient = docker.from_env(timeout=BUILD_TIMEOUT_S).api
-        client.ping()
-    except (docker.errors.DockerException, requests.RequestException) as exc:
+        executor = executor_for_mode(mode)
+    except ExecutorError as exc:
+        raise IngestionError(str(exc), code="no_executor", status_code=503) from None
+    if not executor.builds_images:
         raise IngestionError(
-            f"the Docker engine can't be reached: {exc}",
-            code="docker_unavailable",
+            f"The executor {executor.alias} that runs {mode} operations can't build images.",
+            code="no_image_builder",
             status_code=503,
-        ) from None
-    return client
+        )
+    return executor
 
 
 def build_image(
-    client: docker.APIClient,
+    executor: Executor,
     *,
     context: Path,
     dockerfile: str,
@@ -392,60 +400,31 @@ def build_image(
     labels: dict[str, str],
     report: Progress,
 ) -> str:
-    """Build ``tag`` from ``context``, streaming steps to ``report``; return the build log."""
-    log: list[str] = []
-    step = ""
-    error = ""
+    """Build ``tag`` from ``context`` with the executor's build hook, streaming steps to
+    ``report``, and push it when the executor pushes images; return the build log."""
+    build = ImageBuild(context, dockerfile, tag, labels, report)
     try:
-        chunks: Iterator[dict[str, Any]] = client.build(
-            path=str(context),
-            dockerfile=Path(dockerfile).name,
-            tag=tag,
-            rm=True,
-            forcerm=True,
-            decode=True,
-            pull=False,
-            labels=labels,
-        )
-        for chunk in chunks:
-            if "stream" in chunk:
-                text = str(chunk["stream"])
-                log.append(text)
-                for line in text.splitlines():
-                    if line.startswith("Step "):
-                        step = line.strip()
-                        report(step)
-            elif "status" in chunk:
-                progress = chunk.get("progress")
-                if not progress:  # pulls: keep the statuses, not the progress bars
-                    log.append(f"{chunk['status']}\n")
-            if "error" in chunk or "errorDetail" in chunk:
-                detail = chunk.get("errorDetail") or {}
-                error = str(chunk.get("error") or detail.get("message") or "unknown error")
-                log.append(f"ERROR: {error}\n")
-                break
-    except docker.errors.APIError as exc:
-        error = str(exc.explanation or exc)
-        log.append(f"ERROR: {error}\n")
-    except (docker.errors.DockerException, requests.RequestException) as exc:
-        error = f"the Docker engine failed during the build: {exc}"
-        log.append(f"ERROR: {error}\n")
-    text = "".join(log)
-    if not error:
-        try:
-            client.inspect_image(tag)  # type: ignore[no-untyped-call]  # untyped in types-docker
-        except docker.errors.DockerException as exc:
-            error = f"the build reported no error, but {tag} does not exist: {exc}"
-    if error:
-        where = f"at {step!r}" if step else "before its first step"
-        tail = log_tail(text)
-        raise IngestionError(
-            f"building {tag} failed {where}: {error}\n--- last lines of the build log ---\n{tail}",
-            code="build_failed",
-            details={"build": [f"{step}: {error}" if step else error]},
-            build_log=text,
-        )
-    return text
+        log = executor.build_image(build)
+        if executor.pushes_images:
+            report(f"Pushing {tag}")
+            log += executor.push_image(tag)
+    except ImageBuildFailed as exc:
+        raise _build_failed(tag, exc) from None
+    except ExecutorUnavailable as exc:
+        raise IngestionError(str(exc), code="docker_unavailable", status_code=503) from None
+    except ExecutorError as exc:
+        raise _build_failed(tag, ImageBuildFailed(tag, "", str(exc), "")) from None
+    return log
+
+
+def _build_failed(tag: str, failed: ImageBuildFailed) -> IngestionError:
+    tail = log_tail(failed.log)
+    return IngestionError(
+        f"{failed}\n--- last lines of the build log ---\n{tail}",
+        code="build_failed",
+        details={"build": [f"{failed.step}: {failed.error}" if failed.step else failed.error]},
+        build_log=failed.log,
+    )
 
 
 def _stored_log(log: str) -> str:
@@ -825,7 +804,6 @@ def ingest_operation(
     commit: str | None = None,
     added_by: Any = None,
     progress: Progress | None = None,
-    docker_client: docker.APIClient | None = None,
 ) -> tuple[Operation, bool]:
     """Add the operation at ``source`` (at ``commit`` for git) to the catalog.
 
@@ -856,7 +834,7 @@ def ingest_operation(
 
         tag = image_tag(name, version, fetched.revision)
         report(f"Building {tag} from {found.dockerfile}")
-        client = docker_client or _api_client()
+        builder = image_builder(spec["mode"])
         labels = {
             "org.ferry.operation": name,
             "org.ferry.version": version,
@@ -864,7 +842,7 @@ def ingest_operation(
             "org.ferry.source": fetched.source,
         }
         build_log = build_image(
-            client,
+            builder,
             context=found.context,
             dockerfile=found.dockerfile,
             tag=tag,

@@ -18,6 +18,7 @@ from api.models import File, FileStatus, Workspace
 from api.selectors import files_visible_to
 from api.storage import is_local, local_path
 from executors.specs import Mount
+from wdl.outputs import file_refs_of, is_file_output
 
 from .spec import ELEMENT_INPUT_TYPES, checked_element_value, value_errors
 
@@ -189,7 +190,7 @@ def container_values(
     spec: dict[str, Any], values: dict[str, Any]
 ) -> tuple[dict[str, Any], list[Mount]]:
     """File inputs become container paths under /inputs/<input>/; returns (values, read-only mounts)."""
-    ids = [v for v in _file_ids(spec, values)]
+    ids = file_refs_of(spec["inputs"], values)
     files = {str(f.pk): f for f in File.objects.filter(pk__in=ids)}
     mounts: list[Mount] = []
     rendered: dict[str, Any] = {}
@@ -207,16 +208,12 @@ def container_values(
         return target
 
     for name, value in values.items():
-        input_spec = spec["inputs"][name]
-        if input_spec.get("type") == "file":
-            if isinstance(value, list):
-                rendered[name] = [place(name, v, i) for i, v in enumerate(value)]
-            else:
-                rendered[name] = place(name, value, None)
-        elif input_spec.get("type") == "list" and input_spec["items"].get("type") == "file":
+        if not is_file_output(spec["inputs"][name]):
+            rendered[name] = value
+        elif isinstance(value, list):
             rendered[name] = [place(name, v, i) for i, v in enumerate(value)]
         else:
-            rendered[name] = value
+            rendered[name] = place(name, value, None)
     return rendered, mounts
 
 
@@ -227,7 +224,7 @@ def execution_dir_values(
     (``exec_dir``, the same path on the host and in the container) under a name of its own,
     as WebMEV copies it there under a fresh UUID; file inputs become those absolute paths.
     Returns (values, copies): each copy's ``target`` is where the executor copies ``source``."""
-    ids = [v for v in _file_ids(spec, values)]
+    ids = [str(v) for v in file_refs_of(spec["inputs"], values)]
     files = {str(f.pk): f for f in File.objects.filter(pk__in=ids)}
     copies: list[Mount] = []
     rendered: dict[str, Any] = {}
@@ -246,26 +243,10 @@ def execution_dir_values(
         return target
 
     for name, value in values.items():
-        input_spec = spec["inputs"][name]
-        is_file = input_spec.get("type") == "file" or (
-            input_spec.get("type") == "list" and input_spec["items"].get("type") == "file"
-        )
-        if not is_file:
+        if not is_file_output(spec["inputs"][name]):
             rendered[name] = value
         elif isinstance(value, list):
             rendered[name] = [place(name, v, i) for i, v in enumerate(value)]
         else:
             rendered[name] = place(name, value, None)
     return rendered, copies
-
-
-def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    for name, value in values.items():
-        input_spec = spec["inputs"][name]
-        is_file = input_spec.get("type") == "file" or (
-            input_spec.get("type") == "list" and input_spec["items"].get("type") == "file"
-        )
-        if is_file:
-            out.extend(value if isinstance(value, list) else [value])
-    return out

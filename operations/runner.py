@@ -50,7 +50,7 @@ from wdl.outputs import (
     ResultFile,
     distinct_file_names,
     file_leaves,
-    holds_files,
+    is_file_output,
     path_segment,
     rebuild,
 )
@@ -312,14 +312,12 @@ def _finalize(job_id: str) -> None:
         return
     try:
         executor = get_executor(job.executor)
-        collected = executor.collect(job)
-    except ExecutorUnavailable as exc:
-        _mark_unreachable([job.pk], exc, who=_engine_name(job.executor))
+    except ExecutorError as exc:  # no longer configured: nothing to collect from or clean up
+        transition(job, JobStatus.FAILED, expected=JobStatus.FINALIZING, error_message=str(exc))
+        return
+    collected = _collect(job, executor)
+    if collected is None:
         return  # the reconciler tries again soon
-    except ExecutorError as exc:
-        collected = Collected(succeeded=False, error_message=str(exc), error_detail=str(exc))
-    if job.executor_unreachable_since is not None:  # it answered: no more notice or retries
-        Job.objects.filter(pk=job.pk).update(**ANSWERED)
     tails: dict[str, Any] = {
         "stdout_tail": collected.stdout_tail[-LOG_TAIL_CHARS:],
         "stderr_tail": collected.stderr_tail[-LOG_TAIL_CHARS:],
@@ -327,43 +325,11 @@ def _finalize(job_id: str) -> None:
     if not collected.succeeded:
         if collected.engine_restarted and _run_again(job, executor, collected):
             return
-        transition(
-            job,
-            JobStatus.FAILED,
-            expected=JobStatus.FINALIZING,
-            error_message=collected.error_message or "The operation failed.",
-            error_detail=collected.error_detail,
-            **tails,
-        )
-        _cleanup(executor, job)
+        message = collected.error_message or "The operation failed."
+        _fail(job, executor, message, collected.error_detail, tails)
         return
-    try:
-        outputs = register_outputs(job, collected, executor.options.get("outputs_location"))
-    except ApplicationError as exc:
-        if _is_transient(exc):  # storage down for now: the reconciler finalizes it again
-            _mark_unreachable([job.pk], exc, who=STORAGE)
-            return
-        message = _relocation_failed(exc)
-        transition(
-            job,
-            JobStatus.FAILED,
-            expected=JobStatus.FINALIZING,
-            error_message=message,
-            error_detail=str(exc),
-            **tails,
-        )
-        _cleanup(executor, job)
-        return
-    except OutputError as exc:
-        transition(
-            job,
-            JobStatus.FAILED,
-            expected=JobStatus.FINALIZING,
-            error_message=str(exc),
-            error_detail=str(exc),
-            **tails,
-        )
-        _cleanup(executor, job)
+    outputs = _stored_outputs(job, executor, collected, tails)
+    if outputs is None:
         return
     if transition(
         job,
@@ -379,6 +345,51 @@ def _finalize(job_id: str) -> None:
     job.refresh_from_db(fields=["status"])
     if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):  # cancelled while we copied
         file_discard_results(job=job)
+
+
+def _collect(job: Job, executor: Executor) -> Collected | None:
+    """The outcome of the job's run; None when its executor can't be reached (the job is
+    marked so, and finalized again later). An executor error is a failed outcome."""
+    try:
+        collected = executor.collect(job)
+    except ExecutorUnavailable as exc:
+        _mark_unreachable([job.pk], exc, who=_engine_name(job.executor))
+        return None
+    except ExecutorError as exc:
+        collected = Collected(succeeded=False, error_message=str(exc), error_detail=str(exc))
+    if job.executor_unreachable_since is not None:  # it answered: no more notice or retries
+        Job.objects.filter(pk=job.pk).update(**ANSWERED)
+    return collected
+
+
+def _fail(job: Job, executor: Executor, message: str, detail: str, tails: dict[str, Any]) -> None:
+    transition(
+        job,
+        JobStatus.FAILED,
+        expected=JobStatus.FINALIZING,
+        error_message=message,
+        error_detail=detail,
+        **tails,
+    )
+    _cleanup(executor, job)
+
+
+def _stored_outputs(
+    job: Job, executor: Executor, collected: Collected, tails: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The job's outputs with its files stored; None when they can't be: the job failed (bad
+    outputs), or storage is down for now (the reconciler finalizes it again)."""
+    try:
+        return register_outputs(job, collected, executor.options.get("outputs_location"))
+    except ApplicationError as exc:
+        if _is_transient(exc):
+            _mark_unreachable([job.pk], exc, who=STORAGE)
+            return None
+        _fail(job, executor, _relocation_failed(exc), str(exc), tails)
+        return None
+    except OutputError as exc:
+        _fail(job, executor, str(exc), str(exc), tails)
+        return None
 
 
 def _run_again(job: Job, executor: Executor, collected: Collected) -> bool:
@@ -496,41 +507,71 @@ def register_outputs(
     where no other result of the job has the same (:func:`wdl.outputs.distinct_file_names`)."""
     assert job.operation is not None
     declared: dict[str, Any] = job.operation.spec.get("outputs", {})
+    plain, with_files, leaves = _sorted_outputs(declared, collected)
+    for name, _, ref in leaves:
+        _check_output_location(job, name, ref, outputs_location)
+    stored = _store_result_files(job, declared, leaves, collected.values)
+    outputs: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name in with_files:
+
+            def file_id_at(position: Position, ref: Any, name: str = name) -> str:
+                return stored[(name, position)]
+
+            outputs[name] = rebuild(spec, with_files[name], file_id_at)
+        elif name in plain:
+            outputs[name] = plain[name]
+    return outputs
+
+
+Leaf = tuple[str, Position, Any]  # (output, position in it, Path or URI)
+
+
+def _sorted_outputs(
+    declared: dict[str, Any], collected: Collected
+) -> tuple[dict[str, Any], dict[str, Any], list[Leaf]]:
+    """(plain values, values holding files, every file of those) of the declared outputs,
+    each checked against its spec; OutputError for a missing required one or a bad shape."""
     plain: dict[str, Any] = {}
     with_files: dict[str, Any] = {}
-    leaves: list[tuple[str, Position, Any]] = []  # (output, position, Path or URI)
+    leaves: list[Leaf] = []
     for name, spec in declared.items():
-        if holds_files(spec):
+        if is_file_output(spec):
             value = _files_value(name, spec, collected)
             if value is _ABSENT:
                 continue
             try:
                 with_files[name] = value
-                for position, ref in file_leaves(spec, value):
-                    leaves.append((name, position, ref))
+                leaves.extend((name, position, ref) for position, ref in file_leaves(spec, value))
             except OutputShapeError as exc:
                 raise OutputError(f"The operation's {exc.describe(name)}.") from None
-            continue
-        if name not in collected.values or collected.values[name] is None:
-            if spec.get("required", True):
-                raise OutputError(
-                    f"The operation did not report its output '{name}' in outputs.json."
-                )
-            continue
-        try:
-            plain[name] = rebuild(spec, collected.values[name], _no_files)
-        except OutputShapeError as exc:
-            raise OutputError(f"The operation's {exc.describe(name)}.") from None
-    for name, _, ref in leaves:
-        if isinstance(ref, str) and outputs_location and not ref.startswith(outputs_location):
-            # only what the engine wrote itself is relocated
-            raise OutputError(
-                f"The output '{name}' names {ref}, outside the executor's "
-                f"outputs_location {outputs_location}."
-            )
-        _refuse_foreign_outputs(
-            job, name, [ref if isinstance(ref, str) else "file://" + quote(str(ref))]
+        elif name in collected.values and collected.values[name] is not None:
+            try:
+                plain[name] = rebuild(spec, collected.values[name], _no_files)
+            except OutputShapeError as exc:
+                raise OutputError(f"The operation's {exc.describe(name)}.") from None
+        elif spec.get("required", True):
+            raise OutputError(f"The operation did not report its output '{name}' in outputs.json.")
+    return plain, with_files, leaves
+
+
+def _check_output_location(job: Job, name: str, ref: Any, outputs_location: str | None) -> None:
+    """Only what the engine wrote itself is relocated, and never another workspace's object."""
+    if isinstance(ref, str) and outputs_location and not ref.startswith(outputs_location):
+        raise OutputError(
+            f"The output '{name}' names {ref}, outside the executor's "
+            f"outputs_location {outputs_location}."
         )
+    _refuse_foreign_outputs(
+        job, name, [ref if isinstance(ref, str) else "file://" + quote(str(ref))]
+    )
+
+
+def _store_result_files(
+    job: Job, declared: dict[str, Any], leaves: list[Leaf], reported: dict[str, Any]
+) -> dict[tuple[str, Position], str]:
+    """Each file stored as a pending File of the job (idempotently: its id and key follow from
+    the job, output and position); their ids by (output, position)."""
     file_ids = [_result_file_id(job, name, position) for name, position, _ in leaves]
     names = distinct_file_names(
         [
@@ -539,6 +580,7 @@ def register_outputs(
         ]
     )
     stored: dict[tuple[str, Position], str] = {}
+    assert job.operation is not None
     webmev = runs_webmev_style(job.operation.spec)
     for (name, position, ref), file_id, file_name in zip(leaves, file_ids, names, strict=True):
         item = _file_spec_at(declared[name], position)
@@ -553,7 +595,7 @@ def register_outputs(
         }
         resource_type = None
         if webmev:  # the file's WebMEV resource type, and the Ferry file type it maps to
-            raw = collected.values.get(name)
+            raw = reported.get(name)
             resource_type = output_resource_type(declared[name], raw, _as_position(position))
             common["file_type"] = file_type_for(resource_type, common["file_type"])
         if isinstance(ref, str):
@@ -563,17 +605,7 @@ def register_outputs(
                 path=str(ref), resource_type=resource_type or "", **common
             )
         stored[(name, position)] = str(record.pk)
-    outputs: dict[str, Any] = {}
-    for name, spec in declared.items():
-        if name in with_files:
-
-            def file_id_at(position: Position, ref: Any, name: str = name) -> str:
-                return stored[(name, position)]
-
-            outputs[name] = rebuild(spec, with_files[name], file_id_at)
-        elif name in plain:
-            outputs[name] = plain[name]
-    return outputs
+    return stored
 
 
 def _no_files(position: Position, ref: Any) -> Any:

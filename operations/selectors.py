@@ -1,4 +1,4 @@
-"""Reads of jobs: which a user may see."""
+"""Reads of operations and jobs: which a user may see."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.db.models import Prefetch, QuerySet
 from api.models import File
 from api.selectors import workspaces_visible_to
 
-from .models import Job
+from .models import CromwellServer, Job, Operation
 
 # What a jobs list never shows: the executor's run spec and log tails of each job, and the
 # operation's full spec, sources and build log (a page of 500 jobs read megabytes of them).
@@ -24,6 +24,15 @@ JOB_LIST_DEFERRED = (
 )
 
 
+def operations_visible_to(user: Any) -> QuerySet[Operation]:
+    """The catalog ``user`` sees: retired (hidden) operations only for staff. The one place
+    this is decided; anonymous or schema-generation users see what members see."""
+    operations = Operation.objects.all()
+    if not getattr(user, "is_staff", False):
+        operations = operations.filter(hidden=False)
+    return operations
+
+
 def jobs_visible_to(user: Any, *, for_list: bool = False) -> QuerySet[Job]:
     """Jobs of the workspaces ``user`` sees, with what their serializer reads in a fixed number
     of queries: operation and owner joined, output files (and their owners) prefetched."""
@@ -33,3 +42,8 @@ def jobs_visible_to(user: Any, *, for_list: bool = False) -> QuerySet[Job]:
         .prefetch_related(Prefetch("output_files", queryset=File.objects.select_related("owner")))
     )
     return jobs.defer(*JOB_LIST_DEFERRED) if for_list else jobs
+
+
+def cromwell_servers_listed() -> QuerySet[CromwellServer]:
+    """Every registered Cromwell server with its credential (staff manage them)."""
+    return CromwellServer.objects.select_related("credential")

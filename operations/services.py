@@ -1,4 +1,5 @@
-"""Jobs: create (validate, record, enqueue after commit) and cancel."""
+"""Writes on jobs (create: validate, record, enqueue after commit; cancel; read live logs)
+and on operations (retire, restore)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from django.conf import settings
 from django.db import transaction
 
 from api.exceptions import ApplicationError, Conflict, Forbidden, field_error
-from api.models import WRITE_ROLES, User
-from api.selectors import role_in, workspaces_visible_to
+from api.models import User
+from api.selectors import may_write, writable_workspace
+from executors.base import ExecutorError
+from executors.registry import ExecutorNotConfigured, alias_for_mode, get_executor
 from executors.specs import ResourceLimits, RunSpec
+from wdl.outputs import is_file_output
 
 from . import queue
 from .inputs import container_values, execution_dir_values, validate_inputs
@@ -27,14 +31,15 @@ def executor_alias_for(operation: Operation, requested: str | None = None) -> st
     operation's mode) or the server's routing for that mode."""
     from executors.registry import executor_class
 
-    alias = requested or settings.EXECUTOR_ROUTING.get(operation.mode)
-    where = "executor" if requested else "operation"
-    if not alias:
+    try:
+        alias = requested or alias_for_mode(operation.mode)
+    except ExecutorNotConfigured as exc:
         raise ApplicationError(
             f"No executor is configured for {operation.mode} operations on this server.",
             code="no_executor",
             status_code=503,
-        )
+        ) from exc
+    where = "executor" if requested else "operation"
     if alias.startswith(CROMWELL_ALIAS_PREFIX) and alias not in settings.EXECUTORS:
         if operation.mode != OperationMode.WDL:
             raise field_error("executor", f"{alias} runs only WDL operations.")
@@ -139,10 +144,7 @@ def build_run_spec(
         "limits": cast(ResourceLimits, dict(spec.get("resources") or {})),
         "requires_outputs_json": bool(spec.get("outputs")),
         "file_outputs": [
-            name
-            for name, out in spec.get("outputs", {}).items()
-            if out.get("type") == "file"
-            or (out.get("type") == "list" and out.get("items", {}).get("type") == "file")
+            name for name, out in spec.get("outputs", {}).items() if is_file_output(out)
         ],
     }
 
@@ -155,16 +157,7 @@ def job_create(
     inputs: Any,
     executor: str | None = None,
 ) -> Job:
-    workspace = workspaces_visible_to(user).filter(pk=workspace_id).first()
-    if workspace is None:
-        raise field_error(
-            "workspace", f"No workspace {workspace_id} that you can see.", code="does_not_exist"
-        )
-    if role_in(user, workspace) not in WRITE_ROLES:
-        raise Forbidden(
-            "Viewers cannot run operations in this workspace.",
-            details={"workspace": ["Your role in this workspace is viewer."]},
-        )
+    workspace = writable_workspace(user, workspace_id, doing="run operations")
     if operation.hidden:
         raise field_error(
             "operation", f"The operation {operation.name} {operation.version} is retired."
@@ -195,8 +188,7 @@ def job_create(
 
 
 def job_cancel(*, user: User, job: Job) -> Job:
-    role = role_in(user, job.workspace)
-    if role not in WRITE_ROLES and job.owner_id != user.pk:
+    if not may_write(user, job.workspace) and job.owner_id != user.pk:
         raise Forbidden("Only the job's owner, editors and owners of its workspace can cancel it.")
     for _ in range(3):  # the job may move on while we try; retry from its new status
         job.refresh_from_db()
@@ -208,3 +200,31 @@ def job_cancel(*, user: User, job: Job) -> Job:
             transaction.on_commit(lambda: queue.enqueue_cancel(job.pk))
             return job
     raise Conflict("The job changed state while cancelling; try again.", code="job_busy")
+
+
+def _last_lines(text: str, tail: int | None) -> str:
+    return text if tail is None else "\n".join(text.splitlines()[-tail:])
+
+
+def job_logs(*, job: Job, tail: int | None = None) -> dict[str, Any]:
+    """``{"stdout", "stderr", "live"}``: from the executor while the job runs (``live``), else
+    (or when the executor can't answer) the tails kept on the job; the last ``tail`` lines of
+    each if given."""
+    if JobStatus(job.status) not in TERMINAL and job.external_id:
+        try:
+            stdout, stderr = get_executor(job.executor).logs(job, tail=tail)
+            return {"stdout": stdout, "stderr": stderr, "live": True}
+        except ExecutorError:
+            pass  # fall back to what was kept
+    return {
+        "stdout": _last_lines(job.stdout_tail, tail),
+        "stderr": _last_lines(job.stderr_tail, tail),
+        "live": False,
+    }
+
+
+def operation_update(*, operation: Operation, hidden: bool) -> Operation:
+    """Retire (``hidden``) or restore an operation; jobs already made keep running."""
+    Operation.objects.filter(pk=operation.pk).update(hidden=hidden)
+    operation.refresh_from_db()
+    return operation

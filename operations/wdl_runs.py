@@ -54,21 +54,10 @@ def bundle_dir(operation: Operation) -> str:
     return str(folder)
 
 
-def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-    for name, value in values.items():
-        item = spec["inputs"][name]
-        if item.get("type") == "list":
-            item = item.get("items") or {}
-        if item.get("type") == "file":
-            found.extend(value if isinstance(value, list) else [value])
-    return found
-
-
 def _engine_output(out: dict[str, Any]) -> EngineOutput:
     """How executors see an output: files (one, or ``many``: any structure holding files, whose
     ``shape`` says how, see wdl/outputs.py) or a value of some type."""
-    if wdl.outputs.holds_files(out):
+    if wdl.outputs.is_file_output(out):
         shape = {k: v for k, v in out.items() if k not in ("description", "required", "webmev")}
         return {"type": "file", "many": out.get("type") != "file", "shape": shape}
     return {"type": out.get("type"), "many": out.get("type") == "list"}
@@ -76,7 +65,7 @@ def _engine_output(out: dict[str, Any]) -> EngineOutput:
 
 def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSpec:
     spec = operation.spec
-    ids = _file_ids(spec, values)
+    ids = wdl.outputs.file_refs_of(spec["inputs"], values)
     files = {str(f.pk): f.storage_uri for f in File.objects.filter(pk__in=ids)}
     outputs = {name: _engine_output(out) for name, out in spec.get("outputs", {}).items()}
     resources = spec.get("resources") or {}

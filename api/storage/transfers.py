@@ -21,8 +21,8 @@ from ..exceptions import ApplicationError, Conflict, field_error
 from ..file_states import file_created, file_transition
 from ..filetypes import content_type_for, guess_file_type
 from ..models import DiscardedUpload, File, FileStatus, FileType, User, Workspace
-from ..selectors import object_of_unreadable_workspace
-from ..services import clean_file_name, require_write
+from ..selectors import object_of_unreadable_workspace, require_write
+from ..services import clean_file_name
 from . import buckets, locations
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from .. import services
 from ..exception_handlers import error_body
 from ..models import ApiToken
 from ..schema import ErrorSerializer
-from ..selectors import usable_api_tokens
+from ..selectors import api_tokens_of, usable_api_tokens
 from ..serializers.accounts import (
     ApiTokenCreatedSerializer,
     ApiTokenSerializer,
@@ -173,7 +173,7 @@ class ApiTokenViewSet(
     def get_queryset(self) -> QuerySet[ApiToken]:
         if getattr(self, "swagger_fake_view", False):
             return ApiToken.objects.none()
-        return ApiToken.objects.filter(user=current_user(self.request))
+        return api_tokens_of(current_user(self.request))
 
     @extend_schema(request=ApiTokenSerializer, responses={201: ApiTokenCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

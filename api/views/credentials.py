@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from .. import credentials
 from ..models import Credential
+from ..selectors import credentials_listed
 from ..serializers.credentials import CredentialSerializer
 from .common import UUID_REGEX, current_user
 
@@ -30,7 +31,7 @@ class CredentialViewSet(viewsets.ModelViewSet[Credential]):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Credential]:
-        return Credential.objects.all()
+        return credentials_listed()
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = CredentialSerializer(data=request.data)

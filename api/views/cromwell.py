@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from operations import cromwell_servers
 from operations.models import CromwellServer
+from operations.selectors import cromwell_servers_listed
 
 from ..serializers.cromwell import CromwellServerSerializer
 from .common import UUID_REGEX
@@ -31,7 +32,7 @@ class CromwellServerViewSet(viewsets.ModelViewSet[CromwellServer]):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[CromwellServer]:
-        return CromwellServer.objects.select_related("credential")
+        return cromwell_servers_listed()
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = CromwellServerSerializer(data=request.data)

@@ -19,6 +19,7 @@ from ..filters import ElementSetFilter
 from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from ..models import ElementSet
 from ..permissions import WorkspaceRolePermission
+from ..selectors import writable_workspace
 from ..serializers.element_sets import (
     ElementSetCombineSerializer,
     ElementSetCreateSerializer,
@@ -26,7 +27,7 @@ from ..serializers.element_sets import (
     ElementSetSummarySerializer,
     ElementSetUpdateSerializer,
 )
-from .common import UUID_REGEX, current_user, writable_workspace
+from .common import UUID_REGEX, current_user
 
 
 class ElementSetViewSet(viewsets.ModelViewSet[ElementSet]):
@@ -62,7 +63,9 @@ class ElementSetViewSet(viewsets.ModelViewSet[ElementSet]):
         values = data.validated_data
         created = services.element_set_create(
             user=current_user(request),
-            workspace=writable_workspace(request, values["workspace"]),
+            workspace=writable_workspace(
+                current_user(request), values["workspace"], doing="add or change sets"
+            ),
             kind=values["kind"],
             name=values["name"],
             description=values.get("description", ""),

@@ -26,7 +26,7 @@ from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, answer_once, idempotent_cre
 from ..models import File, FileStatus
 from ..parsers import BoundedJSONParser, CompleteMultiPartParser, RawBodyParser
 from ..permissions import WorkspaceRolePermission
-from ..selectors import files_visible_to
+from ..selectors import files_visible_to, writable_workspace
 from ..serializers.files import (
     FileImportSerializer,
     FileSerializer,
@@ -36,7 +36,7 @@ from ..serializers.files import (
 )
 from ..storage import transfers
 from ..storage.uploads import SpooledUpload, spool_body
-from .common import UUID_REGEX, current_user, writable_workspace
+from .common import UUID_REGEX, current_user
 
 
 class FileViewSet(viewsets.ModelViewSet[File]):
@@ -72,7 +72,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
                 raise ApplicationError(
                     "Uploads must be received by Ferry's hashing upload handler."
                 )
-            workspace = writable_workspace(request, values["workspace"])
+            workspace = writable_workspace(current_user(request), values["workspace"])
             created = services.file_create_from_upload(
                 user=current_user(request),
                 workspace=workspace,
@@ -111,7 +111,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
         """Stream a raw body into a new file (never held in memory)."""
         query = RawUploadQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        workspace = writable_workspace(request, query.validated_data["workspace"])
+        workspace = writable_workspace(current_user(request), query.validated_data["workspace"])
         services.clean_file_name(query.validated_data["name"])
         length_header = request.META.get("CONTENT_LENGTH") or ""
         if not length_header.isdigit():
@@ -164,7 +164,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
         data.is_valid(raise_exception=True)
         target = None
         if "workspace" in data.validated_data:
-            target = writable_workspace(request, data.validated_data["workspace"])
+            target = writable_workspace(current_user(request), data.validated_data["workspace"])
         updated = services.file_update(
             user=current_user(request),
             file=file,
@@ -193,7 +193,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
         data = FileImportSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        workspace = writable_workspace(request, values["workspace"])
+        workspace = writable_workspace(current_user(request), values["workspace"])
         created = transfers.file_import(
             user=current_user(request),
             workspace=workspace,

@@ -14,12 +14,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from executors.base import ExecutorError
-from executors.registry import get_executor
 from operations import services as job_services
-from operations.models import Job, Operation
-from operations.selectors import jobs_visible_to
-from operations.states import TERMINAL, JobStatus
+from operations.models import Job
+from operations.selectors import jobs_visible_to, operations_visible_to
+from operations.states import JobStatus
 
 from ..exceptions import field_error
 from ..filters import visible_workspaces
@@ -72,10 +70,7 @@ class JobViewSet(
         data = JobCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = current_user(request)
-        operations = (
-            Operation.objects.all() if user.is_staff else Operation.objects.filter(hidden=False)
-        )
-        operation = operations.filter(pk=data.validated_data["operation"]).first()
+        operation = operations_visible_to(user).filter(pk=data.validated_data["operation"]).first()
         if operation is None:
             raise field_error(
                 "operation",
@@ -114,14 +109,4 @@ class JobViewSet(
             if not tail_param.isdigit() or int(tail_param) == 0:
                 raise field_error("tail", "Must be a positive whole number of lines.")
             tail = int(tail_param)
-        if JobStatus(job.status) not in TERMINAL and job.external_id:
-            try:
-                stdout, stderr = get_executor(job.executor).logs(job, tail=tail)
-                return Response({"stdout": stdout, "stderr": stderr, "live": True})
-            except ExecutorError:
-                pass  # fall back to what was kept
-        stdout, stderr = job.stdout_tail, job.stderr_tail
-        if tail is not None:
-            stdout = "\n".join(stdout.splitlines()[-tail:])
-            stderr = "\n".join(stderr.splitlines()[-tail:])
-        return Response({"stdout": stdout, "stderr": stderr, "live": False})
+        return Response(job_services.job_logs(job=job, tail=tail))

@@ -13,6 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from operations.models import Operation
+from operations.selectors import operations_visible_to
+from operations.services import operation_update
 
 from ..serializers.operations import (
     OperationAddSerializer,
@@ -55,10 +57,9 @@ class OperationViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Operation]:
-        operations = Operation.objects.all()
-        if getattr(self, "swagger_fake_view", False) or not current_user(self.request).is_staff:
-            operations = operations.filter(hidden=False)
-        return operations
+        if getattr(self, "swagger_fake_view", False):
+            return operations_visible_to(None)
+        return operations_visible_to(current_user(self.request))
 
     def get_serializer_class(self) -> Any:
         return OperationDetailSerializer if self.action == "retrieve" else OperationSerializer
@@ -87,8 +88,7 @@ class OperationViewSet(
         operation = self.get_object()
         data = OperationUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        Operation.objects.filter(pk=operation.pk).update(hidden=data.validated_data["hidden"])
-        operation.refresh_from_db()
+        operation = operation_update(operation=operation, hidden=data.validated_data["hidden"])
         return Response(OperationDetailSerializer(operation, context={"request": request}).data)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from ..models import File, FileStatus
 from ..permissions import WorkspaceRolePermission
-from ..selectors import files_visible_to
+from ..selectors import files_visible_to, writable_workspace
 from ..serializers.files import FileSerializer
 from ..serializers.uploads import (
     DirectUploadCompleteSerializer,
@@ -25,7 +25,7 @@ from ..serializers.uploads import (
     UploadPartsSerializer,
 )
 from ..storage import transfers
-from .common import UUID_REGEX, current_user, writable_workspace
+from .common import UUID_REGEX, current_user
 
 
 class DirectUploadViewSet(viewsets.GenericViewSet[File]):
@@ -53,7 +53,7 @@ class DirectUploadViewSet(viewsets.GenericViewSet[File]):
         data = DirectUploadStartSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        workspace = writable_workspace(request, values["workspace"])
+        workspace = writable_workspace(current_user(request), values["workspace"])
         file, upload = transfers.file_upload_start(
             user=current_user(request),
             workspace=workspace,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -21,9 +20,9 @@ from .. import services
 from ..exceptions import field_error
 from ..filters import WorkspaceFilter
 from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
-from ..models import File, Membership, Workspace
+from ..models import Membership, Workspace
 from ..permissions import IsWorkspaceOwner, WorkspaceRolePermission
-from ..selectors import workspaces_visible_to
+from ..selectors import members_of, workspaces_listed_for, workspaces_visible_to
 from ..serializers.workspaces import (
     MemberAddSerializer,
     MembershipSerializer,
@@ -46,21 +45,7 @@ class WorkspaceViewSet(viewsets.ModelViewSet[Workspace]):
     def get_queryset(self) -> QuerySet[Workspace]:
         if getattr(self, "swagger_fake_view", False):
             return Workspace.objects.none()
-        user = current_user(self.request)
-        my_role = Membership.objects.filter(workspace=OuterRef("pk"), user=user.pk).values("role")[
-            :1
-        ]
-        # Correlated subqueries: computed for the rows of the page only, not every workspace.
-        file_count = (
-            File.objects.filter(workspace=OuterRef("pk"))
-            .order_by()
-            .values("workspace")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        return workspaces_visible_to(user).annotate(
-            file_count=Coalesce(Subquery(file_count), 0), my_role=Subquery(my_role)
-        )
+        return workspaces_listed_for(current_user(self.request))
 
     @extend_schema(parameters=[IDEMPOTENCY_KEY_PARAMETER])
     @idempotent_create
@@ -121,7 +106,7 @@ class WorkspaceMemberViewSet(viewsets.ModelViewSet[Membership]):
     def get_queryset(self) -> QuerySet[Membership]:
         if getattr(self, "swagger_fake_view", False):
             return Membership.objects.none()
-        return Membership.objects.filter(workspace=self.get_workspace()).select_related("user")
+        return members_of(self.get_workspace())
 
     def get_object(self) -> Membership:
         obj = get_object_or_404(self.get_queryset(), user_id=self.kwargs["user_id"])

@@ -124,6 +124,16 @@ STATUS_CHECKS_PER_CYCLE = 20  # direct status checks of ids missing from the que
 NOT_FOUND_CHECKS = 3  # status 404s in a row before Cromwell's "not found" counts
 NOT_FOUND_SPAN_S = 60.0  # ... spread over at least this long (or the whole window, if shorter)
 JOB_LABEL = "ferry-job-id"
+WORKSPACE_LABEL = "ferry-workspace"
+
+
+def workflow_labels(job_id: UUID, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The Cromwell labels of a job's workflow: ``extra`` (as text) and always ``ferry-job-id``
+    naming the job, which no other label can replace. The one place the label is set."""
+    labels = {str(key): str(value) for key, value in (extra or {}).items()}
+    labels[JOB_LABEL] = str(job_id)
+    return labels
+
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Aborted"})
 DUPLICATE_ID_HINTS = ("already in use", "already exists", "duplicate")
@@ -473,8 +483,7 @@ class CromwellExecutor(Executor):
         inputs = spec.get("inputs") or {}
         if not isinstance(inputs, dict):
             raise ExecutorError("the run's inputs must be a mapping of input names to values")
-        labels = {str(k): str(v) for k, v in _mapping(spec, "labels").items()}
-        labels[JOB_LABEL] = workflow_id
+        labels = workflow_labels(job.id, _mapping(spec, "labels"))
         try:
             self.client.submit(
                 source=source,
@@ -833,7 +842,7 @@ class CromwellExecutor(Executor):
         spec["workflow_dependencies_zip_b64"] = (
             base64.b64encode(zipped).decode() if zipped else None
         )
-        spec["labels"] = {JOB_LABEL: str(job_id), "ferry-workspace": workspace_id}
+        spec["labels"] = workflow_labels(job_id, {WORKSPACE_LABEL: workspace_id})
         outputs_location = self.options.get("outputs_location")
         if outputs_location:  # each job's call logs kept in a known place (the server may add more)
             prefix = str(outputs_location).rstrip("/")

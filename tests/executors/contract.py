@@ -4,7 +4,8 @@ Subclass :class:`ExecutorContract` in a ``test_contract_<name>.py`` module (its 
 ``Test``) and give it:
 
 - a fixture ``executor`` yielding the executor under test (and removing what it started);
-- ``quick_job()``: a run that succeeds soon with the output values ``quick_values``;
+- ``quick_job()``: a run that succeeds soon with the output values ``quick_values`` and the
+  output files ``quick_files`` (output name -> how many files it holds);
 - ``failing_job()``: a run that fails soon; ``long_job()``: a run that runs until cancelled;
 - ``unknown_polls``: how many polls of a never-submitted job it takes to report MISSING
   (a remote engine may say PENDING for a grace period first);
@@ -14,7 +15,8 @@ Subclass :class:`ExecutorContract` in a ``test_contract_<name>.py`` module (its 
 
 The invariants: submit is idempotent (same job -> same external id, one run, even after the
 end); poll answers exactly the jobs asked, in RunStates; runs end in EXITED; collect reads the
-outcome of an ended run (a failure with a message users can read) and refuses an early one with
+outcome of an ended run (its values and files: each a file on this host or a bucket URI; a
+failure with a message users can read) and refuses an early one with
 ExecutorUnavailable; cancel stops a run, and is harmless on an unknown or ended run; cleanup is
 idempotent.
 """
@@ -23,11 +25,19 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from executors.base import Executor, ExecutorUnavailable, Observation, RunnableJob, RunState
+from executors.base import (
+    Collected,
+    Executor,
+    ExecutorUnavailable,
+    Observation,
+    RunnableJob,
+    RunState,
+)
 from tests.executors.test_executor_docker import StandInJob
 
 ENDED = {RunState.EXITED, RunState.MISSING}
@@ -47,10 +57,22 @@ def wait_for_state(
         time.sleep(0.1)
 
 
+def check_output_files(collected: Collected, expected: dict[str, int]) -> None:
+    """Each output of ``expected`` holds that many files, each a regular file on this host
+    (``files``) or a bucket URI (``remote_files``)."""
+    for name, count in expected.items():
+        local = collected.files.get(name, [])
+        remote = collected.remote_files.get(name, [])
+        assert len(local) + len(remote) == count, (name, local, remote)
+        assert all(isinstance(path, Path) and path.is_file() for path in local), local
+        assert all(isinstance(uri, str) and "://" in uri for uri in remote), remote
+
+
 class ExecutorContract:
     wait_s: ClassVar[float] = 60.0  # a few times what the slowest run of the executor takes
     unknown_polls: ClassVar[int] = 1
     quick_values: ClassVar[dict[str, Any]] = {}
+    quick_files: ClassVar[dict[str, int]] = {}
 
     def quick_job(self) -> RunnableJob:
         raise NotImplementedError
@@ -107,6 +129,8 @@ class ExecutorContract:
         assert collected.succeeded, collected.error_message
         assert collected.error_message == ""
         assert {k: collected.values.get(k) for k in self.quick_values} == self.quick_values
+        assert self.quick_files, "the quick run must produce output files"
+        check_output_files(collected, self.quick_files)
         stdout, stderr = executor.logs(job)
         assert isinstance(stdout, str)
         assert isinstance(stderr, str)

@@ -4,7 +4,7 @@ they fail)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
@@ -39,6 +39,7 @@ class TestCromwellContract(ExecutorContract):
     wait_s = 30.0  # a simulated run takes 0.4 s
     unknown_polls = 3
     quick_values = {"n": 1}
+    quick_files = {"report": 1, "parts": 2}
 
     @pytest.fixture(autouse=True)
     def _server(self, sim: CromwellServer) -> None:
@@ -66,6 +67,8 @@ class TestCromwellRealRunsContract(ExecutorContract):
     engine, outputs in a moto bucket)."""
 
     wait_s = 120.0  # a one-task workflow takes ~5 s
+    quick_values: ClassVar[dict[str, Any]] = {}
+    quick_files = {"never": 1}
 
     @pytest.fixture
     def executor(self, real: CromwellServer) -> Executor:

@@ -19,6 +19,7 @@ __all__ = ["alias", "executor", "image"]  # the fixtures of tests/executors/test
 class TestDockerContract(ExecutorContract):
     wait_s = 60.0  # a busybox run takes ~1 s
     quick_values = {"answer": 42}
+    quick_files = {"said": 1}
 
     @pytest.fixture(autouse=True)
     def _image(self, image: str) -> None:
@@ -26,7 +27,12 @@ class TestDockerContract(ExecutorContract):
 
     def quick_job(self) -> RunnableJob:
         return StandInJob(
-            {"image": self.image, "command": "echo '{\"answer\": 42}' > outputs.json"}
+            {
+                "image": self.image,
+                "command": "echo hi > said.txt; "
+                'echo \'{"answer": 42, "said": "said.txt"}\' > outputs.json',
+                "file_outputs": ["said"],
+            }
         )
 
     def failing_job(self) -> RunnableJob:

@@ -27,9 +27,11 @@ def executor() -> Iterator[Executor]:
 class TestDummyContract(ExecutorContract):
     wait_s = 5.0
     quick_values = {"answer": 42}
+    quick_files = {"said": 1, "parts": 2}
 
     def quick_job(self) -> RunnableJob:
-        return StandInJob({"dummy": {"values": {"answer": 42}, "stdout": "one\ntwo\n"}})
+        files = {"said": {"said.txt": "hello\n"}, "parts": {"a.txt": "a\n", "b.txt": "b\n"}}
+        return StandInJob({"dummy": {"values": {"answer": 42}, "files": files, "stdout": "one\n"}})
 
     def failing_job(self) -> RunnableJob:
         return StandInJob({"dummy": {"outcome": "fail", "message": "no lines to count"}})

@@ -23,9 +23,11 @@ __all__ = ["executor", "swarm"]  # the fixtures of tests/executors/test_executor
 class TestMiniwdlContract(ExecutorContract):
     wait_s = 120.0  # a one-task workflow takes ~3-5 s
     quick_values = {"greeting": "hello ferry"}
+    quick_files = {"said": 1}
 
     def quick_job(self) -> RunnableJob:
-        return StandInJob(wdl_spec("hello.wdl", {"wf.who": "ferry"}))
+        outputs = {"greeting": {"type": "string"}, "said": {"type": "file", "many": False}}
+        return StandInJob(wdl_spec("greet_file.wdl", {"wf.who": "ferry"}, outputs=outputs))
 
     def failing_job(self) -> RunnableJob:
         return StandInJob(wdl_spec("fail.wdl", {"wf.reads": str(WDL_DIR / "hello.wdl")}))
