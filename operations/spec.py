@@ -595,6 +595,7 @@ _CONSTRAINT_CHECKS: dict[str, _ConstraintCheck] = {
     "option": _option_constraints,
     "file": _file_constraints,
     "list": _list_constraints,
+    **{kind: _no_constraints for kind in ELEMENT_INPUT_TYPES},
 }
 
 
