@@ -53,9 +53,16 @@ import yaml
 
 from api.exceptions import ApplicationError
 
+from .templates import RENDER_STYLES, render_argv, template_problems
+
+__all__ = ["RENDER_STYLES", "render_argv"]  # WebMEV-style commands: operations/templates.py
+
 FILE_TYPES = ("table", "json", "text", "binary")
 SCALAR_TYPES = ("integer", "float", "string", "boolean", "option")
-INPUT_TYPES = (*SCALAR_TYPES, "file", "list")
+# WebMEV's observation/feature sets and their elements (values: {"elements": [{"id", ...}]}).
+ELEMENT_TYPES = ("observation_set", "feature_set", "observation", "feature")
+INPUT_TYPES = (*SCALAR_TYPES, "file", "list", *ELEMENT_TYPES)
+COMMAND_STYLES = ("ferry", "webmev")
 OUTPUT_SCALAR_TYPES = ("file", "integer", "float", "string", "boolean")
 OUTPUT_TYPES = (*OUTPUT_SCALAR_TYPES, "list", "map", "pair", "struct")  # the last three: WDL
 MODES = ("docker", "wdl")
@@ -75,6 +82,7 @@ _TOP_KEYS = {
     "description",
     "mode",
     "command",
+    "command_style",
     "workflow",
     "resources",
     "safe_to_retry",
@@ -82,8 +90,8 @@ _TOP_KEYS = {
     "outputs",
     "webmev",
 }
-_INPUT_COMMON_KEYS = {"type", "description", "required", "default", "webmev"}
-_OUTPUT_COMMON_KEYS = {"type", "description", "required", "webmev"}
+_INPUT_COMMON_KEYS = {"type", "description", "required", "default", "webmev", "render", "wdl_input"}
+_OUTPUT_COMMON_KEYS = {"type", "description", "required", "webmev", "wdl_output"}
 # What each output type holds besides "type" (see wdl/outputs.py for how values look).
 _OUTPUT_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
     "file": ("file_type",),
@@ -98,12 +106,13 @@ _OUTPUT_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
 }
 _CONSTRAINT_KEYS: dict[str, set[str]] = {
     "integer": {"min", "max"},
-    "float": {"min", "max"},
+    "float": {"min", "max", "infinity"},
     "string": {"pattern"},
     "boolean": set(),
     "option": {"choices"},
     "file": {"file_types", "many"},
     "list": {"items"},
+    **{kind: set() for kind in ELEMENT_TYPES},
 }
 
 
@@ -290,6 +299,8 @@ def value_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
             return [f"must be an integer, not {_fmt(value)}"]
         return _bound_errors(type_spec, value)
     if kind == "float":
+        if isinstance(value, str) and value in (type_spec.get("infinity") or ()):
+            return []
         if not _is_number(value):
             return [f"must be a (finite) number, not {_fmt(value)}"]
         return _bound_errors(type_spec, value)
@@ -304,9 +315,11 @@ def value_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
         return [] if isinstance(value, bool) else [f"must be true or false, not {_fmt(value)}"]
     if kind == "option":
         choices = list(type_spec.get("choices") or [])
-        if not isinstance(value, str) or value not in choices:
+        if not any(_same_choice(value, choice) for choice in choices):
             return [f"{_fmt(value)} is not one of the choices {choices}"]
         return []
+    if kind in ELEMENT_TYPES:
+        return _element_errors(kind, value)
     if kind == "file":
         if type_spec.get("many"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -322,6 +335,28 @@ def value_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
             out += [f"item {index}: {message}" for message in value_errors(items, item)]
         return out
     return [f"unknown type {kind!r}"]
+
+
+def _same_choice(value: Any, choice: Any) -> bool:
+    """A value matches a choice of its own kind: ``"1"`` is not the choice ``1``."""
+    if isinstance(choice, str):
+        return isinstance(value, str) and value == choice
+    return _is_number(value) and bool(value == choice)
+
+
+def _element_errors(kind: str, value: Any) -> list[str]:
+    """The shape of an observation/feature (``{"id", "attributes"}``) or a set of them
+    (``{"elements": [...]}``)."""
+    elements = [value]
+    if kind.endswith("_set"):
+        if not isinstance(value, Mapping) or not isinstance(value.get("elements"), list):
+            return [f'must be a {kind} like {{"elements": [{{"id": "S1"}}]}}']
+        elements = value["elements"]
+    for index, element in enumerate(elements):
+        if not isinstance(element, Mapping) or not isinstance(element.get("id"), str):
+            where = f"element {index} " if kind.endswith("_set") else ""
+            return [f'{where}must be an object with a string "id"']
+    return []
 
 
 def _bound_errors(type_spec: Mapping[str, Any], value: float) -> list[str]:
@@ -386,6 +421,8 @@ def _constraints(
             if kind == "float" and value is not None:
                 value = float(value)
             out[bound] = value
+        if kind == "float" and "infinity" in raw:
+            out["infinity"] = _infinity(raw["infinity"], child_path(path, "infinity"), problems)
         if out["min"] is not None and out["max"] is not None and out["min"] > out["max"]:
             problems.add(
                 child_path(path, "min"),
@@ -417,15 +454,18 @@ def _constraints(
             problems.add(cpath, "must be a non-empty list of strings")
             usable = False
         else:
-            seen: set[str] = set()
+            seen: set[tuple[bool, Any]] = set()
             for index, choice in enumerate(choices):
-                if not isinstance(choice, str):
-                    problems.add(child_path(cpath, index), f"must be a string, not {_fmt(choice)}")
+                if not isinstance(choice, str) and not _is_number(choice):
+                    problems.add(
+                        child_path(cpath, index),
+                        f"must be a string or a number, not {_fmt(choice)}",
+                    )
                     usable = False
-                elif choice in seen:
+                elif (type(choice) is str, choice) in seen:
                     problems.add(child_path(cpath, index), f"duplicate choice {choice!r}")
                 else:
-                    seen.add(choice)
+                    seen.add((type(choice) is str, choice))
         out["choices"] = list(choices) if isinstance(choices, list) else []
     elif kind == "file":
         file_types = raw.get("file_types")
@@ -479,6 +519,31 @@ def _constraints(
     return out if usable else None
 
 
+def _infinity(raw: Any, path: str, problems: _Problems) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(m, str) for m in raw):
+        problems.add(path, 'must be a list of the strings meaning infinity (like "++inf++")')
+        return []
+    return list(raw)
+
+
+def _webmev_keys(raw: Mapping[str, Any], path: str, problems: _Problems) -> dict[str, Any]:
+    """``render`` and ``wdl_input``/``wdl_output``: what a WebMEV operation's conversion adds."""
+    out: dict[str, Any] = {}
+    render = raw.get("render")
+    if render is not None and render not in RENDER_STYLES:
+        problems.add(child_path(path, "render"), f"must be one of {list(RENDER_STYLES)}")
+    elif render is not None:
+        out["render"] = render
+    for key in ("wdl_input", "wdl_output"):
+        if key in raw and not isinstance(raw[key], str):
+            problems.add(child_path(path, key), "must be a workflow's fully qualified name")
+        elif key in raw:
+            out[key] = raw[key]
+    if "webmev" in raw:
+        out["webmev"] = raw["webmev"]
+    return out
+
+
 def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
     if not isinstance(raw, Mapping):
         problems.add(path, 'must be an object like {"type": "integer"}')
@@ -524,8 +589,7 @@ def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
     if typed is None:
         return None
     out = {**typed, "description": description or "", "required": required, "default": default}
-    if "webmev" in raw:
-        out["webmev"] = raw["webmev"]
+    out.update(_webmev_keys(raw, path, problems))
     return out
 
 
@@ -622,8 +686,7 @@ def _output(raw: Any, path: str, problems: _Problems, *, mode: Any) -> dict[str,
         problems.add(child_path(path, "required"), "must be true or false")
         required = True
     out.update(description=description or "", required=required)
-    if "webmev" in raw:
-        out["webmev"] = raw["webmev"]
+    out.update(_webmev_keys(raw, path, problems))
     return out
 
 
@@ -803,13 +866,23 @@ def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, An
         if "workflow" in raw:
             problems.add("$.workflow", "applies to WDL operations; use command for docker")
         command = _string(raw, "command", "$", problems)
+        style = raw.get("command_style", "ferry")
+        if style not in COMMAND_STYLES:
+            problems.add("$.command_style", f"must be one of {list(COMMAND_STYLES)}")
         if command is not None:
             if not command.strip():
                 problems.add("$.command", "must not be empty")
             all_inputs = [n for n in raw_inputs if isinstance(n, str)]
-            for message in command_problems(command, all_inputs):
+            messages = (
+                template_problems(command, all_inputs, source_name="command")
+                if style == "webmev"
+                else command_problems(command, all_inputs)
+            )
+            for message in messages:
                 problems.add("$.command", message)
         out["command"] = command
+        if style == "webmev":
+            out["command_style"] = style
     out["resources"] = _resources(raw.get("resources"), "$.resources", problems)
     safe_to_retry = raw.get("safe_to_retry", False)
     if not isinstance(safe_to_retry, bool):
@@ -873,6 +946,8 @@ def render_command(spec: Mapping[str, Any], values: Mapping[str, object]) -> str
     command = spec.get("command")
     if not isinstance(command, str):
         raise ValueError("the spec has no command to render")
+    if spec.get("command_style", "ferry") != "ferry":
+        raise ValueError("the command is a WebMEV (Jinja) template: render it with render_argv")
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
