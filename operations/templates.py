@@ -215,6 +215,7 @@ def template_problems(
     names = set(input_names)
     try:
         parsed = _ENVIRONMENT.parse(template)
+        _ENVIRONMENT.compile(parsed)  # unknown filters and tests are found here
     except TemplateSyntaxError as exc:
         return [f"{source_name}:{exc.lineno}: {exc.message}"]
     out = [
