@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, cast
 
 from django.conf import settings
@@ -57,7 +58,7 @@ def executor_alias_for(operation: Operation, requested: str | None = None) -> st
 
 
 def build_run_spec(operation: Operation, values: dict[str, Any]) -> RunSpec:
-    from .spec import render_command
+    from .spec import render_argv, render_command
 
     spec = operation.spec
     if operation.mode == OperationMode.WDL:
@@ -70,7 +71,11 @@ def build_run_spec(operation: Operation, values: dict[str, Any]) -> RunSpec:
         )
     rendered, mounts = container_values(spec, values)
     try:
-        command = render_command(spec, rendered)
+        if spec.get("command_style") == "webmev":
+            # Until the WebMEV run contract runs the argv itself: each word shell-quoted.
+            command = shlex.join(render_argv(spec, rendered))
+        else:
+            command = render_command(spec, rendered)
     except ValueError as exc:
         raise ApplicationError(
             f"The inputs can't be put into the operation's command: {exc}",

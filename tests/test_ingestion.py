@@ -434,6 +434,24 @@ def test_webmev_cromwell_folder_is_refused(tmp_path: Path) -> None:
         ingest_operation(str(tmp_path))
 
 
+@pytest.mark.django_db
+def test_webmev_nextflow_folder_is_refused_once(tmp_path: Path) -> None:
+    # A Nextflow operation: main.nf, no entrypoint.txt, no Dockerfile, keys WebMEV's Nextflow
+    # runner takes. One error, no follow-on noise about the missing entrypoint or converters.
+    (tmp_path / "main.nf").write_text("workflow {}\n")
+    spec = {"name": "nf", "description": "", "inputs": {"x": {"converter": "Nope"}}}
+    spec |= {"outputs": {}, "mode": "nf_batch", "workspace_operation": True}
+    (tmp_path / "operation_spec.json").write_text(json.dumps(spec))
+    with pytest.raises(SpecError) as caught:
+        ingest_operation(str(tmp_path))
+    assert caught.value.details == {
+        "$.mode": [
+            "Nextflow isn't supported (mode 'nf_batch'); Ferry runs local_docker and cromwell"
+        ]
+    }
+    assert Operation.objects.count() == 0
+
+
 # --- management commands --------------------------------------------------------------------------
 
 

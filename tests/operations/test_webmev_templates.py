@@ -3,6 +3,7 @@ inside the one word where the template put it."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pytest
@@ -200,3 +201,14 @@ def test_a_ferry_spec_may_use_the_webmev_style() -> None:
     assert spec["command_style"] == "webmev" and parse_spec(spec) == spec
     assert render_argv(spec, {"n": "a b"}) == ["echo", "a b"]
     assert render_argv(spec, {}) == ["echo"]
+
+
+@pytest.mark.django_db
+def test_a_job_of_a_webmev_operation_gets_its_words_quoted() -> None:
+    from operations.models import Operation
+    from operations.services import build_run_spec
+
+    spec = spec_for('run -t "{{text}}" {% if keep %}--keep{% endif %}')
+    operation = Operation(name="template-test", version="0", spec=spec, mode="docker", image="i")
+    run = build_run_spec(operation, {"text": "$(id); a b", "keep": True})
+    assert shlex.split(run["command"]) == ["run", "-t", "$(id); a b", "--keep"]
