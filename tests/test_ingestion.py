@@ -439,7 +439,7 @@ def test_webmev_nextflow_folder_is_refused_once(tmp_path: Path) -> None:
     # A Nextflow operation: main.nf, no entrypoint.txt, no Dockerfile, keys WebMEV's Nextflow
     # runner takes. One error, no follow-on noise about the missing entrypoint or converters.
     (tmp_path / "main.nf").write_text("workflow {}\n")
-    spec = {"name": "nf", "description": "", "inputs": {"x": {"converter": "Nope"}}}
+    spec: dict[str, Any] = {"name": "nf", "description": "", "inputs": {"x": {"converter": "N"}}}
     spec |= {"outputs": {}, "mode": "nf_batch", "workspace_operation": True}
     (tmp_path / "operation_spec.json").write_text(json.dumps(spec))
     with pytest.raises(SpecError) as caught:

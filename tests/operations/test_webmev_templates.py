@@ -4,12 +4,13 @@ inside the one word where the template put it."""
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from executors.specs import DockerRunSpec
 from operations.spec import parse_spec, render_argv
 from operations.templates import TemplateProblem, split_rendered, template_problems
 from operations.webmev import convert_webmev
@@ -211,4 +212,5 @@ def test_a_job_of_a_webmev_operation_gets_its_words_quoted() -> None:
     spec = spec_for('run -t "{{text}}" {% if keep %}--keep{% endif %}')
     operation = Operation(name="template-test", version="0", spec=spec, mode="docker", image="i")
     run = build_run_spec(operation, {"text": "$(id); a b", "keep": True})
-    assert shlex.split(run["command"]) == ["run", "-t", "$(id); a b", "--keep"]
+    command = cast(DockerRunSpec, run)["command"]
+    assert shlex.split(command) == ["run", "-t", "$(id); a b", "--keep"]
