@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from api.exceptions import ApplicationError
+from operations.inputs import validate_inputs
 from operations.spec import SpecError, parse_spec, value_errors
 from operations.webmev import convert_webmev
 from operations.webmev_vocabulary import INPUT_CONVERTERS, RESOURCE_TYPE_FILE_TYPES
@@ -148,6 +150,16 @@ def test_values_are_checked_as_webmev_checks_them() -> None:
     assert value_errors(inputs["label"], "semi;colon") != []
     assert value_errors(inputs["samples"], {"elements": [{"id": "S1", "attributes": {}}]}) == []
     assert value_errors(inputs["samples"], []) != []
+
+
+def test_job_inputs_take_webmevs_infinity() -> None:
+    spec = convert_webmev(LOCAL, entrypoint=LOCAL_ENTRYPOINT)
+    spec["inputs"]["matrix"]["required"] = False  # no file needed here
+    values = validate_inputs(spec, {"ratio": "--inf--", "positive_ratio": 2}, user=None)
+    assert values["ratio"] == "--inf--" and values["positive_ratio"] == 2.0
+    with pytest.raises(ApplicationError) as caught:
+        validate_inputs(spec, {"positive_ratio": "--inf--"}, user=None)
+    assert list(caught.value.details) == ["inputs.positive_ratio"]
 
 
 def test_resource_types_are_webmevs_19() -> None:
