@@ -153,6 +153,7 @@ class _Words:
             nonce = secrets.token_hex(8)
         self._prefix = f"ferry{nonce}v"
         self._pattern = re.compile(re.escape(self._prefix) + r"(\d+)x")
+        self._nonce = re.compile(re.escape(nonce), re.IGNORECASE)
         self._texts: list[str] = []
 
     def word_for(self, text: str) -> str:
@@ -162,6 +163,12 @@ class _Words:
         return f"{self._prefix}{len(self._texts) - 1}x"
 
     def fill(self, word: str) -> str:
+        """The word with its placeholders replaced by their values."""
+        if self._nonce.search(self._pattern.sub("", word)):
+            raise ValueError(
+                "a filter or expression rewrote an input's text (only its value as a whole, "
+                "its items, its truth, length and comparisons are supported)"
+            )
         return self._pattern.sub(lambda m: self._texts[int(m.group(1))], word)
 
 
@@ -184,6 +191,12 @@ class _TemplateValue:
     def __iter__(self) -> Iterator[_TemplateValue]:
         items = self._value if isinstance(self._value, list) else [self._value]
         return iter([_TemplateValue(item, self._words) for item in items])
+
+    def __int__(self) -> int:
+        return int(self._value)
+
+    def __float__(self) -> float:
+        return float(self._value)
 
     def __eq__(self, other: object) -> bool:
         other = other._value if isinstance(other, _TemplateValue) else other
@@ -222,9 +235,11 @@ def template_problems(
         f"{source_name}: {{{{ {name} }}}} names no input (inputs: {', '.join(sorted(names))})"
         for name in sorted(meta.find_undeclared_variables(parsed) - names)
     ]
-    if not out:
+    for values in ({name: "x" for name in names}, {}):  # every input given, then none
+        if out:
+            break
         try:
-            split_rendered(template, {name: "x" for name in names}, source_name=source_name)
+            split_rendered(template, values, source_name=source_name)
         except TemplateProblem as exc:
             out.append(str(exc))
     return out
@@ -246,7 +261,10 @@ def split_rendered(
         split = shlex.split(text)
     except ValueError as exc:
         raise TemplateProblem(f"{source_name}: the rendered command can't be split: {exc}") from exc
-    return [words.fill(word) for word in split]
+    try:
+        return [words.fill(word) for word in split]
+    except ValueError as exc:
+        raise TemplateProblem(f"{source_name}: {exc}") from exc
 
 
 def render_argv(spec: Mapping[str, Any], values: Mapping[str, object]) -> list[str]:

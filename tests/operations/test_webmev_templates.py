@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from executors.specs import DockerRunSpec
-from operations.spec import parse_spec, render_argv
+from operations.spec import SpecError, parse_spec, render_argv
 from operations.templates import TemplateProblem, split_rendered, template_problems
 from operations.webmev import convert_webmev
 
@@ -187,6 +187,23 @@ def test_the_sandbox_refuses_attribute_games() -> None:
     assert problems and "entrypoint.txt:1" in problems[0]
     with pytest.raises(TemplateProblem):
         split_rendered("{{ ''.__class__.__mro__[1].__subclasses__() }}", {})
+
+
+def test_filters_that_rewrite_a_value_are_refused() -> None:
+    with pytest.raises(SpecError, match="rewrote an input's text"):
+        spec_for("run {{ text|upper }}")
+    with pytest.raises(TemplateProblem, match="rewrote an input's text"):
+        split_rendered("run {{ text|replace('x', 'y') }}", {"text": "a"})
+    assert render_argv(spec_for("run {{ text|default('none') }}"), {}) == ["run", "none"]
+    spec = spec_for("run {% if ratio|float > 0.5 %}--high{% endif %} {{ names|length }}")
+    assert render_argv(spec, {"ratio": 0.7, "names": ["a", "b"]}) == ["run", "--high", "2"]
+    assert render_argv(spec, {"ratio": 0.2, "names": ["a"]}) == ["run", "1"]
+
+
+def test_quoting_is_checked_in_every_branch_tried() -> None:
+    # Unbalanced only when the optional input is absent.
+    problems = template_problems('run {% if text %}"{{text}}"{% else %}"{% endif %}', ["text"])
+    assert problems and "can't be split" in problems[0]
 
 
 def test_a_ferry_spec_may_use_the_webmev_style() -> None:
