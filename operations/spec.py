@@ -874,7 +874,14 @@ def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, An
                 problems.add("$.command", "must not be empty")
             all_inputs = [n for n in raw_inputs if isinstance(n, str)]
             messages = (
-                template_problems(command, all_inputs, source_name="command")
+                template_problems(
+                    command,
+                    all_inputs,
+                    optional=[
+                        n for n, i in inputs.items() if not i["required"] and i["default"] is None
+                    ],
+                    source_name="command",
+                )
                 if style == "webmev"
                 else command_problems(command, all_inputs)
             )

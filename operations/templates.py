@@ -221,11 +221,18 @@ def _where(exc: BaseException, source_name: str) -> str:
 
 
 def template_problems(
-    template: str, input_names: Iterable[str], *, source_name: str = ENTRYPOINT_NAME
+    template: str,
+    input_names: Iterable[str],
+    *,
+    optional: Iterable[str] = (),
+    source_name: str = ENTRYPOINT_NAME,
 ) -> list[str]:
     """What is wrong with a template: syntax errors (with their line), names that are no input,
-    and quoting that can't be split (tried with every input given)."""
+    and what fails when it is rendered with every input given, then without the ``optional``
+    ones (those with neither a value nor a default are undefined)."""
     names = set(input_names)
+    given = {name: "x" for name in names}
+    without_optional = {name: "x" for name in names - set(optional)}
     try:
         parsed = _ENVIRONMENT.parse(template)
         _ENVIRONMENT.compile(parsed)  # unknown filters and tests are found here
@@ -235,7 +242,7 @@ def template_problems(
         f"{source_name}: {{{{ {name} }}}} names no input (inputs: {', '.join(sorted(names))})"
         for name in sorted(meta.find_undeclared_variables(parsed) - names)
     ]
-    for values in ({name: "x" for name in names}, {}):  # every input given, then none
+    for values in (given, without_optional):
         if out:
             break
         try:

@@ -195,8 +195,14 @@ def test_filters_that_rewrite_a_value_are_refused() -> None:
     with pytest.raises(TemplateProblem, match="rewrote an input's text"):
         split_rendered("run {{ text|replace('x', 'y') }}", {"text": "a"})
     assert render_argv(spec_for("run {{ text|default('none') }}"), {}) == ["run", "none"]
-    spec = spec_for("run {% if ratio|float > 0.5 %}--high{% endif %} {{ names|length }}")
-    assert render_argv(spec, {"ratio": 0.7, "names": ["a", "b"]}) == ["run", "--high", "2"]
+    # Optional inputs may be undefined: a template must test them before using them.
+    with pytest.raises(SpecError, match="'ratio' is undefined"):
+        spec_for("run {% if ratio|float > 0.5 %}--high{% endif %}")
+    spec = spec_for(
+        "run {% if ratio is defined and ratio|float > 0.5 %}--high{% endif %} {{ names|length }}"
+    )
+    # The length of what the converter gives: here the CSV text "a,b".
+    assert render_argv(spec, {"ratio": 0.7, "names": ["a", "b"]}) == ["run", "--high", "3"]
     assert render_argv(spec, {"ratio": 0.2, "names": ["a"]}) == ["run", "1"]
 
 
