@@ -208,8 +208,12 @@ def test_filters_that_rewrite_a_value_are_refused() -> None:
 
 def test_quoting_is_checked_in_every_branch_tried() -> None:
     # Unbalanced only when the optional input is absent.
-    problems = template_problems('run {% if text %}"{{text}}"{% else %}"{% endif %}', ["text"])
+    template = 'run {% if text %}"{{text}}"{% else %}"{% endif %}'
+    assert template_problems(template, ["text"]) == []  # required: always given
+    problems = template_problems(template, ["text"], optional=["text"])
     assert problems and "can't be split" in problems[0]
+    with pytest.raises(SpecError, match="can't be split"):
+        spec_for(template)  # text is optional in OPERATION
 
 
 def test_a_ferry_spec_may_use_the_webmev_style() -> None:
