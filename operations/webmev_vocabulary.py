@@ -478,6 +478,18 @@ _ELSEWHERE = {
 }
 
 
+# WebMEV base classes: they name no conversion (WebMEV fails the job when it runs one).
+_BASE_CLASSES = {
+    "BaseAttributeConverter",
+    "BaseElementSetConverter",
+    "ObservationSetConverter",
+    "FeatureSetConverter",
+    "BaseResourceConverter",
+    "BaseDataResourceConverter",
+    "LocalDockerDelimitedResourceConverter",
+}
+
+
 def attribute_family(kind: str, ferry: Mapping[str, Any]) -> str:
     """Which converters fit an attribute: number, string, option, boolean, list, file, files,
     set, element."""
@@ -516,6 +528,8 @@ def converter_problem(
     if problem or name is None:
         return None, problem
     table: Mapping[str, tuple[Any, ...]] = OUTPUT_CONVERTERS if output else INPUT_CONVERTERS
+    if name in _BASE_CLASSES:
+        return None, f"{name} is a WebMEV base class that converts nothing; name a converter"
     if name in _ELSEWHERE:
         return None, f"{name} is for {_ELSEWHERE[name]}, which Ferry doesn't support"
     if name not in table:

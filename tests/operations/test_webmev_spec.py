@@ -452,6 +452,12 @@ INLINE_CASES = [
         "cromwell operations",
     ),
     (
+        "base class as converter",
+        _set("inputs/samples/converter", "api.converters.element_set.ObservationSetConverter"),
+        "$.inputs.samples.converter",
+        "base class",
+    ),
+    (
         "nextflow converter",
         _set("inputs/annotation/converter", "RemoteNextflowSingleDataResourceConverter"),
         "$.inputs.annotation.converter",
