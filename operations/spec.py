@@ -38,6 +38,13 @@ Command templates (docker mode) — the conventions :func:`render_command` follo
   word disappears from the command; an empty string renders as ``''`` (an empty argument).
 - Only ``{{ name }}`` is understood: template statements (``{% … %}``), filters
   (``{{ x | f }}``) and placeholders naming no input are errors.
+
+WebMEV-style commands (``"command_style": "webmev"``, set by ``operations/webmev.py``) are Jinja
+templates instead, rendered into argv words by :func:`render_argv` (``operations/templates.py``);
+each input's ``render`` key says how its value is written. Keys a WebMEV conversion adds: inputs
+``render``, ``wdl_input`` (and ``infinity`` on floats: the marker strings accepted as values),
+outputs ``wdl_output``; input types ``observation_set``, ``feature_set``, ``observation``,
+``feature``; option ``choices`` may be numbers (``"1"`` is not the choice ``1``).
 """
 
 from __future__ import annotations
