@@ -157,7 +157,9 @@ def _check_scalar(spec: dict[str, Any], value: Any, path: str, errors: _Errors) 
         errors.add(path, problem[:1].upper() + problem[1:] + ".")
     if problems:
         return None
-    return float(value) if spec.get("type") == "float" else value
+    if spec.get("type") == "float" and not isinstance(value, str):  # str: WebMEV's "++inf++"
+        return float(value)
+    return value
 
 
 def _check_file(

@@ -42,6 +42,13 @@ Command templates (docker mode) — the conventions :func:`render_command` follo
   word disappears from the command; an empty string renders as ``''`` (an empty argument).
 - Only ``{{ name }}`` is understood: template statements (``{% … %}``), filters
   (``{{ x | f }}``) and placeholders naming no input are errors.
+
+WebMEV-style commands (``"command_style": "webmev"``, set by ``operations/webmev.py``) are Jinja
+templates instead, rendered into argv words by :func:`render_argv` (``operations/templates.py``);
+each input's ``render`` key says how its value is written. Keys a WebMEV conversion adds: inputs
+``render``, ``wdl_input`` (and ``infinity`` on floats: the marker strings accepted as values),
+outputs ``wdl_output``; input types ``observation_set``, ``feature_set``, ``observation``,
+``feature``; option ``choices`` may be numbers (``"1"`` is not the choice ``1``).
 """
 
 from __future__ import annotations
@@ -59,11 +66,17 @@ import yaml
 from api.element_sets import values as element_values
 from api.exceptions import ApplicationError
 
+from .templates import RENDER_STYLES, render_argv, template_problems
+
+__all__ = ["RENDER_STYLES", "render_argv"]  # WebMEV-style commands: operations/templates.py
+
 FILE_TYPES = ("table", "json", "text", "binary")
 SCALAR_TYPES = ("integer", "float", "string", "boolean", "option")
 # Observations/features and their sets (WebMEV's Observation, Feature, ObservationSet, FeatureSet).
 ELEMENT_INPUT_TYPES = ("observation_set", "feature_set", "observation", "feature")
+ELEMENT_TYPES = ELEMENT_INPUT_TYPES
 INPUT_TYPES = (*SCALAR_TYPES, "file", "list", *ELEMENT_INPUT_TYPES)
+COMMAND_STYLES = ("ferry", "webmev")
 OUTPUT_SCALAR_TYPES = ("file", "integer", "float", "string", "boolean")
 OUTPUT_TYPES = (*OUTPUT_SCALAR_TYPES, "list", "map", "pair", "struct")  # the last three: WDL
 MODES = ("docker", "wdl")
@@ -85,6 +98,7 @@ _TOP_KEYS = {
     "description",
     "mode",
     "command",
+    "command_style",
     "workflow",
     "resources",
     "safe_to_retry",
@@ -92,8 +106,8 @@ _TOP_KEYS = {
     "outputs",
     "webmev",
 }
-_INPUT_COMMON_KEYS = {"type", "description", "required", "default", "webmev"}
-_OUTPUT_COMMON_KEYS = {"type", "description", "required", "webmev"}
+_INPUT_COMMON_KEYS = {"type", "description", "required", "default", "webmev", "render", "wdl_input"}
+_OUTPUT_COMMON_KEYS = {"type", "description", "required", "webmev", "wdl_output"}
 # What each output type holds besides "type" (see wdl/outputs.py for how values look).
 _OUTPUT_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
     "file": ("file_type",),
@@ -108,7 +122,7 @@ _OUTPUT_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
 }
 _CONSTRAINT_KEYS: dict[str, set[str]] = {
     "integer": {"min", "max"},
-    "float": {"min", "max"},
+    "float": {"min", "max", "infinity"},
     "string": {"pattern"},
     "boolean": set(),
     "option": {"choices"},
@@ -296,6 +310,8 @@ def _integer_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
 
 
 def _float_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
+    if isinstance(value, str) and value in (type_spec.get("infinity") or ()):
+        return []  # a WebMEV marker for infinity ("++inf++")
     if not _is_number(value):
         return [f"must be a (finite) number, not {_fmt(value)}"]
     return _bound_errors(type_spec, value)
@@ -316,7 +332,7 @@ def _boolean_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
 
 def _option_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
     choices = list(type_spec.get("choices") or [])
-    if not isinstance(value, str) or value not in choices:
+    if not any(_same_choice(value, choice) for choice in choices):
         return [f"{_fmt(value)} is not one of the choices {choices}"]
     return []
 
@@ -370,6 +386,13 @@ def value_errors(type_spec: Mapping[str, Any], value: Any) -> list[str]:
     if check is None:
         return [f"unknown type {kind!r}"]
     return check(type_spec, value)
+
+
+def _same_choice(value: Any, choice: Any) -> bool:
+    """A value matches a choice of its own kind: ``"1"`` is not the choice ``1``."""
+    if isinstance(choice, str):
+        return isinstance(value, str) and value == choice
+    return _is_number(value) and bool(value == choice)
 
 
 def _bound_errors(type_spec: Mapping[str, Any], value: float) -> list[str]:
@@ -460,6 +483,8 @@ def _number_constraints(
         if kind == "float" and value is not None:
             value = float(value)
         out[bound] = value
+    if kind == "float" and "infinity" in raw:
+        out["infinity"] = _infinity(raw["infinity"], child_path(path, "infinity"), problems)
     if out["min"] is not None and out["max"] is not None and out["min"] > out["max"]:
         problems.add(
             child_path(path, "min"),
@@ -496,7 +521,8 @@ def _no_constraints(
 def _option_constraints(
     raw: Mapping[str, Any], kind: str, path: str, problems: _Problems, *, in_list: bool
 ) -> dict[str, Any] | None:
-    """An option's ``choices``: a non-empty list of strings (a repeated one is reported)."""
+    """An option's ``choices``: a non-empty list of strings or numbers (a repeated one is
+    reported; ``"1"`` and ``1`` are different choices)."""
     choices = raw.get("choices")
     cpath = child_path(path, "choices")
     if choices is None:
@@ -506,15 +532,17 @@ def _option_constraints(
         problems.add(cpath, "must be a non-empty list of strings")
         return None
     usable = True
-    seen: set[str] = set()
+    seen: set[tuple[bool, Any]] = set()
     for index, choice in enumerate(choices):
-        if not isinstance(choice, str):
-            problems.add(child_path(cpath, index), f"must be a string, not {_fmt(choice)}")
+        if not isinstance(choice, str) and not _is_number(choice):
+            problems.add(
+                child_path(cpath, index), f"must be a string or a number, not {_fmt(choice)}"
+            )
             usable = False
-        elif choice in seen:
+        elif (type(choice) is str, choice) in seen:
             problems.add(child_path(cpath, index), f"duplicate choice {choice!r}")
         else:
-            seen.add(choice)
+            seen.add((type(choice) is str, choice))
     return {"choices": list(choices)} if usable else None
 
 
@@ -659,6 +687,31 @@ def _input_required(raw: Mapping[str, Any], default: Any, path: str, problems: _
     return required
 
 
+def _infinity(raw: Any, path: str, problems: _Problems) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(m, str) for m in raw):
+        problems.add(path, 'must be a list of the strings meaning infinity (like "++inf++")')
+        return []
+    return list(raw)
+
+
+def _webmev_keys(raw: Mapping[str, Any], path: str, problems: _Problems) -> dict[str, Any]:
+    """``render`` and ``wdl_input``/``wdl_output``: what a WebMEV operation's conversion adds."""
+    out: dict[str, Any] = {}
+    render = raw.get("render")
+    if render is not None and render not in RENDER_STYLES:
+        problems.add(child_path(path, "render"), f"must be one of {list(RENDER_STYLES)}")
+    elif render is not None:
+        out["render"] = render
+    for key in ("wdl_input", "wdl_output"):
+        if key in raw and not isinstance(raw[key], str):
+            problems.add(child_path(path, key), "must be a workflow's fully qualified name")
+        elif key in raw:
+            out[key] = raw[key]
+    if "webmev" in raw:
+        out["webmev"] = raw["webmev"]
+    return out
+
+
 def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
     if not isinstance(raw, Mapping):
         problems.add(path, 'must be an object like {"type": "integer"}')
@@ -674,8 +727,7 @@ def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
     if typed is None:
         return None
     out = {**typed, "description": description or "", "required": required, "default": default}
-    if "webmev" in raw:
-        out["webmev"] = raw["webmev"]
+    out.update(_webmev_keys(raw, path, problems))
     return out
 
 
@@ -805,8 +857,7 @@ def _output(raw: Any, path: str, problems: _Problems, *, mode: Any) -> dict[str,
         problems.add(child_path(path, "required"), "must be true or false")
         required = True
     out.update(description=description or "", required=required)
-    if "webmev" in raw:
-        out["webmev"] = raw["webmev"]
+    out.update(_webmev_keys(raw, path, problems))
     return out
 
 
@@ -955,22 +1006,33 @@ def _named_specs(
     return checked_specs
 
 
-def _command(raw: Mapping[str, Any], problems: _Problems) -> str | None:
-    """A docker operation's command template, checked against every input name it may use."""
+def _command(
+    raw: Mapping[str, Any], inputs: Mapping[str, Any], problems: _Problems
+) -> tuple[str | None, str]:
+    """A docker operation's command template, checked against every input name it may use, and
+    its style: Ferry's ``{{ name }}`` (run by ``/bin/sh -c``) or a WebMEV Jinja template."""
     if "workflow" in raw:
         problems.add("$.workflow", "applies to WDL operations; use command for docker")
+    style = raw.get("command_style", "ferry")
+    if style not in COMMAND_STYLES:
+        problems.add("$.command_style", f"must be one of {list(COMMAND_STYLES)}")
     command = _string(raw, "command", "$", problems)
     if command is None:
-        return None
+        return None, str(style)
     if not command.strip():
         problems.add("$.command", "must not be empty")
     raw_inputs = raw.get("inputs", {})
     input_names = (
         [n for n in raw_inputs if isinstance(n, str)] if isinstance(raw_inputs, Mapping) else []
     )
-    for message in command_problems(command, input_names):
+    if style == "webmev":
+        optional = [n for n, i in inputs.items() if not i["required"] and i["default"] is None]
+        messages = template_problems(command, input_names, optional=optional, source_name="command")
+    else:
+        messages = command_problems(command, input_names)
+    for message in messages:
         problems.add("$.command", message)
-    return command
+    return command, str(style)
 
 
 def _workflow(raw: Mapping[str, Any], problems: _Problems) -> str | None:
@@ -1018,7 +1080,9 @@ def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, An
     if mode == "wdl":
         out["workflow"] = _workflow(raw, problems)
     else:
-        out["command"] = _command(raw, problems)
+        out["command"], style = _command(raw, inputs, problems)
+        if style == "webmev":
+            out["command_style"] = style
     out["resources"] = _resources(raw.get("resources"), "$.resources", problems)
     out["safe_to_retry"] = _safe_to_retry(raw, problems)
     out["inputs"] = inputs
@@ -1097,6 +1161,8 @@ def render_command(spec: Mapping[str, Any], values: Mapping[str, object]) -> str
     command = spec.get("command")
     if not isinstance(command, str):
         raise ValueError("the spec has no command to render")
+    if spec.get("command_style", "ferry") != "ferry":
+        raise ValueError("the command is a WebMEV (Jinja) template: render it with render_argv")
 
     rendered = PLACEHOLDER_RE.sub(
         lambda match: _render_placeholder(inputs, values, match.group(1)), command

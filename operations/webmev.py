@@ -1,39 +1,42 @@
-"""Convert a WebMEV operation into Ferry's spec.
+"""Convert a WebMEV operation into Ferry's spec, refusing what WebMEV itself refuses.
 
-A WebMEV local-Docker operation is a folder (usually a git repository) holding:
+A WebMEV operation is a folder (usually a git repository) holding:
 
-- ``operation_spec.json``: ``name``, ``description``, ``mode`` (``local_docker``, ``cromwell``…),
-  ``inputs`` and ``outputs`` mapping keys to ``{description, name, required, converter, spec}``
-  where ``spec`` is an attribute: ``{"attribute_type": "BoundedInteger", "min": 0, "max": 10,
-  "default": 3}``, ``{"attribute_type": "DataResource", "resource_types": ["I_MTX"], "many":
-  false}`` and so on;
-- ``entrypoint.txt``: the command, a Jinja2 template over the input keys;
-- ``converters.json`` (older operations): input key → converter class, when the spec's inputs
-  carry no ``converter`` of their own;
+- ``operation_spec.json``: exactly ``name``, ``description``, ``inputs``, ``outputs``, ``mode``
+  and ``workspace_operation`` (``id``, ``git_hash``, ``repository_url`` and
+  ``repository_name`` are tolerated: WebMEV overwrites them when it ingests). ``inputs`` maps
+  keys to exactly ``{description, name, required, converter, spec}``, ``outputs`` to exactly
+  ``{required, converter, spec}``; ``spec`` is an attribute (``{"attribute_type":
+  "BoundedInteger", "min": 0, "max": 10, "default": 3}``; see :mod:`operations.webmev_vocabulary`);
+- ``entrypoint.txt`` (mode ``local_docker``): the command, a Jinja template over the input keys,
+  rendered as :mod:`operations.templates` describes (``command_style: "webmev"``);
+- ``main.wdl`` (mode ``cromwell``): the workflow; the spec's keys are the workflow's fully
+  qualified input and output names (``Workflow.input``);
+- ``converters.json`` (older operations): input key → converter, when an input carries none;
 - ``docker/Dockerfile`` (the build context is ``docker/``), or a ``Dockerfile`` at the top.
 
 WebMEV has no versions: the converted operation has version ``"0"`` and is told apart by its
 revision (the git commit). Its name is the slug of WebMEV's display name (``"Principal component
 analysis (PCA)"`` → ``principal-component-analysis-pca``), or of the folder's name.
 
-What WebMEV says that Ferry has no place for (display labels, the original attribute type,
-resource types and converter) is kept under each input's and output's ``webmev`` key. What
-can't be converted is reported as :class:`~operations.spec.SpecError` entries, by the path in
-``operation_spec.json`` (``$.inputs.samples.spec.attribute_type``) — or ``entrypoint.txt``.
+Keys the converted spec carries for WebMEV (besides Ferry's own): ``command_style: "webmev"``;
+per input ``render`` (from its converter), ``wdl_input`` (cromwell: the FQN); float inputs
+``infinity`` (the marker strings WebMEV accepts as infinite values); per output ``wdl_output``
+(cromwell); and under ``webmev`` what Ferry has no place for (display name, attribute type,
+resource types, converter, ``many``). Every problem is a :class:`~operations.spec.SpecError`
+entry by its path in ``operation_spec.json`` (``$.inputs.samples.spec.min``) or
+``entrypoint.txt``.
 """
 
 from __future__ import annotations
 
-import math
 import re
-import shlex
 from collections.abc import Mapping
 from typing import Any
 
 from django.utils.text import slugify
 
 from .spec import (
-    FILE_TYPES,
     IDENTIFIER_RE,
     NAME_MAX_LENGTH,
     SpecError,
@@ -41,89 +44,32 @@ from .spec import (
     child_path,
     load_document,
 )
+from .webmev_vocabulary import (
+    RESOURCE_TYPE_FILE_TYPES,
+    Problems,
+    attribute_family,
+    attribute_kind,
+    converter_problem,
+    ferry_type,
+    normalized_default,
+    output_type,
+    webmev_bool,
+)
+
+__all__ = ["RESOURCE_TYPE_FILE_TYPES", "convert_webmev", "operation_slug"]
 
 SPEC_FILENAME = "operation_spec.json"
 ENTRYPOINT_FILENAME = "entrypoint.txt"
 CONVERTERS_FILENAME = "converters.json"
+WORKFLOW_FILENAME = "main.wdl"
 WEBMEV_VERSION = "0"
 
-# WebMEV resource types → the Ferry file types a file of that type can be.
-RESOURCE_TYPE_FILE_TYPES: dict[str, tuple[str, ...]] = {
-    # Tables (matrices, annotations, feature tables, BED, network descriptors).
-    "MTX": ("table",),
-    "I_MTX": ("table",),
-    "EXP_MTX": ("table",),
-    "RNASEQ_COUNT_MTX": ("table",),
-    "ANN": ("table",),
-    "FT": ("table",),
-    "NS": ("table",),
-    "BED": ("table",),
-    "BED3": ("table",),
-    "BED6": ("table",),
-    "TSV": ("table",),
-    "CSV": ("table",),
-    "JSON": ("json",),
-    "TXT": ("text",),
-    # Sequences and alignments: plain text, or compressed/binary (fastq.gz, BAM).
-    "FQ": ("text", "binary"),
-    "FA": ("text", "binary"),
-    "ALN": ("text", "binary"),
-    "BIGWIG": ("binary",),
-    "BW": ("binary",),
-    # WebMEV's wildcard: a general file.
-    "*": FILE_TYPES,
-}
-
 _MODES = {"local_docker": "docker", "cromwell": "wdl"}
-
-_INTEGER_TYPES = {
-    "Integer": (None, None),
-    "PositiveInteger": (1, None),
-    "NonnegativeInteger": (0, None),
-}
-# "Positive" is exclusive of 0; Ferry's bounds are inclusive, and the smallest positive float
-# is an exact inclusive bound for "> 0".
-_FLOAT_TYPES = {
-    "Float": (None, None),
-    "PositiveFloat": (math.ulp(0.0), None),
-    "NonnegativeFloat": (0.0, None),
-}
-_STRING_TYPES = {"String", "UnrestrictedString"}
-_LIST_TYPES = {
-    "StringList": "string",
-    "UnrestrictedStringList": "string",
-    "BoundedIntegerList": "integer",
-    "BoundedFloatList": "float",
-}
-_FILE_ATTRIBUTE_TYPES = {"DataResource", "VariableDataResource"}
-_UNCONVERTIBLE = {
-    "ObservationSet": "an observation (sample) set",
-    "FeatureSet": "a feature (gene) set",
-    "Observation": "an observation",
-    "Feature": "a feature",
-    "IntegerOption": "an option among integers (Ferry's options are strings)",
-    "FloatOption": "an option among numbers (Ferry's options are strings)",
-    "OperationDataResource": "a file provided by the operation itself",
-}
-
-# Converters (by class name) whose rendering matches Ferry's: the value, or a container path.
-_MATCHING_CONVERTERS = {
-    "StringConverter",
-    "UnrestrictedStringConverter",
-    "IntegerConverter",
-    "FloatConverter",
-    "OptionStringConverter",
-    "LocalDockerSingleDataResourceConverter",
-    "LocalDockerSingleVariableDataResourceConverter",
-}
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[dict[str, str]] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append({"path": path, "message": message})
+_NEXTFLOW_MODES = ("nf_local", "nf_batch")
+_TOP_KEYS = ("name", "description", "inputs", "outputs", "mode", "workspace_operation")
+_SET_BY_WEBMEV = ("id", "git_hash", "repository_url", "repository_name")
+_INPUT_KEYS = ("description", "name", "required", "converter", "spec")
+_OUTPUT_KEYS = ("required", "converter", "spec")
 
 
 def operation_slug(text: str) -> str:
@@ -133,148 +79,280 @@ def operation_slug(text: str) -> str:
     return slug[:NAME_MAX_LENGTH].rstrip("-")
 
 
-def _converter_problem(converter: str) -> str | None:
-    """Why a WebMEV converter's rendering can't be reproduced by Ferry (None: it can)."""
-    name = converter.rsplit(".", 1)[-1]
-    if name in _MATCHING_CONVERTERS or "SpaceDelim" in name:
-        return None
-    if "Cromwell" in name:
-        return f"{name} is for Cromwell (WDL) operations, not local Docker ones"
-    if "Csv" in name or "CommaDelim" in name:
-        return f"{name} joins values with commas; Ferry passes list items as separate, quoted words"
-    if name == "BooleanAsIntegerConverter":
-        return f"{name} renders 1/0; Ferry renders booleans as true/false"
-    if name == "BooleanConverter":
-        return f"{name} renders True/False; Ferry renders booleans as true/false"
-    if "List" in name:
-        return f"{name} passes a Python list; Ferry passes list items as separate, quoted words"
-    return f"unknown WebMEV converter {converter!r}: Ferry can't tell how it formats the value"
+# --- the operation as a whole ---------------------------------------------------------------------
 
 
-def _file_types(resource_types: Any, path: str, problems: _Problems) -> list[str] | None:
-    if isinstance(resource_types, str):
-        resource_types = [resource_types]
-    if not isinstance(resource_types, list) or not resource_types:
-        problems.add(path, "must be a non-empty list of WebMEV resource types")
-        return None
-    found: set[str] = set()
-    for index, resource_type in enumerate(resource_types):
-        mapped = (
-            RESOURCE_TYPE_FILE_TYPES.get(resource_type) if isinstance(resource_type, str) else None
-        )
-        if mapped is None:
-            known = ", ".join(sorted(RESOURCE_TYPE_FILE_TYPES))
+def _refuse_other_runners(raw: Mapping[str, Any], source_name: str) -> None:
+    """Nextflow and ECS operations are refused with one error and nothing else."""
+    mode = raw.get("mode")
+    if mode in _NEXTFLOW_MODES:
+        message = f"Nextflow isn't supported (mode {mode!r}); Ferry runs local_docker and cromwell"
+    elif mode == "ecs":
+        message = "WebMEV's AWS ECS runner isn't supported (mode 'ecs'); use local_docker"
+    else:
+        return
+    raise SpecError([{"path": "$.mode", "message": message}], source_name=source_name)
+
+
+def _check_top(raw: Mapping[str, Any], problems: Problems) -> str | None:
+    """Top-level keys (set equality, as WebMEV checks them); returns the WebMEV mode."""
+    for key in _TOP_KEYS:
+        if key not in raw:
+            problems.add(child_path("$", key), "is required in a WebMEV operation spec")
+    for key in raw:
+        if key not in _TOP_KEYS and key not in _SET_BY_WEBMEV:
             problems.add(
-                child_path(path, index),
-                f"unknown WebMEV resource type {resource_type!r} (known: {known})",
+                child_path("$", key),
+                f"unknown key in a WebMEV operation spec (it has exactly {', '.join(_TOP_KEYS)})",
+            )
+    if "workspace_operation" in raw and webmev_bool(raw["workspace_operation"]) is None:
+        problems.add("$.workspace_operation", "must be true or false")
+    for key in ("name", "description"):
+        if key in raw and not isinstance(raw[key], str):
+            problems.add(child_path("$", key), "must be a string")
+    mode = raw.get("mode")
+    if "mode" in raw and mode not in _MODES:
+        known = ", ".join(_MODES)
+        problems.add("$.mode", f"unknown WebMEV run mode {mode!r}; Ferry runs {known}")
+        return None
+    return mode if isinstance(mode, str) else None
+
+
+def _converter_map(converters: Any, problems: Problems) -> Mapping[str, Any]:
+    if converters is None:
+        return {}
+    loaded = load_document(converters, source_name=CONVERTERS_FILENAME)
+    if isinstance(loaded, Mapping):
+        return loaded
+    problems.add(CONVERTERS_FILENAME, "must be a JSON object: input key → converter class")
+    return {}
+
+
+# --- inputs and outputs ---------------------------------------------------------------------------
+
+
+def _check_entry_keys(
+    entry: Mapping[str, Any], allowed: tuple[str, ...], path: str, problems: Problems, what: str
+) -> bool:
+    """An entry has exactly ``allowed``; extra keys holding an entry hint at a missing brace."""
+    exactly = f"a WebMEV {what} has exactly {', '.join(allowed)}"
+    ok = True
+    for key in allowed:
+        if key not in entry:
+            problems.add(child_path(path, key), f"is required: {exactly}")
+            ok = False
+    for key, value in entry.items():
+        if key in allowed:
+            continue
+        hint = ""
+        if isinstance(value, Mapping) and "spec" in value:
+            hint = f" ({key!r} looks like an {what} of its own: is a closing brace missing?)"
+        problems.add(child_path(path, key), f"unknown key: {exactly}{hint}")
+        ok = False
+    return ok
+
+
+def _required(entry: Mapping[str, Any], path: str, problems: Problems) -> bool:
+    value = entry.get("required", True)
+    if isinstance(value, str) and value in ("0", "1"):
+        value = int(value)
+    flag = webmev_bool(value) if not isinstance(value, str) else None
+    if flag is None:
+        problems.add(child_path(path, "required"), "must be a boolean (true/false or 1/0)")
+        return True
+    return flag
+
+
+def _converter(
+    converter: Any, where: str, kind: str, ferry: Mapping[str, Any], ctx: _Context, *, output: bool
+) -> str | None:
+    family = attribute_family(kind, ferry)
+    render, problem = converter_problem(converter, family=family, mode=ctx.mode, output=output)
+    if problem:
+        ctx.problems.add(where, problem)
+    return render
+
+
+def _meta(kind: str, spec: Mapping[str, Any], converter: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"attribute_type": kind, "converter": converter}
+    for key in ("resource_type", "resource_types", "many"):
+        if key in spec:
+            meta[key] = spec[key]
+    return meta
+
+
+class _Context:
+    """What converting the inputs and outputs needs: the mode, problems, and names given."""
+
+    def __init__(
+        self, mode: str | None, converter_map: Mapping[str, Any], problems: Problems
+    ) -> None:
+        self.mode = mode
+        self.converter_map = converter_map
+        self.problems = problems
+        self.names: dict[str, str] = {}  # Ferry name → WebMEV key (inputs and outputs apart)
+        self.unconverted: set[str] = set()
+
+    def ferry_name(self, key: str, path: str, taken: dict[str, str]) -> str | None:
+        """The Ferry name of a WebMEV key: the key (local_docker) or what follows its last dot
+        (cromwell: the key is ``Workflow.input``)."""
+        if self.mode == "cromwell":
+            if "." not in key:
+                self.problems.add(
+                    path, f"{key!r} is not a workflow input's full name (Workflow.input)"
+                )
+                return None
+            name = key.rsplit(".", 1)[1]
+        else:
+            name = key
+        if not IDENTIFIER_RE.match(name):
+            self.problems.add(path, f"{name!r} can't be a Ferry name (letters, digits and _)")
+            return None
+        if name in taken:
+            self.problems.add(
+                path, f"{key!r} and {taken[name]!r} would both be called {name!r} in Ferry"
             )
             return None
-        found.update(mapped)
-    return [t for t in FILE_TYPES if t in found]
+        taken[name] = key
+        return name
 
 
-def _resource_types(spec: Mapping[str, Any]) -> str:
-    """WebMEV inputs say ``resource_types`` (a list); older specs and outputs ``resource_type``."""
-    return "resource_types" if "resource_types" in spec else "resource_type"
+def _attribute(entry: Mapping[str, Any], path: str, ctx: _Context) -> tuple[str, dict[str, Any]]:
+    spec = entry.get("spec")
+    spath = child_path(path, "spec")
+    kind = attribute_kind(spec, spath, ctx.problems)
+    if kind is None or not isinstance(spec, Mapping):
+        return "", {}
+    return kind, ferry_type(kind, spec, spath, ctx.problems)
 
 
-def _attribute(
-    spec: Any, path: str, problems: _Problems, *, output: bool
-) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """Map a WebMEV attribute spec to a Ferry type. Returns (ferry type, webmev metadata)."""
-    if not isinstance(spec, Mapping):
-        problems.add(path, 'must be an object like {"attribute_type": "Integer"}')
-        return None, {}
-    kind = spec.get("attribute_type")
-    tpath = child_path(path, "attribute_type")
-    meta: dict[str, Any] = {"attribute_type": kind}
-    if (
-        kind in _INTEGER_TYPES
-        or kind == "BoundedInteger"
-        or kind in _FLOAT_TYPES
-        or kind == "BoundedFloat"
-    ):
-        is_int = kind in _INTEGER_TYPES or kind == "BoundedInteger"
-        ferry: dict[str, Any] = {"type": "integer" if is_int else "float"}
-        if kind in ("BoundedInteger", "BoundedFloat"):
-            for bound in ("min", "max"):
-                if spec.get(bound) is None:
-                    problems.add(child_path(path, bound), f"is required for a {kind}")
-                    return None, meta
-            low, high = spec["min"], spec["max"]
-        else:
-            low, high = (_INTEGER_TYPES | _FLOAT_TYPES)[kind]
-        if not output:
-            ferry.update(min=low, max=high)
-        return ferry, meta
-    if kind in _STRING_TYPES:
-        return {"type": "string"}, meta
-    if kind == "Boolean":
-        return {"type": "boolean"}, meta
-    if kind == "OptionString":
-        options = spec.get("options")
-        many = spec.get("many", False) is True
-        if output:
-            return (
-                {"type": "list", "items": {"type": "string"}} if many else {"type": "string"}
-            ), meta
-        option = {"type": "option", "choices": options}
-        return ({"type": "list", "items": option} if many else option), meta
-    if kind in _LIST_TYPES:
-        item: dict[str, Any] = {"type": _LIST_TYPES[kind]}
-        if kind in ("BoundedIntegerList", "BoundedFloatList") and not output:
-            item.update(min=spec.get("min"), max=spec.get("max"))
-        return {"type": "list", "items": item}, meta
-    if kind in _FILE_ATTRIBUTE_TYPES:
-        key = _resource_types(spec)
-        meta[key] = spec.get(key)
-        file_types = _file_types(spec.get(key), child_path(path, key), problems)
-        if file_types is None:
-            return None, meta
-        many = spec.get("many", False) is True
-        if output:
-            # One declared type per output file: the only one, else a generic file.
-            file_type = file_types[0] if len(file_types) == 1 else "binary"
-            single = {"type": "file", "file_type": file_type}
-            return ({"type": "list", "items": single} if many else single), meta
-        return {"type": "file", "file_types": file_types, "many": many}, meta
-    if kind in _UNCONVERTIBLE:
-        problems.add(
-            tpath,
-            f"{kind} ({_UNCONVERTIBLE[kind]}) has no Ferry equivalent yet; "
-            "use a string or a list of strings instead",
+def _input(
+    key: str, entry: Any, ctx: _Context, taken: dict[str, str]
+) -> tuple[str, dict[str, Any]] | None:
+    path = child_path("$.inputs", key)
+    if not isinstance(entry, Mapping):
+        ctx.problems.add(
+            path, "must be an object with description, name, required, converter, spec"
         )
-    elif kind is None:
-        problems.add(tpath, "is required")
-    else:
-        problems.add(tpath, f"unknown WebMEV attribute type {kind!r}")
-    return None, meta
+        return None
+    converter = entry.get("converter", ctx.converter_map.get(key))
+    keys = dict(entry) if "converter" in entry or converter is None else {**entry, "converter": 0}
+    _check_entry_keys(keys, _INPUT_KEYS, path, ctx.problems, "input")
+    required = _required(entry, path, ctx.problems)
+    name = ctx.ferry_name(key, path, taken)
+    kind, ferry = _attribute(entry, path, ctx)
+    if not ferry or name is None:
+        ctx.unconverted.add(key)
+        return None
+    spec = entry["spec"]
+    default = spec.get("default")
+    if default is not None:
+        default = normalized_default(
+            kind, default, child_path(child_path(path, "spec"), "default"), ctx.problems
+        )
+    where = (
+        child_path(path, "converter")
+        if "converter" in entry
+        else child_path(CONVERTERS_FILENAME, key)
+    )
+    render = _converter(converter, where, kind, ferry, ctx, output=False) if converter else None
+    out: dict[str, Any] = {**ferry, "required": required and default is None}
+    if isinstance(entry.get("description"), str):
+        out["description"] = entry["description"]
+    if default is not None:
+        out["default"] = default  # WebMEV's required-with-default is optional in Ferry
+    if render:
+        out["render"] = render
+    if ctx.mode == "cromwell":
+        out["wdl_input"] = key
+    out["webmev"] = {**_meta(kind, spec, converter), "name": entry.get("name")}
+    return name, out
 
 
-def _unquote_placeholders(command: str) -> str:
-    """``"{{x}}"`` → ``{{x}}``: Ferry quotes every value itself."""
-    return re.sub(r"([\"'])(\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\})\1", r"\2", command)
+def _output(
+    key: str, entry: Any, ctx: _Context, taken: dict[str, str]
+) -> tuple[str, dict[str, Any]] | None:
+    path = child_path("$.outputs", key)
+    if not isinstance(entry, Mapping):
+        ctx.problems.add(path, "must be an object with required, converter, spec")
+        return None
+    _check_entry_keys(entry, _OUTPUT_KEYS, path, ctx.problems, "output")
+    required = _required(entry, path, ctx.problems)
+    name = ctx.ferry_name(key, path, taken)
+    kind, ferry = _attribute(entry, path, ctx)
+    if not ferry or name is None:
+        return None
+    out_type = output_type(ferry, kind)
+    if out_type is None:
+        ctx.problems.add(
+            child_path(child_path(path, "spec"), "attribute_type"),
+            f"Ferry can't take a {kind} as an output",
+        )
+        return None
+    converter = entry.get("converter")
+    if "converter" in entry:
+        _converter(converter, child_path(path, "converter"), kind, ferry, ctx, output=True)
+    out: dict[str, Any] = {**out_type, "required": required}
+    if ctx.mode == "cromwell":
+        out["wdl_output"] = key
+    out["webmev"] = _meta(kind, entry["spec"], converter)
+    return name, out
 
 
-def _translate_path(path: str) -> str:
+def _convert_entries(raw: Any, where: str, ctx: _Context) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        ctx.problems.add(where, "must be an object (key → entry)")
+        return {}
+    convert = _input if where == "$.inputs" else _output
+    taken: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    for key, entry in raw.items():
+        converted = convert(str(key), entry, ctx, taken)
+        if converted is not None:
+            out[converted[0]] = converted[1]
+    if where == "$.inputs":
+        ctx.names = dict(taken)
+    return out
+
+
+# --- Ferry's own check, its paths translated back -------------------------------------------------
+
+
+def _translate_path(path: str, ctx: _Context) -> str:
     """A path in the converted Ferry spec → where that came from in WebMEV's files."""
     if path == "$.command":
         return ENTRYPOINT_FILENAME
-    match = re.match(r"^(\$\.inputs(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[^\]]+\]))\.(\w+)(.*)$", path)
-    if match:
-        base, key, rest = match.groups()
-        renamed = {
-            "default": "default",
-            "min": "min",
-            "max": "max",
-            "choices": "options",
-            "file_types": "resource_types",
-        }.get(key)
-        if renamed:
-            return f"{base}.spec.{renamed}{rest}"
-        if key in ("required", "description"):
-            return f"{base}.{key}{rest}"
-    return path
+    match = re.match(r"^\$\.inputs(?:\.([A-Za-z_][A-Za-z0-9_]*))\.(\w+)(.*)$", path)
+    if not match:
+        return path
+    name, key, rest = match.groups()
+    base = child_path("$.inputs", ctx.names.get(name, name))
+    renamed = {"default": "default", "min": "min", "max": "max", "choices": "options"}.get(key)
+    if renamed:
+        return f"{base}.spec.{renamed}{rest}"
+    return f"{base}.{key}{rest}" if key in ("required", "description") else path
+
+
+def _ferry_check(ferry: dict[str, Any], ctx: _Context, source_name: str) -> dict[str, Any]:
+    errors = list(ctx.problems.items)
+    try:
+        converted = check_spec(ferry, source_name=source_name)
+    except SpecError as exc:
+        reported = {e["path"] for e in errors}
+        for error in exc.errors:
+            path = _translate_path(error["path"], ctx)
+            message = error["message"].replace("command:", f"{ENTRYPOINT_FILENAME}:", 1)
+            if path in reported or any(
+                f"{{{{ {key} }}}} names no input" in message for key in ctx.unconverted
+            ):
+                continue  # already said, or the template names an input reported above
+            errors.append({"path": path, "message": message})
+        converted = {}
+    if errors:
+        raise SpecError(errors, source_name=source_name)
+    return converted
 
 
 def convert_webmev(
@@ -286,152 +364,45 @@ def convert_webmev(
     source_name: str = SPEC_FILENAME,
 ) -> dict[str, Any]:
     """Convert WebMEV's ``operation_spec.json`` (+ ``entrypoint.txt``, ``converters.json``) and
-    return Ferry's normalized spec, or raise :class:`SpecError` listing what can't be converted."""
+    return Ferry's normalized spec, or raise :class:`SpecError` listing every problem."""
     raw = load_document(operation_spec, source_name=source_name)
-    problems = _Problems()
     if not isinstance(raw, Mapping):
         raise SpecError(
             [{"path": "$", "message": "the spec must be a JSON object"}], source_name=source_name
         )
-    converter_map: Mapping[str, Any] = {}
-    if converters is not None:
-        loaded = load_document(converters, source_name=CONVERTERS_FILENAME)
-        if isinstance(loaded, Mapping):
-            converter_map = loaded
-        else:
-            problems.add(CONVERTERS_FILENAME, "must be a JSON object: input key → converter class")
-
+    _refuse_other_runners(raw, source_name)
+    problems = Problems()
+    mode = _check_top(raw, problems)
+    ctx = _Context(mode, _converter_map(converters, problems), problems)
+    inputs = _convert_entries(raw.get("inputs"), "$.inputs", ctx)
+    outputs = _convert_entries(raw.get("outputs"), "$.outputs", ctx)
     display_name = raw.get("name")
     name = operation_slug(display_name) if isinstance(display_name, str) else ""
-    if not name:
-        name = operation_slug(folder_name)
+    name = name or operation_slug(folder_name)
     if not name:
         problems.add("$.name", "is required: a name to derive the operation's name from")
-
-    mode = raw.get("mode")
-    ferry_mode = _MODES.get(mode) if isinstance(mode, str) else None
-    if ferry_mode is None:
-        problems.add("$.mode", f"unsupported WebMEV mode {mode!r}; Ferry converts {sorted(_MODES)}")
-
-    inputs: dict[str, Any] = {}
-    unconverted: set[str] = set()  # inputs already reported as not convertible
-    raw_inputs = raw.get("inputs") or {}
-    if not isinstance(raw_inputs, Mapping):
-        problems.add("$.inputs", "must be an object")
-        raw_inputs = {}
-    for key, entry in raw_inputs.items():
-        path = child_path("$.inputs", key)
-        if not isinstance(entry, Mapping):
-            problems.add(path, "must be an object with a spec")
-            continue
-        if ferry_mode == "docker" and not IDENTIFIER_RE.match(str(key)):
-            problems.add(path, f"{key!r} can't be a Ferry input name (letters, digits and _)")
-        spec = entry.get("spec")
-        ferry_type, meta = _attribute(spec, child_path(path, "spec"), problems, output=False)
-        converter = entry.get("converter") or converter_map.get(key)
-        if converter is not None:
-            meta["converter"] = converter
-        if ferry_type is None:
-            unconverted.add(str(key))
-            continue
-        if ferry_mode == "docker" and converter is not None:
-            problem = (
-                _converter_problem(converter)
-                if isinstance(converter, str)
-                else "must be a dotted class name"
-            )
-            if problem:
-                where = (
-                    child_path(path, "converter")
-                    if "converter" in entry
-                    else child_path(CONVERTERS_FILENAME, key)
-                )
-                problems.add(where, problem)
-                unconverted.add(str(key))
-                continue
-        if isinstance(entry.get("name"), str):
-            meta["name"] = entry["name"]
-        default = spec.get("default") if isinstance(spec, Mapping) else None
-        required = entry.get("required", True)
-        if default is not None:
-            # WebMEV marks inputs required even when they have a default; Ferry makes them
-            # optional (the default is used when no value is given).
-            ferry_type["default"] = default
-            required = False
-        ferry_type.update(
-            description=entry.get("description") or "", required=required, webmev=meta
-        )
-        inputs[str(key)] = ferry_type
-
-    outputs: dict[str, Any] = {}
-    raw_outputs = raw.get("outputs") or {}
-    if not isinstance(raw_outputs, Mapping):
-        problems.add("$.outputs", "must be an object")
-        raw_outputs = {}
-    for key, entry in raw_outputs.items():
-        path = child_path("$.outputs", key)
-        if not isinstance(entry, Mapping):
-            problems.add(path, "must be an object with a spec")
-            continue
-        ferry_type, meta = _attribute(
-            entry.get("spec"), child_path(path, "spec"), problems, output=True
-        )
-        if ferry_type is None:
-            continue
-        if entry.get("converter") is not None:
-            meta["converter"] = entry["converter"]
-        ferry_type.update(
-            description=entry.get("description") or "",
-            required=entry.get("required", True),
-            webmev=meta,
-        )
-        outputs[str(key)] = ferry_type
-
+    if mode is None:
+        raise SpecError(problems.items, source_name=source_name)
     ferry: dict[str, Any] = {
         "name": name,
         "version": WEBMEV_VERSION,
-        "description": raw.get("description") or "",
-        "mode": ferry_mode or "docker",
+        "description": raw.get("description") if isinstance(raw.get("description"), str) else "",
+        "mode": _MODES[mode],
         "inputs": inputs,
         "outputs": outputs,
         "webmev": {
             "name": display_name,
             "mode": mode,
-            **(
-                {"workspace_operation": raw["workspace_operation"]}
-                if "workspace_operation" in raw
-                else {}
-            ),
+            "workspace_operation": webmev_bool(raw.get("workspace_operation")),
         },
     }
-    if ferry_mode == "docker":
-        if entrypoint is None or not entrypoint.strip():
-            problems.add(
-                ENTRYPOINT_FILENAME,
-                "is missing or empty: a local_docker operation needs its command",
-            )
-        else:
-            ferry["command"] = _unquote_placeholders(entrypoint.strip())
-
-    errors = list(problems.items)
-    try:
-        converted = check_spec(ferry, source_name=source_name)
-    except SpecError as exc:
-        reported = {e["path"] for e in errors}
-        for error in exc.errors:
-            path = _translate_path(error["path"])
-            if error["path"] in reported or path in reported:
-                continue  # the conversion already said what is wrong there
-            if any(
-                error["message"].startswith(f"unknown placeholder {{{{ {key} }}}}")
-                for key in unconverted
-            ):
-                continue  # the placeholder names an input reported above
-            errors.append({"path": path, "message": error["message"]})
-        converted = {}
-    if errors:
-        raise SpecError(errors, source_name=source_name)
-    return converted
+    if mode == "cromwell":
+        ferry["workflow"] = WORKFLOW_FILENAME
+    elif entrypoint is None or not entrypoint.strip():
+        problems.add(ENTRYPOINT_FILENAME, "is missing or empty: a local_docker operation needs it")
+    else:
+        ferry.update(command=entrypoint.strip(), command_style="webmev")
+    return _ferry_check(ferry, ctx, source_name)
 
 
 # --- running a converted operation (WebMEV's run contract for local Docker) ----------------------
@@ -457,9 +428,9 @@ def webmev_argv(spec: Mapping[str, Any], values: Mapping[str, object]) -> list[s
     """The words a WebMEV operation runs (WebMEV splits its rendered entrypoint with shlex and
     runs the words without a shell). Ferry's renderer quotes each value, so splitting gives
     every value back as it was."""
-    from .spec import render_command
+    from .spec import render_argv
 
-    argv = shlex.split(render_command(spec, values))
+    argv = render_argv(spec, values)
     if not argv:
         raise ValueError("the entrypoint renders as no words at all")
     return argv

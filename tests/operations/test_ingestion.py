@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -33,7 +34,7 @@ from operations.examples import (
 from operations.ingestion import IngestionError, folder_digest, image_tag, ingest_operation
 from operations.management.commands.ferry_add_operation import Command as AddOperationCommand
 from operations.models import Operation
-from operations.spec import SpecError, parse_spec, render_command
+from operations.spec import SpecError, parse_spec, render_argv, render_command
 
 TEST_PREFIX = "test-ingest-"
 
@@ -389,22 +390,25 @@ def test_webmev_folder_is_converted_and_built(
                 "name": "Matrix:",
                 "required": True,
                 "converter": "api.converters.data_resource.LocalDockerSingleDataResourceConverter",
-                "spec": {
-                    "attribute_type": "DataResource",
-                    "resource_types": ["MTX"],
-                    "many": False,
-                },
+                "spec": {"attribute_type": "DataResource", "resource_type": "MTX", "many": False},
             },
             "skip": {
                 "description": "Lines to skip.",
                 "name": "Skip:",
                 "required": False,
                 "converter": "api.converters.basic_attributes.IntegerConverter",
-                "spec": {"attribute_type": "NonnegativeInteger", "default": 1},
+                "spec": {"attribute_type": "NonNegativeInteger", "default": 1},
             },
         },
-        "outputs": {"rows": {"required": True, "spec": {"attribute_type": "NonnegativeInteger"}}},
+        "outputs": {
+            "rows": {
+                "required": True,
+                "converter": "api.converters.basic_attributes.IntegerConverter",
+                "spec": {"attribute_type": "NonNegativeInteger"},
+            }
+        },
         "mode": "local_docker",
+        "workspace_operation": True,
     }
     (folder / "operation_spec.json").write_text(json.dumps(spec))
     (folder / "entrypoint.txt").write_text('/opt/software/count.sh "{{input_matrix}}" {{skip}}\n')
@@ -419,13 +423,16 @@ def test_webmev_folder_is_converted_and_built(
     assert created
     assert operation.name == f"{TEST_PREFIX}webmev-row-count"
     assert operation.version == "0"
-    assert operation.spec["command"] == "/opt/software/count.sh {{input_matrix}} {{skip}}"
+    assert operation.spec["command"] == '/opt/software/count.sh "{{input_matrix}}" {{skip}}'
+    assert operation.spec["command_style"] == "webmev"
     assert operation.spec["inputs"]["skip"]["min"] == 0
-    assert operation.spec["inputs"]["input_matrix"]["webmev"]["resource_types"] == ["MTX"]
+    assert operation.spec["inputs"]["input_matrix"]["webmev"]["resource_type"] == "MTX"
 
     table = tmp_path / "m.tsv"
     table.write_text("gene\ts1\nA\t1\nB\t2\nC\t3\n")
-    command = render_command(operation.spec, {"input_matrix": "/inputs/input_matrix/m.tsv"})
+    argv = render_argv(operation.spec, {"input_matrix": "/inputs/input_matrix/m.tsv"})
+    assert argv == ["/opt/software/count.sh", "/inputs/input_matrix/m.tsv", "1"]
+    command = shlex.join(argv)  # the sandbox below runs a shell command line
     work = tmp_path / "work"
     run = run_in_sandbox(operation.image, command, work, {table: "/inputs/input_matrix/m.tsv"})
     assert run.returncode == 0, run.stderr
@@ -439,6 +446,24 @@ def test_webmev_cromwell_folder_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(IngestionError, match="WebMEV Cromwell operations can't be converted"):
         ingest_operation(str(tmp_path))
+
+
+@pytest.mark.django_db
+def test_webmev_nextflow_folder_is_refused_once(tmp_path: Path) -> None:
+    # A Nextflow operation: main.nf, no entrypoint.txt, no Dockerfile, keys WebMEV's Nextflow
+    # runner takes. One error, no follow-on noise about the missing entrypoint or converters.
+    (tmp_path / "main.nf").write_text("workflow {}\n")
+    spec: dict[str, Any] = {"name": "nf", "description": "", "inputs": {"x": {"converter": "N"}}}
+    spec |= {"outputs": {}, "mode": "nf_batch", "workspace_operation": True}
+    (tmp_path / "operation_spec.json").write_text(json.dumps(spec))
+    with pytest.raises(SpecError) as caught:
+        ingest_operation(str(tmp_path))
+    assert caught.value.details == {
+        "$.mode": [
+            "Nextflow isn't supported (mode 'nf_batch'); Ferry runs local_docker and cromwell"
+        ]
+    }
+    assert Operation.objects.count() == 0
 
 
 # --- management commands --------------------------------------------------------------------------

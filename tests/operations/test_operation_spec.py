@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.exceptions import ApplicationError
-from operations.spec import SpecError, parse_spec, render_command
+from operations.spec import SpecError, parse_spec, render_argv, render_command
 from operations.webmev import convert_webmev, operation_slug
 
 VALID: dict[str, Any] = {
@@ -417,9 +417,9 @@ WEBMEV_SPEC: dict[str, Any] = {
             "description": "An integer count matrix.",
             "name": "Count matrix:",
             "required": True,
-            "converter": "api.converters.data_resource.LocalDockerSingleDataResourceConverter",
+            "converter": "api.converters.data_resource.LocalDockerSingleVariableDataResourceConverter",
             "spec": {
-                "attribute_type": "DataResource",
+                "attribute_type": "VariableDataResource",
                 "resource_types": ["I_MTX", "RNASEQ_COUNT_MTX"],
                 "many": False,
             },
@@ -453,23 +453,30 @@ WEBMEV_SPEC: dict[str, Any] = {
             "description": "FDR threshold.",
             "name": "Alpha:",
             "required": False,
+            "converter": "api.converters.basic_attributes.FloatConverter",
             "spec": {"attribute_type": "BoundedFloat", "min": 0, "max": 1.0, "default": 0.1},
         },
     },
     "outputs": {
         "dge_results": {
             "required": True,
+            "converter": "api.converters.data_resource.LocalDockerSingleDataResourceConverter",
             "spec": {"attribute_type": "DataResource", "resource_type": "FT", "many": False},
         },
         "plots": {
             "required": False,
+            "converter": "api.converters.data_resource.LocalDockerMultipleVariableDataResourceConverter",
             "spec": {
                 "attribute_type": "VariableDataResource",
                 "resource_types": ["JSON"],
                 "many": True,
             },
         },
-        "n_significant": {"spec": {"attribute_type": "NonnegativeInteger"}},
+        "n_significant": {
+            "required": True,
+            "converter": "api.converters.basic_attributes.IntegerConverter",
+            "spec": {"attribute_type": "NonNegativeInteger"},
+        },
     },
     "mode": "local_docker",
     "workspace_operation": True,
@@ -485,11 +492,9 @@ def test_webmev_spec_is_converted() -> None:
     assert spec["name"] == "differential-expression-deseq2-like"
     assert spec["version"] == "0"
     assert spec["mode"] == "docker"
-    # Ferry quotes values itself: the quotes around a placeholder are dropped.
-    assert spec["command"] == (
-        "Rscript /opt/software/dge.R {{raw_counts}} {{annotations}} {{min_count}} {{method}} "
-        "{{alpha}}"
-    )
+    # The entrypoint is kept as WebMEV's Jinja template, rendered by render_argv.
+    assert spec["command"] == WEBMEV_ENTRYPOINT.strip()
+    assert spec["command_style"] == "webmev"
     inputs = spec["inputs"]
     assert inputs["raw_counts"]["type"] == "file"
     assert inputs["raw_counts"]["file_types"] == ["table"]
@@ -505,6 +510,7 @@ def test_webmev_spec_is_converted() -> None:
         "description": "Drop genes with fewer reads.",
         "required": False,
         "default": 10,
+        "render": "value",
         "webmev": None,
     }
     assert inputs["method"]["type"] == "option"
@@ -518,17 +524,29 @@ def test_webmev_spec_is_converted() -> None:
     assert outputs["plots"]["type"] == "list"
     assert outputs["plots"]["items"] == {"type": "file", "file_type": "json"}
     assert outputs["n_significant"]["type"] == "integer"
-    command = render_command(spec, {"raw_counts": "/inputs/raw_counts/c.tsv", "method": "Wald"})
-    assert command == "Rscript /opt/software/dge.R /inputs/raw_counts/c.tsv  10 Wald 0.1"
+    argv = render_argv(spec, {"raw_counts": "/inputs/raw_counts/c.tsv", "method": "Wald"})
+    assert argv == [
+        "Rscript",
+        "/opt/software/dge.R",
+        "/inputs/raw_counts/c.tsv",
+        "10",
+        "Wald",
+        "0.1",
+    ]
+    with pytest.raises(ValueError, match="render_argv"):
+        render_command(spec, {"raw_counts": "/inputs/raw_counts/c.tsv", "method": "Wald"})
 
 
 def test_webmev_converters_json_is_used_for_older_specs() -> None:
     raw = copy.deepcopy(WEBMEV_SPEC)
-    for entry in raw["inputs"].values():
-        entry.pop("converter", None)
-    converters = {"method": "api.converters.basic_attributes.StringConverter"}
+    converters = {key: entry.pop("converter") for key, entry in raw["inputs"].items()}
     spec = convert_webmev(raw, entrypoint=WEBMEV_ENTRYPOINT, converters=converters)
     assert spec["inputs"]["method"]["webmev"]["converter"].endswith("StringConverter")
+    assert spec["inputs"]["method"]["render"] == "normalized"
+    # Without converters.json, an input without its converter is refused (as WebMEV does).
+    with pytest.raises(SpecError) as caught:
+        convert_webmev(raw, entrypoint=WEBMEV_ENTRYPOINT)
+    assert "$.inputs.method.converter" in caught.value.details
 
 
 def test_webmev_unconvertible_parts_are_reported_by_path() -> None:
@@ -540,7 +558,7 @@ def test_webmev_unconvertible_parts_are_reported_by_path() -> None:
         "converter": "api.converters.element_set.ObservationSetCsvConverter",
         "spec": {"attribute_type": "ObservationSet"},
     }
-    raw["inputs"]["genes"] = {
+    raw["inputs"]["genes"] = {  # no description or name: WebMEV refuses it
         "required": False,
         "converter": "api.converters.basic_attributes.StringListToCsvConverter",
         "spec": {"attribute_type": "StringList"},
@@ -551,15 +569,13 @@ def test_webmev_unconvertible_parts_are_reported_by_path() -> None:
     with pytest.raises(SpecError) as caught:
         convert_webmev(raw, entrypoint=entrypoint)
     details = caught.value.details
-    assert "ObservationSet" in details["$.inputs.samples.spec.attribute_type"][0]
-    assert "commas" in details["$.inputs.genes.converter"][0]
-    assert "H5AD" in details["$.inputs.raw_counts.spec.resource_types[1]"][0]
+    assert "is required" in details["$.inputs.genes.description"][0]
+    assert "is required" in details["$.inputs.genes.name"][0]
+    assert "H5AD" in details["$.inputs.raw_counts.spec.resource_types"][0]
     assert "above the maximum" in details["$.inputs.min_count.spec.default"][0]
-    # The template statement is reported; placeholders of unconverted inputs are not repeated.
-    assert details["entrypoint.txt"] == [
-        "template statements and comments ({% … %}, {# … #}) are not supported; "
-        "only {{ name }} placeholders"
-    ]
+    # Sets and {% if %} templates are WebMEV's own: no problem with them.
+    assert "$.inputs.samples.spec.attribute_type" not in details
+    assert "entrypoint.txt" not in details
     assert caught.value.code == "invalid_spec"
 
 
