@@ -14,6 +14,32 @@ from django.conf import settings
 
 from .models import FileType
 
+# WebMEV's resource types: a File may record one (``File.resource_type``); WebMEV operations
+# name the ones their inputs take and their outputs are.
+# The 19 codes WebMEV knows → the Ferry file types a file of that type can be.
+RESOURCE_TYPE_FILE_TYPES: dict[str, tuple[str, ...]] = {
+    "FQ": ("text", "binary"),  # FASTQ (often gzipped)
+    "FA": ("text", "binary"),  # FASTA
+    "ALN": ("text", "binary"),  # SAM/BAM
+    "BAI": ("binary",),  # BAM index
+    "FT": ("table",),  # feature table
+    "MTX": ("table",),  # numeric table
+    "I_MTX": ("table",),  # integer table
+    "EXP_MTX": ("table",),  # expression matrix
+    "RNASEQ_COUNT_MTX": ("table",),  # RNA-seq count matrix
+    "NS": ("table",),  # network descriptor
+    "ANN": ("table",),  # annotation table
+    "BED3": ("table",),
+    "BED6": ("table",),
+    "NRWPK": ("table",),  # narrowPeak (BED6+4)
+    "WIG": ("text",),
+    "BIGWIG": ("binary",),
+    "BEDGRAPH": ("table",),
+    "JSON": ("json",),
+    "*": ("table", "json", "text", "binary"),  # a general file
+}
+RESOURCE_TYPES = tuple(code for code in RESOURCE_TYPE_FILE_TYPES if code != "*")
+
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
 

@@ -502,11 +502,19 @@ def file_discard_results(*, job: Any) -> int:
 
 
 def file_update(
-    *, user: User, file: File, name: str | None = None, workspace: Workspace | None = None
+    *,
+    user: User,
+    file: File,
+    name: str | None = None,
+    workspace: Workspace | None = None,
+    resource_type: str | None = None,
 ) -> File:
-    """Rename a file and/or move it to another workspace the user can write."""
+    """Rename a file, move it to another workspace the user can write, and/or say its WebMEV
+    resource type."""
     if name is not None:
         file.name = clean_file_name(name)
+    if resource_type is not None:
+        file.resource_type = resource_type
     if workspace is not None and workspace.pk != file.workspace_id:
         require_write(user, workspace)
         file.workspace = workspace

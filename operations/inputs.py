@@ -185,7 +185,23 @@ def _check_file(
             f"The file {file.name} is a {file.file_type} file; this input takes {', '.join(allowed)}.",
         )
         return None
+    resource_types = declared_resource_types(spec)
+    if file.resource_type and resource_types and file.resource_type not in resource_types:
+        errors.add(
+            path,
+            f"The file {file.name} is of the resource type {file.resource_type}; this input "
+            f"takes {', '.join(resource_types)}.",
+        )
+        return None
     return str(file.pk)
+
+
+def declared_resource_types(spec: dict[str, Any]) -> list[str]:
+    """The WebMEV resource types a (WebMEV operation's) file input takes; empty: any."""
+    meta = spec.get("webmev") or {}
+    declared = meta.get("resource_types", meta.get("resource_type"))
+    codes = [declared] if isinstance(declared, str) else list(declared or [])
+    return [] if "*" in codes else [str(c) for c in codes]
 
 
 def container_values(
@@ -197,7 +213,7 @@ def container_values(
     mounts: list[Mount] = []
     rendered: dict[str, Any] = {}
 
-    def place(name: str, file_id: str, index: int | None) -> str:
+    def place(name: str, file_id: str, index: int | None) -> Any:
         file = files[file_id]
         safe = PurePosixPath(file.name).name or "file"
         target = f"/inputs/{name}/{safe}" if index is None else f"/inputs/{name}/{index}/{safe}"
@@ -231,7 +247,7 @@ def execution_dir_values(
     copies: list[Mount] = []
     rendered: dict[str, Any] = {}
 
-    def place(name: str, file_id: str, index: int | None) -> str:
+    def place(name: str, file_id: str, index: int | None) -> Any:
         file = files[file_id]
         # The same name on every render of the job (WebMEV's is random: uuid4).
         copy_name = str(uuid.uuid5(job_id, f"input/{name}/{0 if index is None else index}"))
@@ -242,6 +258,9 @@ def execution_dir_values(
             safe = PurePosixPath(file.name).name or "file"
             cache = Path(settings.FERRY_WORK_ROOT) / "inputs" / str(file.pk) / safe
             copies.append({"source": str(cache), "target": target, "fetch": file.storage_uri})
+        if spec["inputs"][name].get("render") == "path_with_type" and file.resource_type:
+            # WebMEV's with-type converter writes "<path>:::<the file's resource type>".
+            return {"path": target, "resource_type": file.resource_type}
         return target
 
     for name, value in values.items():

@@ -14,32 +14,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from api.filetypes import RESOURCE_TYPE_FILE_TYPES
+
 from .spec import FILE_TYPES, child_path
 
 # --- resource types (mev/constants.py) ------------------------------------------------------------
 
-# The 19 codes WebMEV knows → the Ferry file types a file of that type can be.
-RESOURCE_TYPE_FILE_TYPES: dict[str, tuple[str, ...]] = {
-    "FQ": ("text", "binary"),  # FASTQ (often gzipped)
-    "FA": ("text", "binary"),  # FASTA
-    "ALN": ("text", "binary"),  # SAM/BAM
-    "BAI": ("binary",),  # BAM index
-    "FT": ("table",),  # feature table
-    "MTX": ("table",),  # numeric table
-    "I_MTX": ("table",),  # integer table
-    "EXP_MTX": ("table",),  # expression matrix
-    "RNASEQ_COUNT_MTX": ("table",),  # RNA-seq count matrix
-    "NS": ("table",),  # network descriptor
-    "ANN": ("table",),  # annotation table
-    "BED3": ("table",),
-    "BED6": ("table",),
-    "NRWPK": ("table",),  # narrowPeak (BED6+4)
-    "WIG": ("text",),
-    "BIGWIG": ("binary",),
-    "BEDGRAPH": ("table",),
-    "JSON": ("json",),
-    "*": FILE_TYPES,  # a general file
-}
+# The 19 codes WebMEV knows (api.filetypes: a file records its own).
 
 # --- attribute types (mev/data_structures/) -------------------------------------------------------
 

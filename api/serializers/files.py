@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from ..filetypes import RESOURCE_TYPES
 from ..models import File, FileType
 from .common import StaffOnlyFieldsMixin
 
@@ -89,6 +90,12 @@ class RawUploadQuerySerializer(serializers.Serializer[Any]):
 class FileUpdateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(required=False, trim_whitespace=False)
     workspace = serializers.UUIDField(required=False, help_text="Move the file to this workspace.")
+    resource_type = serializers.ChoiceField(
+        choices=["", *RESOURCE_TYPES],
+        required=False,
+        help_text="WebMEV's resource type of the file (MTX, I_MTX, EXP_MTX…; empty: none), "
+        "which WebMEV operations check their inputs against.",
+    )
 
 
 class FileImportSerializer(serializers.Serializer[Any]):

@@ -170,6 +170,7 @@ class FileViewSet(viewsets.ModelViewSet[File]):
             file=file,
             name=data.validated_data.get("name"),
             workspace=target,
+            resource_type=data.validated_data.get("resource_type"),
         )
         return Response(self.get_serializer(updated).data)
 

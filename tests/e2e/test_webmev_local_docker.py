@@ -279,7 +279,8 @@ def writer_folder(tmp_path: Path) -> Path:
             },
             "tables": {
                 "required": False,
-                "converter": variable,
+                "converter": "api.converters.data_resource."
+                "LocalDockerMultipleVariableDataResourceConverter",
                 "spec": {
                     "attribute_type": "VariableDataResource",
                     "resource_types": ["MTX", "JSON"],
@@ -420,11 +421,6 @@ def test_null_optional_outputs_and_many_outputs(
 # --- the real-shaped folders ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs h/webmevspec: Jinja entrypoints ({% if %}), ObservationSet/FeatureSet inputs, "
-    "the with-type and boolean-as-integer converters",
-)
 @pytest.mark.parametrize(
     ("op", "outputs"),
     [
@@ -445,8 +441,81 @@ def test_real_shaped_webmev_folders_run_unchanged(
     operation = add_operation(client_for, folder)
     client = client_for("owner")
     matrix = upload(client, workspace, MATRIX, "counts.tsv")
+    # The with-type converter hands the script the file's own resource type.
+    typed = client.patch(f"/api/files/{matrix}/", {"resource_type": "EXP_MTX"}, format="json")
+    assert typed.status_code == 200, typed.json()
     job = run_job(
         client, workspace, operation, {"input_matrix": matrix}, django_capture_on_commit_callbacks
     )
     assert job.status == JobStatus.SUCCEEDED, (job.error_message, job.error_detail)
     assert set(outputs) <= set(job.outputs)
+
+
+def test_matrix_subset_runs_with_sample_and_gene_sets_and_flags(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The real-shaped mev-matrix-subset folder, unchanged: a workspace's sample set by id, an
+    inline gene set, booleans as 1/0 deciding `{% if %}` blocks, the with-type input."""
+    folder = tmp_path / "mev-matrix-subset"
+    shutil.copytree(OPS / "mev-matrix-subset", folder)
+    operation = add_operation(client_for, folder)
+    client = client_for("owner")
+    matrix = upload(client, workspace, MATRIX, "counts.tsv")
+    assert (
+        client.patch(f"/api/files/{matrix}/", {"resource_type": "RNASEQ_COUNT_MTX"}, format="json")
+    ).status_code == 200
+    samples = client.post(
+        "/api/sets/",
+        {
+            "workspace": str(workspace.pk),
+            "kind": "observation",
+            "name": "controls",
+            "elements": [{"id": "s1"}, {"id": "s2"}, {"id": "s4", "attributes": {}}],
+        },
+        format="json",
+    )
+    assert samples.status_code == 201, samples.json()
+    inputs = {
+        "input_matrix": matrix,
+        "samples": {"set": samples.json()["id"]},
+        "features": {"elements": [{"id": "G1"}, {"id": "G3"}]},
+        "keepsamples": True,
+        "keepfeatures": False,
+    }
+    job = run_job(client, workspace, operation, inputs, django_capture_on_commit_callbacks)
+    assert job.status == JobStatus.SUCCEEDED, (job.error_message, job.error_detail)
+    reduced = File.objects.get(pk=job.outputs["reduced_matrix"])
+    assert reduced.resource_type == "RNASEQ_COUNT_MTX"
+    assert content(client, str(reduced.pk)) == ("gene\ts1\ts2\ts4\nG2\t5\t6\t20\nG4\t1\t1\t1\n")
+
+
+def test_a_file_of_another_resource_type_is_refused_naming_the_input(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "pca"
+    shutil.copytree(OPS / "pca", folder)
+    operation = add_operation(client_for, folder)
+    client = client_for("owner")
+    matrix = upload(client, workspace, MATRIX, "counts.tsv")
+    assert (
+        client.patch(f"/api/files/{matrix}/", {"resource_type": "ANN"}, format="json")
+    ).status_code == 200
+    answer = client.post(
+        "/api/jobs/",
+        {
+            "operation": str(operation.pk),
+            "workspace": str(workspace.pk),
+            "inputs": {"input_matrix": matrix},
+        },
+        format="json",
+    )
+    assert answer.status_code == 400, answer.json()
+    assert "ANN" in answer.json()["details"]["inputs.input_matrix"][0]
+    bad = client.patch(f"/api/files/{matrix}/", {"resource_type": "NOPE"}, format="json")
+    assert bad.status_code == 400
+    assert "resource_type" in bad.json()["details"]

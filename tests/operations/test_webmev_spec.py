@@ -192,7 +192,10 @@ def test_set_defaults_are_kept() -> None:
         "api.converters.element_set.ObservationSetCsvConverter",
     )
     converted = convert_webmev(raw, entrypoint="run {{x}}")
-    assert converted["inputs"]["x"]["default"] == default
+    # Kept, normalized as every set value is: each element has its attributes.
+    assert converted["inputs"]["x"]["default"] == {
+        "elements": [{"id": "S1", "attributes": {}}, {"id": "S2", "attributes": {}}]
+    }
 
 
 # --- WebMEV's malformed-spec fixtures -------------------------------------------------------------
