@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from api.filetypes import RESOURCE_TYPE_FILE_TYPES
+from api.filetypes import RESOURCE_TYPE_FILE_TYPES as RESOURCE_TYPE_FILE_TYPES
 
 from .spec import FILE_TYPES, child_path
 
