@@ -187,6 +187,12 @@ class Executor(ABC):
         self.alias = alias
         self.options = options
 
+    def workdir_for(self, job_id: Any) -> Path | None:
+        """The folder on this host where job ``job_id`` keeps its files while it runs (a WebMEV
+        run's execution dir, mounted at the same path), or None for an executor whose jobs run
+        elsewhere. Known before the job is submitted."""
+        return None
+
     # -- the public interface: the invariant work, then the backend's protected method ----------
 
     def submit(self, job: RunnableJob) -> str:

@@ -1171,12 +1171,50 @@ def _copy_private(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def _webmev_items(name: str, how: dict[str, Any], value: Any) -> list[Any]:
+    """An output's entries in outputs.json: a list of them for ``many``, else the one."""
+    if not how.get("many"):
+        return [value]
+    if not isinstance(value, list):
+        raise ExecutorError(
+            f"output {name!r} holds many files: outputs.json must give a list, "
+            f"not {json.dumps(value)[:100]}"
+        )
+    return value
+
+
+def _webmev_path(name: str, how: dict[str, Any], item: Any) -> str:
+    """The path one outputs.json entry names: a DataResource is a path, a VariableDataResource
+    ``{"path": …, "resource_type": …}`` with one of its declared types."""
+    kind = how.get("attribute_type")
+    if kind != "VariableDataResource":
+        if not isinstance(item, str):
+            raise ExecutorError(
+                f"output {name!r} must be a file path in outputs.json (a {kind}), "
+                f"not {json.dumps(item)[:100]}"
+            )
+        return item
+    if not (
+        isinstance(item, dict) and isinstance(item.get("path"), str) and "resource_type" in item
+    ):
+        raise ExecutorError(
+            f'output {name!r} must be {{"path": …, "resource_type": …}} in '
+            f"outputs.json (a VariableDataResource), not {json.dumps(item)[:100]}"
+        )
+    types = list(how.get("resource_types") or [])
+    if item["resource_type"] not in types:
+        raise ExecutorError(
+            f"output {name!r} says resource_type {json.dumps(item['resource_type'])}, "
+            f"which is not one of its declared types ({', '.join(types)})"
+        )
+    return str(item["path"])
+
+
 def _webmev_files(
     run_spec: dict[str, Any], values: dict[str, Any], workdir: Path
 ) -> dict[str, list[Path]]:
-    """The files of a WebMEV run's outputs.json, as WebMEV's output converters read it: a
-    DataResource is a path, a VariableDataResource ``{"path": …, "resource_type": …}`` with one
-    of its declared types, ``many`` a list of those; paths absolute inside the execution dir.
+    """The files of a WebMEV run's outputs.json, as WebMEV's output converters read it
+    (:func:`_webmev_path`), ``many`` a list of those; paths absolute inside the execution dir.
     ``null`` (no file) and a missing key are left to the caller, which knows what is required."""
     mount_point = str(workdir)
     described = run_spec.get("webmev_outputs") or {}
@@ -1185,42 +1223,9 @@ def _webmev_files(
         value = values.get(name)
         if value is None:
             continue
-        kind = how.get("attribute_type")
-        types = list(how.get("resource_types") or [])
-        if how.get("many"):
-            if not isinstance(value, list):
-                raise ExecutorError(
-                    f"output {name!r} holds many files: outputs.json must give a list, "
-                    f"not {json.dumps(value)[:100]}"
-                )
-            items = value
-        else:
-            items = [value]
         found = []
-        for item in items:
-            if kind == "VariableDataResource":
-                if not (
-                    isinstance(item, dict)
-                    and isinstance(item.get("path"), str)
-                    and "resource_type" in item
-                ):
-                    raise ExecutorError(
-                        f'output {name!r} must be {{"path": …, "resource_type": …}} in '
-                        f"outputs.json (a VariableDataResource), not {json.dumps(item)[:100]}"
-                    )
-                if item["resource_type"] not in types:
-                    raise ExecutorError(
-                        f"output {name!r} says resource_type {json.dumps(item['resource_type'])}, "
-                        f"which is not one of its declared types ({', '.join(types)})"
-                    )
-                ref = item["path"]
-            elif isinstance(item, str):
-                ref = item
-            else:
-                raise ExecutorError(
-                    f"output {name!r} must be a file path in outputs.json (a {kind}), "
-                    f"not {json.dumps(item)[:100]}"
-                )
+        for item in _webmev_items(name, how, value):
+            ref = _webmev_path(name, how, item)
             try:
                 found.append(resolve_output_path(workdir, ref, mount_point))
             except OutputPathError as exc:

@@ -70,9 +70,9 @@ def execution_dir_for(alias: str | None, job_id: uuid.UUID) -> str:
     from executors.registry import get_executor
 
     if alias:
-        workdir_for = getattr(get_executor(alias), "workdir_for", None)
-        if workdir_for is not None:
-            return str(workdir_for(job_id))
+        workdir = get_executor(alias).workdir_for(job_id)
+        if workdir is not None:
+            return str(workdir)
     return str(Path(settings.FERRY_WORK_ROOT) / "webmev" / str(job_id))
 
 
