@@ -74,7 +74,7 @@ import docker
 import docker.errors
 import requests
 
-from wdl.outputs import OutputShapeError, Position, engine_shape, rebuild
+from wdl.outputs import OutputShapeError, Position, engine_shape, output_name, rebuild
 
 from .base import (
     Collected,
@@ -808,7 +808,7 @@ class MiniwdlExecutor(Executor):
         """outputs.json as ``(values, files, file_outputs)`` (see :class:`Collected`), without
         the workflow name's prefix."""
         spec = job.run_spec or {}
-        prefix = f"{spec.get('workflow_name', '')}."
+        workflow_name = str(spec.get("workflow_name", ""))
         declared: dict[str, Any] = spec.get("outputs") or {}
         raw = _read_json(run_root / OUTPUTS_JSON)
         if not isinstance(raw, dict):
@@ -821,7 +821,7 @@ class MiniwdlExecutor(Executor):
         files: dict[str, list[Path]] = {}
         structured: dict[str, Any] = {}
         for key, value in raw.items():
-            name = key.removeprefix(prefix)
+            name = output_name(key, declared, workflow_name)
             if value is None:
                 continue  # an optional output without a value
             shape = engine_shape(declared.get(name))

@@ -65,6 +65,7 @@ class EngineOutput(TypedDict, total=False):
     type: Any
     many: bool
     shape: dict[str, Any]
+    wdl_output: str  # the engine's name for it, when not "<workflow>.<output name>"
 
 
 class WdlRunSpec(TypedDict):

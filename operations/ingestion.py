@@ -90,8 +90,8 @@ BUILD_TIMEOUT_S = 3600
 LOG_TAIL_LINES = 25
 BUILD_LOG_MAX_CHARS = 500_000
 WEBMEV_WDL_REFUSED = (
-    "WebMEV Cromwell operations can't be converted: add the workflow's folder as a Ferry WDL "
-    'operation instead (its .wdl files, plus an optional operation.json with "mode": "wdl")'
+    'WebMEV operations say "mode": "cromwell" for a workflow (main.wdl + docker/); "wdl" is '
+    "Ferry's own spelling: add the folder with a Ferry operation.json, or say cromwell"
 )
 WDL_BUNDLES_FOLDER = "operations"  # under settings.FERRY_VAR_DIR
 WDL_DEFAULT_VERSION = "1.0.0"
@@ -346,7 +346,7 @@ def read_spec(folder: Path, *, label: str, shown: str) -> FoundSpec:
         raw = load_document(
             (folder / webmev.SPEC_FILENAME).read_bytes(), source_name=webmev.SPEC_FILENAME
         )
-        if isinstance(raw, dict) and raw.get("mode") in ("cromwell", "wdl"):
+        if isinstance(raw, dict) and raw.get("mode") == "wdl":
             raise IngestionError(WEBMEV_WDL_REFUSED, code="unsupported_mode")
         entrypoint = folder / webmev.ENTRYPOINT_FILENAME
         converters = folder / webmev.CONVERTERS_FILENAME
@@ -836,6 +836,18 @@ def ingest_operation(
     report: Progress = progress or (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="ferry-ingest-") as tmp:
         fetched = fetch_source(source, commit, Path(tmp), report)
+        if ferry_spec_name(fetched.folder, fetched.source) is None:
+            from .webmev_cromwell import ingest_webmev_cromwell, webmev_cromwell_document
+
+            cromwell_mode = webmev_cromwell_document(fetched.folder)
+            if cromwell_mode is not None:  # WebMEV's main.wdl + inputs mapping + docker/
+                return ingest_webmev_cromwell(
+                    fetched,
+                    cromwell_mode,
+                    added_by=added_by,
+                    report=report,
+                    docker_client=docker_client,
+                )
         wdl_source = find_wdl_source(fetched.folder, shown=fetched.source)
         if wdl_source is not None:
             return _ingest_wdl(fetched, wdl_source, added_by=added_by, report=report)

@@ -83,8 +83,8 @@ _TOP_KEYS = {
     "outputs",
     "webmev",
 }
-_INPUT_COMMON_KEYS = {"type", "description", "required", "default", "webmev"}
-_OUTPUT_COMMON_KEYS = {"type", "description", "required", "webmev"}
+_INPUT_COMMON_KEYS = {"type", "description", "required", "default", "webmev", "wdl_input"}
+_OUTPUT_COMMON_KEYS = {"type", "description", "required", "webmev", "wdl_output"}
 # What each output type holds besides "type" (see wdl/outputs.py for how values look).
 _OUTPUT_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
     "file": ("file_type",),
@@ -613,6 +613,23 @@ def _input_required(raw: Mapping[str, Any], default: Any, path: str, problems: _
     return required
 
 
+_FQN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)+$")
+
+
+def _engine_name(
+    raw: Mapping[str, Any], key: str, path: str, problems: _Problems, out: dict[str, Any]
+) -> None:
+    """``wdl_input`` / ``wdl_output``: the fully qualified WDL name (``Workflow.x``) the input
+    or output stands for, when it isn't ``<workflow>.<name>`` (WebMEV Cromwell operations)."""
+    if key not in raw:
+        return
+    value = raw[key]
+    if not isinstance(value, str) or not _FQN_RE.match(value):
+        problems.add(child_path(path, key), "must be a WDL name like Workflow.input")
+        return
+    out[key] = value
+
+
 def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
     if not isinstance(raw, Mapping):
         problems.add(path, 'must be an object like {"type": "integer"}')
@@ -630,6 +647,7 @@ def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
     out = {**typed, "description": description or "", "required": required, "default": default}
     if "webmev" in raw:
         out["webmev"] = raw["webmev"]
+    _engine_name(raw, "wdl_input", path, problems, out)
     return out
 
 
@@ -761,6 +779,7 @@ def _output(raw: Any, path: str, problems: _Problems, *, mode: Any) -> dict[str,
     out.update(description=description or "", required=required)
     if "webmev" in raw:
         out["webmev"] = raw["webmev"]
+    _engine_name(raw, "wdl_output", path, problems, out)
     return out
 
 

@@ -68,10 +68,15 @@ def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
 def _engine_output(out: dict[str, Any]) -> EngineOutput:
     """How executors see an output: files (one, or ``many``: any structure holding files, whose
     ``shape`` says how, see wdl/outputs.py) or a value of some type."""
+    named: EngineOutput = {"wdl_output": out["wdl_output"]} if "wdl_output" in out else {}
     if wdl.outputs.holds_files(out):
-        shape = {k: v for k, v in out.items() if k not in ("description", "required", "webmev")}
-        return {"type": "file", "many": out.get("type") != "file", "shape": shape}
-    return {"type": out.get("type"), "many": out.get("type") == "list"}
+        shape = {
+            k: v
+            for k, v in out.items()
+            if k not in ("description", "required", "webmev", "wdl_output")
+        }
+        return {"type": "file", "many": out.get("type") != "file", "shape": shape, **named}
+    return {"type": out.get("type"), "many": out.get("type") == "list", **named}
 
 
 def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSpec:

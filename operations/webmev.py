@@ -293,6 +293,10 @@ def convert_webmev(
         raise SpecError(
             [{"path": "$", "message": "the spec must be a JSON object"}], source_name=source_name
         )
+    if raw.get("mode") == "cromwell":
+        return _cromwell_mode_spec(
+            raw, converters=converters, folder_name=folder_name, source_name=source_name
+        )
     converter_map: Mapping[str, Any] = {}
     if converters is not None:
         loaded = load_document(converters, source_name=CONVERTERS_FILENAME)
@@ -428,6 +432,109 @@ def convert_webmev(
             ):
                 continue  # the placeholder names an input reported above
             errors.append({"path": path, "message": error["message"]})
+        converted = {}
+    if errors:
+        raise SpecError(errors, source_name=source_name)
+    return converted
+
+
+# --- Cromwell mode: a WDL operation keeping WebMEV's inputs mapping -------------------------------
+
+
+def _cromwell_mode_spec(
+    raw: Mapping[str, Any],
+    *,
+    converters: bytes | str | Mapping[str, Any] | None,
+    folder_name: str,
+    source_name: str,
+) -> dict[str, Any]:
+    """A WebMEV ``mode: cromwell`` spec as a Ferry WDL spec (checked with :func:`check_spec`).
+
+    WebMEV's input and output keys are the workflow's fully qualified names
+    (``HierarchicalCluster.linkage``); each becomes an input/output named by the part after the
+    last dot, with ``wdl_input`` / ``wdl_output`` holding the FQN. Choices, defaults and
+    descriptions are kept, and per input/output a ``webmev`` entry with the attribute type,
+    resource type(s) and converter. Only ``main.wdl`` runs (``workflow``). Whether the names
+    match the workflow is checked when the workflow is loaded (ingestion)."""
+    problems = _Problems()
+    converter_map: Mapping[str, Any] = {}
+    if converters is not None:
+        loaded = load_document(converters, source_name=CONVERTERS_FILENAME)
+        if isinstance(loaded, Mapping):
+            converter_map = loaded
+        else:
+            problems.add(CONVERTERS_FILENAME, "must be a JSON object: input key → converter class")
+    display_name = raw.get("name")
+    name = operation_slug(display_name) if isinstance(display_name, str) else ""
+    name = name or operation_slug(folder_name)
+    if not name:
+        problems.add("$.name", "is required: a name to derive the operation's name from")
+
+    def section(key: str, *, output: bool) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        entries = raw.get(key) or {}
+        if not isinstance(entries, Mapping):
+            problems.add(f"$.{key}", "must be an object")
+            return found
+        taken: dict[str, str] = {}
+        for fqn, entry in entries.items():
+            path = child_path(f"$.{key}", fqn)
+            short = str(fqn).rsplit(".", 1)[-1]
+            if not isinstance(entry, Mapping):
+                problems.add(path, "must be an object with a spec")
+                continue
+            if "." not in str(fqn) or not IDENTIFIER_RE.match(short):
+                problems.add(path, f"{fqn!r} is not a WDL name like Workflow.{short or 'x'}")
+                continue
+            if short in taken:
+                problems.add(path, f"{fqn!r} and {taken[short]!r} both end in {short!r}")
+                continue
+            taken[short] = str(fqn)
+            spec = entry.get("spec")
+            ferry_type, meta = _attribute(spec, child_path(path, "spec"), problems, output=output)
+            converter = entry.get("converter") or converter_map.get(fqn)
+            if converter is not None:
+                meta["converter"] = converter
+            if ferry_type is None:
+                continue
+            if isinstance(entry.get("name"), str):
+                meta["name"] = entry["name"]
+            required = entry.get("required", True)
+            default = spec.get("default") if isinstance(spec, Mapping) else None
+            if default is not None and not output:
+                ferry_type["default"] = default
+                required = False
+            ferry_type.update(
+                description=entry.get("description") or "", required=required, webmev=meta
+            )
+            ferry_type["wdl_output" if output else "wdl_input"] = str(fqn)
+            found[short] = ferry_type
+        return found
+
+    ferry: dict[str, Any] = {
+        "name": name,
+        "version": WEBMEV_VERSION,
+        "description": raw.get("description") or "",
+        "mode": "wdl",
+        "workflow": "main.wdl",
+        "inputs": section("inputs", output=False),
+        "outputs": section("outputs", output=True),
+        "webmev": {
+            "name": display_name,
+            "mode": "cromwell",
+            **(
+                {"workspace_operation": raw["workspace_operation"]}
+                if "workspace_operation" in raw
+                else {}
+            ),
+        },
+    }
+    errors = list(problems.items)
+    try:
+        converted = check_spec(ferry, source_name=source_name)
+    except SpecError as exc:
+        reported = {e["path"] for e in errors}
+        errors += [e for e in exc.errors if e["path"] not in reported]
         converted = {}
     if errors:
         raise SpecError(errors, source_name=source_name)
