@@ -10,7 +10,9 @@ plain folder the revision is a sha256 over its files (sorted relative paths, exe
 contents), so unchanged content gives the same revision.
 
 The spec is ``operation.json`` / ``operation.yaml`` / ``operation.yml`` (Ferry's) or WebMEV's
-``operation_spec.json`` (+ ``entrypoint.txt``, converted by :mod:`operations.webmev`).
+``operation_spec.json`` (+ ``entrypoint.txt``, converted by :mod:`operations.webmev`). A WebMEV
+``"mode": "cromwell"`` folder (``main.wdl`` + ``docker/``) is added by
+:mod:`operations.webmev_cromwell` as a WDL operation keeping WebMEV's inputs mapping.
 
 Operations are immutable: a (name, revision) already in the catalog is returned as it is — no
 rebuild, no update. Otherwise the image is built from the source's ``Dockerfile`` (WebMEV:
@@ -36,7 +38,8 @@ convention, in :func:`wdl_bundle_dir` (``$FERRY_VAR_DIR/operations/<name>/<revis
 Errors are :class:`IngestionError` (an ``ApplicationError``; status 400 unless said otherwise):
 ``invalid_source`` (can't fetch it, no spec, no Dockerfile, no workflow file),
 ``invalid_workflow`` (miniwdl refused the workflow; ``details["workflow"]`` lists every problem
-as ``file:line:column: message``), ``unsupported_mode`` (WebMEV Cromwell operations),
+as ``file:line:column: message``), ``unsupported_mode`` (a WDL folder with a Ferry spec that
+asks for a build),
 ``build_failed`` (the message names the failing step and ends with the log's tail),
 ``docker_unavailable`` (503) and ``storage_failed`` (503: a WDL operation's files can't be kept).
 An invalid spec (or WDL metadata) raises :class:`~operations.spec.SpecError`.
