@@ -74,7 +74,9 @@ import docker
 import docker.errors
 import requests
 
+import wdl
 from wdl.outputs import OutputShapeError, Position, engine_shape, output_name, rebuild
+from wdl.runtime import task_requests
 
 from .base import (
     Collected,
@@ -87,6 +89,7 @@ from .base import (
     check_local_options,
     connection_problem,
 )
+from .specs import WdlRunSpec
 
 INPUTS_JSON = "inputs.json"
 CONFIG = "miniwdl.cfg"
@@ -557,6 +560,52 @@ class MiniwdlExecutor(Executor):
             "get = false",
         ]
         return "\n".join(lines) + "\n"
+
+    # -- what tasks ask of the machine ---------------------------------------------------------
+
+    def prepare_wdl(self, spec: WdlRunSpec, *, job_id: UUID, workspace_id: str) -> WdlRunSpec:
+        """Note (``notices``) each task whose literal ``cpu``/``memory`` is more than this host
+        has: miniwdl lowers such a request to the host's limit rather than leaving the task
+        unscheduled, and the job says so."""
+        notices = self.runtime_notices(spec)
+        return {**spec, "notices": notices} if notices else spec
+
+    def host_limits(self) -> tuple[int, int] | None:
+        """(CPUs, memory bytes) of the Docker engine's host, as its one swarm node has them;
+        None when the engine can't say."""
+        try:
+            info = self._client().info()
+            return int(info["NCPU"]), int(info["MemTotal"])
+        except (ExecutorUnavailable, docker.errors.DockerException, requests.RequestException):
+            return None
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def runtime_notices(self, spec: Any) -> list[str]:
+        try:
+            bundle = wdl.bundle_from_folder(Path(spec["workflow_dir"]), main=spec["main"])
+            requests_ = task_requests(wdl.load_workflow(bundle))
+        except (KeyError, TypeError, OSError, wdl.WorkflowInvalid):
+            return []  # submit says what is wrong with the run
+        limits = self.host_limits()
+        if limits is None:
+            return []
+        cpus, memory = limits
+        notices = []
+        for asked in requests_:
+            over = []
+            if asked.cpu is not None and asked.cpu > cpus:
+                over.append(f"{asked.cpu} CPUs (this host has {cpus})")
+            if asked.memory_bytes is not None and asked.memory_bytes > memory:
+                over.append(
+                    f"{asked.memory_text} of memory (this host has {memory / 2**30:.1f} GiB)"
+                )
+            if over:
+                notices.append(
+                    f"task {asked.task} asks for {' and '.join(over)}: it runs with what the "
+                    "host has (miniwdl lowers the request to the host's limit)"
+                )
+        return notices
 
     # -- run dirs -----------------------------------------------------------------------------
 

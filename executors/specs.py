@@ -89,6 +89,7 @@ class WdlRunSpec(TypedDict):
     workflow_dependencies_zip_b64: NotRequired[str | None]
     labels: NotRequired[dict[str, str]]
     options: NotRequired[dict[str, Any]]
+    notices: NotRequired[list[str]]  # what the job is told about its run (e.g. lowered requests)
 
 
 RunSpec = DockerRunSpec | WdlRunSpec

@@ -34,7 +34,7 @@ from executors.base import Executor
 from executors.specs import EngineOutput, ResourceLimits, WdlRunSpec
 from wdl.errors import format_error
 
-from .models import Job, Operation
+from .models import Event, Job, Operation
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +208,13 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
     except ValueError as exc:
         raise ApplicationError(f"The workflow's inputs can't be built: {exc}") from exc
     spec = executor.prepare_wdl(spec, job_id=job.pk, workspace_id=str(job.workspace_id))
+    for notice in spec.get("notices") or []:
+        Event.objects.create(
+            workspace_id=job.workspace_id,
+            job_id=job.pk,
+            kind="job.notice",
+            payload={"job": str(job.pk), "message": notice},
+        )
     if "workflow_source" in spec:
         has_imports = spec.get("workflow_dependencies_zip_b64") is not None
         check_with_engine(job, executor, spec["workflow_source"], spec["inputs"], has_imports)

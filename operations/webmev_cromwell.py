@@ -40,6 +40,7 @@ import WDL
 import wdl
 from wdl.errors import WdlError
 from wdl.outputs import holds_files
+from wdl.runtime import workflow_tasks
 
 from . import webmev
 from .ingestion import (
@@ -207,22 +208,11 @@ class ImagePlan:
     dockerfile: str | None  # relative to the source; None: an image already present, used as is
 
 
-def _tasks(loaded: wdl.LoadedWorkflow) -> list[WDL.Tree.Task]:
-    seen: dict[tuple[str, str], WDL.Tree.Task] = {}
-    pending = [loaded.document]
-    while pending:
-        doc = pending.pop()
-        for task in doc.tasks:
-            seen.setdefault((doc.pos.abspath, task.name), task)
-        pending += [imp.doc for imp in doc.imports if imp.doc is not None]
-    return list(seen.values())
-
-
 def runtime_images(loaded: wdl.LoadedWorkflow) -> list[RuntimeImage]:
     """Every task's image; WorkflowInvalid when a task names none, or not as a literal."""
     found: list[RuntimeImage] = []
     errors: list[WdlError] = []
-    for task in _tasks(loaded):
+    for task in workflow_tasks(loaded):
         expr = task.runtime.get("docker") or task.runtime.get("container")
         if expr is None:
             errors.append(

@@ -26,7 +26,7 @@ from rest_framework.test import APIClient
 
 from api.models import File, Workspace
 from operations.ingestion import operation_bundle_dir
-from operations.models import Operation
+from operations.models import Event, Operation
 from operations.states import JobStatus
 from tests.e2e.test_webmev_local_docker import content, upload
 from tests.harness.docker import ensure_busybox_image, ensure_docker, ensure_swarm
@@ -171,10 +171,16 @@ def test_hcl_exposes_webmevs_choices_and_defaults_and_runs_on_miniwdl(
     assert sent["HierarchicalCluster.distance_metric"] == "euclidean"
     # 30 G and 4 CPUs on a smaller machine: scheduled with what the host has, and said so.
     host = docker.from_env().info()
-    if host["MemTotal"] < 30 * 10**9:
+    notices = [
+        e.payload["message"] for e in Event.objects.filter(job_id=done.pk, kind="job.notice")
+    ]
+    if host["MemTotal"] < 30 * 10**9:  # miniwdl reads "30 G" as 30e9 bytes
         assert "runtime.memory adjusted to host limit" in done.stdout_tail
+        assert notices and "30 G of memory" in notices[0], notices
     if host["NCPU"] < 4:
         assert "runtime.cpu adjusted to host limit" in done.stdout_tail
+        assert notices and "4 CPUs" in notices[0], notices
+    assert all(n.startswith("task clusterMatrix asks for") for n in notices)
     for output in ("observation_clusters", "feature_clusters"):
         result = File.objects.get(pk=done.outputs[output])
         assert (result.resource_type, result.file_type) == ("JSON", "json")
