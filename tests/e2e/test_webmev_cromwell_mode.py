@@ -329,6 +329,17 @@ def _foreign_image(folder: Path) -> None:
     )
 
 
+def _image_by_digest(folder: Path) -> None:
+    digest = "sha256:" + "a" * 64
+    _replace(
+        folder, "main.wdl", '"ferrydemo/merge-tables:1.0"', f'"ferrydemo/merge-tables@{digest}"'
+    )
+
+
+def _task_without_image(folder: Path) -> None:
+    _replace(folder, "main.wdl", 'docker: "docker.io/ferrydemo/count-rows"', "")
+
+
 def _image_not_literal(folder: Path) -> None:
     _replace(folder, "main.wdl", '"ferrydemo/merge-tables:1.0"', '"ferrydemo/" + scale')
 
@@ -343,6 +354,8 @@ def _image_not_literal(folder: Path) -> None:
         (_traversing_image, "invalid_workflow", "make_table.wdl:16:", "not a valid image name"),
         (_foreign_image, "invalid_workflow", "main.wdl:48:", "won't replace it"),
         (_image_not_literal, "invalid_workflow", "main.wdl:48:", "string literal"),
+        (_image_by_digest, "invalid_workflow", "main.wdl:48:", "pinned by digest"),
+        (_task_without_image, "invalid_workflow", "main.wdl:54:", "task countRows names no image"),
     ],
 )
 def test_refused_with_where_the_problem_is_and_nothing_recorded(
