@@ -456,6 +456,12 @@ def ingest_webmev_cromwell(
     existing = Operation.objects.filter(name=name, revision=revision).first()
     target = wdl_bundle_dir(name, revision)
     if existing is not None:
+        ran = (existing.spec.get("wdl") or {}).get("images") or {}
+        kept = {named: ImagePlan(named, str(tag), None) for named, tag in ran.items()}
+        if all(image.named in kept for image in images) and store_bundle(
+            rewrite_images(bundle, images, kept), target
+        ):
+            report(f"Restored its missing workflow files in {target}")
         report(f"{name} at revision {revision[:12]} is already in the catalog")
         return existing, False
     client = docker_client or _api_client()

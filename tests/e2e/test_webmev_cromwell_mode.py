@@ -187,6 +187,11 @@ def test_hcl_exposes_webmevs_choices_and_defaults_and_runs_on_miniwdl(
     tree = json.loads(content(editor, done.outputs["observation_clusters"]))
     assert "s1" in json.dumps(tree) and tree["children"]
 
+    # Added again at the same commit: the same operation, its lost workflow files restored as run.
+    shutil.rmtree(operation_bundle_dir(operation))
+    assert add_operation(client_for, folder).pk == operation.pk
+    assert (operation_bundle_dir(operation) / "main.wdl").read_text() == kept
+
 
 def test_several_images_one_per_task_with_an_imported_file(
     client_for: Callable[[str], APIClient],
