@@ -420,9 +420,10 @@ def file_register_object(
     file_id: uuid.UUID,
     produced_by: Any,
     key: str,
+    resource_type: str = "",
 ) -> File:
     """Relocate an object a remote engine left in a bucket into the workspace's location and
-    record it as a File with provenance.
+    record it as a File with provenance (``resource_type``: its WebMEV resource type).
 
     Within one provider reachable with the same settings, a server-side copy (the bytes never
     pass through Ferry); otherwise a streamed copy in bounded memory. Either way the copy is
@@ -447,6 +448,7 @@ def file_register_object(
             file_type=file_type,
             file_id=file_id,
             produced_by=produced_by,
+            resource_type=resource_type,
         )
     destination = target.ref().child(key)
     if locations.same_account(source_location, target):
@@ -476,6 +478,7 @@ def file_register_object(
             status=FileStatus.PENDING,  # published with the job's success
             storage_uri=destination.uri,
             produced_by=produced_by,
+            resource_type=resource_type,
         )
     except IntegrityError:  # a concurrent finalize recorded it first
         found = File.objects.filter(pk=file_id).first()

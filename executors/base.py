@@ -279,6 +279,11 @@ class Executor(ABC):
         ``builds_images`` is True."""
         raise ExecutorError(f"{self.engine_name} does not build images.")
 
+    def image_labels(self, tag: str) -> dict[str, str] | None:
+        """The labels of the image ``tag`` where this engine's runs find images, or None when
+        it has no such image. Only called on executors whose ``builds_images`` is True."""
+        raise ExecutorError(f"{self.engine_name} does not keep images.")
+
     def push_image(self, tag: str) -> str:
         """Publish a built image to the registry this engine pulls from; what the push said.
         Only called on executors whose ``pushes_images`` is True (a local engine needs none)."""

@@ -81,6 +81,19 @@ def _stream(client: docker.APIClient, build: ImageBuild, log: _BuildLog) -> None
             return
 
 
+def local_image_labels(client: docker.APIClient, tag: str) -> dict[str, str] | None:
+    """The labels of the local engine's image ``tag``; None when it has no such image."""
+    try:
+        attrs = client.inspect_image(tag)  # type: ignore[no-untyped-call]
+    except docker.errors.ImageNotFound:
+        return None
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise ExecutorUnavailable(
+            f"the Docker engine can't say whether {tag} exists: {connection_problem(exc)}"
+        ) from None
+    return dict((attrs.get("Config") or {}).get("Labels") or {})
+
+
 def build_local_image(client: docker.APIClient, build: ImageBuild) -> str:
     """Build on the engine ``client`` talks to, streaming steps to ``build.report``; return
     the build log. ImageBuildFailed (with the log) when it fails."""

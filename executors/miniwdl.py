@@ -73,7 +73,9 @@ from uuid import UUID
 import docker
 import docker.errors
 
-from wdl.outputs import OutputShapeError, Position, engine_shape, rebuild
+import wdl
+from wdl.outputs import OutputShapeError, Position, engine_shape, output_name, rebuild
+from wdl.runtime import task_requests
 
 from .base import (
     Collected,
@@ -87,7 +89,8 @@ from .base import (
     check_local_options,
     connection_problem,
 )
-from .images import build_client, build_local_image
+from .images import build_client, build_local_image, local_image_labels
+from .specs import WdlRunSpec
 
 INPUTS_JSON = "inputs.json"
 CONFIG = "miniwdl.cfg"
@@ -561,6 +564,52 @@ class MiniwdlExecutor(Executor):
         ]
         return "\n".join(lines) + "\n"
 
+    # -- what tasks ask of the machine ---------------------------------------------------------
+
+    def prepare_wdl(self, spec: WdlRunSpec, *, job_id: UUID, workspace_id: str) -> WdlRunSpec:
+        """Note (``notices``) each task whose literal ``cpu``/``memory`` is more than this host
+        has: miniwdl lowers such a request to the host's limit rather than leaving the task
+        unscheduled, and the job says so."""
+        notices = self.runtime_notices(spec)
+        return {**spec, "notices": notices} if notices else spec
+
+    def host_limits(self) -> tuple[int, int] | None:
+        """(CPUs, memory bytes) of the Docker engine's host, as its one swarm node has them;
+        None when the engine can't say."""
+        try:
+            info = self._client().info()
+            return int(info["NCPU"]), int(info["MemTotal"])
+        except (ExecutorUnavailable, docker.errors.DockerException, OSError):
+            return None
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def runtime_notices(self, spec: Any) -> list[str]:
+        try:
+            bundle = wdl.bundle_from_folder(Path(spec["workflow_dir"]), main=spec["main"])
+            requests_ = task_requests(wdl.load_workflow(bundle))
+        except (KeyError, TypeError, OSError, wdl.WorkflowInvalid):
+            return []  # submit says what is wrong with the run
+        limits = self.host_limits()
+        if limits is None:
+            return []
+        cpus, memory = limits
+        notices = []
+        for asked in requests_:
+            over = []
+            if asked.cpu is not None and asked.cpu > cpus:
+                over.append(f"{asked.cpu} CPUs (this host has {cpus})")
+            if asked.memory_bytes is not None and asked.memory_bytes > memory:
+                over.append(
+                    f"{asked.memory_text} of memory (this host has {memory / 2**30:.1f} GiB)"
+                )
+            if over:
+                notices.append(
+                    f"task {asked.task} asks for {' and '.join(over)}: it runs with what the "
+                    "host has (miniwdl lowers the request to the host's limit)"
+                )
+        return notices
+
     # -- run dirs -----------------------------------------------------------------------------
 
     def run_dir(self, job: RunnableJob) -> Path:
@@ -740,6 +789,9 @@ class MiniwdlExecutor(Executor):
     def build_image(self, build: ImageBuild) -> str:
         return build_local_image(build_client(None), build)
 
+    def image_labels(self, tag: str) -> dict[str, str] | None:
+        return local_image_labels(build_client(None), tag)
+
     def leftovers(self, run_dir: Path) -> tuple[list[Any], list[Any]]:
         """(swarm services, containers) of miniwdl that mount something in ``run_dir``."""
         client = self._client()
@@ -820,7 +872,7 @@ class MiniwdlExecutor(Executor):
         """outputs.json as ``(values, files, file_outputs)`` (see :class:`Collected`), without
         the workflow name's prefix."""
         spec = job.run_spec or {}
-        prefix = f"{spec.get('workflow_name', '')}."
+        workflow_name = str(spec.get("workflow_name", ""))
         declared: dict[str, Any] = spec.get("outputs") or {}
         raw = _read_json(run_root / OUTPUTS_JSON)
         if not isinstance(raw, dict):
@@ -833,7 +885,7 @@ class MiniwdlExecutor(Executor):
         files: dict[str, list[Path]] = {}
         structured: dict[str, Any] = {}
         for key, value in raw.items():
-            name = key.removeprefix(prefix)
+            name = output_name(key, declared, workflow_name)
             if value is None:
                 continue  # an optional output without a value
             shape = engine_shape(declared.get(name))

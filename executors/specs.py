@@ -65,6 +65,7 @@ class EngineOutput(TypedDict, total=False):
     type: Any
     many: bool
     shape: dict[str, Any]
+    wdl_output: str  # the engine's name for it, when not "<workflow>.<output name>"
 
 
 class WdlRunSpec(TypedDict):
@@ -88,6 +89,7 @@ class WdlRunSpec(TypedDict):
     workflow_dependencies_zip_b64: NotRequired[str | None]
     labels: NotRequired[dict[str, str]]
     options: NotRequired[dict[str, Any]]
+    notices: NotRequired[list[str]]  # what the job is told about its run (e.g. lowered requests)
 
 
 RunSpec = DockerRunSpec | WdlRunSpec

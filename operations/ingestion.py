@@ -10,7 +10,9 @@ plain folder the revision is a sha256 over its files (sorted relative paths, exe
 contents), so unchanged content gives the same revision.
 
 The spec is ``operation.json`` / ``operation.yaml`` / ``operation.yml`` (Ferry's) or WebMEV's
-``operation_spec.json`` (+ ``entrypoint.txt``, converted by :mod:`operations.webmev`).
+``operation_spec.json`` (+ ``entrypoint.txt``, converted by :mod:`operations.webmev`). A WebMEV
+``"mode": "cromwell"`` folder (``main.wdl`` + ``docker/``) is added by
+:mod:`operations.webmev_cromwell` as a WDL operation keeping WebMEV's inputs mapping.
 
 Operations are immutable: a (name, revision) already in the catalog is returned as it is — no
 rebuild, no update. Otherwise the image is built from the source's ``Dockerfile`` (WebMEV:
@@ -36,7 +38,8 @@ convention, in :func:`wdl_bundle_dir` (``$FERRY_VAR_DIR/operations/<name>/<revis
 Errors are :class:`IngestionError` (an ``ApplicationError``; status 400 unless said otherwise):
 ``invalid_source`` (can't fetch it, no spec, no Dockerfile, no workflow file),
 ``invalid_workflow`` (miniwdl refused the workflow; ``details["workflow"]`` lists every problem
-as ``file:line:column: message``), ``unsupported_mode`` (WebMEV Cromwell operations),
+as ``file:line:column: message``), ``unsupported_mode`` (a WDL folder with a Ferry spec that
+asks for a build),
 ``build_failed`` (the message names the failing step and ends with the log's tail),
 ``docker_unavailable`` (503) and ``storage_failed`` (503: a WDL operation's files can't be kept).
 An invalid spec (or WDL metadata) raises :class:`~operations.spec.SpecError`.
@@ -95,8 +98,8 @@ BUILD_TIMEOUT_S = 3600
 LOG_TAIL_LINES = 25
 BUILD_LOG_MAX_CHARS = 500_000
 WEBMEV_WDL_REFUSED = (
-    "WebMEV Cromwell operations can't be converted: add the workflow's folder as a Ferry WDL "
-    'operation instead (its .wdl files, plus an optional operation.json with "mode": "wdl")'
+    'WebMEV operations say "mode": "cromwell" for a workflow (main.wdl + docker/); "wdl" is '
+    "Ferry's own spelling: add the folder with a Ferry operation.json, or say cromwell"
 )
 WDL_BUNDLES_FOLDER = "operations"  # under settings.FERRY_VAR_DIR
 WDL_DEFAULT_VERSION = "1.0.0"
@@ -351,7 +354,7 @@ def read_spec(folder: Path, *, label: str, shown: str) -> FoundSpec:
         raw = load_document(
             (folder / webmev.SPEC_FILENAME).read_bytes(), source_name=webmev.SPEC_FILENAME
         )
-        if isinstance(raw, dict) and raw.get("mode") in ("cromwell", "wdl"):
+        if isinstance(raw, dict) and raw.get("mode") == "wdl":
             raise IngestionError(WEBMEV_WDL_REFUSED, code="unsupported_mode")
         entrypoint = folder / webmev.ENTRYPOINT_FILENAME
         converters = folder / webmev.CONVERTERS_FILENAME
@@ -814,6 +817,17 @@ def ingest_operation(
     report: Progress = progress or (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="ferry-ingest-") as tmp:
         fetched = fetch_source(source, commit, Path(tmp), report)
+        if ferry_spec_name(fetched.folder, fetched.source) is None:
+            from .webmev_cromwell import ingest_webmev_cromwell, webmev_cromwell_document
+
+            cromwell_mode = webmev_cromwell_document(fetched.folder)
+            if cromwell_mode is not None:  # WebMEV's main.wdl + inputs mapping + docker/
+                return ingest_webmev_cromwell(
+                    fetched,
+                    cromwell_mode,
+                    added_by=added_by,
+                    report=report,
+                )
         wdl_source = find_wdl_source(fetched.folder, shown=fetched.source)
         if wdl_source is not None:
             return _ingest_wdl(fetched, wdl_source, added_by=added_by, report=report)

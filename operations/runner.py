@@ -594,12 +594,14 @@ def _store_result_files(
             "key": _result_key(job, name, position, str(ref)),
         }
         resource_type = None
-        if webmev:  # the file's WebMEV resource type, and the Ferry file type it maps to
-            raw = reported.get(name)
+        if webmev or "webmev" in declared[name]:
+            # The file's WebMEV resource type (a WebMEV workflow's: the one its spec declares),
+            # and the Ferry file type it maps to.
+            raw = reported.get(name) if webmev else None
             resource_type = output_resource_type(declared[name], raw, _as_position(position))
             common["file_type"] = file_type_for(resource_type, common["file_type"])
         if isinstance(ref, str):
-            record = file_register_object(uri=ref, **common)
+            record = file_register_object(uri=ref, resource_type=resource_type or "", **common)
         else:
             record = file_register_result(
                 path=str(ref), resource_type=resource_type or "", **common

@@ -703,13 +703,27 @@ def _webmev_keys(raw: Mapping[str, Any], path: str, problems: _Problems) -> dict
     elif render is not None:
         out["render"] = render
     for key in ("wdl_input", "wdl_output"):
-        if key in raw and not isinstance(raw[key], str):
-            problems.add(child_path(path, key), "must be a workflow's fully qualified name")
-        elif key in raw:
-            out[key] = raw[key]
+        _engine_name(raw, key, path, problems, out)
     if "webmev" in raw:
         out["webmev"] = raw["webmev"]
     return out
+
+
+_FQN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)+$")
+
+
+def _engine_name(
+    raw: Mapping[str, Any], key: str, path: str, problems: _Problems, out: dict[str, Any]
+) -> None:
+    """``wdl_input`` / ``wdl_output``: the fully qualified WDL name (``Workflow.x``) the input
+    or output stands for, when it isn't ``<workflow>.<name>`` (WebMEV Cromwell operations)."""
+    if key not in raw:
+        return
+    value = raw[key]
+    if not isinstance(value, str) or not _FQN_RE.match(value):
+        problems.add(child_path(path, key), "must be a WDL name like Workflow.input")
+        return
+    out[key] = value
 
 
 def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:

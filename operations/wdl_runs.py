@@ -34,7 +34,7 @@ from executors.base import Executor
 from executors.specs import EngineOutput, ResourceLimits, WdlRunSpec
 from wdl.errors import format_error
 
-from .models import Job, Operation
+from .models import Event, Job, Operation
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,15 @@ def bundle_dir(operation: Operation) -> str:
 def _engine_output(out: dict[str, Any]) -> EngineOutput:
     """How executors see an output: files (one, or ``many``: any structure holding files, whose
     ``shape`` says how, see wdl/outputs.py) or a value of some type."""
+    named: EngineOutput = {"wdl_output": out["wdl_output"]} if "wdl_output" in out else {}
     if wdl.outputs.is_file_output(out):
-        shape = {k: v for k, v in out.items() if k not in ("description", "required", "webmev")}
-        return {"type": "file", "many": out.get("type") != "file", "shape": shape}
-    return {"type": out.get("type"), "many": out.get("type") == "list"}
+        shape = {
+            k: v
+            for k, v in out.items()
+            if k not in ("description", "required", "webmev", "wdl_output")
+        }
+        return {"type": "file", "many": out.get("type") != "file", "shape": shape, **named}
+    return {"type": out.get("type"), "many": out.get("type") == "list", **named}
 
 
 def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSpec:
@@ -192,6 +197,13 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
     except ValueError as exc:
         raise ApplicationError(f"The workflow's inputs can't be built: {exc}") from exc
     spec = executor.prepare_wdl(spec, job_id=job.pk, workspace_id=str(job.workspace_id))
+    for notice in spec.get("notices") or []:
+        Event.objects.create(
+            workspace_id=job.workspace_id,
+            job_id=job.pk,
+            kind="job.notice",
+            payload={"job": str(job.pk), "message": notice},
+        )
     if "workflow_source" in spec:
         has_imports = spec.get("workflow_dependencies_zip_b64") is not None
         check_with_engine(job, executor, spec["workflow_source"], spec["inputs"], has_imports)

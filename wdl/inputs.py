@@ -29,7 +29,8 @@ def build_inputs(
     values: Mapping[str, Any],
     file_location: Callable[[str], str],
 ) -> dict[str, Any]:
-    """``{"<workflow>.<input>": value}`` for every input given a value.
+    """``{"<workflow>.<input>": value}`` for every input given a value (an input whose spec has
+    ``wdl_input``, as WebMEV Cromwell operations' do, goes by that fully qualified name).
 
     ``values`` are a job's validated inputs; file inputs hold Ferry file references, replaced by
     what ``file_location(reference)`` returns (a local path for miniwdl, a bucket URI for
@@ -53,5 +54,6 @@ def build_inputs(
             if spec.get("required"):
                 raise ValueError(f"input {name} of workflow {workflow_name} is required")
             continue
-        engine_inputs[f"{workflow_name}.{name}"] = _engine_value(spec, value, file_location)
+        key = spec.get("wdl_input") or f"{workflow_name}.{name}"
+        engine_inputs[key] = _engine_value(spec, value, file_location)
     return engine_inputs

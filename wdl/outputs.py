@@ -230,6 +230,19 @@ def engine_shape(declared: Mapping[str, Any] | None) -> Mapping[str, Any] | None
     return None
 
 
+def output_name(key: str, declared: Mapping[str, Any], workflow_name: str) -> str:
+    """The operation's output name for an engine's output key (``Workflow.out``): the output
+    whose ``wdl_output`` is that key (WebMEV Cromwell operations name theirs so), else the key
+    without the workflow's prefix."""
+    for name, spec in declared.items():
+        if isinstance(spec, Mapping) and spec.get("wdl_output") == key:
+            return str(name)
+    prefix = f"{workflow_name}."
+    if workflow_name and key.startswith(prefix):
+        return key[len(prefix) :]
+    return key.split(".", 1)[-1]
+
+
 # --- names for stored result files --------------------------------------------------------------
 
 _SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")

@@ -96,7 +96,7 @@ from typing import Any
 from uuid import UUID
 
 import wdl
-from wdl.outputs import OutputShapeError, Position, engine_shape, rebuild
+from wdl.outputs import OutputShapeError, Position, engine_shape, output_name, rebuild
 
 from ..base import (
     Collected,
@@ -704,12 +704,11 @@ class CromwellExecutor(Executor):
     def _success(self, job: RunnableJob) -> Collected:
         spec = job.run_spec or {}
         declared: dict[str, Any] = spec.get("outputs") or {}
-        prefix = f"{spec['workflow_name']}." if spec.get("workflow_name") else ""
+        workflow_name = str(spec.get("workflow_name") or "")
         raw = self.client.outputs(str(job.id))
         result = Collected(succeeded=True)
         for qualified, value in raw.items():
-            name = qualified[len(prefix) :] if prefix and qualified.startswith(prefix) else ""
-            name = name or qualified.split(".", 1)[-1]
+            name = output_name(qualified, declared, workflow_name)
             shape = engine_shape(declared.get(name))
             if shape is None:
                 result.values[name] = value

@@ -440,12 +440,15 @@ def test_webmev_folder_is_converted_and_built(
 
 
 @pytest.mark.django_db
-def test_webmev_cromwell_folder_is_refused(tmp_path: Path) -> None:
+def test_webmev_cromwell_folder_is_converted_and_its_spec_checked(tmp_path: Path) -> None:
+    """WebMEV Cromwell operations are no longer refused as a whole (see
+    tests/e2e/test_webmev_cromwell_mode.py): their spec is converted, by WebMEV's keys."""
     (tmp_path / "operation_spec.json").write_text(
         json.dumps({"name": "wf", "inputs": {"Wf.x": {}}, "outputs": {}, "mode": "cromwell"})
     )
-    with pytest.raises(IngestionError, match="WebMEV Cromwell operations can't be converted"):
+    with pytest.raises(SpecError) as caught:
         ingest_operation(str(tmp_path))
+    assert '$.inputs["Wf.x"].spec' in caught.value.details
 
 
 @pytest.mark.django_db
