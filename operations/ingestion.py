@@ -31,7 +31,9 @@ case with ``_`` → ``-`` (``count_rows`` → ``count-rows``), the version is th
 revision is the git commit, or for a folder a sha256 over those files and the metadata file.
 Nothing is built (the tasks name their own images): the workflow's files are kept, read-only by
 convention, in :func:`wdl_bundle_dir` (``$FERRY_VAR_DIR/operations/<name>/<revision>``), and
-``spec["wdl"]`` records ``workflow_name``, ``wdl_version``, ``imports`` and ``files``.
+``spec["wdl"]`` records ``workflow_name``, ``wdl_version``, ``imports`` and ``files``, and
+``engine_names`` when the workflow leaves inputs of its calls unset (``{"hello__name":
+"hello.name"}``: those are operation inputs too, see ``wdl/call_inputs.py``).
 
 Errors are :class:`IngestionError` (an ``ApplicationError``; status 400 unless said otherwise):
 ``invalid_source`` (can't fetch it, no spec, no Dockerfile, no workflow file),
@@ -659,6 +661,15 @@ def _check_log(checked_spec: Mapping[str, Any], source: WdlSource, revision_kind
         f"{checked_spec['workflow']}",
         f"Imports: {', '.join(about['imports']) or 'none'}",
         f"Inputs: {fields['inputs'] or 'none'}",
+        *(
+            [f"Inputs of calls (the engines' names): {call_inputs}"]
+            if (
+                call_inputs := ", ".join(
+                    f"{k} = {v}" for k, v in about.get("engine_names", {}).items()
+                )
+            )
+            else []
+        ),
         f"Outputs: {fields['outputs'] or 'none'}",
         f"Metadata: {metadata}",
         f"Operation: {checked_spec['name']} {checked_spec['version']}",
@@ -713,6 +724,9 @@ def check_wdl_source(
         "imports": list(loaded.imported_files),
         "files": sorted(bundle.files),
     }
+    if signature.get("engine_names"):
+        # Inputs of calls the workflow leaves unset: Ferry's name -> the engines' call.input.
+        spec["wdl"]["engine_names"] = dict(signature["engine_names"])
     report(
         f"Workflow {loaded.workflow_name} (WDL {loaded.wdl_version}): "
         f"{len(loaded.imported_files)} imported files, {len(spec['inputs'])} inputs, "

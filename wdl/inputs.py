@@ -29,7 +29,8 @@ def build_inputs(
     values: Mapping[str, Any],
     file_location: Callable[[str], str],
 ) -> dict[str, Any]:
-    """``{"<workflow>.<input>": value}`` for every input given a value.
+    """``{"<workflow>.<input>": value}`` for every input given a value (``<workflow>.<call>.<input>``
+    for an input of a call the workflow leaves unset).
 
     ``values`` are a job's validated inputs; file inputs hold Ferry file references, replaced by
     what ``file_location(reference)`` returns (a local path for miniwdl, a bucket URI for
@@ -43,6 +44,11 @@ def build_inputs(
         else signature_or_loaded
     )
     specs: Mapping[str, Any] = signature["inputs"]
+    # Inputs of calls the workflow leaves unset: their call-qualified names (wdl/call_inputs.py),
+    # in a signature or in an operation spec's "wdl" section.
+    engine_names: Mapping[str, str] = signature.get("engine_names") or (
+        signature.get("wdl") or {}
+    ).get("engine_names", {})
     unknown = sorted(set(values) - set(specs))
     if unknown:
         raise ValueError(f"unknown inputs for workflow {workflow_name}: {', '.join(unknown)}")
@@ -53,5 +59,6 @@ def build_inputs(
             if spec.get("required"):
                 raise ValueError(f"input {name} of workflow {workflow_name} is required")
             continue
-        engine_inputs[f"{workflow_name}.{name}"] = _engine_value(spec, value, file_location)
+        engine_name = engine_names.get(name, name)
+        engine_inputs[f"{workflow_name}.{engine_name}"] = _engine_value(spec, value, file_location)
     return engine_inputs

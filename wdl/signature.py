@@ -2,9 +2,9 @@
 (see ``operations/spec.py``).
 
 Inputs are the workflow's own inputs: the declarations of its ``input {}`` section (WDL 1.0+), or
-for draft-2 the top-level declarations without a value or with a literal one. Inputs of calls
-that the workflow leaves unset are not operation inputs: a call missing a required one is an
-error. Types map as follows:
+for draft-2 the top-level declarations without a value or with a literal one; and the inputs of
+calls that the workflow leaves unset, named ``call__input`` (see ``wdl/call_inputs.py``; the
+signature's ``engine_names`` maps them to ``call.input``). Types map as follows:
 
 ==========================  ==============================================================
 WDL                          Ferry input
@@ -41,6 +41,7 @@ from typing import Any
 
 import WDL
 
+from wdl.call_inputs import call_inputs
 from wdl.errors import MetadataInvalid, WdlError, WorkflowInvalid
 from wdl.loading import LoadedWorkflow
 from wdl.outputs import file_shapes
@@ -170,41 +171,12 @@ def _declared_inputs(loaded: LoadedWorkflow) -> list[WDL.Tree.Decl]:
     if loaded.document.wdl_version is not None:
         return []
     # draft-2: every top-level declaration can be set from outside; computed ones are internal.
+    body = workflow.body if isinstance(workflow, WDL.Tree.Workflow) else workflow.postinputs
     return [
         node
-        for node in workflow.body
+        for node in body
         if isinstance(node, WDL.Tree.Decl) and (node.expr is None or _is_literal(node.expr))
     ]
-
-
-def _calls(nodes: list[Any]) -> list[WDL.Tree.Call]:
-    found: list[WDL.Tree.Call] = []
-    for node in nodes:
-        if isinstance(node, WDL.Tree.Call):
-            found.append(node)
-        elif isinstance(node, WDL.Tree.WorkflowSection):
-            found += _calls(node.body)
-    return found
-
-
-def _unset_call_inputs(loaded: LoadedWorkflow) -> list[WdlError]:
-    calls = {call.name: call for call in _calls(loaded.workflow.body)}
-    errors = []
-    for binding in loaded.workflow.required_inputs:
-        call_name, _, input_name = binding.name.partition(".")
-        if not input_name:
-            continue
-        call = calls.get(call_name)
-        pos = call.pos if call is not None else loaded.workflow.pos
-        errors.append(
-            loaded.error_at(
-                pos,
-                f"call {call_name} leaves its required input {input_name} unset: set it in the "
-                "call, or declare it in the workflow's input section and pass it on "
-                "(only the workflow's own inputs are operation inputs)",
-            )
-        )
-    return errors
 
 
 def _inputs(loaded: LoadedWorkflow, errors: list[WdlError]) -> dict[str, Any]:
@@ -282,15 +254,23 @@ def derive_signature(loaded: LoadedWorkflow) -> dict[str, Any]:
     errors: list[WdlError] = []
     inputs = _inputs(loaded, errors)
     outputs = _outputs(loaded, errors)
-    errors += _unset_call_inputs(loaded)
+    nested, engine_names = call_inputs(
+        loaded,
+        set(inputs),
+        errors,
+        input_type=input_type,
+        literal_default=literal_default,
+        describe=_description,
+    )
     if errors:
         raise WorkflowInvalid(errors)
     return {
         "workflow_name": loaded.workflow_name,
         "wdl_version": loaded.wdl_version,
         "description": _description(loaded.workflow.meta or {}),
-        "inputs": inputs,
+        "inputs": {**inputs, **nested},
         "outputs": outputs,
+        "engine_names": engine_names,
     }
 
 
