@@ -93,6 +93,8 @@ def _reader(bundle: Bundle) -> SourceReader:
             text = bundle.files[resolved].decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise ImportRefused(f"{resolved} is not UTF-8 text ({exc.reason})") from None
+        # As miniwdl's own reader (text mode) sees it: its parser trips on \r\n line ends.
+        text = text.replace("\r\n", "\n")
         return WDL.ReadSourceResult(source_text=text, abspath=bundle.absolute(resolved))
 
     return read_source
