@@ -68,6 +68,10 @@ def validate_inputs(spec: dict[str, Any], raw: Any, *, user: Any) -> dict[str, A
 
 def _check(spec: dict[str, Any], value: Any, path: str, errors: _Errors, user: Any) -> Any:
     kind = spec.get("type")
+    if value is None and spec.get("optional"):
+        return None  # an optional item inside a structured (WDL) input
+    if kind in ("map", "pair", "struct"):
+        return _check_structured(spec, value, path, errors, user)
     if kind == "list":
         if not isinstance(value, list):
             errors.add(path, "Expected a list.")
@@ -88,6 +92,36 @@ def _check(spec: dict[str, Any], value: Any, path: str, errors: _Errors, user: A
             ]
         return _check_file(spec, value, path, errors, user)
     return _check_scalar(spec, value, path, errors)
+
+
+def _check_structured(
+    spec: dict[str, Any], value: Any, path: str, errors: _Errors, user: Any
+) -> dict[str, Any] | None:
+    """A map (an object keyed by strings), a pair (``{"left", "right"}``) or a struct (an
+    object of its members), as the WDL engines' inputs JSON takes them."""
+    kind = spec["type"]
+    if not isinstance(value, dict):
+        errors.add(path, f"Expected an object (a {kind}).")
+        return None
+    if kind == "map":
+        parts = {str(key): spec["values"] for key in value}
+    elif kind == "pair":
+        parts = {"left": spec["left"], "right": spec["right"]}
+    else:
+        parts = dict(spec["members"])
+    for key in value:
+        if key not in parts:
+            known = ", ".join(parts) or "none"
+            errors.add(f"{path}.{key}", f"Unknown member of this {kind}; it has: {known}.")
+    checked: dict[str, Any] = {}
+    for key, part in parts.items():
+        inner_path = f"{path}.{key}"
+        if value.get(key) is None:
+            if kind == "pair" or not part.get("optional"):
+                errors.add(inner_path, "This value is required.")
+            continue
+        checked[key] = _check(part, value[key], inner_path, errors, user)
+    return checked
 
 
 def _check_scalar(spec: dict[str, Any], value: Any, path: str, errors: _Errors) -> Any:

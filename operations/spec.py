@@ -479,10 +479,14 @@ def _constraints(
     return out if usable else None
 
 
-def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
+def _input(
+    raw: Any, path: str, problems: _Problems, *, mode: Any = "docker"
+) -> dict[str, Any] | None:
     if not isinstance(raw, Mapping):
         problems.add(path, 'must be an object like {"type": "integer"}')
         return None
+    if mode == "wdl" and _is_structured_input(raw):
+        return _structured_input(raw, path, problems)
     kind = raw.get("type")
     if kind is None:
         problems.add(child_path(path, "type"), f"is required; one of {list(INPUT_TYPES)}")
@@ -527,6 +531,111 @@ def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
     if "webmev" in raw:
         out["webmev"] = raw["webmev"]
     return out
+
+
+# --- structured inputs (WDL operations): shapes as in wdl/input_shapes.py -----------------------
+
+_INPUT_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
+    "integer": (),
+    "float": (),
+    "string": (),
+    "boolean": (),
+    "file": ("file_types",),
+    "list": ("items",),
+    "map": ("values",),
+    "pair": ("left", "right"),
+    "struct": ("members",),
+}
+_STRUCTURED_KINDS = ("list", "map", "pair", "struct")
+
+
+def _is_structured_input(raw: Mapping[str, Any]) -> bool:
+    """A map, pair or struct input, or a list of those, of lists, or of optional items."""
+    kind = raw.get("type")
+    if kind in ("map", "pair", "struct"):
+        return True
+    items = raw.get("items")
+    return (
+        kind == "list"
+        and isinstance(items, Mapping)
+        and (items.get("type") in _STRUCTURED_KINDS or "optional" in items)
+    )
+
+
+def _input_shape(raw: Any, path: str, problems: _Problems, *, top: bool) -> dict[str, Any] | None:
+    """One structured input type (the input itself, or what it holds), at any depth."""
+    kinds = list(_INPUT_SHAPE_KEYS)
+    if not isinstance(raw, Mapping):
+        problems.add(path, 'must be an object like {"type": "string"}')
+        return None
+    kind = raw.get("type")
+    if kind not in _INPUT_SHAPE_KEYS:
+        problems.add(
+            child_path(path, "type"),
+            f"unknown type {_fmt(kind)}; expected one of {kinds}"
+            if kind is not None
+            else f"is required; one of {kinds}",
+        )
+        return None
+    allowed = {"type", *_INPUT_SHAPE_KEYS[str(kind)]}
+    allowed |= _INPUT_COMMON_KEYS if top else {"optional"}
+    what = f"a {kind} input" if top else f"a {kind} inside an input"
+    _unknown_keys(raw, allowed, path, problems, what)
+    out: dict[str, Any] = {"type": kind}
+    optional = raw.get("optional", False)
+    if not isinstance(optional, bool):
+        problems.add(child_path(path, "optional"), "must be true or false")
+    elif optional and not top:
+        out["optional"] = True
+    if kind == "file":
+        checked = _constraints(raw, "file", path, problems, in_list=True)
+        if checked is None:
+            return None
+        out["file_types"] = checked["file_types"]
+    elif kind in ("list", "map", "pair"):
+        for key in _INPUT_SHAPE_KEYS[kind]:
+            inner = _input_shape(raw.get(key), child_path(path, key), problems, top=False)
+            if inner is None:
+                return None
+            out[key] = inner
+    elif kind == "struct":
+        members = raw.get("members")
+        mpath = child_path(path, "members")
+        if not isinstance(members, Mapping) or not members:
+            problems.add(mpath, "must be an object mapping member names to their types")
+            return None
+        out["members"] = {}
+        for member, member_raw in members.items():
+            if not isinstance(member, str) or not IDENTIFIER_RE.match(member):
+                problems.add(child_path(mpath, member), "is not a valid member name")
+                return None
+            inner = _input_shape(member_raw, child_path(mpath, member), problems, top=False)
+            if inner is None:
+                return None
+            out["members"][member] = inner
+    return out
+
+
+def _structured_input(
+    raw: Mapping[str, Any], path: str, problems: _Problems
+) -> dict[str, Any] | None:
+    """A map, pair or struct input of a WDL operation, or a list of lists (docker operations take
+    flat inputs only: there such types are unknown)."""
+    shape = _input_shape(raw, path, problems, top=True)
+    description = _string(raw, "description", path, problems, default="")
+    if raw.get("default") is not None:
+        problems.add(
+            child_path(path, "default"),
+            "a structured input takes no default here: leave it out and the workflow's own "
+            "default applies",
+        )
+    required = raw.get("required", True)
+    if not isinstance(required, bool):
+        problems.add(child_path(path, "required"), "must be true or false")
+        required = True
+    if shape is None:
+        return None
+    return {**shape, "description": description or "", "required": required, "default": None}
 
 
 def _output_shape(
@@ -764,7 +873,7 @@ def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, An
                 f"{input_name!r} is not a valid input name: use letters, digits and _ "
                 "(not starting with a digit)",
             )
-        checked = _input(spec, path, problems)
+        checked = _input(spec, path, problems, mode=mode)
         if checked is not None:
             inputs[input_name] = checked
 

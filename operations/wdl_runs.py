@@ -33,6 +33,7 @@ from api.storage import buckets, locations
 from executors.base import Executor
 from executors.specs import EngineOutput, ResourceLimits, WdlRunSpec
 from wdl.errors import format_error
+from wdl.input_shapes import file_refs
 
 from .models import Job, Operation
 
@@ -56,12 +57,8 @@ def bundle_dir(operation: Operation) -> str:
 
 def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
     found: list[str] = []
-    for name, value in values.items():
-        item = spec["inputs"][name]
-        if item.get("type") == "list":
-            item = item.get("items") or {}
-        if item.get("type") == "file":
-            found.extend(value if isinstance(value, list) else [value])
+    for name, value in values.items():  # files at any depth of a structured input too
+        found += [str(ref) for ref in file_refs(spec["inputs"][name], value)]
     return found
 
 

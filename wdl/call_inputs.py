@@ -28,6 +28,7 @@ from typing import Any
 import WDL
 
 from wdl.errors import WdlError
+from wdl.input_shapes import is_structured
 from wdl.loading import LoadedWorkflow
 
 NESTED_SEPARATOR = "__"
@@ -114,7 +115,7 @@ def call_inputs(
                 )
             continue
         default = None
-        if decl.expr is not None and typed["type"] != "file":
+        if decl.expr is not None and typed["type"] != "file" and not is_structured(typed):
             try:
                 _, default = literal_default(decl)
             except WDL.Error.EvalError:

@@ -5,22 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from wdl.input_shapes import map_files
 from wdl.loading import LoadedWorkflow
 from wdl.signature import derive_signature
 
 
 def _engine_value(spec: Mapping[str, Any], value: Any, file_location: Callable[[str], str]) -> Any:
-    kind = spec.get("type")
-    if kind == "file":
-        if isinstance(value, list):
-            return [file_location(item) for item in value]
-        return file_location(value)
-    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind == "list" and isinstance(value, list):
-        items = spec.get("items") or {}
-        return [_engine_value(items, item, file_location) for item in value]
-    return value
+    return map_files(spec, value, file_location)
 
 
 def build_inputs(

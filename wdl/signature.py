@@ -16,8 +16,10 @@ WDL                          Ferry input
 ``Array[X]`` (X a scalar)    ``list`` of X
 ==========================  ==============================================================
 
-Anything else (``Directory``, ``Map``, ``Pair``, structs, ``Object``, arrays of arrays) is
-reported as unsupported, at the declaration. ``X?`` and declarations with a value are not
+``Map[String, X]``, ``Pair``, structs, arrays of arrays and optional items keep their
+structure (see ``wdl/input_shapes.py``; their default is the workflow's own, not shown);
+``Directory``, ``Object`` and maps keyed by anything but ``String`` are reported as unsupported,
+at the declaration. ``X?`` and declarations with a value are not
 required; the value becomes the ``default`` when it is a literal (a number, string without
 placeholders, boolean, or array of them), and ``None`` otherwise (the workflow computes it).
 
@@ -43,12 +45,15 @@ import WDL
 
 from wdl.call_inputs import call_inputs
 from wdl.errors import MetadataInvalid, WdlError, WorkflowInvalid
+from wdl.input_shapes import input_shape, is_structured
 from wdl.loading import LoadedWorkflow
 from wdl.outputs import file_shapes
 
 FILE_TYPES = ("table", "json", "text", "binary")  # the same as operations.spec.FILE_TYPES
 DEFAULT_OUTPUT_FILE_TYPE = "binary"
-_SUPPORTED_INPUTS = "File, Int, Float, String, Boolean, or an Array of one of them"
+_SUPPORTED_INPUTS = (
+    "File, Int, Float, String, Boolean, and Arrays, Map[String, …], Pairs and structs of them"
+)
 _SUPPORTED_OUTPUTS = (
     "File, Int, Float, String, Boolean, and Arrays, Map[String, …], Pairs and structs of them"
 )
@@ -73,11 +78,11 @@ def input_type(wdl_type: WDL.Type.Base) -> dict[str, Any] | None:
         return {"type": "file", "file_types": list(FILE_TYPES), "many": False}
     if isinstance(wdl_type, WDL.Type.Array):
         item = wdl_type.item_type
-        if isinstance(item, WDL.Type.File):
+        if isinstance(item, WDL.Type.File) and not item.optional:
             return {"type": "file", "file_types": list(FILE_TYPES), "many": True}
-        scalar = _scalar(item)
-        return {"type": "list", "items": scalar} if scalar else None
-    return _scalar(wdl_type)
+        scalar = _scalar(item) if not item.optional else None  # else a structured list
+        return {"type": "list", "items": scalar} if scalar else input_shape(wdl_type)[0]
+    return _scalar(wdl_type) or input_shape(wdl_type)[0]
 
 
 def _output_shape(wdl_type: WDL.Type.Base) -> tuple[dict[str, Any] | None, str]:
@@ -194,7 +199,7 @@ def _inputs(loaded: LoadedWorkflow, errors: list[WdlError]) -> dict[str, Any]:
             )
             continue
         default = None
-        if decl.expr is not None and typed["type"] != "file":
+        if decl.expr is not None and typed["type"] != "file" and not is_structured(typed):
             try:
                 _, default = literal_default(decl)
             except WDL.Error.EvalError as exc:

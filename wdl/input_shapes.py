@@ -1,0 +1,145 @@
+"""Structured WDL inputs: ``Pair``, ``Map[String, …]``, structs, arrays of arrays, optional items.
+
+The inputs ``wdl/signature.py`` maps flat (``File``, scalars, ``Array[File]``, ``Array[scalar]``)
+keep their flat form. Any other input type becomes a *shape*, the way outputs keep theirs
+(``wdl/outputs.py``), at any depth::
+
+    Int / Float / String / Boolean  {"type": "integer" | "float" | "string" | "boolean"}
+    File                            {"type": "file", "file_types": [...]}
+    Array[X]                        {"type": "list", "items": X}
+    Map[String, X]                  {"type": "map", "values": X}
+    Pair[X, Y]                      {"type": "pair", "left": X, "right": Y}
+    a struct                        {"type": "struct", "members": {"name": X, ...}}
+    X? inside another type          X with "optional": true
+
+A job gives its value as the engines' inputs JSON does: lists as arrays, maps and structs as
+objects, pairs as ``{"left": …, "right": …}``, a file as a Ferry file id; Ferry replaces each file
+id with where the engine reads the file (:func:`map_files`). ``Directory``, ``Object`` and maps
+keyed by anything but ``String`` are not supported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import WDL
+
+FILE_TYPES = ("table", "json", "text", "binary")  # the same as operations.spec.FILE_TYPES
+STRUCTURED_KINDS = ("list", "map", "pair", "struct")
+_SCALARS = {
+    WDL.Type.Int: "integer",
+    WDL.Type.Float: "float",
+    WDL.Type.String: "string",
+    WDL.Type.Boolean: "boolean",
+}
+
+
+def input_shape(wdl_type: WDL.Type.Base) -> tuple[dict[str, Any] | None, str]:
+    """``(shape, "")`` for a WDL type, or ``(None, what is not supported)``."""
+    shape, why = _shape(wdl_type)
+    if shape is not None and wdl_type.optional:
+        shape.pop("optional", None)  # the input's own optionality is its "required"
+    return shape, why
+
+
+def _shape(wdl_type: WDL.Type.Base) -> tuple[dict[str, Any] | None, str]:
+    shape: dict[str, Any] | None
+    why = ""
+    kind = _SCALARS.get(type(wdl_type))
+    if kind is not None:
+        shape = {"type": kind}
+    elif isinstance(wdl_type, WDL.Type.File):
+        shape = {"type": "file", "file_types": list(FILE_TYPES)}
+    elif isinstance(wdl_type, WDL.Type.Array):
+        items, why = _shape(wdl_type.item_type)
+        shape = {"type": "list", "items": items} if items else None
+    elif isinstance(wdl_type, WDL.Type.Map):
+        key_type, value_type = wdl_type.item_type
+        if not isinstance(key_type, WDL.Type.String):
+            return None, f"a Map's keys must be String, not {str(key_type).rstrip('?')}"
+        values, why = _shape(value_type)
+        shape = {"type": "map", "values": values} if values else None
+    elif isinstance(wdl_type, WDL.Type.Pair):
+        left, why_left = _shape(wdl_type.left_type)
+        right, why_right = _shape(wdl_type.right_type)
+        why = why_left or why_right
+        shape = {"type": "pair", "left": left, "right": right} if left and right else None
+    elif isinstance(wdl_type, WDL.Type.StructInstance) and wdl_type.members is not None:
+        members: dict[str, Any] = {}
+        for member, member_type in wdl_type.members.items():
+            inner, inner_why = _shape(member_type)
+            if inner is None:
+                return None, f"member {member} of {wdl_type.type_name}: {inner_why}"
+            members[member] = inner
+        shape = {"type": "struct", "members": members}
+    else:
+        return None, f"{str(wdl_type).rstrip('?')} is not supported"
+    if shape is not None and wdl_type.optional:
+        shape["optional"] = True
+    return shape, why
+
+
+def is_structured(spec: Mapping[str, Any]) -> bool:
+    """Whether an input spec is a shape (not one of the flat forms)."""
+    kind = spec.get("type")
+    if kind in ("map", "pair", "struct"):
+        return True
+    if kind == "list":
+        items = spec.get("items") or {}
+        return items.get("type") in STRUCTURED_KINDS or bool(items.get("optional"))
+    return False
+
+
+def children(shape: Mapping[str, Any], value: Any) -> Iterator[tuple[str | int, Any, Any]]:
+    """``(key, inner shape, inner value)`` for each part of a structured value that fits the
+    shape's kind (parts that don't fit are skipped: the value is checked elsewhere)."""
+    kind = shape.get("type")
+    if kind == "list" and isinstance(value, list):
+        for index, item in enumerate(value):
+            yield index, shape["items"], item
+    elif kind == "map" and isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key), shape["values"], item
+    elif kind == "pair" and isinstance(value, Mapping):
+        for side in ("left", "right"):
+            if side in value:
+                yield side, shape[side], value[side]
+    elif kind == "struct" and isinstance(value, Mapping):
+        for member, item in value.items():
+            if member in shape["members"]:
+                yield str(member), shape["members"][member], item
+
+
+def map_files(shape: Mapping[str, Any], value: Any, on_file: Callable[[Any], Any]) -> Any:
+    """The value with each file in it replaced by ``on_file(file)``, its structure kept
+    (floats given as integers become floats)."""
+    if value is None:
+        return None
+    kind = shape.get("type")
+    if kind == "file":
+        if isinstance(value, list):  # a flat file input with "many"
+            return [on_file(item) for item in value]
+        return on_file(value)
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind == "list" and isinstance(value, list):
+        return [map_files(shape["items"], item, on_file) for item in value]
+    if kind in ("map", "pair", "struct") and isinstance(value, Mapping):
+        mapped = dict(value)
+        for key, inner, item in children(shape, value):
+            mapped[str(key)] = map_files(inner, item, on_file)
+        return mapped
+    return value
+
+
+def file_refs(shape: Mapping[str, Any], value: Any) -> list[Any]:
+    """The files a value holds, in order, at any depth."""
+    found: list[Any] = []
+
+    def note(ref: Any) -> Any:
+        found.append(ref)
+        return ref
+
+    map_files(shape, value, note)
+    return found
