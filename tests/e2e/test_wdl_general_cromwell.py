@@ -1,0 +1,181 @@
+"""The same public-WDL shapes on a Cromwell server (tests/cromwell_server, which runs what it is
+sent with miniwdl): a call input the workflow leaves unset reaches Cromwell as
+``wf.call.input``, as Cromwell's own inputs JSON names it; a document of one task runs; a file
+inside a struct input is staged into the server's inputs_location like any file input."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from api.models import Workspace
+from operations import runner
+from operations.models import Job
+from operations.states import JobStatus
+from tests.e2e.test_wdl_general_runs import HELLO, ONE_TASK
+from tests.operations_fixtures import make_wdl_operation
+from tests.test_jobs import run_job
+
+if TYPE_CHECKING:
+    from tests.harness.buckets import S3Server
+    from tests.harness.cromwell import CromwellServer
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+EXECUTOR = "cromwell:general"
+
+STRUCT_INPUT = """version 1.0
+
+struct Sample {
+  String name
+  File reads
+}
+
+workflow count_sample {
+  input {
+    Sample sample
+  }
+  call count { input: sample = sample }
+  output {
+    String line = count.line
+  }
+}
+
+task count {
+  input {
+    Sample sample
+  }
+  command <<<
+    echo "~{sample.name} $(wc -l < '~{sample.reads}')"
+  >>>
+  output {
+    String line = read_string(stdout())
+  }
+  runtime {
+    docker: "ferry/busybox:latest"
+  }
+}
+"""
+
+
+@pytest.fixture(autouse=True)
+def var_dir(tmp_path: Path, settings: Any) -> Path:
+    settings.FERRY_VAR_DIR = tmp_path / "var"
+    return Path(settings.FERRY_VAR_DIR)
+
+
+@pytest.fixture
+def cromwell(cromwell_server: CromwellServer) -> Iterator[CromwellServer]:
+    cromwell_server.start()
+    cromwell_server.reset()
+    yield cromwell_server
+    cromwell_server.reset()
+
+
+@pytest.fixture
+def server(
+    client_for: Callable[[str], APIClient],
+    cromwell: CromwellServer,
+    moto_server: S3Server,
+    settings: Any,
+) -> None:
+    bucket = f"ws-{uuid.uuid4().hex[:10]}"
+    client = moto_server.boto3_client()
+    client.create_bucket(Bucket=bucket)
+    client.close()
+    settings.FERRY_STORAGE_LOCATION = f"s3://{bucket}/ferry"
+    settings.FERRY_BUCKETS = {
+        "s3": {k: v for k, v in asdict(moto_server.config()).items() if v is not None}
+    }
+    settings.FERRY_IMPORT_LOCATIONS = [f"s3://{cromwell.bucket}/"]
+    response = client_for("staff").post(
+        "/api/cromwell-servers/",
+        {
+            "name": "general",
+            "url": cromwell.url,
+            "options": {
+                "inputs_location": f"s3://{cromwell.bucket}/ferry-inputs/",
+                "outputs_location": f"s3://{cromwell.bucket}/",
+            },
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+
+
+def _operation(tmp_path: Path, name: str, text: str) -> Any:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "main.wdl").write_text(text)
+    return make_wdl_operation(folder)
+
+
+def _finish(job_ids: list[str], timeout_s: float = 150) -> list[Job]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        jobs = [Job.objects.get(pk=job_id) for job_id in job_ids]
+        if all(job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) for job in jobs):
+            return jobs
+        assert time.monotonic() < deadline, [job.status for job in jobs]
+        runner.poll_cycle()
+        time.sleep(0.3)
+
+
+def test_call_inputs_single_tasks_and_struct_inputs_on_cromwell(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    server: None,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    client = client_for("editor")
+    reads = []
+    for name in ("words.txt", "reads.txt"):
+        response = client.generic(
+            "PUT",
+            f"/api/files/upload/?workspace={workspace.pk}&name={name}",
+            b"ab\ncd\n",  # type: ignore[arg-type]
+            content_type="application/octet-stream",
+        )
+        assert response.status_code == 201, response.content
+        reads.append(response.json()["id"])
+    runs = [
+        (_operation(tmp_path, "hello", HELLO), {"hello__addressee": "Ada"}),
+        (_operation(tmp_path, "shout", ONE_TASK), {"words": reads[0]}),
+        (
+            _operation(tmp_path, "struct", STRUCT_INPUT),
+            {"sample": {"name": "s1", "reads": reads[1]}},
+        ),
+    ]
+    created = [
+        run_job(
+            client,
+            {
+                "operation": str(operation.pk),
+                "workspace": str(workspace.pk),
+                "inputs": inputs,
+                "executor": EXECUTOR,
+            },
+            django_capture_on_commit_callbacks,
+        )
+        for operation, inputs in runs
+    ]
+    hello, shout, struct = _finish([job["id"] for job in created])
+    for job in (hello, shout, struct):
+        assert job.status == JobStatus.SUCCEEDED, (job.error_message, job.error_detail)
+    assert hello.run_spec["inputs"] == {
+        "wf_hello.hello.addressee": "Ada",
+        "wf_hello.hello.greeting": "Hello",  # the task's literal default, filled in by Ferry
+    }
+    assert hello.outputs["salutation"] == "Hello Ada!"
+    assert shout.outputs["lines"] == 2
+    staged = struct.run_spec["inputs"]["count_sample.sample"]["reads"]
+    assert staged.startswith("s3://") and "/ferry-inputs/" in staged
+    assert struct.outputs["line"] == "s1 2"
