@@ -798,8 +798,10 @@ class MiniwdlExecutor(Executor):
         values: dict[str, Any] = {}
         files: dict[str, list[Path]] = {}
         structured: dict[str, Any] = {}
+        renamed: dict[str, str] = spec.get("output_names") or {}
         for key, value in raw.items():
             name = key.removeprefix(prefix)
+            name = renamed.get(name, name)  # draft-2 ``call.out`` outputs have Ferry names
             if value is None:
                 continue  # an optional output without a value
             shape = engine_shape(declared.get(name))

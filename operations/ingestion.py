@@ -33,7 +33,9 @@ Nothing is built (the tasks name their own images): the workflow's files are kep
 convention, in :func:`wdl_bundle_dir` (``$FERRY_VAR_DIR/operations/<name>/<revision>``), and
 ``spec["wdl"]`` records ``workflow_name``, ``wdl_version``, ``imports`` and ``files``, and
 ``engine_names`` when the workflow leaves inputs of its calls unset (``{"hello__name":
-"hello.name"}``: those are operation inputs too, see ``wdl/call_inputs.py``).
+"hello.name"}``: those are operation inputs too, see ``wdl/call_inputs.py``), and
+``output_names`` for draft-2 outputs named by their call (``{"hello__salutation":
+"hello.salutation"}``).
 
 Errors are :class:`IngestionError` (an ``ApplicationError``; status 400 unless said otherwise):
 ``invalid_source`` (can't fetch it, no spec, no Dockerfile, no workflow file),
@@ -727,6 +729,9 @@ def check_wdl_source(
     if signature.get("engine_names"):
         # Inputs of calls the workflow leaves unset: Ferry's name -> the engines' call.input.
         spec["wdl"]["engine_names"] = dict(signature["engine_names"])
+    if signature.get("output_names"):
+        # Draft-2 outputs named by their call: Ferry's name -> the engines' call.output.
+        spec["wdl"]["output_names"] = dict(signature["output_names"])
     report(
         f"Workflow {loaded.workflow_name} (WDL {loaded.wdl_version}): "
         f"{len(loaded.imported_files)} imported files, {len(spec['inputs'])} inputs, "

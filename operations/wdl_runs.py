@@ -89,6 +89,11 @@ def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSp
         "files": files,
         "outputs": outputs,
         "limits": limits,
+        # The engines' names of outputs Ferry renamed (draft-2 ``call.output``) -> Ferry's.
+        "output_names": {
+            engine: ferry
+            for ferry, engine in ((spec.get("wdl") or {}).get("output_names") or {}).items()
+        },
     }
 
 

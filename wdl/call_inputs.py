@@ -130,3 +130,20 @@ def call_inputs(
             "default": default,
         }
     return inputs, engine_names
+
+
+def call_outputs(outputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``(outputs, output_names)``: draft-2 outputs named by their call (``output {
+    hello.salutation }``, ``hello.*``: the engines report them as ``wf.hello.salutation``)
+    renamed like call inputs (``hello__salutation``), and each new name's engine name."""
+    taken = {name for name in outputs if "." not in name}
+    renamed: dict[str, Any] = {}
+    output_names: dict[str, str] = {}
+    for name, spec in outputs.items():
+        if "." in name:
+            safe = safe_name(name, taken)
+            taken.add(safe)
+            output_names[safe] = name
+            name = safe
+        renamed[name] = spec
+    return renamed, output_names

@@ -24,7 +24,8 @@ required; the value becomes the ``default`` when it is a literal (a number, stri
 placeholders, boolean, or array of them), and ``None`` otherwise (the workflow computes it).
 
 Outputs are the workflow's ``output {}`` section (none without one), named without the workflow
-prefix. Their structure is kept (see ``wdl/outputs.py``): ``File`` → ``file``; scalars as
+prefix; draft-2 outputs named by their call (``hello.salutation``, or each of ``hello.*``) are
+named ``hello__salutation`` (the signature's ``output_names`` maps them back). Their structure is kept (see ``wdl/outputs.py``): ``File`` → ``file``; scalars as
 above; ``Array[X]`` → ``list`` with ``items`` X; ``Map[String, X]`` → ``map`` with ``values`` X;
 ``Pair[X, Y]`` → ``pair`` with ``left``/``right``; a struct → ``struct`` with ``members``; at any
 depth (``Array[Array[File]]``, ``Map[String, Array[File]]``…). ``Directory``, ``Object`` and maps
@@ -43,7 +44,7 @@ from typing import Any
 
 import WDL
 
-from wdl.call_inputs import call_inputs
+from wdl.call_inputs import call_inputs, call_outputs
 from wdl.errors import MetadataInvalid, WdlError, WorkflowInvalid
 from wdl.input_shapes import input_shape, is_structured
 from wdl.loading import LoadedWorkflow
@@ -224,15 +225,6 @@ def _outputs(loaded: LoadedWorkflow, errors: list[WdlError]) -> dict[str, Any]:
     parameter_meta = loaded.workflow.parameter_meta or {}
     outputs: dict[str, Any] = {}
     for decl in loaded.workflow.outputs or []:
-        if "." in decl.name:
-            errors.append(
-                loaded.error_at(
-                    decl.pos,
-                    f"output {decl.name}: give it a name of its own "
-                    f"(like `{decl.type} {decl.name.rsplit('.', 1)[-1]} = {decl.name}`)",
-                )
-            )
-            continue
         typed, why = _output_shape(decl.type)
         if typed is None:
             name = _base_name(decl.type)
@@ -258,7 +250,7 @@ def derive_signature(loaded: LoadedWorkflow) -> dict[str, Any]:
     workflow; raise :class:`WorkflowInvalid` listing every input/output Ferry can't map."""
     errors: list[WdlError] = []
     inputs = _inputs(loaded, errors)
-    outputs = _outputs(loaded, errors)
+    outputs, output_names = call_outputs(_outputs(loaded, errors))
     nested, engine_names = call_inputs(
         loaded,
         set(inputs),
@@ -276,6 +268,7 @@ def derive_signature(loaded: LoadedWorkflow) -> dict[str, Any]:
         "inputs": {**inputs, **nested},
         "outputs": outputs,
         "engine_names": engine_names,
+        "output_names": output_names,
     }
 
 

@@ -668,6 +668,7 @@ class CromwellExecutor(Executor):
         for qualified, value in raw.items():
             name = qualified[len(prefix) :] if prefix and qualified.startswith(prefix) else ""
             name = name or qualified.split(".", 1)[-1]
+            name = (spec.get("output_names") or {}).get(name, name)  # draft-2 ``call.out``
             shape = engine_shape(declared.get(name))
             if shape is None:
                 result.values[name] = value

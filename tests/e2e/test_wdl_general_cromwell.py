@@ -1,7 +1,8 @@
 """The same public-WDL shapes on a Cromwell server (tests/cromwell_server, which runs what it is
 sent with miniwdl): a call input the workflow leaves unset reaches Cromwell as
-``wf.call.input``, as Cromwell's own inputs JSON names it; a document of one task runs; a file
-inside a struct input is staged into the server's inputs_location like any file input."""
+``wf.call.input``, as Cromwell's own inputs JSON names it; a draft-2 output named by its call
+comes back under Ferry's name for it; a document of one task runs; a file inside a struct input
+is staged into the server's inputs_location like any file input."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from api.models import Workspace
 from operations import runner
 from operations.models import Job
 from operations.states import JobStatus
-from tests.e2e.test_wdl_general_runs import HELLO, ONE_TASK
+from tests.e2e.test_wdl_general_runs import HELLO, HELLO_DRAFT2, ONE_TASK
 from tests.operations_fixtures import make_wdl_operation
 from tests.test_jobs import run_job
 
@@ -153,6 +154,7 @@ def test_call_inputs_single_tasks_and_struct_inputs_on_cromwell(
             _operation(tmp_path, "struct", STRUCT_INPUT),
             {"sample": {"name": "s1", "reads": reads[1]}},
         ),
+        (_operation(tmp_path, "hello2", HELLO_DRAFT2), {"hello__addressee": "m'Lord"}),
     ]
     created = [
         run_job(
@@ -167,8 +169,8 @@ def test_call_inputs_single_tasks_and_struct_inputs_on_cromwell(
         )
         for operation, inputs in runs
     ]
-    hello, shout, struct = _finish([job["id"] for job in created])
-    for job in (hello, shout, struct):
+    hello, shout, struct, hello2 = _finish([job["id"] for job in created])
+    for job in (hello, shout, struct, hello2):
         assert job.status == JobStatus.SUCCEEDED, (job.error_message, job.error_detail)
     assert hello.run_spec["inputs"] == {
         "wf_hello.hello.addressee": "Ada",
@@ -179,3 +181,4 @@ def test_call_inputs_single_tasks_and_struct_inputs_on_cromwell(
     staged = struct.run_spec["inputs"]["count_sample.sample"]["reads"]
     assert staged.startswith("s3://") and "/ferry-inputs/" in staged
     assert struct.outputs["line"] == "s1 2"
+    assert hello2.outputs == {"hello__salutation": "Hello m'Lord!"}

@@ -44,6 +44,29 @@ workflow wf_hello {
 }
 """
 
+# Cromwell's canonical hello in draft-2: the call leaves addressee unset, and the output is named
+# by its call (the engines report it as wf_hello.hello.salutation).
+HELLO_DRAFT2 = """task hello {
+  String addressee
+  command {
+    echo "Hello ${addressee}!"
+  }
+  output {
+    String salutation = read_string(stdout())
+  }
+  runtime {
+    docker: "ferry/busybox:latest"
+  }
+}
+
+workflow wf_hello {
+  call hello
+  output {
+    hello.salutation
+  }
+}
+"""
+
 ONE_TASK = """version 1.0
 
 task shout {
@@ -146,3 +169,23 @@ def test_a_document_of_one_task_runs_as_an_operation(
     assert loud.produced_by_id == done.pk
     data = client.get(f"/api/files/{loud.pk}/download/")
     assert b"".join(data.streaming_content) == b"AB\nCD\nAB\nCD\n"  # type: ignore[attr-defined]
+
+
+def test_draft2_hello_with_its_output_named_by_the_call_runs(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    operation = make_wdl_operation(_source(tmp_path, "hello2", HELLO_DRAFT2))
+    assert list(operation.spec["outputs"]) == ["hello__salutation"]
+    assert operation.spec["wdl"]["output_names"] == {"hello__salutation": "hello.salutation"}
+    body = {
+        "operation": str(operation.pk),
+        "workspace": str(workspace.pk),
+        "inputs": {"hello__addressee": "m'Lord"},
+    }
+    job = run_job(client_for("editor"), body, django_capture_on_commit_callbacks)
+    done = wait_terminal(job["id"], timeout=120)
+    assert done.status == JobStatus.SUCCEEDED, (done.error_message, done.error_detail)
+    assert done.outputs == {"hello__salutation": "Hello m'Lord!"}

@@ -156,3 +156,17 @@ def test_from_wdl_1_1_optional_call_inputs_need_allow_nested_inputs(
     signature = derive(NESTED_11.replace("META", meta))
     assert list(signature["inputs"]) == exposed
     assert signature["inputs"]["t__who"]["required"] is True
+
+
+def test_draft2_outputs_named_by_their_call_are_renamed_like_call_inputs() -> None:
+    source = HELLO_DRAFT2.replace(
+        "output { String greeting = hello.salutation }", "output { hello.salutation }"
+    ).replace("call hello", "call hello\n  call hello as again")
+    source = source.replace("output { hello.salutation }", "output { hello.salutation again.* }")
+    signature = derive(source)
+    assert list(signature["outputs"]) == ["hello__salutation", "again__salutation"]
+    assert signature["output_names"] == {
+        "hello__salutation": "hello.salutation",
+        "again__salutation": "again.salutation",
+    }
+    assert signature["outputs"]["hello__salutation"]["type"] == "string"
