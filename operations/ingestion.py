@@ -86,6 +86,7 @@ from .spec import (
     child_path,
     load_document,
 )
+from .wdl_engines import cromwell_opinions
 
 FERRY_SPEC_NAMES = ("operation.json", "operation.yaml", "operation.yml")
 IMAGE_REPOSITORY = "ferry-op"
@@ -801,6 +802,8 @@ def _ingest_wdl(
             report(f"Restored its missing workflow files in {target}")
         report(f"{name} {version} at revision {revision[:12]} is already in the catalog")
         return existing, False
+    # What the registered Cromwell servers say (a refusal is a warning: miniwdl runs it).
+    opinions = cromwell_opinions(checked.bundle, tuple(spec["wdl"]["imports"]), report)
     if store_bundle(checked.bundle, target):
         report(f"Kept the workflow's files in {target}")
     operation, created = _record(
@@ -812,7 +815,7 @@ def _ingest_wdl(
         spec=spec,
         image="",
         source=fetched.source,
-        build_log=checked.log,
+        build_log=checked.log + "".join(f"{line}\n" for line in opinions),
         added_by=added_by,
     )
     if created:

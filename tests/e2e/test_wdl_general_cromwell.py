@@ -182,3 +182,40 @@ def test_call_inputs_single_tasks_and_struct_inputs_on_cromwell(
     assert staged.startswith("s3://") and "/ferry-inputs/" in staged
     assert struct.outputs["line"] == "s1 2"
     assert hello2.outputs == {"hello__salutation": "Hello m'Lord!"}
+
+
+def test_a_cromwell_server_refusing_a_workflow_is_shown_when_it_is_added(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    server: None,
+    cromwell: CromwellServer,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # The server's womtool refuses what miniwdl accepts (mixed tabs and spaces in a command):
+    # the operation is added (miniwdl runs it), with the disagreement in its check log; a job
+    # sent to that server is refused when it starts, saying what the server said.
+    refusal = "Failed to process task definition 'hello' (reason 1 of 1): mixed tabs and spaces"
+    cromwell.faults(describe_refuses=refusal)
+    # (a revision of its own: the server's verdict is remembered per operation revision)
+    operation = _operation(tmp_path, "hello", HELLO + "\n# refused by the server\n")
+    assert f"Warning: {EXECUTOR} refuses this workflow, which miniwdl accepts: {refusal}" in (
+        operation.build_log
+    )
+    created = run_job(
+        client_for("editor"),
+        {
+            "operation": str(operation.pk),
+            "workspace": str(workspace.pk),
+            "inputs": {"hello__addressee": "Ada"},
+            "executor": EXECUTOR,
+        },
+        django_capture_on_commit_callbacks,
+    )
+    (job,) = _finish([created["id"]])
+    assert job.status == JobStatus.FAILED
+    assert refusal in job.error_message
+
+    cromwell.faults(describe_refuses="")
+    accepted = _operation(tmp_path, "shout", ONE_TASK)
+    assert f"{EXECUTOR} (Cromwell's describe) accepts the workflow too" in accepted.build_log
