@@ -170,3 +170,72 @@ def test_draft2_outputs_named_by_their_call_are_renamed_like_call_inputs() -> No
         "again__salutation": "again.salutation",
     }
     assert signature["outputs"]["hello__salutation"]["type"] == "string"
+
+
+def test_a_required_call_input_of_a_type_ferry_cant_take_is_an_error_at_the_call() -> None:
+    source = """version development
+
+task listing {
+  input {
+    Directory folder
+  }
+  command <<< ls '~{folder}' >>>
+  output { String names = read_string(stdout()) }
+}
+
+workflow w {
+  call listing
+  output { String names = listing.names }
+}
+"""
+    with pytest.raises(wdl.WorkflowInvalid) as caught:
+        derive(source)
+    (error,) = caught.value.errors
+    assert (error["line"], error["column"]) == (12, 3)
+    assert error["message"].startswith(
+        "call listing leaves its required input folder unset, and its type Directory can't be "
+        "an operation input"
+    )
+
+
+def test_a_draft2_document_of_one_task_takes_its_declarations_as_inputs() -> None:
+    source = """
+task count {
+  File reads
+  Int min = 2
+  String label = "n: " + min
+  command { wc -l < ${reads} }
+  output { Int lines = read_int(stdout()) }
+}
+"""
+    signature = derive(source)
+    assert signature["workflow_name"] == "count"
+    assert list(signature["inputs"]) == ["reads", "min"]  # label is computed
+    assert signature["inputs"]["min"]["default"] == 2
+    assert list(signature["outputs"]) == ["lines"]
+
+
+def test_a_task_library_is_refused_saying_so_at_its_second_task() -> None:
+    source = """version 1.0
+
+task one {
+  command <<< echo 1 >>>
+}
+
+task two {
+  command <<< echo 2 >>>
+}
+"""
+    with pytest.raises(wdl.WorkflowInvalid) as caught:
+        wdl.load_workflow(wdl.bundle_from_text(source))
+    (error,) = caught.value.errors
+    assert (error["file"], error["line"], error["column"]) == ("main.wdl", 7, 1)
+    assert error["message"].startswith(
+        "main.wdl is a task library (2 tasks: one, two) with no workflow"
+    )
+
+
+def test_a_document_of_structs_only_is_refused() -> None:
+    source = "version 1.0\n\nstruct Pt {\n  Int x\n}\n"
+    with pytest.raises(wdl.WorkflowInvalid, match="no workflow and no task in main.wdl"):
+        wdl.load_workflow(wdl.bundle_from_text(source))
