@@ -237,5 +237,5 @@ task two {
 
 def test_a_document_of_structs_only_is_refused() -> None:
     source = "version 1.0\n\nstruct Pt {\n  Int x\n}\n"
-    with pytest.raises(wdl.WorkflowInvalid, match="no workflow and no task in main.wdl"):
+    with pytest.raises(wdl.WorkflowInvalid, match=r"no workflow and no task in main\.wdl"):
         wdl.load_workflow(wdl.bundle_from_text(source))
