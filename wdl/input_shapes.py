@@ -91,6 +91,23 @@ def is_structured(spec: Mapping[str, Any]) -> bool:
     return False
 
 
+def input_file_nodes(shape: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The ``file`` nodes of an input spec (the input itself when it is a file), at any depth."""
+    kind = shape.get("type")
+    if kind == "file":
+        yield shape
+    elif kind == "list":
+        yield from input_file_nodes(shape["items"])
+    elif kind == "map":
+        yield from input_file_nodes(shape["values"])
+    elif kind == "pair":
+        yield from input_file_nodes(shape["left"])
+        yield from input_file_nodes(shape["right"])
+    elif kind == "struct":
+        for member in shape["members"].values():
+            yield from input_file_nodes(member)
+
+
 def children(shape: Mapping[str, Any], value: Any) -> Iterator[tuple[str | int, Any, Any]]:
     """``(key, inner shape, inner value)`` for each part of a structured value that fits the
     shape's kind (parts that don't fit are skipped: the value is checked elsewhere)."""

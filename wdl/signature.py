@@ -46,7 +46,7 @@ import WDL
 
 from wdl.call_inputs import call_inputs, call_outputs
 from wdl.errors import MetadataInvalid, WdlError, WorkflowInvalid
-from wdl.input_shapes import input_shape, is_structured
+from wdl.input_shapes import input_file_nodes, input_shape, is_structured
 from wdl.loading import LoadedWorkflow
 from wdl.outputs import file_shapes
 
@@ -284,7 +284,7 @@ def _path(*parts: str) -> str:
 
 def _merge_input(spec: dict[str, Any], meta: Mapping[str, Any], name: str) -> list[dict[str, str]]:
     problems = []
-    target = spec["items"] if spec["type"] == "list" else spec
+    files = list(input_file_nodes(spec))  # the input itself, or its files at any depth
     for key, value in meta.items():
         path = _path("inputs", name, str(key))
         if key not in _INPUT_META_KEYS:
@@ -296,7 +296,7 @@ def _merge_input(spec: dict[str, Any], meta: Mapping[str, Any], name: str) -> li
                 spec["description"] = value
             else:
                 problems.append({"path": path, "message": "must be a string"})
-        elif target.get("type") != "file":
+        elif not files:
             problems.append({"path": path, "message": f"input {name} takes no files"})
         elif (
             not isinstance(value, list)
@@ -307,7 +307,8 @@ def _merge_input(spec: dict[str, Any], meta: Mapping[str, Any], name: str) -> li
                 {"path": path, "message": f"must be a non-empty list drawn from {list(FILE_TYPES)}"}
             )
         else:
-            target["file_types"] = [t for t in FILE_TYPES if t in value]
+            for file_spec in files:
+                file_spec["file_types"] = [t for t in FILE_TYPES if t in value]
     return problems
 
 

@@ -239,3 +239,28 @@ def test_a_document_of_structs_only_is_refused() -> None:
     source = "version 1.0\n\nstruct Pt {\n  Int x\n}\n"
     with pytest.raises(wdl.WorkflowInvalid, match=r"no workflow and no task in main\.wdl"):
         wdl.load_workflow(wdl.bundle_from_text(source))
+
+
+def test_metadata_file_types_reach_the_files_inside_a_structured_input() -> None:
+    source = """version 1.0
+
+struct Sample {
+  String name
+  File reads
+}
+
+workflow w {
+  input {
+    Sample sample
+    Pair[String, Int] tag
+  }
+  output {
+    String name = sample.name
+  }
+}
+"""
+    signature = derive(source)
+    merged = wdl.merge_metadata(signature, {"inputs": {"sample": {"file_types": ["text"]}}})
+    assert merged["inputs"]["sample"]["members"]["reads"]["file_types"] == ["text"]
+    with pytest.raises(wdl.MetadataInvalid, match="input tag takes no files"):
+        wdl.merge_metadata(signature, {"inputs": {"tag": {"file_types": ["text"]}}})
