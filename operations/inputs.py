@@ -6,6 +6,8 @@ Errors are collected for every input and reported by path (``inputs.min_rows``,
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -105,6 +107,9 @@ def _check_structured(
         return None
     if kind == "map":
         parts = {str(key): spec["values"] for key in value}
+        for key in value:
+            if not _is_map_key(spec.get("keys", "string"), str(key)):
+                errors.add(f"{path}.{key}", f"This map's keys are {spec['keys']} values.")
     elif kind == "pair":
         parts = {"left": spec["left"], "right": spec["right"]}
     else:
@@ -122,6 +127,20 @@ def _check_structured(
             continue
         checked[key] = _check(part, value[key], inner_path, errors, user)
     return checked
+
+
+def _is_map_key(kind: str, key: str) -> bool:
+    """Whether a JSON object key stands for a WDL map key of this type (``"1"`` for ``Int``)."""
+    if kind == "integer":
+        return bool(re.fullmatch(r"-?[0-9]+", key))
+    if kind == "float":
+        try:
+            return math.isfinite(float(key))
+        except ValueError:
+            return False
+    if kind == "boolean":
+        return key in ("true", "false")
+    return True
 
 
 def _check_scalar(spec: dict[str, Any], value: Any, path: str, errors: _Errors) -> Any:

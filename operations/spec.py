@@ -547,6 +547,7 @@ _INPUT_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
     "struct": ("members",),
 }
 _STRUCTURED_KINDS = ("list", "map", "pair", "struct")
+_MAP_KEY_TYPES = ("string", "integer", "float", "boolean")  # a map's keys, as JSON object keys
 
 
 def _is_structured_input(raw: Mapping[str, Any]) -> bool:
@@ -577,7 +578,7 @@ def _input_shape(raw: Any, path: str, problems: _Problems, *, top: bool) -> dict
             else f"is required; one of {kinds}",
         )
         return None
-    allowed = {"type", *_INPUT_SHAPE_KEYS[str(kind)]}
+    allowed = {"type", *_INPUT_SHAPE_KEYS[str(kind)], *(("keys",) if kind == "map" else ())}
     allowed |= _INPUT_COMMON_KEYS if top else {"optional"}
     what = f"a {kind} input" if top else f"a {kind} inside an input"
     _unknown_keys(raw, allowed, path, problems, what)
@@ -593,6 +594,12 @@ def _input_shape(raw: Any, path: str, problems: _Problems, *, top: bool) -> dict
             return None
         out["file_types"] = checked["file_types"]
     elif kind in ("list", "map", "pair"):
+        keys = raw.get("keys", "string") if kind == "map" else "string"
+        if keys not in _MAP_KEY_TYPES:
+            problems.add(child_path(path, "keys"), f"must be one of {list(_MAP_KEY_TYPES)}")
+            return None
+        if keys != "string":
+            out["keys"] = keys
         for key in _INPUT_SHAPE_KEYS[kind]:
             inner = _input_shape(raw.get(key), child_path(path, key), problems, top=False)
             if inner is None:

@@ -329,18 +329,18 @@ def test_draft2_inputs_are_the_settable_declarations() -> None:
 
 
 def test_unsupported_types_are_reported_where_declared() -> None:
-    # Its Map[String, Int], Pair, Array[Array[File]] and struct inputs were refused once; they
-    # keep their structure now (wdl/input_shapes.py). Maps keyed by Int are still refused.
+    # Its Map[String, Int], Pair, Array[Array[File]] and struct inputs were refused once, and
+    # its Map[Int, String] outputs; they keep their structure now (wdl/input_shapes.py, maps
+    # keyed by any scalar). Maps keyed by File are refused, as input and as output.
     errors = errors_of("unsupported_types")
-    assert places(errors) == [
-        ("main.wdl", 20, 5),
-        ("main.wdl", 22, 5),  # Array[Array[File]], maps keyed by String, pairs, structs: fine
-    ]
+    assert places(errors) == [("main.wdl", 14, 5), ("main.wdl", 29, 5)]
     assert errors[0]["message"].startswith(
-        "output codes: type Map[Int,String] is not supported as an operation output; "
-        "a Map's keys must be String, not Int ("
+        "input weights: type Map[File,Int] is not supported as an operation input"
     )
-    assert "a Map's keys must be String, not Int" in errors[1]["message"]
+    assert errors[1]["message"].startswith(
+        "output weights_out: type Map[File,Int] is not supported as an operation output; "
+        "a Map's keys must be String, Int, Float or Boolean, not File ("
+    )
     # Array[Array[File]] outputs keep their structure (they were flattened once).
     nested = WDL.Type.Array(WDL.Type.Array(WDL.Type.File()))
     assert output_type(nested) == {

@@ -1,4 +1,4 @@
-"""Structured WDL inputs: ``Pair``, ``Map[String, …]``, structs, arrays of arrays, optional items.
+"""Structured WDL inputs: ``Pair``, ``Map``, structs, arrays of arrays, optional items.
 
 The inputs ``wdl/signature.py`` maps flat (``File``, scalars, ``Array[File]``, ``Array[scalar]``)
 keep their flat form. Any other input type becomes a *shape*, the way outputs keep theirs
@@ -8,14 +8,16 @@ keep their flat form. Any other input type becomes a *shape*, the way outputs ke
     File                            {"type": "file", "file_types": [...]}
     Array[X]                        {"type": "list", "items": X}
     Map[String, X]                  {"type": "map", "values": X}
+    Map[Int, X] (Float, Boolean)    {"type": "map", "keys": "integer", "values": X}
     Pair[X, Y]                      {"type": "pair", "left": X, "right": Y}
     a struct                        {"type": "struct", "members": {"name": X, ...}}
     X? inside another type          X with "optional": true
 
 A job gives its value as the engines' inputs JSON does: lists as arrays, maps and structs as
 objects, pairs as ``{"left": …, "right": …}``, a file as a Ferry file id; Ferry replaces each file
-id with where the engine reads the file (:func:`map_files`). ``Directory``, ``Object`` and maps
-keyed by anything but ``String`` are not supported.
+id with where the engine reads the file (:func:`map_files`); a map's keys are JSON object keys
+(``{"1": …}`` for an ``Int`` key). ``Directory``, ``Object`` and maps keyed by ``File`` or a
+compound type are not supported.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import WDL
 
 FILE_TYPES = ("table", "json", "text", "binary")  # the same as operations.spec.FILE_TYPES
 STRUCTURED_KINDS = ("list", "map", "pair", "struct")
+MAP_KEYS_WHY = "a Map's keys must be String, Int, Float or Boolean, not {}"
 _SCALARS = {
     WDL.Type.Int: "integer",
     WDL.Type.Float: "float",
@@ -56,10 +59,13 @@ def _shape(wdl_type: WDL.Type.Base) -> tuple[dict[str, Any] | None, str]:
         shape = {"type": "list", "items": items} if items else None
     elif isinstance(wdl_type, WDL.Type.Map):
         key_type, value_type = wdl_type.item_type
-        if not isinstance(key_type, WDL.Type.String):
-            return None, f"a Map's keys must be String, not {str(key_type).rstrip('?')}"
+        key_kind = _SCALARS.get(type(key_type))
+        if key_kind is None:
+            return None, MAP_KEYS_WHY.format(str(key_type).rstrip("?"))
         values, why = _shape(value_type)
         shape = {"type": "map", "values": values} if values else None
+        if shape is not None and key_kind != "string":
+            shape["keys"] = key_kind  # given as JSON object keys ("1"), as the engines take them
     elif isinstance(wdl_type, WDL.Type.Pair):
         left, why_left = _shape(wdl_type.left_type)
         right, why_right = _shape(wdl_type.right_type)

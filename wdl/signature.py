@@ -16,20 +16,21 @@ WDL                          Ferry input
 ``Array[X]`` (X a scalar)    ``list`` of X
 ==========================  ==============================================================
 
-``Map[String, X]``, ``Pair``, structs, arrays of arrays and optional items keep their
-structure (see ``wdl/input_shapes.py``; their default is the workflow's own, not shown);
-``Directory``, ``Object`` and maps keyed by anything but ``String`` are reported as unsupported,
-at the declaration. ``X?`` and declarations with a value are not
-required; the value becomes the ``default`` when it is a literal (a number, string without
+``Map``, ``Pair``, structs, arrays of arrays and optional items keep their structure (see
+``wdl/input_shapes.py``; their default is the workflow's own, not shown); ``Directory``,
+``Object`` and maps keyed by ``File`` or a compound type are reported as unsupported, at the
+declaration. ``X?`` and declarations with a value are not required; the value becomes the ``default`` when it is a literal (a number, string without
 placeholders, boolean, or array of them), and ``None`` otherwise (the workflow computes it).
 
 Outputs are the workflow's ``output {}`` section (none without one), named without the workflow
 prefix; draft-2 outputs named by their call (``hello.salutation``, or each of ``hello.*``) are
-named ``hello__salutation`` (the signature's ``output_names`` maps them back). Their structure is kept (see ``wdl/outputs.py``): ``File`` → ``file``; scalars as
-above; ``Array[X]`` → ``list`` with ``items`` X; ``Map[String, X]`` → ``map`` with ``values`` X;
+named ``hello__salutation`` (the signature's ``output_names`` maps them back). Their structure
+is kept (see ``wdl/outputs.py``): ``File`` → ``file``; scalars as above; ``Array[X]`` →
+``list`` with ``items`` X; ``Map[K, X]`` → ``map`` with ``values`` X (keys as the engines'
+JSON gives them: strings);
 ``Pair[X, Y]`` → ``pair`` with ``left``/``right``; a struct → ``struct`` with ``members``; at any
 depth (``Array[Array[File]]``, ``Map[String, Array[File]]``…). ``Directory``, ``Object`` and maps
-keyed by anything but ``String`` are reported as unsupported, at the declaration. Output files
+keyed by ``File`` or a compound type are reported as unsupported, at the declaration. Output files
 get the file type ``binary`` unless metadata says otherwise. ``X?`` outputs are not required.
 
 Descriptions come from the workflow's ``meta``/``parameter_meta`` and can be overridden by
@@ -46,17 +47,19 @@ import WDL
 
 from wdl.call_inputs import call_inputs, call_outputs
 from wdl.errors import MetadataInvalid, WdlError, WorkflowInvalid
-from wdl.input_shapes import input_file_nodes, input_shape, is_structured
+from wdl.input_shapes import MAP_KEYS_WHY, input_file_nodes, input_shape, is_structured
 from wdl.loading import LoadedWorkflow
 from wdl.outputs import file_shapes
 
 FILE_TYPES = ("table", "json", "text", "binary")  # the same as operations.spec.FILE_TYPES
 DEFAULT_OUTPUT_FILE_TYPE = "binary"
 _SUPPORTED_INPUTS = (
-    "File, Int, Float, String, Boolean, and Arrays, Map[String, …], Pairs and structs of them"
+    "File, Int, Float, String, Boolean, and Arrays, Maps (keyed by a scalar), Pairs and structs "
+    "of them"
 )
 _SUPPORTED_OUTPUTS = (
-    "File, Int, Float, String, Boolean, and Arrays, Map[String, …], Pairs and structs of them"
+    "File, Int, Float, String, Boolean, and Arrays, Maps (keyed by a scalar), Pairs and structs "
+    "of them"
 )
 
 
@@ -98,8 +101,8 @@ def _output_shape(wdl_type: WDL.Type.Base) -> tuple[dict[str, Any] | None, str]:
         return ({"type": "list", "items": items}, "") if items else (None, why)
     if isinstance(wdl_type, WDL.Type.Map):
         key_type, value_type = wdl_type.item_type
-        if not isinstance(key_type, WDL.Type.String):
-            return None, f"a Map's keys must be String, not {_base_name(key_type)}"
+        if _scalar(key_type) is None:  # the engines' JSON gives other keys as strings too
+            return None, MAP_KEYS_WHY.format(_base_name(key_type))
         values, why = _output_shape(value_type)
         return ({"type": "map", "values": values}, "") if values else (None, why)
     if isinstance(wdl_type, WDL.Type.Pair):

@@ -1,6 +1,6 @@
 """Inputs (and outputs) of every WDL type through a real miniwdl run: a struct with a File and an
 optional member, a Pair holding a File, a Map[String, File], an Array[Array[Int]] and an
-Array[String?]. Each keeps its structure; the files inside are Ferry Files, given by id and
+Array[String?] and a Map[Int, String]. Each keeps its structure; the files inside are Ferry Files, given by id and
 handed to the engine as files, and the files the run makes inside structures come back as Files."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ workflow structured {
     Map[String, File] by_name
     Array[Array[Int]] grid
     Array[String?] maybe_names
+    Map[Int, String] codes
   }
 
   call describe {
@@ -52,6 +53,7 @@ workflow structured {
     Map[String, File] copies = describe.copies
     Array[Array[Int]] grid_out = grid
     Int? depth = sample.depth
+    Map[Int, String] codes_out = codes
   }
 }
 
@@ -143,6 +145,7 @@ def test_structured_inputs_and_outputs_keep_their_structure_on_miniwdl(
         "default": None,
     }
     assert inputs["maybe_names"]["items"] == {"type": "string", "optional": True}
+    assert (inputs["codes"]["keys"], inputs["codes"]["values"]) == ("integer", {"type": "string"})
 
     client = client_for("editor")
     reads = _upload(client, workspace, "reads.txt", b"ACGT\n")
@@ -158,6 +161,7 @@ def test_structured_inputs_and_outputs_keep_their_structure_on_miniwdl(
             "by_name": {"a": a, "b": "not-a-file-id"},
             "grid": [[1, 2], ["x"]],
             "maybe_names": ["x", None],
+            "codes": {"1": "one", "two": "2"},
         },
     }
     refused = client.post("/api/jobs/", body, format="json")
@@ -168,6 +172,7 @@ def test_structured_inputs_and_outputs_keep_their_structure_on_miniwdl(
         "inputs.tagged.right",
         "inputs.by_name.b",
         "inputs.grid[1][0]",
+        "inputs.codes.two",
     }, details
 
     body["inputs"].update(
@@ -175,6 +180,7 @@ def test_structured_inputs_and_outputs_keep_their_structure_on_miniwdl(
         tagged={"left": "t1", "right": tag},
         by_name={"a": a, "b": b},
         grid=[[1, 2], [3]],
+        codes={"1": "one", "2": "two"},
     )
     job = run_job(client, body, django_capture_on_commit_callbacks)
     done = wait_terminal(job["id"], timeout=150)
@@ -189,6 +195,7 @@ def test_structured_inputs_and_outputs_keep_their_structure_on_miniwdl(
 
     outputs = done.outputs
     assert outputs["grid_out"] == [[1, 2], [3]]
+    assert outputs["codes_out"] == {"1": "one", "2": "two"}
     assert outputs.get("depth") is None  # an optional output without a value
     assert outputs["counted"]["left"] == 3
     summary = _text(client, outputs["counted"]["right"])
