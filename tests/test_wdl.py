@@ -65,7 +65,7 @@ def zip_of(folder: Path, prefix: str = "") -> bytes:
 
 def test_the_package_does_not_import_django() -> None:
     modules = "wdl, wdl.bundle, wdl.dependencies, wdl.errors, wdl.inputs, wdl.loading"
-    modules += ", wdl.outputs, wdl.signature, wdl.call_inputs"
+    modules += ", wdl.outputs, wdl.signature, wdl.call_inputs, wdl.input_shapes"
     code = f"import sys, {modules}; assert 'django' not in sys.modules, 'django imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
 
