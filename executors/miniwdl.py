@@ -884,8 +884,9 @@ class MiniwdlExecutor(Executor):
         values: dict[str, Any] = {}
         files: dict[str, list[Path]] = {}
         structured: dict[str, Any] = {}
+        renamed: dict[str, str] = spec.get("output_names") or {}
         for key, value in raw.items():
-            name = output_name(key, declared, workflow_name)
+            name = output_name(key, declared, workflow_name, renamed)
             if value is None:
                 continue  # an optional output without a value
             shape = engine_shape(declared.get(name))

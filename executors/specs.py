@@ -82,6 +82,7 @@ class WdlRunSpec(TypedDict):
     files: dict[str, str]  # file id -> storage URI
     outputs: dict[str, EngineOutput]
     limits: ResourceLimits
+    output_names: NotRequired[dict[str, str]]  # engine name (call.out) -> Ferry's (call__out)
     inputs: NotRequired[dict[str, Any]]  # the engine's inputs JSON ({"wf.reads": …})
     staged: NotRequired[list[str]]  # input copies Ferry made in the engine's bucket
     input_files: NotRequired[list[str]]

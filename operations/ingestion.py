@@ -33,7 +33,11 @@ case with ``_`` → ``-`` (``count_rows`` → ``count-rows``), the version is th
 revision is the git commit, or for a folder a sha256 over those files and the metadata file.
 Nothing is built (the tasks name their own images): the workflow's files are kept, read-only by
 convention, in :func:`wdl_bundle_dir` (``$FERRY_VAR_DIR/operations/<name>/<revision>``), and
-``spec["wdl"]`` records ``workflow_name``, ``wdl_version``, ``imports`` and ``files``.
+``spec["wdl"]`` records ``workflow_name``, ``wdl_version``, ``imports`` and ``files``, and
+``engine_names`` when the workflow leaves inputs of its calls unset (``{"hello__name":
+"hello.name"}``: those are operation inputs too, see ``wdl/call_inputs.py``), and
+``output_names`` for draft-2 outputs named by their call (``{"hello__salutation":
+"hello.salutation"}``).
 
 Errors are :class:`IngestionError` (an ``ApplicationError``; status 400 unless said otherwise):
 ``invalid_source`` (can't fetch it, no spec, no Dockerfile, no workflow file),
@@ -90,6 +94,7 @@ from .spec import (
     child_path,
     load_document,
 )
+from .wdl_engines import cromwell_opinions
 
 FERRY_SPEC_NAMES = ("operation.json", "operation.yaml", "operation.yml")
 IMAGE_REPOSITORY = "ferry-op"
@@ -641,6 +646,15 @@ def _check_log(checked_spec: Mapping[str, Any], source: WdlSource, revision_kind
         f"{checked_spec['workflow']}",
         f"Imports: {', '.join(about['imports']) or 'none'}",
         f"Inputs: {fields['inputs'] or 'none'}",
+        *(
+            [f"Inputs of calls (the engines' names): {call_inputs}"]
+            if (
+                call_inputs := ", ".join(
+                    f"{k} = {v}" for k, v in about.get("engine_names", {}).items()
+                )
+            )
+            else []
+        ),
         f"Outputs: {fields['outputs'] or 'none'}",
         f"Metadata: {metadata}",
         f"Operation: {checked_spec['name']} {checked_spec['version']}",
@@ -695,6 +709,12 @@ def check_wdl_source(
         "imports": list(loaded.imported_files),
         "files": sorted(bundle.files),
     }
+    if signature.get("engine_names"):
+        # Inputs of calls the workflow leaves unset: Ferry's name -> the engines' call.input.
+        spec["wdl"]["engine_names"] = dict(signature["engine_names"])
+    if signature.get("output_names"):
+        # Draft-2 outputs named by their call: Ferry's name -> the engines' call.output.
+        spec["wdl"]["output_names"] = dict(signature["output_names"])
     report(
         f"Workflow {loaded.workflow_name} (WDL {loaded.wdl_version}): "
         f"{len(loaded.imported_files)} imported files, {len(spec['inputs'])} inputs, "
@@ -764,6 +784,8 @@ def _ingest_wdl(
             report(f"Restored its missing workflow files in {target}")
         report(f"{name} {version} at revision {revision[:12]} is already in the catalog")
         return existing, False
+    # What the registered Cromwell servers say (a refusal is a warning: miniwdl runs it).
+    opinions = cromwell_opinions(checked.bundle, tuple(spec["wdl"]["imports"]), report)
     if store_bundle(checked.bundle, target):
         report(f"Kept the workflow's files in {target}")
     operation, created = _record(
@@ -775,7 +797,7 @@ def _ingest_wdl(
         spec=spec,
         image="",
         source=fetched.source,
-        build_log=checked.log,
+        build_log=checked.log + "".join(f"{line}\n" for line in opinions),
         added_by=added_by,
     )
     if created:

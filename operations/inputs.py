@@ -6,6 +6,8 @@ Errors are collected for every input and reported by path (``inputs.min_rows``,
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -83,6 +85,10 @@ def _fill_default(
 
 def _check(spec: dict[str, Any], value: Any, path: str, errors: _Errors, user: Any) -> Any:
     kind = spec.get("type")
+    if value is None and spec.get("optional"):
+        return None  # an optional item inside a structured (WDL) input
+    if kind in ("map", "pair", "struct"):
+        return _check_structured(spec, value, path, errors, user)
     if kind == "list":
         if not isinstance(value, list):
             errors.add(path, "Expected a list.")
@@ -144,6 +150,61 @@ def _check_elements(
     for where, message in problems:
         errors.add(where, message[:1].upper() + message[1:] + ".")
     return checked
+
+
+def _check_structured(
+    spec: dict[str, Any], value: Any, path: str, errors: _Errors, user: Any
+) -> dict[str, Any] | None:
+    """A map (an object keyed by strings), a pair (``{"left", "right"}``) or a struct (an
+    object of its members), as the WDL engines' inputs JSON takes them."""
+    kind = spec["type"]
+    if not isinstance(value, dict):
+        errors.add(path, f"Expected an object (a {kind}).")
+        return None
+    parts = _structured_parts(spec, value, path, errors)
+    for key in value:
+        if key not in parts:
+            known = ", ".join(parts) or "none"
+            errors.add(f"{path}.{key}", f"Unknown member of this {kind}; it has: {known}.")
+    checked: dict[str, Any] = {}
+    for key, part in parts.items():
+        inner_path = f"{path}.{key}"
+        if value.get(key) is None:
+            if kind == "pair" or not part.get("optional"):
+                errors.add(inner_path, "This value is required.")
+            continue
+        checked[key] = _check(part, value[key], inner_path, errors, user)
+    return checked
+
+
+def _structured_parts(
+    spec: dict[str, Any], value: dict[str, Any], path: str, errors: _Errors
+) -> dict[str, Any]:
+    """The parts a map, pair or struct value has (key -> the part's spec); a map's keys that
+    don't stand for its key type are reported."""
+    kind = spec["type"]
+    if kind == "map":
+        for key in value:
+            if not _is_map_key(spec.get("keys", "string"), str(key)):
+                errors.add(f"{path}.{key}", f"This map's keys are {spec['keys']} values.")
+        return {str(key): spec["values"] for key in value}
+    if kind == "pair":
+        return {"left": spec["left"], "right": spec["right"]}
+    return dict(spec["members"])
+
+
+def _is_map_key(kind: str, key: str) -> bool:
+    """Whether a JSON object key stands for a WDL map key of this type (``"1"`` for ``Int``)."""
+    if kind == "integer":
+        return bool(re.fullmatch(r"-?[0-9]+", key))
+    if kind == "float":
+        try:
+            return math.isfinite(float(key))
+        except ValueError:
+            return False
+    if kind == "boolean":
+        return key in ("true", "false")
+    return True
 
 
 def _check_scalar(spec: dict[str, Any], value: Any, path: str, errors: _Errors) -> Any:

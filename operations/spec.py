@@ -726,10 +726,14 @@ def _engine_name(
     out[key] = value
 
 
-def _input(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
+def _input(
+    raw: Any, path: str, problems: _Problems, *, mode: Any = "docker"
+) -> dict[str, Any] | None:
     if not isinstance(raw, Mapping):
         problems.add(path, 'must be an object like {"type": "integer"}')
         return None
+    if mode == "wdl" and _is_structured_input(raw):
+        return _structured_input(raw, path, problems)
     kind = _input_kind(raw, path, problems)
     if kind is None:
         return None
@@ -831,6 +835,151 @@ def _struct_output(raw: Mapping[str, Any], path: str, problems: _Problems) -> di
             continue
         shapes[member] = inner
     return {"members": shapes} if usable else None
+
+
+# --- structured inputs (WDL operations): shapes as in wdl/input_shapes.py -----------------------
+
+_INPUT_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
+    "integer": (),
+    "float": (),
+    "string": (),
+    "boolean": (),
+    "file": ("file_types",),
+    "list": ("items",),
+    "map": ("values",),
+    "pair": ("left", "right"),
+    "struct": ("members",),
+}
+_STRUCTURED_KINDS = ("list", "map", "pair", "struct")
+_MAP_KEY_TYPES = ("string", "integer", "float", "boolean")  # a map's keys, as JSON object keys
+
+
+def _is_structured_input(raw: Mapping[str, Any]) -> bool:
+    """A map, pair or struct input, or a list of those, of lists, or of optional items."""
+    kind = raw.get("type")
+    if kind in ("map", "pair", "struct"):
+        return True
+    items = raw.get("items")
+    return (
+        kind == "list"
+        and isinstance(items, Mapping)
+        and (items.get("type") in _STRUCTURED_KINDS or "optional" in items)
+    )
+
+
+def _input_shape_kind(raw: Any, path: str, problems: _Problems) -> str | None:
+    """The ``type`` of one structured input shape, when it is one of _INPUT_SHAPE_KEYS."""
+    kinds = list(_INPUT_SHAPE_KEYS)
+    if not isinstance(raw, Mapping):
+        problems.add(path, 'must be an object like {"type": "string"}')
+        return None
+    kind = raw.get("type")
+    if kind not in _INPUT_SHAPE_KEYS:
+        problems.add(
+            child_path(path, "type"),
+            f"unknown type {_fmt(kind)}; expected one of {kinds}"
+            if kind is not None
+            else f"is required; one of {kinds}",
+        )
+        return None
+    return str(kind)
+
+
+def _nested_input_shape(
+    raw: Mapping[str, Any], kind: str, path: str, problems: _Problems
+) -> dict[str, Any] | None:
+    """A list's ``items``, a map's ``values`` (and ``keys`` type) or a pair's sides."""
+    out: dict[str, Any] = {}
+    keys = raw.get("keys", "string") if kind == "map" else "string"
+    if keys not in _MAP_KEY_TYPES:
+        problems.add(child_path(path, "keys"), f"must be one of {list(_MAP_KEY_TYPES)}")
+        return None
+    if keys != "string":
+        out["keys"] = keys
+    for key in _INPUT_SHAPE_KEYS[kind]:
+        inner = _input_shape(raw.get(key), child_path(path, key), problems, top=False)
+        if inner is None:
+            return None
+        out[key] = inner
+    return out
+
+
+def _struct_input_shape(
+    raw: Mapping[str, Any], path: str, problems: _Problems
+) -> dict[str, Any] | None:
+    """A struct's ``members``: identifiers mapped to any input shape."""
+    members = raw.get("members")
+    mpath = child_path(path, "members")
+    if not isinstance(members, Mapping) or not members:
+        problems.add(mpath, "must be an object mapping member names to their types")
+        return None
+    out: dict[str, Any] = {}
+    for member, member_raw in members.items():
+        if not isinstance(member, str) or not IDENTIFIER_RE.match(member):
+            problems.add(child_path(mpath, member), "is not a valid member name")
+            return None
+        inner = _input_shape(member_raw, child_path(mpath, member), problems, top=False)
+        if inner is None:
+            return None
+        out[member] = inner
+    return {"members": out}
+
+
+def _input_shape_parts(
+    raw: Mapping[str, Any], kind: str, path: str, problems: _Problems
+) -> dict[str, Any] | None:
+    """What a shape holds besides its type: file types, nested shapes or struct members."""
+    if kind == "file":
+        checked = _constraints(raw, "file", path, problems, in_list=True)
+        return None if checked is None else {"file_types": checked["file_types"]}
+    if kind in ("list", "map", "pair"):
+        return _nested_input_shape(raw, kind, path, problems)
+    if kind == "struct":
+        return _struct_input_shape(raw, path, problems)
+    return {}
+
+
+def _input_shape(raw: Any, path: str, problems: _Problems, *, top: bool) -> dict[str, Any] | None:
+    """One structured input type (the input itself, or what it holds), at any depth."""
+    kind = _input_shape_kind(raw, path, problems)
+    if kind is None:
+        return None
+    allowed = {"type", *_INPUT_SHAPE_KEYS[kind], *(("keys",) if kind == "map" else ())}
+    allowed |= _INPUT_COMMON_KEYS if top else {"optional"}
+    what = f"a {kind} input" if top else f"a {kind} inside an input"
+    _unknown_keys(raw, allowed, path, problems, what)
+    out: dict[str, Any] = {"type": kind}
+    optional = raw.get("optional", False)
+    if not isinstance(optional, bool):
+        problems.add(child_path(path, "optional"), "must be true or false")
+    elif optional and not top:
+        out["optional"] = True
+    parts = _input_shape_parts(raw, kind, path, problems)
+    if parts is None:
+        return None
+    return {**out, **parts}
+
+
+def _structured_input(
+    raw: Mapping[str, Any], path: str, problems: _Problems
+) -> dict[str, Any] | None:
+    """A map, pair or struct input of a WDL operation, or a list of lists (docker operations take
+    flat inputs only: there such types are unknown)."""
+    shape = _input_shape(raw, path, problems, top=True)
+    description = _string(raw, "description", path, problems, default="")
+    if raw.get("default") is not None:
+        problems.add(
+            child_path(path, "default"),
+            "a structured input takes no default here: leave it out and the workflow's own "
+            "default applies",
+        )
+    required = raw.get("required", True)
+    if not isinstance(required, bool):
+        problems.add(child_path(path, "required"), "must be true or false")
+        required = True
+    if shape is None:
+        return None
+    return {**shape, "description": description or "", "required": required, "default": None}
 
 
 def _output_shape(
@@ -1080,7 +1229,7 @@ def check_spec(raw: Any, *, source_name: str = "operation.json") -> dict[str, An
     mode = raw.get("mode", "docker")
     if mode not in MODES:
         problems.add("$.mode", f"unknown mode {_fmt(mode)}; expected one of {list(MODES)}")
-    inputs = _named_specs(raw, "inputs", "input", problems, _input)
+    inputs = _named_specs(raw, "inputs", "input", problems, functools.partial(_input, mode=mode))
     outputs = _named_specs(
         raw, "outputs", "output", problems, functools.partial(_output, mode=mode)
     )

@@ -33,6 +33,7 @@ from api.storage import buckets, locations
 from executors.base import Executor
 from executors.specs import EngineOutput, ResourceLimits, WdlRunSpec
 from wdl.errors import format_error
+from wdl.input_shapes import file_refs
 
 from .models import Event, Job, Operation
 
@@ -52,6 +53,13 @@ def bundle_dir(operation: Operation) -> str:
             status_code=409,
         )
     return str(folder)
+
+
+def _file_ids(spec: dict[str, Any], values: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    for name, value in values.items():  # files at any depth of a structured input too
+        found += [str(ref) for ref in file_refs(spec["inputs"][name], value)]
+    return found
 
 
 def _engine_output(out: dict[str, Any]) -> EngineOutput:
@@ -86,6 +94,11 @@ def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSp
         "files": files,
         "outputs": outputs,
         "limits": limits,
+        # The engines' names of outputs Ferry renamed (draft-2 ``call.output``) -> Ferry's.
+        "output_names": {
+            engine: ferry
+            for ferry, engine in ((spec.get("wdl") or {}).get("output_names") or {}).items()
+        },
     }
 
 

@@ -139,18 +139,39 @@ def syntax_message(raw: str) -> str:
 
 
 def errors_from_exception(exc: BaseException, relative: Callable[[str], str]) -> list[WdlError]:
-    """Every problem a miniwdl load failure carries (imports are followed to their cause)."""
-    return list(_walk(exc, relative))
+    """Every problem a miniwdl load failure carries. Imports are followed to their cause, which
+    keeps its own place; its message ends by naming each import that led there
+    (``(main.wdl:3:1 imports sub.wdl)``)."""
+    return list(_walk(exc, relative, ()))
 
 
-def _walk(exc: BaseException, relative: Callable[[str], str]) -> Iterator[WdlError]:
+def _with_sites(error: WdlError, sites: tuple[str, ...]) -> WdlError:
+    if sites:
+        error["message"] = f"{error['message']} ({'; '.join(sites)})"
+    return error
+
+
+def _import_site(exc: WDL.Error.ImportError, relative: Callable[[str], str]) -> str:
+    place = f"{relative(exc.pos.abspath)}:{exc.pos.line}:{exc.pos.column}"
+    cause_pos = getattr(exc.__cause__, "pos", None)
+    if cause_pos is None:  # MultipleValidationErrors: its errors have places, it has none
+        inner = getattr(exc.__cause__, "exceptions", None) or [None]
+        cause_pos = getattr(inner[0], "pos", None)
+    imported = relative(cause_pos.abspath) if cause_pos is not None else ""
+    return f"{place} imports {imported}" if imported else f"{place} imports it"
+
+
+def _walk(
+    exc: BaseException, relative: Callable[[str], str], sites: tuple[str, ...]
+) -> Iterator[WdlError]:
     if isinstance(exc, WDL.Error.MultipleValidationErrors):
         for inner in exc.exceptions:
-            yield from _walk(inner, relative)
+            yield from _walk(inner, relative, sites)
     elif isinstance(exc, WDL.Error.SyntaxError):
-        yield positioned_error(exc.pos, syntax_message(str(exc)), relative)
+        yield _with_sites(positioned_error(exc.pos, syntax_message(str(exc)), relative), sites)
     elif isinstance(exc, WDL.Error.ValidationError):
-        yield positioned_error(exc.pos, str(exc) or type(exc).__name__, relative)
+        message = str(exc) or type(exc).__name__
+        yield _with_sites(positioned_error(exc.pos, message, relative), sites)
     elif isinstance(exc, WDL.Error.ImportError):
         cause = exc.__cause__
         if isinstance(
@@ -160,9 +181,9 @@ def _walk(exc: BaseException, relative: Callable[[str], str]) -> Iterator[WdlErr
             | WDL.Error.MultipleValidationErrors
             | WDL.Error.ImportError,
         ):
-            yield from _walk(cause, relative)
+            yield from _walk(cause, relative, (*sites, _import_site(exc, relative)))
         else:
             reason = f": {cause}" if cause is not None and str(cause) else ""
-            yield positioned_error(exc.pos, f"{exc}{reason}", relative)
+            yield _with_sites(positioned_error(exc.pos, f"{exc}{reason}", relative), sites)
     else:
         yield bundle_error(f"{type(exc).__name__}: {exc}")

@@ -5,22 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from wdl.input_shapes import map_files
 from wdl.loading import LoadedWorkflow
 from wdl.signature import derive_signature
 
 
 def _engine_value(spec: Mapping[str, Any], value: Any, file_location: Callable[[str], str]) -> Any:
-    kind = spec.get("type")
-    if kind == "file":
-        if isinstance(value, list):
-            return [file_location(item) for item in value]
-        return file_location(value)
-    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind == "list" and isinstance(value, list):
-        items = spec.get("items") or {}
-        return [_engine_value(items, item, file_location) for item in value]
-    return value
+    return map_files(spec, value, file_location)
 
 
 def build_inputs(
@@ -29,8 +20,9 @@ def build_inputs(
     values: Mapping[str, Any],
     file_location: Callable[[str], str],
 ) -> dict[str, Any]:
-    """``{"<workflow>.<input>": value}`` for every input given a value (an input whose spec has
-    ``wdl_input``, as WebMEV Cromwell operations' do, goes by that fully qualified name).
+    """``{"<workflow>.<input>": value}`` for every input given a value (``<workflow>.<call>.<input>``
+    for an input of a call the workflow leaves unset; an input whose spec has ``wdl_input``, as
+    WebMEV Cromwell operations' do, goes by that fully qualified name).
 
     ``values`` are a job's validated inputs; file inputs hold Ferry file references, replaced by
     what ``file_location(reference)`` returns (a local path for miniwdl, a bucket URI for
@@ -44,6 +36,11 @@ def build_inputs(
         else signature_or_loaded
     )
     specs: Mapping[str, Any] = signature["inputs"]
+    # Inputs of calls the workflow leaves unset: their call-qualified names (wdl/call_inputs.py),
+    # in a signature or in an operation spec's "wdl" section.
+    engine_names: Mapping[str, str] = signature.get("engine_names") or (
+        signature.get("wdl") or {}
+    ).get("engine_names", {})
     unknown = sorted(set(values) - set(specs))
     if unknown:
         raise ValueError(f"unknown inputs for workflow {workflow_name}: {', '.join(unknown)}")
@@ -54,6 +51,6 @@ def build_inputs(
             if spec.get("required"):
                 raise ValueError(f"input {name} of workflow {workflow_name} is required")
             continue
-        key = spec.get("wdl_input") or f"{workflow_name}.{name}"
+        key = spec.get("wdl_input") or f"{workflow_name}.{engine_names.get(name, name)}"
         engine_inputs[key] = _engine_value(spec, value, file_location)
     return engine_inputs

@@ -33,16 +33,21 @@ IMPORT_MAX_DEPTH = 10
 
 @dataclass(frozen=True)
 class LoadedWorkflow:
-    """A bundle whose workflow passed miniwdl's checks."""
+    """A bundle whose workflow passed miniwdl's checks. ``workflow`` is the document's single
+    task when it has no workflow (the engines run it by itself)."""
 
     bundle: Bundle
     document: WDL.Tree.Document
-    workflow: WDL.Tree.Workflow
+    workflow: WDL.Tree.Workflow | WDL.Tree.Task
     imported_files: tuple[str, ...]  # bundle paths of every imported document, sorted
 
     @property
     def workflow_name(self) -> str:
         return self.workflow.name
+
+    @property
+    def is_task(self) -> bool:
+        return isinstance(self.workflow, WDL.Tree.Task)
 
     @property
     def wdl_version(self) -> str:
@@ -88,6 +93,8 @@ def _reader(bundle: Bundle) -> SourceReader:
             text = bundle.files[resolved].decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise ImportRefused(f"{resolved} is not UTF-8 text ({exc.reason})") from None
+        # As miniwdl's own reader (text mode) sees it: its parser trips on \r\n line ends.
+        text = text.replace("\r\n", "\n")
         return WDL.ReadSourceResult(source_text=text, abspath=bundle.absolute(resolved))
 
     return read_source
@@ -145,24 +152,50 @@ async def _load(bundle: Bundle) -> WDL.Tree.Document:
     )
 
 
-def load_workflow(bundle: Bundle) -> LoadedWorkflow:
-    """Parse and typecheck the bundle (imports included); its main file must hold a workflow."""
-    document = parse_bundle(bundle)
-    if document.workflow is None:
-        raise WorkflowInvalid(
+def _no_workflow(bundle: Bundle, document: WDL.Tree.Document) -> WorkflowInvalid:
+    tasks = document.tasks
+    if not tasks:
+        return WorkflowInvalid(
             [
                 {
                     "file": bundle.main,
                     "line": 1,
                     "column": 1,
-                    "message": f"no workflow in {bundle.main} (a WDL operation needs a "
-                    "workflow block that calls its tasks)",
+                    "message": f"no workflow and no task in {bundle.main} (a WDL operation "
+                    "needs a workflow, or a document of one task)",
                 }
             ]
         )
+    names = ", ".join(task.name for task in tasks)
+    return WorkflowInvalid(
+        [
+            positioned_error(
+                tasks[1].pos,
+                f"{bundle.main} is a task library ({len(tasks)} tasks: {names}) with no "
+                "workflow: an operation runs one workflow, or a document of exactly one task; "
+                "add a workflow that calls these tasks and name it as the main file",
+                bundle.relative,
+            )
+        ]
+    )
+
+
+def load_workflow(bundle: Bundle) -> LoadedWorkflow:
+    """Parse and typecheck the bundle (imports included). Its main file holds a workflow, or
+    exactly one task and no workflow (both engines run such a task by itself: its inputs and
+    outputs are the operation's, named ``<task>.<name>`` in the engines' JSON); a task library
+    (several tasks, no workflow) is refused."""
+    document = parse_bundle(bundle)
+    runnable: WDL.Tree.Workflow | WDL.Tree.Task
+    if document.workflow is not None:
+        runnable = document.workflow
+    elif len(document.tasks) == 1:
+        runnable = document.tasks[0]
+    else:
+        raise _no_workflow(bundle, document)
     return LoadedWorkflow(
         bundle=bundle,
         document=document,
-        workflow=document.workflow,
+        workflow=runnable,
         imported_files=_imported_files(document, bundle),
     )

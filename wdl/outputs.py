@@ -230,17 +230,22 @@ def engine_shape(declared: Mapping[str, Any] | None) -> Mapping[str, Any] | None
     return None
 
 
-def output_name(key: str, declared: Mapping[str, Any], workflow_name: str) -> str:
+def output_name(
+    key: str,
+    declared: Mapping[str, Any],
+    workflow_name: str,
+    renamed: Mapping[str, str] | None = None,
+) -> str:
     """The operation's output name for an engine's output key (``Workflow.out``): the output
     whose ``wdl_output`` is that key (WebMEV Cromwell operations name theirs so), else the key
-    without the workflow's prefix."""
+    without the workflow's prefix, as ``renamed`` names it (draft-2 outputs named by their
+    call, ``call.out``, have Ferry names like ``call__out``)."""
     for name, spec in declared.items():
         if isinstance(spec, Mapping) and spec.get("wdl_output") == key:
             return str(name)
     prefix = f"{workflow_name}."
-    if workflow_name and key.startswith(prefix):
-        return key[len(prefix) :]
-    return key.split(".", 1)[-1]
+    name = key[len(prefix) :] if workflow_name and key.startswith(prefix) else key.split(".", 1)[-1]
+    return (renamed or {}).get(name, name)
 
 
 # --- names for stored result files --------------------------------------------------------------

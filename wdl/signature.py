@@ -2,9 +2,9 @@
 (see ``operations/spec.py``).
 
 Inputs are the workflow's own inputs: the declarations of its ``input {}`` section (WDL 1.0+), or
-for draft-2 the top-level declarations without a value or with a literal one. Inputs of calls
-that the workflow leaves unset are not operation inputs: a call missing a required one is an
-error. Types map as follows:
+for draft-2 the top-level declarations without a value or with a literal one; and the inputs of
+calls that the workflow leaves unset, named ``call__input`` (see ``wdl/call_inputs.py``; the
+signature's ``engine_names`` maps them to ``call.input``). Types map as follows:
 
 ==========================  ==============================================================
 WDL                          Ferry input
@@ -16,17 +16,21 @@ WDL                          Ferry input
 ``Array[X]`` (X a scalar)    ``list`` of X
 ==========================  ==============================================================
 
-Anything else (``Directory``, ``Map``, ``Pair``, structs, ``Object``, arrays of arrays) is
-reported as unsupported, at the declaration. ``X?`` and declarations with a value are not
-required; the value becomes the ``default`` when it is a literal (a number, string without
+``Map``, ``Pair``, structs, arrays of arrays and optional items keep their structure (see
+``wdl/input_shapes.py``; their default is the workflow's own, not shown); ``Directory``,
+``Object`` and maps keyed by ``File`` or a compound type are reported as unsupported, at the
+declaration. ``X?`` and declarations with a value are not required; the value becomes the ``default`` when it is a literal (a number, string without
 placeholders, boolean, or array of them), and ``None`` otherwise (the workflow computes it).
 
 Outputs are the workflow's ``output {}`` section (none without one), named without the workflow
-prefix. Their structure is kept (see ``wdl/outputs.py``): ``File`` → ``file``; scalars as
-above; ``Array[X]`` → ``list`` with ``items`` X; ``Map[String, X]`` → ``map`` with ``values`` X;
+prefix; draft-2 outputs named by their call (``hello.salutation``, or each of ``hello.*``) are
+named ``hello__salutation`` (the signature's ``output_names`` maps them back). Their structure
+is kept (see ``wdl/outputs.py``): ``File`` → ``file``; scalars as above; ``Array[X]`` →
+``list`` with ``items`` X; ``Map[K, X]`` → ``map`` with ``values`` X (keys as the engines'
+JSON gives them: strings);
 ``Pair[X, Y]`` → ``pair`` with ``left``/``right``; a struct → ``struct`` with ``members``; at any
 depth (``Array[Array[File]]``, ``Map[String, Array[File]]``…). ``Directory``, ``Object`` and maps
-keyed by anything but ``String`` are reported as unsupported, at the declaration. Output files
+keyed by ``File`` or a compound type are reported as unsupported, at the declaration. Output files
 get the file type ``binary`` unless metadata says otherwise. ``X?`` outputs are not required.
 
 Descriptions come from the workflow's ``meta``/``parameter_meta`` and can be overridden by
@@ -41,15 +45,21 @@ from typing import Any
 
 import WDL
 
+from wdl.call_inputs import call_inputs, call_outputs
 from wdl.errors import MetadataInvalid, WdlError, WorkflowInvalid
+from wdl.input_shapes import MAP_KEYS_WHY, input_file_nodes, input_shape, is_structured
 from wdl.loading import LoadedWorkflow
 from wdl.outputs import file_shapes
 
 FILE_TYPES = ("table", "json", "text", "binary")  # the same as operations.spec.FILE_TYPES
 DEFAULT_OUTPUT_FILE_TYPE = "binary"
-_SUPPORTED_INPUTS = "File, Int, Float, String, Boolean, or an Array of one of them"
+_SUPPORTED_INPUTS = (
+    "File, Int, Float, String, Boolean, and Arrays, Maps (keyed by a scalar), Pairs and structs "
+    "of them"
+)
 _SUPPORTED_OUTPUTS = (
-    "File, Int, Float, String, Boolean, and Arrays, Map[String, …], Pairs and structs of them"
+    "File, Int, Float, String, Boolean, and Arrays, Maps (keyed by a scalar), Pairs and structs "
+    "of them"
 )
 
 
@@ -72,11 +82,11 @@ def input_type(wdl_type: WDL.Type.Base) -> dict[str, Any] | None:
         return {"type": "file", "file_types": list(FILE_TYPES), "many": False}
     if isinstance(wdl_type, WDL.Type.Array):
         item = wdl_type.item_type
-        if isinstance(item, WDL.Type.File):
+        if isinstance(item, WDL.Type.File) and not item.optional:
             return {"type": "file", "file_types": list(FILE_TYPES), "many": True}
-        scalar = _scalar(item)
-        return {"type": "list", "items": scalar} if scalar else None
-    return _scalar(wdl_type)
+        scalar = _scalar(item) if not item.optional else None  # else a structured list
+        return {"type": "list", "items": scalar} if scalar else input_shape(wdl_type)[0]
+    return _scalar(wdl_type) or input_shape(wdl_type)[0]
 
 
 _Shaped = tuple[dict[str, Any] | None, str]
@@ -102,10 +112,11 @@ def _output_shape(wdl_type: WDL.Type.Base) -> _Shaped:
 
 
 def _map_output_shape(wdl_type: WDL.Type.Map) -> _Shaped:
-    """A Map with String keys, its values of any supported type."""
+    """A Map with scalar keys (the engines' JSON gives them as strings), its values of any
+    supported type."""
     key_type, value_type = wdl_type.item_type
-    if not isinstance(key_type, WDL.Type.String):
-        return None, f"a Map's keys must be String, not {_base_name(key_type)}"
+    if _scalar(key_type) is None:
+        return None, MAP_KEYS_WHY.format(_base_name(key_type))
     values, why = _output_shape(value_type)
     return ({"type": "map", "values": values}, "") if values else (None, why)
 
@@ -190,41 +201,12 @@ def _declared_inputs(loaded: LoadedWorkflow) -> list[WDL.Tree.Decl]:
     if loaded.document.wdl_version is not None:
         return []
     # draft-2: every top-level declaration can be set from outside; computed ones are internal.
+    body = workflow.body if isinstance(workflow, WDL.Tree.Workflow) else workflow.postinputs
     return [
         node
-        for node in workflow.body
+        for node in body
         if isinstance(node, WDL.Tree.Decl) and (node.expr is None or _is_literal(node.expr))
     ]
-
-
-def _calls(nodes: list[Any]) -> list[WDL.Tree.Call]:
-    found: list[WDL.Tree.Call] = []
-    for node in nodes:
-        if isinstance(node, WDL.Tree.Call):
-            found.append(node)
-        elif isinstance(node, WDL.Tree.WorkflowSection):
-            found += _calls(node.body)
-    return found
-
-
-def _unset_call_inputs(loaded: LoadedWorkflow) -> list[WdlError]:
-    calls = {call.name: call for call in _calls(loaded.workflow.body)}
-    errors = []
-    for binding in loaded.workflow.required_inputs:
-        call_name, _, input_name = binding.name.partition(".")
-        if not input_name:
-            continue
-        call = calls.get(call_name)
-        pos = call.pos if call is not None else loaded.workflow.pos
-        errors.append(
-            loaded.error_at(
-                pos,
-                f"call {call_name} leaves its required input {input_name} unset: set it in the "
-                "call, or declare it in the workflow's input section and pass it on "
-                "(only the workflow's own inputs are operation inputs)",
-            )
-        )
-    return errors
 
 
 def _inputs(loaded: LoadedWorkflow, errors: list[WdlError]) -> dict[str, Any]:
@@ -242,7 +224,7 @@ def _inputs(loaded: LoadedWorkflow, errors: list[WdlError]) -> dict[str, Any]:
             )
             continue
         default = None
-        if decl.expr is not None and typed["type"] != "file":
+        if decl.expr is not None and typed["type"] != "file" and not is_structured(typed):
             try:
                 _, default = literal_default(decl)
             except WDL.Error.EvalError as exc:
@@ -267,15 +249,6 @@ def _outputs(loaded: LoadedWorkflow, errors: list[WdlError]) -> dict[str, Any]:
     parameter_meta = loaded.workflow.parameter_meta or {}
     outputs: dict[str, Any] = {}
     for decl in loaded.workflow.outputs or []:
-        if "." in decl.name:
-            errors.append(
-                loaded.error_at(
-                    decl.pos,
-                    f"output {decl.name}: give it a name of its own "
-                    f"(like `{decl.type} {decl.name.rsplit('.', 1)[-1]} = {decl.name}`)",
-                )
-            )
-            continue
         typed, why = _output_shape(decl.type)
         if typed is None:
             name = _base_name(decl.type)
@@ -301,16 +274,25 @@ def derive_signature(loaded: LoadedWorkflow) -> dict[str, Any]:
     workflow; raise :class:`WorkflowInvalid` listing every input/output Ferry can't map."""
     errors: list[WdlError] = []
     inputs = _inputs(loaded, errors)
-    outputs = _outputs(loaded, errors)
-    errors += _unset_call_inputs(loaded)
+    outputs, output_names = call_outputs(_outputs(loaded, errors))
+    nested, engine_names = call_inputs(
+        loaded,
+        set(inputs),
+        errors,
+        input_type=input_type,
+        literal_default=literal_default,
+        describe=_description,
+    )
     if errors:
         raise WorkflowInvalid(errors)
     return {
         "workflow_name": loaded.workflow_name,
         "wdl_version": loaded.wdl_version,
         "description": _description(loaded.workflow.meta or {}),
-        "inputs": inputs,
+        "inputs": {**inputs, **nested},
         "outputs": outputs,
+        "engine_names": engine_names,
+        "output_names": output_names,
     }
 
 
@@ -326,7 +308,7 @@ def _path(*parts: str) -> str:
 
 def _merge_input(spec: dict[str, Any], meta: Mapping[str, Any], name: str) -> list[dict[str, str]]:
     problems = []
-    target = spec["items"] if spec["type"] == "list" else spec
+    files = list(input_file_nodes(spec))  # the input itself, or its files at any depth
     for key, value in meta.items():
         path = _path("inputs", name, str(key))
         if key not in _INPUT_META_KEYS:
@@ -338,7 +320,7 @@ def _merge_input(spec: dict[str, Any], meta: Mapping[str, Any], name: str) -> li
                 spec["description"] = value
             else:
                 problems.append({"path": path, "message": "must be a string"})
-        elif target.get("type") != "file":
+        elif not files:
             problems.append({"path": path, "message": f"input {name} takes no files"})
         elif (
             not isinstance(value, list)
@@ -349,7 +331,8 @@ def _merge_input(spec: dict[str, Any], meta: Mapping[str, Any], name: str) -> li
                 {"path": path, "message": f"must be a non-empty list drawn from {list(FILE_TYPES)}"}
             )
         else:
-            target["file_types"] = [t for t in FILE_TYPES if t in value]
+            for file_spec in files:
+                file_spec["file_types"] = [t for t in FILE_TYPES if t in value]
     return problems
 
 

@@ -708,7 +708,7 @@ class CromwellExecutor(Executor):
         raw = self.client.outputs(str(job.id))
         result = Collected(succeeded=True)
         for qualified, value in raw.items():
-            name = output_name(qualified, declared, workflow_name)
+            name = output_name(qualified, declared, workflow_name, spec.get("output_names"))
             shape = engine_shape(declared.get(name))
             if shape is None:
                 result.values[name] = value

@@ -493,7 +493,11 @@ def _add_engine_routes(app: Flask, server: CromwellTestServer) -> None:
             inputs = _parse_structured(inputs_text, "Input file")
             if not isinstance(inputs, dict):
                 raise ApiError(400, "workflowInputs must be a JSON object")
-        return describe(source, inputs)
+        described = describe(source, inputs)
+        refusal = server.faults.snapshot().get("describe_refuses")
+        if refusal:  # fault switch: womtool refuses what miniwdl accepts
+            described.update(valid=False, errors=[str(refusal)])
+        return described
 
 
 def _add_workflow_routes(app: Flask, server: CromwellTestServer) -> None:
@@ -596,7 +600,15 @@ def _add_workflow_routes(app: Flask, server: CromwellTestServer) -> None:
 
 def _add_control_routes(app: Flask, server: CromwellTestServer) -> None:
     lag_keys = {"submit_lag_s", "query_lag_s", "abort_lag_s"}
-    fault_keys = {"status_503_next", "drop_next", "down", "delay_s", "no_describe", *lag_keys}
+    fault_keys = {
+        "status_503_next",
+        "drop_next",
+        "down",
+        "delay_s",
+        "no_describe",
+        "describe_refuses",
+        *lag_keys,
+    }
     setting_keys = {"sim_start_s", "sim_run_s", "sim_fail_fraction", "sim_abort_s", *lag_keys}
 
     def lags() -> dict[str, float]:

@@ -30,6 +30,9 @@ class FaultState:
     # No /api/womtool/v1/describe (a Cromwell older than 41, or a gateway that doesn't pass it):
     # it answers 404 as an unknown route does.
     no_describe: bool = False
+    # describe answers {"valid": false, "errors": [this]} for any document (a workflow miniwdl
+    # accepts and Cromwell's womtool refuses, such as mixed tabs and spaces in a command).
+    describe_refuses: str = ""
 
 
 @dataclass(frozen=True)

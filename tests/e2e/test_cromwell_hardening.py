@@ -201,6 +201,7 @@ def test_fault_switches_for_query_lag_abort_lag_and_a_missing_describe(
         "down": False,
         "delay_s": 0.0,
         "no_describe": False,
+        "describe_refuses": "",
         "abort_lag_s": 0.0,
         "query_lag_s": 0.0,
         "submit_lag_s": 1.0,

@@ -127,7 +127,7 @@ class CromwellServer:
 
     def faults(self, **switches: Any) -> dict[str, Any]:
         """Set fault switches: status_503_next, drop_next, down, delay_s, no_describe,
-        submit_lag_s, query_lag_s, abort_lag_s (see tests/cromwell_server/README.md)."""
+        describe_refuses, submit_lag_s, query_lag_s, abort_lag_s (see tests/cromwell_server/README.md)."""
         return dict(self._control("POST", "faults", switches))
 
     def counters(self) -> dict[str, int]:

@@ -11,6 +11,7 @@ workflow unsupported_types {
     Pair[Int, String] pair
     Array[Array[File]] batches
     Sample sample
+    Map[File, Int] weights
     Int fine = 1
   }
 
@@ -25,6 +26,7 @@ workflow unsupported_types {
     Array[Array[Int]] grid = [[1, 2], [3]]
     Pair[Int, String] pair_out = pair
     Sample sample_out = sample
+    Map[File, Int] weights_out = weights
   }
 }
 
