@@ -365,19 +365,14 @@ def is_file_output(spec: Mapping[str, Any]) -> bool:
 
 def file_refs_of(specs: Mapping[str, Mapping[str, Any]], values: Mapping[str, Any]) -> list[Any]:
     """The file references in ``values`` (input or output name -> value) of the names whose spec
-    holds files (:func:`is_file_output`), lists at any depth flattened, in order."""
+    holds files (:func:`is_file_output`), at any depth of lists, maps, pairs and structs, in
+    order."""
+    from .input_shapes import file_refs
+
     found: list[Any] = []
-
-    def collect(value: Any) -> None:
-        if isinstance(value, list):
-            for item in value:
-                collect(item)
-        elif value is not None:
-            found.append(value)
-
     for name, value in values.items():
         if is_file_output(specs[name]):
-            collect(value)
+            found += file_refs(specs[name], value)
     return found
 
 
