@@ -100,7 +100,7 @@ from .base import (
     check_local_options,
     connection_problem,
 )
-from .images import build_client, build_local_image
+from .images import build_client, build_local_image, find_local_image
 
 LABEL_JOB = "ferry.job"
 LABEL_EXECUTOR = "ferry.executor"
@@ -585,6 +585,9 @@ class DockerExecutor(Executor):
 
     def build_image(self, build: ImageBuild) -> str:
         return build_local_image(build_client(self.base_url), build)
+
+    def find_image(self, name: str) -> str | None:
+        return find_local_image(build_client(self.base_url), name)
 
     def ping(self) -> str:
         """The engine's version if it answers (for health checks); ExecutorUnavailable if not."""
