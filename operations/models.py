@@ -20,6 +20,7 @@ class OperationMode(models.TextChoices):
 class ImageOrigin(models.TextChoices):
     """How a docker operation got its image."""
 
+    NONE = "", "No image recorded (a WDL operation)"
     BUILT = "built", "Built from the source's Dockerfile"
     # Already on the engine under the name its publisher gives the image of this commit
     # (WebMEV: ghcr.io/web-mev/<repo>:sha-<commit>), as WebMEV pulls it instead of building.

@@ -21,6 +21,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 blank=True,
                 choices=[
+                    ("", "No image recorded (a WDL operation)"),
                     ("built", "Built from the source's Dockerfile"),
                     ("found", "Found on the engine under its published name"),
                 ],
