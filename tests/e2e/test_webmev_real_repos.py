@@ -8,10 +8,11 @@ Each repository is cloned at a named commit and added through ``POST /api/operat
 is (its spec, entrypoint and Dockerfile untouched). WebMEV would pull the image GitHub Actions
 published for that commit; no registry is reachable, so the test builds a stand-in image (FROM
 the tests' local Python image, with a standard-library script at the path the real entrypoint
-calls: tests/e2e/webmev_ops/<op>/docker/) and tags it as WebMEV names it,
-``ghcr.io/web-mev/<repo>:sha-<commit>``. Ferry finds it there and builds nothing. The jobs take
-realistic inputs (a workspace's sample set, an inline gene set, booleans) and their outputs are
-Files with WebMEV resource types.
+calls: tests/e2e/webmev_ops/<op>/docker/ or tests/e2e/webmev_standins/<op>/) and tags it as
+WebMEV names it, ``ghcr.io/web-mev/<repo>:sha-<commit>``. Ferry finds it there and builds
+nothing. The jobs take realistic inputs (a workspace's sample set, an inline gene set, booleans,
+options) and their outputs are Files with WebMEV resource types. Tried: pca, mev-matrix-subset,
+mev-gene-mapper.
 
 ``test_conversion_of_other_published_operations`` converts (no job) the other repositories and
 commits tried; docs/webmev.md ("What was tried") lists the outcomes.
@@ -56,7 +57,9 @@ if not MIRRORS:
 # The commits tried (each repository's HEAD when fetched, 2024).
 PCA = ("pca", "4a9b9e76b7ac03793184ccf3d1b27f08c51341a7")
 SUBSET = ("mev-matrix-subset", "0fb0d7451c1a251d47ccc4a362e597c3315540c2")
-ENTRYPOINT_SCRIPT_RE = re.compile(r"^python3 (/usr/local/bin/[\w.]+\.py) ")
+GENE_MAPPER = ("mev-gene-mapper", "266a023ae44427582fdc8f822e99f07bfdbc1b45")
+ENTRYPOINT_SCRIPT_RE = re.compile(r"^(?:python3 )?(/usr/local/bin/[\w.]+\.(?:py|sh)) ")
+STAND_INS = Path(__file__).parent / "webmev_standins"
 
 
 def mirror(repository: str) -> Path:
@@ -73,18 +76,20 @@ def git(*args: str, cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def clone(repository: str, commit: str, tmp_path: Path) -> Path:
-    """A bare clone named as on GitHub (``<repo>.git``), holding ``commit``."""
-    target = tmp_path / f"{repository}.git"
-    git("clone", "--quiet", "--bare", str(mirror(repository)), str(target))
+def clone(repository: str, commit: str, tmp_path: Path, *, bare: bool = True) -> Path:
+    """A clone named as on GitHub (``<repo>.git`` when bare, else ``<repo>``), holding ``commit``.
+    (Some mirrors lack blobs of old commits: a bare clone of them can't be cloned over
+    ``file://``, a plain local clone can.)"""
+    target = tmp_path / (f"{repository}.git" if bare else repository)
+    git("clone", "--quiet", *(["--bare"] if bare else []), str(mirror(repository)), str(target))
     git("cat-file", "-e", f"{commit}^{{commit}}", cwd=target)
     return target
 
 
 @pytest.fixture
 def published() -> Iterator[Callable[[Path, str, str], str]]:
-    """``tag(repo, commit, op)``: build the stand-in for ``op`` with its script at the path the
-    repository's real entrypoint.txt calls, tagged as WebMEV names the image of that commit."""
+    """``tag(repo, commit, op)``: build the stand-in for ``op`` — its script at the path the
+    repository's real entrypoint.txt calls — tagged as WebMEV names the image of that commit."""
     ensure_docker()
     ensure_python_image()
     client: Any = docker.from_env()
@@ -95,12 +100,17 @@ def published() -> Iterator[Callable[[Path, str, str], str]]:
         found = ENTRYPOINT_SCRIPT_RE.match(entrypoint)
         assert found, entrypoint
         script = Path(found.group(1))
-        stand_in = OPS / op / "docker" / script.name
-        assert stand_in.is_file(), f"no stand-in {stand_in} for {script}"
-        context = repo.parent / f"{op}-stand-in"
-        context.mkdir()
-        (context / script.name).write_bytes(stand_in.read_bytes())
-        (context / "Dockerfile").write_text(f"FROM {PYTHON_IMAGE}\nCOPY {script.name} {script}\n")
+        context = STAND_INS / op
+        if not context.is_dir():  # the stand-in folders' own script
+            stand_in = OPS / op / "docker" / script.name
+            assert stand_in.is_file(), f"no stand-in {stand_in} for {script}"
+            context = repo.parent / f"{op}-stand-in"
+            context.mkdir()
+            (context / script.name).write_bytes(stand_in.read_bytes())
+            (context / "Dockerfile").write_text(
+                f"FROM {PYTHON_IMAGE}\nCOPY {script.name} {script}\n"
+            )
+        assert f"{script.name} " in (context / "Dockerfile").read_text()
         name = f"ghcr.io/web-mev/{op}:sha-{commit}"
         client.images.build(path=str(context), tag=name, rm=True, forcerm=True, pull=False)
         tags.append(name)
@@ -118,8 +128,9 @@ def published() -> Iterator[Callable[[Path, str, str], str]]:
 def add_unchanged(
     client_for: Callable[[str], APIClient], repo: Path, commit: str, image: str
 ) -> Operation:
+    source = repo.as_uri() if repo.suffix == ".git" else str(repo)
     answer = client_for("staff").post(
-        "/api/operations/", {"source": repo.as_uri(), "commit": commit}, format="json"
+        "/api/operations/", {"source": source, "commit": commit}, format="json"
     )
     assert answer.status_code == 201, answer.json()
     body = answer.json()
@@ -228,11 +239,68 @@ def test_real_matrix_subset_runs_with_sets_and_booleans(
     assert content(client, str(reduced.pk)) == "gene\ts1\ts4\nG1\t10\t30\nG2\t5\t20\n"
 
 
+def test_real_gene_mapper_runs_with_its_options(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    tmp_path: Path,
+    published: Callable[[Path, str, str], str],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """OptionString inputs rendered unquoted into a shell script's arguments, a with-type input,
+    a variable output keeping the input's type and a fixed-type (FT) output."""
+    repository, commit = GENE_MAPPER
+    repo = clone(repository, commit, tmp_path, bare=False)
+    image = published(repo, commit, repository)
+    operation = add_unchanged(client_for, repo, commit, image)
+
+    client = client_for("owner")
+    table = "gene\ts1\ts2\nG1\t1\t2\nG9\t0\t0\nG3\t5\t6\n"
+    matrix = upload(client, workspace, table, "by_alias.tsv")
+    assert (
+        client.patch(f"/api/files/{matrix}/", {"resource_type": "I_MTX"}, format="json")
+    ).status_code == 200
+    inputs = {
+        "input_file": matrix,
+        "organism": "Human",
+        "initial_id": "Symbol",
+        "final_id": "Ensembl",
+    }
+    # Symbol -> Ensembl: the stand-in table's symbols are GENEA…, so nothing maps: a failed job.
+    failed = run_job(client, workspace, operation, inputs, django_capture_on_commit_callbacks)
+    assert failed.status == JobStatus.FAILED
+    assert "No identifier of the table is in the mapping" in (
+        failed.error_message + failed.stderr_tail
+    )
+
+    renamed = "gene\ts1\ts2\nGENEA\t1\t2\nGENEX\t0\t0\nGENEC\t5\t6\n"
+    matrix = upload(client, workspace, renamed, "by_symbol.tsv")
+    assert (
+        client.patch(f"/api/files/{matrix}/", {"resource_type": "I_MTX"}, format="json")
+    ).status_code == 200
+    job = run_job(
+        client,
+        workspace,
+        operation,
+        {**inputs, "input_file": matrix},
+        django_capture_on_commit_callbacks,
+    )
+    assert job.status == JobStatus.SUCCEEDED, (job.error_message, job.error_detail)
+    assert job.run_spec["argv"][0] == "/usr/local/bin/run.sh"
+    assert job.run_spec["argv"][2:] == ["Human", "Symbol", "Ensembl"]
+    remapped = File.objects.get(pk=job.outputs["remapped_file"])
+    assert (remapped.file_type, remapped.resource_type) == ("table", "I_MTX")
+    assert remapped.name == "ENSEMBL_remapped_results.tsv"
+    assert content(client, str(remapped.pk)) == (
+        "gene\ts1\ts2\nENSG00000000001\t1\t2\nENSG00000000003\t5\t6\n"
+    )
+    mapping = File.objects.get(pk=job.outputs["mapping"])
+    assert (mapping.file_type, mapping.resource_type) == ("table", "FT")
+
+
 # The other operations tried, converted only. Outcome: the Ferry mode, or the refusal's reason.
 OTHERS = [
     ("deseq2", "53e6fcb", "docker"),  # the last local_docker commit: R, DESeq2
     ("deseq2", "44e274c", "WebMEV's AWS ECS runner isn't supported"),
-    ("mev-gene-mapper", "266a023", "docker"),
     ("mev-fgsea", "eefa130", "docker"),  # the last local_docker commit
     ("mev-fgsea", "9efeea4", "WebMEV's AWS ECS runner isn't supported"),
     ("mev-hcl", "1363f29", "wdl"),  # the last cromwell commit
