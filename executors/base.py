@@ -4,7 +4,7 @@ The public methods do what every executor needs the same way (they turn the back
 errors into :class:`ExecutorError`/:class:`ExecutorUnavailable`) and call the protected ones
 (``_submit``, ``_poll``, …) that each backend implements; optional capabilities (``describe``,
 ``remove_workdir``, ``reads_buckets``, ``describes_workflows``, ``builds_images`` with
-``build_image`` and ``find_image``, ``pushes_images`` with ``push_image``) are declared here with the defaults of
+``build_image``, ``pushes_images`` with ``push_image``) are declared here with the defaults of
 executors that lack them.
 
 An executor is one module plus one entry in ``settings.EXECUTORS``; it never sees HTTP requests.
@@ -279,10 +279,10 @@ class Executor(ABC):
         ``builds_images`` is True."""
         raise ExecutorError(f"{self.engine_name} does not build images.")
 
-    def find_image(self, name: str) -> str | None:
-        """The id of the image ``name`` where this engine's runs find it (pulling nothing), or
-        None when it isn't there. Executors that build no images find none."""
-        return None
+    def image_labels(self, tag: str) -> dict[str, str] | None:
+        """The labels of the image ``tag`` where this engine's runs find images, or None when
+        it has no such image. Only called on executors whose ``builds_images`` is True."""
+        raise ExecutorError(f"{self.engine_name} does not keep images.")
 
     def push_image(self, tag: str) -> str:
         """Publish a built image to the registry this engine pulls from; what the push said.

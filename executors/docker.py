@@ -100,7 +100,7 @@ from .base import (
     check_local_options,
     connection_problem,
 )
-from .images import build_client, build_local_image, find_local_image
+from .images import build_client, build_local_image, local_image_labels
 
 LABEL_JOB = "ferry.job"
 LABEL_EXECUTOR = "ferry.executor"
@@ -586,8 +586,8 @@ class DockerExecutor(Executor):
     def build_image(self, build: ImageBuild) -> str:
         return build_local_image(build_client(self.base_url), build)
 
-    def find_image(self, name: str) -> str | None:
-        return find_local_image(build_client(self.base_url), name)
+    def image_labels(self, tag: str) -> dict[str, str] | None:
+        return local_image_labels(build_client(self.base_url), tag)
 
     def ping(self) -> str:
         """The engine's version if it answers (for health checks); ExecutorUnavailable if not."""

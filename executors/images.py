@@ -1,6 +1,5 @@
-"""Building an operation's image on a Docker engine, or finding one already there (the build and
-find hooks of executors whose runs use that engine's image store:
-:meth:`executors.base.Executor.build_image`, :meth:`~executors.base.Executor.find_image`)."""
+"""Building an operation's image on a Docker engine (the build hook of executors whose runs use
+that engine's image store: :meth:`executors.base.Executor.build_image`)."""
 
 from __future__ import annotations
 
@@ -12,13 +11,7 @@ import docker
 import docker.errors
 import requests
 
-from .base import (
-    ExecutorError,
-    ExecutorUnavailable,
-    ImageBuild,
-    ImageBuildFailed,
-    connection_problem,
-)
+from .base import ExecutorUnavailable, ImageBuild, ImageBuildFailed, connection_problem
 
 BUILD_TIMEOUT_S = 3600  # one build step may be silent for long (compiling, downloading)
 
@@ -88,6 +81,19 @@ def _stream(client: docker.APIClient, build: ImageBuild, log: _BuildLog) -> None
             return
 
 
+def local_image_labels(client: docker.APIClient, tag: str) -> dict[str, str] | None:
+    """The labels of the local engine's image ``tag``; None when it has no such image."""
+    try:
+        attrs = client.inspect_image(tag)  # type: ignore[no-untyped-call]
+    except docker.errors.ImageNotFound:
+        return None
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise ExecutorUnavailable(
+            f"the Docker engine can't say whether {tag} exists: {connection_problem(exc)}"
+        ) from None
+    return dict((attrs.get("Config") or {}).get("Labels") or {})
+
+
 def build_local_image(client: docker.APIClient, build: ImageBuild) -> str:
     """Build on the engine ``client`` talks to, streaming steps to ``build.report``; return
     the build log. ImageBuildFailed (with the log) when it fails."""
@@ -106,21 +112,3 @@ def build_local_image(client: docker.APIClient, build: ImageBuild) -> str:
     if log.error:
         raise ImageBuildFailed(build.tag, log.step, log.error, log.text)
     return log.text
-
-
-def find_local_image(client: docker.APIClient, name: str) -> str | None:
-    """The id of the image ``name`` in the image store of the engine ``client`` talks to, or
-    None when it has none (nothing is pulled). ExecutorError when the engine refuses the name."""
-    try:
-        found = client.inspect_image(name)  # type: ignore[no-untyped-call]  # untyped in types-docker
-    except docker.errors.ImageNotFound:
-        return None
-    except docker.errors.APIError as exc:
-        raise ExecutorError(
-            f"the Docker engine can't look up {name}: {exc.explanation or exc}"
-        ) from None
-    except (docker.errors.DockerException, requests.RequestException) as exc:
-        raise ExecutorUnavailable(
-            f"the Docker engine can't be reached: {connection_problem(exc)}"
-        ) from None
-    return str(found.get("Id") or name)

@@ -87,7 +87,7 @@ from .base import (
     check_local_options,
     connection_problem,
 )
-from .images import build_client, build_local_image, find_local_image
+from .images import build_client, build_local_image, local_image_labels
 
 INPUTS_JSON = "inputs.json"
 CONFIG = "miniwdl.cfg"
@@ -740,8 +740,8 @@ class MiniwdlExecutor(Executor):
     def build_image(self, build: ImageBuild) -> str:
         return build_local_image(build_client(None), build)
 
-    def find_image(self, name: str) -> str | None:
-        return find_local_image(build_client(None), name)
+    def image_labels(self, tag: str) -> dict[str, str] | None:
+        return local_image_labels(build_client(None), tag)
 
     def leftovers(self, run_dir: Path) -> tuple[list[Any], list[Any]]:
         """(swarm services, containers) of miniwdl that mount something in ``run_dir``."""

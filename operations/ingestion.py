@@ -487,12 +487,12 @@ def operation_image(
     names = webmev_image_names(fetched, found.spec_file)
     for name in names:
         try:
-            image_id = builder.find_image(name)
+            present = builder.image_labels(name) is not None
         except ExecutorError as exc:
             raise IngestionError(str(exc), code="docker_unavailable", status_code=503) from None
-        if image_id is not None:
+        if present:
             log = (
-                f"Not built: {name} ({image_id}) is on the engine. It is the image WebMEV "
+                f"Not built: {name} is on the engine. It is the image WebMEV "
                 f"publishes for commit {fetched.revision} of {fetched.source}, which WebMEV pulls "
                 f"instead of building {found.dockerfile}.\n"
             )
