@@ -39,8 +39,9 @@ from operations import webmev
 from operations.models import Operation
 from operations.spec import SpecError
 from operations.states import JobStatus
+from tests.e2e.test_jobs import wait_terminal
 from tests.e2e.test_webmev_local_docker import MATRIX, OPS, content, run_job, upload
-from tests.harness.docker import ensure_docker
+from tests.harness.docker import ensure_docker, ensure_swarm
 from tests.harness.python_image import PYTHON_IMAGE, ensure_python_image
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +59,7 @@ if not MIRRORS:
 PCA = ("pca", "4a9b9e76b7ac03793184ccf3d1b27f08c51341a7")
 SUBSET = ("mev-matrix-subset", "0fb0d7451c1a251d47ccc4a362e597c3315540c2")
 GENE_MAPPER = ("mev-gene-mapper", "266a023ae44427582fdc8f822e99f07bfdbc1b45")
+HCL = ("mev-hcl", "1363f29ed25a8f4e907407609015091530f813ec")  # the last cromwell commit
 ENTRYPOINT_SCRIPT_RE = re.compile(r"^(?:python3 )?(/usr/local/bin/[\w.]+\.(?:py|sh)) ")
 STAND_INS = Path(__file__).parent / "webmev_standins"
 
@@ -295,6 +297,71 @@ def test_real_gene_mapper_runs_with_its_options(
     )
     mapping = File.objects.get(pk=job.outputs["mapping"])
     assert (mapping.file_type, mapping.resource_type) == ("table", "FT")
+
+
+def test_real_hcl_cromwell_mode_runs_on_miniwdl(
+    client_for: Callable[[str], APIClient],
+    workspace: Workspace,
+    tmp_path: Path,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """WebMEV's Cromwell mode: the real mev-hcl (draft-2 main.wdl whose task names the untagged
+    ``ghcr.io/web-mev/mev-hcl``), added unchanged; its image for the commit is on the engine
+    (a stand-in with ``/usr/local/bin/run_hcl.py``), so nothing is built; the job runs on
+    miniwdl with WebMEV's FQN inputs and defaults. Needs Cromwell-mode ingestion
+    (``operations.webmev_cromwell``) using the published image."""
+    pytest.importorskip("operations.webmev_cromwell", reason="no Cromwell-mode ingestion here")
+    stand_in = OPS / "mev-hcl" / "docker" / "run_hcl.py"
+    if not stand_in.is_file():
+        pytest.skip(f"no stand-in script {stand_in}")
+    ensure_swarm()
+    ensure_python_image()
+    settings.FERRY_VAR_DIR = tmp_path / "var"
+    repository, commit = HCL
+    repo = clone(repository, commit, tmp_path)
+    assert "python3 /usr/local/bin/run_hcl.py" in git("show", f"{commit}:main.wdl", cwd=repo)
+    context = tmp_path / "hcl-stand-in"
+    context.mkdir()
+    (context / "run_hcl.py").write_bytes(stand_in.read_bytes())
+    (context / "Dockerfile").write_text(
+        f"FROM {PYTHON_IMAGE}\nCOPY run_hcl.py /usr/local/bin/run_hcl.py\n"
+    )
+    image = f"ghcr.io/web-mev/{repository}:sha-{commit}"
+    engine: Any = docker.from_env()
+    try:
+        engine.images.build(path=str(context), tag=image, rm=True, forcerm=True, pull=False)
+        answer = client_for("staff").post(
+            "/api/operations/", {"source": repo.as_uri(), "commit": commit}, format="json"
+        )
+        assert answer.status_code == 201, answer.json()
+        operation = Operation.objects.get(pk=answer.json()["id"])
+        assert operation.spec["wdl"]["images"] == {f"ghcr.io/web-mev/{repository}": image}
+        assert "org.ferry.operation" not in (engine.images.get(image).labels or {})  # not built
+
+        client = client_for("editor")
+        matrix = upload(client, workspace, MATRIX, "counts.tsv")
+        with django_capture_on_commit_callbacks(execute=True):
+            created = client.post(
+                "/api/jobs/",
+                {
+                    "operation": str(operation.pk),
+                    "workspace": str(workspace.pk),
+                    "inputs": {"input_matrix": matrix, "clustering_dimension": "both"},
+                },
+                format="json",
+            )
+        assert created.status_code == 201, created.json()
+        job = wait_terminal(created.json()["id"], timeout=180)
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            engine.images.remove(image, force=True)
+        engine.close()
+    assert job.status == JobStatus.SUCCEEDED, (job.error_message, job.error_detail)
+    assert job.run_spec["inputs"]["HierarchicalCluster.linkage"] == "ward"  # the default
+    for output in ("observation_clusters", "feature_clusters"):
+        result = File.objects.get(pk=job.outputs[output])
+        assert (result.file_type, result.resource_type) == ("json", "JSON")
 
 
 # The other operations tried, converted only. Outcome: the Ferry mode, or the refusal's reason.
