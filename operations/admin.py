@@ -28,6 +28,7 @@ class OperationAdmin(admin.ModelAdmin):
         "mode",
         "spec",
         "image",
+        "image_origin",
         "source",
         "build_log",
         "added_by",

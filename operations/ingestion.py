@@ -17,7 +17,10 @@ The spec is ``operation.json`` / ``operation.yaml`` / ``operation.yml`` (Ferry's
 Operations are immutable: a (name, revision) already in the catalog is returned as it is — no
 rebuild, no update. Otherwise the image is built from the source's ``Dockerfile`` (WebMEV:
 ``docker/Dockerfile``) and tagged ``ferry-op/<name>:<version>-<revision[:12]>``; only a
-successful build is recorded.
+successful build is recorded. A WebMEV operation from git runs, as in WebMEV, the image published
+for its commit, ``ghcr.io/web-mev/<repository>:sha-<commit>`` (or
+``docker.io/web-mev/<repository>:<commit>``), when the engine holds it: nothing is built then
+(``Operation.image_origin`` says ``found`` or ``built``; see :func:`operation_image`).
 
 WDL operations (``mode: wdl``) need only their WDL: a source is one when its Ferry spec says
 ``"mode": "wdl"``, or when it has ``.wdl`` files and no Dockerfile (and its spec, if any, sets
@@ -84,7 +87,7 @@ from wdl.errors import format_error
 from wdl.outputs import describe_shape
 
 from . import webmev
-from .models import Operation, OperationMode
+from .models import ImageOrigin, Operation, OperationMode
 from .spec import (
     NAME_MAX_LENGTH,
     VERSION_MAX_LENGTH,
@@ -439,6 +442,115 @@ def _stored_log(log: str) -> str:
     if len(log) <= BUILD_LOG_MAX_CHARS:
         return log
     return "[… earlier lines dropped …]\n" + log[-BUILD_LOG_MAX_CHARS:]
+
+
+# --- WebMEV's published images -------------------------------------------------------------------
+
+# WebMEV never builds a local_docker operation's image: it pulls the one its repository's GitHub
+# Actions published for the commit (mev-backend, get_image_name_and_tag), from GitHub's registry
+# or Docker Hub. Ferry looks for those names on the engine (no registry is pulled from).
+WEBMEV_PUBLISHED_IMAGES = (
+    "ghcr.io/web-mev/{repository}:sha-{commit}",
+    "docker.io/web-mev/{repository}:{commit}",
+)
+# A repository name as an image reference allows it (lower case, separators inside).
+_IMAGE_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+# The failed step as the build reports it: "Step 1/6 : FROM mambaorg/micromamba: <error>".
+_FROM_STEP_RE = re.compile(r"^Step \d+/\d+ : FROM\s+(?:--\S+\s+)*(\S+?)(?::?\s|:?$)", re.I)
+
+
+@dataclass(frozen=True)
+class OperationImage:
+    name: str  # what the operation's jobs run
+    origin: ImageOrigin
+    log: str  # the build log, or how the image was found
+
+
+def webmev_image_names(fetched: FetchedSource, spec_file: str) -> list[str]:
+    """The names WebMEV would pull for this source: none unless it is a WebMEV operation from
+    git (the names hold the commit) whose repository name can be part of an image name."""
+    if spec_file != webmev.SPEC_FILENAME or not fetched.is_git:
+        return []
+    repository = re.sub(r"\.git$", "", fetched.label).lower()
+    if not _IMAGE_COMPONENT_RE.fullmatch(repository):
+        return []
+    return [
+        pattern.format(repository=repository, commit=fetched.revision)
+        for pattern in WEBMEV_PUBLISHED_IMAGES
+    ]
+
+
+def operation_image(
+    builder: Executor,
+    found: FoundSpec,
+    fetched: FetchedSource,
+    *,
+    tag: str,
+    labels: dict[str, str],
+    report: Progress,
+) -> OperationImage:
+    """The image a docker operation's jobs run: for a WebMEV operation from git, the image
+    WebMEV publishes for its commit when the engine already holds it under that name (used as
+    it is, nothing built); otherwise ``tag``, built from the source's Dockerfile."""
+    names = webmev_image_names(fetched, found.spec_file)
+    for name in names:
+        try:
+            present = builder.image_labels(name) is not None
+        except ExecutorError as exc:
+            raise IngestionError(str(exc), code="docker_unavailable", status_code=503) from None
+        if present:
+            log = (
+                f"Not built: {name} is on the engine. It is the image WebMEV "
+                f"publishes for commit {fetched.revision} of {fetched.source}, which WebMEV pulls "
+                f"instead of building {found.dockerfile}.\n"
+            )
+            report(f"Using {name}, found on the engine (WebMEV's image for this commit)")
+            return OperationImage(name, ImageOrigin.FOUND, log)
+    if names:
+        report(f"{' and '.join(names)}: not on the engine")
+    report(f"Building {tag} from {found.dockerfile}")
+    try:
+        log = build_image(
+            builder,
+            context=found.context,
+            dockerfile=found.dockerfile,
+            tag=tag,
+            labels=labels,
+            report=report,
+        )
+    except IngestionError as exc:
+        if names and exc.code == "build_failed":
+            raise _published_image_missing(exc, names, found.dockerfile) from None
+        raise
+    report(f"Built {tag}")
+    return OperationImage(tag, ImageOrigin.BUILT, log)
+
+
+def _published_image_missing(
+    failed: IngestionError, names: list[str], dockerfile: str
+) -> IngestionError:
+    """The build failure of a WebMEV operation, saying which images were looked for and how to
+    provide one (most fail on a base image no registry here serves)."""
+    step = (failed.details.get("build") or [""])[0]
+    base = _FROM_STEP_RE.match(step)
+    why = (
+        f"its base image {base.group(1)} can't be pulled here"
+        if base
+        else "it failed (see the build log)"
+    )
+    hint = (
+        f"WebMEV doesn't build this image: it pulls {names[0]} (or {names[1]}). Ferry looked "
+        f"for both on the local Docker engine and found neither, then built {dockerfile}, "
+        f"but {why}. Provide the image and add the operation again: build or load it where "
+        f"you can, then `docker tag <your image> {names[0]}`."
+    )
+    return IngestionError(
+        f"{hint}\n{failed.message}",
+        code=failed.code,
+        status_code=failed.status_code,
+        details={**failed.details, "image": [hint]},
+        build_log=failed.build_log,
+    )
 
 
 # --- WDL operations -------------------------------------------------------------------------------
@@ -869,7 +981,6 @@ def ingest_operation(
             return existing, False
 
         tag = image_tag(name, version, fetched.revision)
-        report(f"Building {tag} from {found.dockerfile}")
         builder = image_builder(spec["mode"])
         labels = {
             "org.ferry.operation": name,
@@ -877,15 +988,7 @@ def ingest_operation(
             "org.ferry.revision": fetched.revision,
             "org.ferry.source": fetched.source,
         }
-        build_log = build_image(
-            builder,
-            context=found.context,
-            dockerfile=found.dockerfile,
-            tag=tag,
-            labels=labels,
-            report=report,
-        )
-        report(f"Built {tag}")
+        image = operation_image(builder, found, fetched, tag=tag, labels=labels, report=report)
 
     operation, created = _record(
         name=name,
@@ -894,9 +997,10 @@ def ingest_operation(
         description=spec["description"],
         mode=spec["mode"],
         spec=spec,
-        image=tag,
+        image=image.name,
+        image_origin=image.origin,
         source=fetched.source,
-        build_log=_stored_log(build_log),
+        build_log=_stored_log(image.log),
         added_by=added_by,
     )
     if created:
@@ -917,10 +1021,12 @@ __all__ = [
     "image_tag",
     "ingest_operation",
     "operation_bundle_dir",
+    "operation_image",
     "read_spec",
     "store_bundle",
     "wdl_bundle_dir",
     "wdl_operation_name",
     "wdl_revision",
+    "webmev_image_names",
     "workflow_bundle",
 ]

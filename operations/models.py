@@ -17,6 +17,16 @@ class OperationMode(models.TextChoices):
     WDL = "wdl", "WDL workflow"
 
 
+class ImageOrigin(models.TextChoices):
+    """How a docker operation got its image."""
+
+    NONE = "", "No image recorded (a WDL operation)"
+    BUILT = "built", "Built from the source's Dockerfile"
+    # Already on the engine under the name its publisher gives the image of this commit
+    # (WebMEV: ghcr.io/web-mev/<repo>:sha-<commit>), as WebMEV pulls it instead of building.
+    FOUND = "found", "Found on the engine under its published name"
+
+
 class Operation(models.Model):
     """A catalog entry: immutable once added. A new source revision is a new row."""
 
@@ -32,7 +42,14 @@ class Operation(models.Model):
         help_text="Ferry's normalized operation spec (inputs, outputs, command)."
     )
     image = models.CharField(
-        max_length=300, blank=True, help_text="Container image tag built for it."
+        max_length=300, blank=True, help_text="The container image its jobs run."
+    )
+    image_origin = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=ImageOrigin.choices,
+        help_text="Whether the image was built from the source or found on the engine under its "
+        "published name (empty for WDL operations).",
     )
     source = models.CharField(max_length=1000, help_text="Folder path or git repository URL.")
     build_log = models.TextField(blank=True)

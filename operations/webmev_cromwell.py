@@ -275,6 +275,58 @@ def _local_image_labels(builder: Executor, tag: str) -> dict[str, str] | None:
         raise IngestionError(str(exc), code="docker_unavailable", status_code=503) from None
 
 
+@dataclass(frozen=True)
+class _Planning:
+    """What every image of one operation is planned against."""
+
+    folder: Path
+    operation: str
+    label: str
+    is_git: bool
+    untagged_tag: str
+    single_image: bool
+    builder: Executor
+
+
+def _at(image: RuntimeImage, message: str) -> WdlError:
+    return {"file": image.file, "line": image.line, "column": image.column, "message": message}
+
+
+def _plan_image(image: RuntimeImage, how: _Planning) -> ImagePlan | WdlError:
+    """The plan for one image the WDL names, or the problem at its runtime line."""
+    try:
+        repository, tag = parse_image(image.named)
+    except ValueError as exc:
+        return _at(image, f"image {json.dumps(image.named)} {exc}")
+    name = repository.rsplit("/", 1)[-1]
+    candidates = [f"{DOCKER_FOLDER}/Dockerfile.{name}"]
+    if how.single_image or name == how.label:
+        candidates.append(f"{DOCKER_FOLDER}/Dockerfile")
+    dockerfile = next((c for c in candidates if (how.folder / c).is_file()), None)
+    final = f"{repository}:{tag or how.untagged_tag}"
+    present = _local_image_labels(how.builder, final)
+    if dockerfile is None:
+        if tag and present is not None:
+            return ImagePlan(image.named, final, None)
+        return _at(
+            image,
+            f"image {json.dumps(image.named)} (task {image.task}) has no Dockerfile: "
+            f"expected {' or '.join(candidates)}",
+        )
+    if present is not None and tag is None and how.is_git and name == how.label:
+        # The image WebMEV publishes for this commit of the repository (GitHub Actions
+        # build docker/Dockerfile as ghcr.io/web-mev/<repo>:sha-<commit>), present on the
+        # engine: WebMEV pulls it rather than building, and so does Ferry here.
+        return ImagePlan(image.named, final, None)
+    if present is not None and present.get("org.ferry.operation") != how.operation:
+        return _at(
+            image,
+            f"image {final} already exists and was not built for {how.operation}: Ferry "
+            "won't replace it (name the image by a tag of its own)",
+        )
+    return ImagePlan(image.named, final, dockerfile)
+
+
 def plan_images(
     images: list[RuntimeImage],
     folder: Path,
@@ -287,54 +339,25 @@ def plan_images(
 ) -> dict[str, ImagePlan]:
     """Per image named in the WDL: the Dockerfile it is built from and the tag it gets.
     Problems are WorkflowInvalid errors at the runtime line that names the image."""
-    names = sorted({image.named for image in images})
+    how = _Planning(
+        folder=folder,
+        operation=operation,
+        label=label,
+        is_git=is_git,
+        untagged_tag=f"sha-{revision}" if is_git else f"rev-{revision[:40]}",
+        single_image=len({image.named for image in images}) == 1,
+        builder=builder,
+    )
     plans: dict[str, ImagePlan] = {}
     errors: list[WdlError] = []
-    untagged_tag = f"sha-{revision}" if is_git else f"rev-{revision[:40]}"
     for image in images:
         if image.named in plans:
             continue
-
-        def at(message: str, image: RuntimeImage = image) -> WdlError:
-            return {
-                "file": image.file,
-                "line": image.line,
-                "column": image.column,
-                "message": message,
-            }
-
-        try:
-            repository, tag = parse_image(image.named)
-        except ValueError as exc:
-            errors.append(at(f"image {json.dumps(image.named)} {exc}"))
-            continue
-        name = repository.rsplit("/", 1)[-1]
-        candidates = [f"{DOCKER_FOLDER}/Dockerfile.{name}"]
-        if len(names) == 1 or name == label:
-            candidates.append(f"{DOCKER_FOLDER}/Dockerfile")
-        dockerfile = next((c for c in candidates if (folder / c).is_file()), None)
-        final = f"{repository}:{tag or untagged_tag}"
-        present = _local_image_labels(builder, final)
-        if dockerfile is None:
-            if tag and present is not None:
-                plans[image.named] = ImagePlan(image.named, final, None)
-                continue
-            errors.append(
-                at(
-                    f"image {json.dumps(image.named)} (task {image.task}) has no Dockerfile: "
-                    f"expected {' or '.join(candidates)}"
-                )
-            )
-            continue
-        if present is not None and present.get("org.ferry.operation") != operation:
-            errors.append(
-                at(
-                    f"image {final} already exists and was not built for {operation}: Ferry "
-                    "won't replace it (name the image by a tag of its own)"
-                )
-            )
-            continue
-        plans[image.named] = ImagePlan(image.named, final, dockerfile)
+        planned = _plan_image(image, how)
+        if isinstance(planned, ImagePlan):
+            plans[image.named] = planned
+        else:
+            errors.append(planned)
     if errors:
         raise wdl.WorkflowInvalid(errors)
     return plans
@@ -353,7 +376,7 @@ def build_runtime_images(
     logs: list[str] = []
     for plan in plans.values():
         if plan.dockerfile is None:
-            report(f"Using {plan.tag} as present on the Docker engine (no Dockerfile for it)")
+            report(f"Using {plan.tag} as present on the Docker engine (not built)")
             continue
         report(f"Building {plan.tag} from {plan.dockerfile}")
         log = build_image(

@@ -25,6 +25,7 @@ class OperationSerializer(StaffOnlyFieldsMixin, serializers.ModelSerializer[Oper
             "mode",
             "spec",
             "image",
+            "image_origin",
             "source",
             "created_at",
             "hidden",

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from api.models import User
 from operations.ingestion import IngestionError, ingest_operation
-from operations.models import OperationMode
+from operations.models import ImageOrigin, OperationMode
 from operations.spec import SpecError
 
 
@@ -65,6 +65,8 @@ class Command(BaseCommand):
                 if operation.mode == OperationMode.WDL
                 else operation.image
             )
+            if operation.image_origin == ImageOrigin.FOUND:
+                what += " (found on the engine under WebMEV's name for this commit; not built)"
             console.print(f"Added {summary} as {what} — id {operation.id}", style="green")
         else:
             console.print(f"{summary} was already added — id {operation.id}", style="yellow")
