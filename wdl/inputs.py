@@ -9,9 +9,22 @@ from wdl.input_shapes import map_files
 from wdl.loading import LoadedWorkflow
 from wdl.signature import derive_signature
 
+_ELEMENT_TYPES = ("observation_set", "feature_set", "observation", "feature")
+
 
 def _engine_value(spec: Mapping[str, Any], value: Any, file_location: Callable[[str], str]) -> Any:
+    if spec.get("type") in _ELEMENT_TYPES and isinstance(value, Mapping):
+        return _element_ids_value(spec, value)
     return map_files(spec, value, file_location)
+
+
+def _element_ids_value(spec: Mapping[str, Any], value: Mapping[str, Any]) -> Any:
+    """A sample/gene set (or one element) as a workflow takes it: the ids as an
+    ``Array[String]`` (``render: "json"``, WebMEV's list converters) or comma-joined in one
+    ``String`` (WebMEV's CSV converters, the default)."""
+    elements = value.get("elements", [value])
+    ids = [str(element["id"]) for element in elements]
+    return ids if spec.get("render") == "json" else ",".join(ids)
 
 
 def build_inputs(
