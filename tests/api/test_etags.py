@@ -44,7 +44,7 @@ class Resource:
     list: str | None
     reader: str
     writer: str
-    change: Callable[[], None]
+    change: Callable[[], object]
     patch: dict[str, Any] | None = None
     delete: bool = True
     action: str | None = None  # a POST action on the resource (e.g. cancel)
@@ -111,7 +111,7 @@ def resources(
             reader="viewer",
             writer="editor",
             # The worker's move: the only writer of a job's status.
-            change=lambda: transition(job, JobStatus.SUBMITTED) and None,
+            change=lambda: transition(job, JobStatus.SUBMITTED),
             delete=False,
             action="cancel",
         ),
@@ -120,9 +120,7 @@ def resources(
             list="/api/sets/",
             reader="viewer",
             writer="editor",
-            change=lambda: (
-                element_set_update(user=owner, element_set=element_set, name="Else") and None
-            ),
+            change=lambda: element_set_update(user=owner, element_set=element_set, name="Else"),
             patch={"name": "Renamed"},
         ),
         "api-token": Resource(
@@ -137,9 +135,7 @@ def resources(
             list="/api/credentials/",
             reader="staff",
             writer="staff",
-            change=lambda: (
-                credentials.credential_update(credential=credential, name="else") and None
-            ),
+            change=lambda: credentials.credential_update(credential=credential, name="else"),
             patch={"name": "renamed"},
             action="check",
         ),
@@ -148,7 +144,7 @@ def resources(
             list="/api/cromwell-servers/",
             reader="staff",
             writer="staff",
-            change=lambda: cromwell_servers.server_update(server=server, state="draining") and None,
+            change=lambda: cromwell_servers.server_update(server=server, state="draining"),
             patch={"state": "active"},
         ),
         "me": Resource(
@@ -164,12 +160,12 @@ def resources(
 
 
 @pytest.fixture
-def operation_resource() -> Callable[[], tuple[str, Callable[[], None]]]:
-    def make() -> tuple[str, Callable[[], None]]:
+def operation_resource() -> Callable[[], tuple[str, Callable[[], object]]]:
+    def make() -> tuple[str, Callable[[], object]]:
         operation = make_echo_operation()
         return (
             f"/api/operations/{operation.pk}/",
-            lambda: operation_update(operation=operation, hidden=True) and None,
+            lambda: operation_update(operation=operation, hidden=True),
         )
 
     return make
@@ -189,7 +185,7 @@ NAMES = [
 
 
 def _urls(resource: Resource) -> list[tuple[str, dict[str, str]]]:
-    urls = [(resource.detail, {})]
+    urls: list[tuple[str, dict[str, str]]] = [(resource.detail, {})]
     if resource.list is not None:
         urls.append((resource.list, resource.list_query))
     return urls
@@ -370,7 +366,7 @@ def test_writes_with_a_current_if_match_or_none_go_through(
 
 
 def test_the_operation_catalog_has_tags_and_staff_writes_check_if_match(
-    operation_resource: Callable[[], tuple[str, Callable[[], None]]],
+    operation_resource: Callable[[], tuple[str, Callable[[], object]]],
     client_for: Callable[[str], APIClient],
 ) -> None:
     url, retire = operation_resource()
