@@ -24,6 +24,7 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from django.http import HttpResponseBase, JsonResponse
 from django.utils.http import parse_etags
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import SAFE_METHODS
@@ -31,6 +32,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from ..exception_handlers import error_body
 from ..exceptions import PreconditionFailed, field_error
 
 IF_MATCH = "If-Match"
@@ -83,19 +85,26 @@ def _answers_json(request: Request) -> bool:
     return type(getattr(request, "accepted_renderer", None)) is JSONRenderer
 
 
-def _tag_rendered(request: Request) -> Callable[[Response], None]:
-    """A post-render callback: tag the rendered bytes, and answer 304 (no body) when
-    If-None-Match names the tag."""
+def _tag_rendered(request: Request) -> Callable[[Response], HttpResponseBase | None]:
+    """A post-render callback: tag the rendered bytes; answer 304 (no body) when
+    If-None-Match names the tag, 412 when a GET's If-Match names another."""
 
-    def tag(response: Response) -> None:
+    def tag(response: Response) -> HttpResponseBase | None:
         etag = body_etag(response.content)
         response["ETag"] = etag
+        if_match = parse_etags(request.headers.get(IF_MATCH) or "")
+        if if_match and not ("*" in if_match or etag in if_match):
+            error = stale_version()
+            return JsonResponse(
+                error_body(error.code, error.message, error.details), status=error.status_code
+            )
         header = request.headers.get(IF_NONE_MATCH)
         if header is not None and not none_match(header, etag):
             # The headers of the 200 stay (ETag, Vary, Allow; CORS is added after).
             response.status_code = 304
             response.content = b""
             del response["Content-Type"]
+        return None
 
     return tag
 

@@ -416,6 +416,18 @@ def test_roles_are_checked_before_if_match(
             assert answer.status_code == 403, (method, url, if_match)
 
 
+def test_a_get_with_a_stale_if_match_is_412_in_the_error_shape(
+    resources: dict[str, Resource], client_for: Callable[[str], APIClient]
+) -> None:
+    client = client_for("viewer")
+    url = resources["job"].detail
+    tag = client.get(url)["ETag"]
+    assert client.get(url, HTTP_IF_MATCH=tag).status_code == 200
+    assert client.get(url, HTTP_IF_MATCH="*").status_code == 200
+    resources["job"].change()
+    _assert_stale(client.get(url, HTTP_IF_MATCH=tag))
+
+
 def test_a_malformed_if_match_is_400_naming_the_header(
     resources: dict[str, Resource], client_for: Callable[[str], APIClient]
 ) -> None:
