@@ -51,6 +51,13 @@ class Forbidden(ApplicationError):
     code = "permission_denied"
 
 
+class PreconditionFailed(ApplicationError):
+    """A conditional request's precondition (If-Match) names another version."""
+
+    status_code = HTTPStatus.PRECONDITION_FAILED.value
+    code = "precondition_failed"
+
+
 def field_error(field: str, message: str, *, code: str = "invalid") -> ApplicationError:
     return ApplicationError(message, details={field: [message]}, code=code)
 

@@ -6,8 +6,11 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import permissions, serializers
+
+from .views.conditional import IF_MATCH, IF_NONE_MATCH, answers_conditional_get, answers_if_match
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
@@ -29,11 +32,45 @@ _DESCRIPTIONS = {
     "403": "Signed in, but your role does not allow this.",
     "404": "No such resource, or not one you can see.",
     "409": "Conflicts with the current state (e.g. duplicate member, last owner, active jobs).",
+    "412": "If-Match names another version than the current one: GET the resource again.",
     "422": "The Idempotency-Key was used for another request (method, path, query or body).",
 }
 
+ETAG_HEADER = OpenApiParameter(
+    "ETag",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=[200, 304],
+    description="The version of what this GET answers: send it back as If-None-Match (304 "
+    "while nothing changed) or, for the resource itself, as If-Match on a write.",
+)
+IF_NONE_MATCH_PARAMETER = OpenApiParameter(
+    IF_NONE_MATCH,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="ETags you hold (or `*`): 304 without a body while one is current.",
+)
+IF_MATCH_PARAMETER = OpenApiParameter(
+    IF_MATCH,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The ETag of the resource as you last read it (GET on it): the write is "
+    "refused with 412 if it changed since. Optional; `*` matches any version.",
+)
+NOT_MODIFIED = OpenApiResponse(
+    description="Not modified: If-None-Match names the current ETag; no body."
+)
+
 
 class FerryAutoSchema(AutoSchema):
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if answers_conditional_get(self.view, self.method):
+            parameters += [IF_NONE_MATCH_PARAMETER, ETAG_HEADER]
+        if answers_if_match(self.view, self.method):
+            parameters.append(IF_MATCH_PARAMETER)
+        return parameters
+
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses: dict[str, Any] = super()._get_response_bodies(direction)  # type: ignore[arg-type]
         codes = []
@@ -48,8 +85,12 @@ class FerryAutoSchema(AutoSchema):
             codes.append("404")
         if writes:
             codes.append("409")
+        if answers_if_match(self.view, self.method):
+            codes.append("412")
         if any(getattr(p, "name", "") == "Idempotency-Key" for p in self.get_override_parameters()):
             codes.append("422")
+        if answers_conditional_get(self.view, self.method) and "304" not in responses:
+            responses["304"] = self._get_response_for_code(NOT_MODIFIED, "304", direction=direction)
         for code in codes:
             if code not in responses:
                 responses[code] = self._get_response_for_code(

@@ -46,6 +46,7 @@ from ..throttles import (
     throttled_error,
 )
 from .common import UUID_REGEX, current_user
+from .conditional import ConditionalRequestsMixin
 
 
 class SignInTokenView(jwt_views.TokenObtainPairView):
@@ -87,7 +88,7 @@ def sign_in_form_throttled(
     return guarded
 
 
-class MeView(generics.RetrieveUpdateAPIView[Any]):
+class MeView(ConditionalRequestsMixin, generics.RetrieveUpdateAPIView[Any]):
     """The signed-in user."""
 
     serializer_class = UserSerializer
@@ -158,6 +159,7 @@ class RegisterView(ThrottledAuthView):
 
 
 class ApiTokenViewSet(
+    ConditionalRequestsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,

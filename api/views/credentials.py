@@ -17,9 +17,10 @@ from ..models import Credential
 from ..selectors import credentials_listed
 from ..serializers.credentials import CredentialSerializer
 from .common import UUID_REGEX, current_user
+from .conditional import ConditionalRequestsMixin
 
 
-class CredentialViewSet(viewsets.ModelViewSet[Credential]):
+class CredentialViewSet(ConditionalRequestsMixin, viewsets.ModelViewSet[Credential]):
     """Bucket and service credentials an admin registers once. Saving checks that Ferry can use
     them (`check_ok`, `check_message`); the secret is stored encrypted and never shown again."""
 

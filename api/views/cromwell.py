@@ -19,9 +19,10 @@ from operations.selectors import cromwell_servers_listed
 
 from ..serializers.cromwell import CromwellServerSerializer
 from .common import UUID_REGEX
+from .conditional import ConditionalRequestsMixin
 
 
-class CromwellServerViewSet(viewsets.ModelViewSet[CromwellServer]):
+class CromwellServerViewSet(ConditionalRequestsMixin, viewsets.ModelViewSet[CromwellServer]):
     """Cromwell servers WDL jobs can run on (executor ``cromwell:<name>``)."""
 
     serializer_class = CromwellServerSerializer

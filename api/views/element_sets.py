@@ -28,9 +28,10 @@ from ..serializers.element_sets import (
     ElementSetUpdateSerializer,
 )
 from .common import UUID_REGEX, current_user
+from .conditional import ConditionalRequestsMixin
 
 
-class ElementSetViewSet(viewsets.ModelViewSet[ElementSet]):
+class ElementSetViewSet(ConditionalRequestsMixin, viewsets.ModelViewSet[ElementSet]):
     """Sets of observations (samples) or features (genes) kept in the workspaces you can see;
     members read them, editors and owners change them. A job input of a set type takes
     ``{"set": "<id>"}`` naming one of its workspace's sets. Lists leave the elements out

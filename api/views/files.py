@@ -37,9 +37,10 @@ from ..serializers.files import (
 from ..storage import transfers
 from ..storage.uploads import SpooledUpload, spool_body
 from .common import UUID_REGEX, current_user
+from .conditional import ConditionalRequestsMixin
 
 
-class FileViewSet(viewsets.ModelViewSet[File]):
+class FileViewSet(ConditionalRequestsMixin, viewsets.ModelViewSet[File]):
     """Files in the workspaces you can see. Upload by multipart POST here, or stream a raw body
     with ``PUT /api/files/upload/?workspace=…&name=…``."""
 

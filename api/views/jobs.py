@@ -25,6 +25,7 @@ from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from ..permissions import WorkspaceRolePermission
 from ..serializers.jobs import JobCreateSerializer, JobLogsSerializer, JobSerializer
 from .common import UUID_REGEX, current_user
+from .conditional import ConditionalRequestsMixin
 
 
 class JobFilter(django_filters.FilterSet):
@@ -39,6 +40,7 @@ class JobFilter(django_filters.FilterSet):
 
 
 class JobViewSet(
+    ConditionalRequestsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,

@@ -23,6 +23,7 @@ from ..serializers.operations import (
     OperationUpdateSerializer,
 )
 from .common import UUID_REGEX, current_user
+from .conditional import ConditionalRequestsMixin
 
 
 class StaffWrites(BasePermission):
@@ -41,6 +42,7 @@ class OperationFilter(django_filters.FilterSet):
 
 
 class OperationViewSet(
+    ConditionalRequestsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,

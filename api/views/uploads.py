@@ -26,9 +26,10 @@ from ..serializers.uploads import (
 )
 from ..storage import transfers
 from .common import UUID_REGEX, current_user
+from .conditional import ConditionalRequestsMixin
 
 
-class DirectUploadViewSet(viewsets.GenericViewSet[File]):
+class DirectUploadViewSet(ConditionalRequestsMixin, viewsets.GenericViewSet[File]):
     """Uploads that go straight from the client to the workspace's bucket: ask here for signed
     URLs (a pending file is created), PUT the bytes to the bucket, then complete: Ferry checks
     the object's size and checksum before the file becomes ready. Uncompleted uploads expire."""

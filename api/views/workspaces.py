@@ -30,9 +30,10 @@ from ..serializers.workspaces import (
     WorkspaceSerializer,
 )
 from .common import UUID_REGEX, current_user
+from .conditional import ConditionalRequestsMixin
 
 
-class WorkspaceViewSet(viewsets.ModelViewSet[Workspace]):
+class WorkspaceViewSet(ConditionalRequestsMixin, viewsets.ModelViewSet[Workspace]):
     """Workspaces you are a member of (staff: all)."""
 
     lookup_value_regex = UUID_REGEX
@@ -83,7 +84,7 @@ class WorkspaceViewSet(viewsets.ModelViewSet[Workspace]):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WorkspaceMemberViewSet(viewsets.ModelViewSet[Membership]):
+class WorkspaceMemberViewSet(ConditionalRequestsMixin, viewsets.ModelViewSet[Membership]):
     """Members of a workspace and their roles; the owner manages them by email."""
 
     lookup_value_regex = UUID_REGEX

@@ -234,15 +234,27 @@ FERRY_THROTTLE_RATES: dict[str, str | None] = {
 }
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+# What a frontend on another origin may read of an answer besides the CORS-safelisted headers:
+# the version of what it read (ETag, for If-None-Match and If-Match), downloads' names and
+# ranges, replayed creates, and when to retry a 429 or 503.
 CORS_EXPOSE_HEADERS = [
     "Content-Disposition",
     "Content-Length",
     "Content-Range",
     "ETag",
     "Idempotent-Replayed",
+    "Retry-After",
 ]
-# A frontend on another origin may send these besides django-cors-headers' defaults.
-CORS_ALLOW_HEADERS = (*cors_default_headers, "idempotency-key", "x-checksum-sha256")
+# A frontend on another origin may send these besides django-cors-headers' defaults: conditional
+# requests, resuming the event stream, upload checksums and idempotent creates.
+CORS_ALLOW_HEADERS = (
+    *cors_default_headers,
+    "if-none-match",
+    "if-match",
+    "last-event-id",
+    "idempotency-key",
+    "x-checksum-sha256",
+)
 
 CSRF_FAILURE_VIEW = "api.exception_handlers.csrf_failure"
 
