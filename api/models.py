@@ -102,9 +102,31 @@ class Workspace(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["-created_at"], name="workspace_created_idx"),
+            models.Index(fields=["name"], name="workspace_name_idx"),
+            models.Index(fields=["updated_at"], name="workspace_updated_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class WorkspaceFileCount(models.Model):
+    """How many files a workspace's members see in its list (every file but a job's results
+    before the job succeeded, as ``selectors.files_visible_to``). Kept by database triggers on
+    ``api_file`` (migration 0015), in the same transaction as each insert, delete, move between
+    workspaces and publication, whoever writes the row (bulk inserts and cascades too), so
+    listing workspaces never counts their files. A table of its own: saving a Workspace never
+    overwrites it, and adding files doesn't lock the workspace row."""
+
+    workspace = models.OneToOneField(
+        Workspace, primary_key=True, on_delete=models.CASCADE, related_name="file_count_row"
+    )
+    files = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}: {self.files}"
 
 
 class Role(models.TextChoices):
@@ -193,7 +215,17 @@ class File(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["workspace", "-created_at"])]
+        # One per ordering the files list offers, for all files (staff) and one workspace's.
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"]),
+            models.Index(fields=["-created_at"], name="file_created_idx"),
+            models.Index(fields=["name", "created_at"], name="file_name_idx"),
+            models.Index(fields=["size", "created_at"], name="file_size_idx"),
+            models.Index(fields=["updated_at"], name="file_updated_idx"),
+            models.Index(fields=["workspace", "name"], name="file_ws_name_idx"),
+            models.Index(fields=["workspace", "size"], name="file_ws_size_idx"),
+            models.Index(fields=["workspace", "updated_at"], name="file_ws_updated_idx"),
+        ]
         constraints = [
             # An object Ferry owns belongs to one File; an imported object may be registered in
             # several workspaces (once each).
@@ -330,7 +362,10 @@ class ElementSet(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["workspace", "kind", "-created_at"])]
+        indexes = [
+            models.Index(fields=["workspace", "kind", "-created_at"]),
+            models.Index(fields=["-created_at"], name="element_set_created_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "kind", "name"], name="one_set_name_per_workspace_and_kind"

@@ -47,6 +47,7 @@ class Operation(models.Model):
 
     class Meta:
         ordering = ["name", "-created_at"]
+        indexes = [models.Index(fields=["-created_at"], name="operation_created_idx")]
         constraints = [
             models.UniqueConstraint(fields=["name", "revision"], name="one_operation_per_revision")
         ]
@@ -109,7 +110,18 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "executor"])]
+        # The worker's (status, executor); then one per ordering the jobs list offers, alone
+        # (all jobs a user sees) and with the workspace and status filters.
+        indexes = [
+            models.Index(fields=["status", "executor"]),
+            models.Index(fields=["-created_at"], name="job_created_idx"),
+            models.Index(fields=["workspace", "-created_at"], name="job_ws_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="job_status_created_idx"),
+            models.Index(
+                fields=["workspace", "status", "-created_at"], name="job_ws_status_created_idx"
+            ),
+            models.Index(fields=["finished_at"], name="job_finished_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"job {self.id} ({self.status})"
