@@ -71,6 +71,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="api_token_user_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -149,6 +150,10 @@ class Membership(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["workspace", "created_at"], name="membership_ws_created_idx"),
+            models.Index(fields=["workspace", "role"], name="membership_ws_role_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "user"], name="one_membership_per_user")
         ]
@@ -273,6 +278,7 @@ class Credential(models.Model):
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["-created_at"], name="credential_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
@@ -362,9 +368,17 @@ class ElementSet(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # One per ordering the sets list offers, for all sets (staff) and one workspace's.
         indexes = [
             models.Index(fields=["workspace", "kind", "-created_at"]),
             models.Index(fields=["-created_at"], name="element_set_created_idx"),
+            models.Index(fields=["name"], name="element_set_name_idx"),
+            models.Index(fields=["updated_at"], name="element_set_updated_idx"),
+            models.Index(fields=["element_count"], name="element_set_count_idx"),
+            models.Index(fields=["workspace", "-created_at"], name="element_set_ws_created_idx"),
+            models.Index(fields=["workspace", "name"], name="element_set_ws_name_idx"),
+            models.Index(fields=["workspace", "updated_at"], name="element_set_ws_updated_idx"),
+            models.Index(fields=["workspace", "element_count"], name="element_set_ws_count_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

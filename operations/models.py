@@ -121,6 +121,7 @@ class Job(models.Model):
                 fields=["workspace", "status", "-created_at"], name="job_ws_status_created_idx"
             ),
             models.Index(fields=["finished_at"], name="job_finished_idx"),
+            models.Index(fields=["workspace", "finished_at"], name="job_ws_finished_idx"),
         ]
 
     def __str__(self) -> str:
@@ -210,6 +211,7 @@ class CromwellServer(models.Model):
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["-created_at"], name="cromwell_server_created_idx")]
 
     def __str__(self) -> str:
         return f"Cromwell {self.name} ({self.url})"

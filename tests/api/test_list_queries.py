@@ -218,3 +218,42 @@ def test_cromwell_servers_list_counts_each_servers_active_jobs(
     body = client_for("staff").get("/api/cromwell-servers/").json()
     assert {row["name"]: row["active_jobs"] for row in body["results"]} == {"busy": 2, "idle": 0}
     assert client_for("staff").get(f"/api/cromwell-servers/{busy.pk}/").json()["active_jobs"] == 2
+
+
+# (list's viewset, model, the column its rows are scoped by in a request, or None when the
+#  whole table is listed: staff see every file, job and set; only members' lists scope them)
+ORDERED_LISTS: list[tuple[str, type[Any], list[str | None]]] = [
+    ("api.views.workspaces.WorkspaceViewSet", Workspace, [None]),
+    ("api.views.workspaces.WorkspaceMemberViewSet", Membership, ["workspace_id"]),
+    ("api.views.files.FileViewSet", File, [None, "workspace_id"]),
+    ("api.views.element_sets.ElementSetViewSet", ElementSet, [None, "workspace_id"]),
+    ("api.views.operations.OperationViewSet", Operation, [None]),
+    ("api.views.jobs.JobViewSet", Job, [None, "workspace_id"]),
+    ("api.views.credentials.CredentialViewSet", Credential, [None]),
+    ("api.views.cromwell.CromwellServerViewSet", CromwellServer, [None]),
+    ("api.views.accounts.ApiTokenViewSet", ApiToken, ["user_id"]),
+]
+
+
+@pytest.mark.parametrize(("view_path", "model", "scopes"), ORDERED_LISTS)
+def test_every_ordering_a_list_offers_has_an_index(
+    view_path: str, model: type[Any], scopes: list[str | None], db: Any
+) -> None:
+    """Each ``ordering`` a list accepts (and created_at, the pagination's default) leads an
+    index, alone and after the column the list is scoped by, so a first page reads an index
+    instead of sorting the table."""
+    from django.utils.module_loading import import_string
+
+    view = import_string(view_path)
+    orderings = {"created_at", *(getattr(view, "ordering_fields", None) or [])}
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    leading = [tuple(c["columns"]) for c in found.values() if c["index"] or c["unique"]]
+    missing = []
+    for name in sorted(orderings):
+        column = model._meta.get_field(name).column
+        for scope in scopes:
+            wanted = (column,) if scope is None else (scope, column)
+            if not any(cols[: len(wanted)] == wanted for cols in leading):
+                missing.append(wanted)
+    assert not missing, f"{model.__name__}: no index leads with {missing}; indexes: {leading}"
