@@ -71,6 +71,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="api_token_user_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -102,9 +103,31 @@ class Workspace(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["-created_at"], name="workspace_created_idx"),
+            models.Index(fields=["name"], name="workspace_name_idx"),
+            models.Index(fields=["updated_at"], name="workspace_updated_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class WorkspaceFileCount(models.Model):
+    """How many files a workspace's members see in its list (every file but a job's results
+    before the job succeeded, as ``selectors.files_visible_to``). Kept by database triggers on
+    ``api_file`` (migration 0015), in the same transaction as each insert, delete, move between
+    workspaces and publication, whoever writes the row (bulk inserts and cascades too), so
+    listing workspaces never counts their files. A table of its own: saving a Workspace never
+    overwrites it, and adding files doesn't lock the workspace row."""
+
+    workspace = models.OneToOneField(
+        Workspace, primary_key=True, on_delete=models.CASCADE, related_name="file_count_row"
+    )
+    files = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}: {self.files}"
 
 
 class Role(models.TextChoices):
@@ -127,6 +150,10 @@ class Membership(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["workspace", "created_at"], name="membership_ws_created_idx"),
+            models.Index(fields=["workspace", "role"], name="membership_ws_role_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "user"], name="one_membership_per_user")
         ]
@@ -193,7 +220,17 @@ class File(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["workspace", "-created_at"])]
+        # One per ordering the files list offers, for all files (staff) and one workspace's.
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"]),
+            models.Index(fields=["-created_at"], name="file_created_idx"),
+            models.Index(fields=["name", "created_at"], name="file_name_idx"),
+            models.Index(fields=["size", "created_at"], name="file_size_idx"),
+            models.Index(fields=["updated_at"], name="file_updated_idx"),
+            models.Index(fields=["workspace", "name"], name="file_ws_name_idx"),
+            models.Index(fields=["workspace", "size"], name="file_ws_size_idx"),
+            models.Index(fields=["workspace", "updated_at"], name="file_ws_updated_idx"),
+        ]
         constraints = [
             # An object Ferry owns belongs to one File; an imported object may be registered in
             # several workspaces (once each).
@@ -241,6 +278,7 @@ class Credential(models.Model):
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["-created_at"], name="credential_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
@@ -330,7 +368,18 @@ class ElementSet(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["workspace", "kind", "-created_at"])]
+        # One per ordering the sets list offers, for all sets (staff) and one workspace's.
+        indexes = [
+            models.Index(fields=["workspace", "kind", "-created_at"]),
+            models.Index(fields=["-created_at"], name="element_set_created_idx"),
+            models.Index(fields=["name"], name="element_set_name_idx"),
+            models.Index(fields=["updated_at"], name="element_set_updated_idx"),
+            models.Index(fields=["element_count"], name="element_set_count_idx"),
+            models.Index(fields=["workspace", "-created_at"], name="element_set_ws_created_idx"),
+            models.Index(fields=["workspace", "name"], name="element_set_ws_name_idx"),
+            models.Index(fields=["workspace", "updated_at"], name="element_set_ws_updated_idx"),
+            models.Index(fields=["workspace", "element_count"], name="element_set_ws_count_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "kind", "name"], name="one_set_name_per_workspace_and_kind"

@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -20,6 +20,7 @@ from .models import (
     Membership,
     Role,
     Workspace,
+    WorkspaceFileCount,
 )
 
 
@@ -31,15 +32,10 @@ def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:
 
 def workspaces_listed_for(user: Any) -> QuerySet[Workspace]:
     """The workspaces ``user`` sees, each with its ``file_count`` and the user's ``my_role``
-    (correlated subqueries: computed for the rows of a page only, not every workspace)."""
+    (correlated subqueries: read for the rows of a page only, not every workspace). The count
+    is the one the database keeps (``WorkspaceFileCount``), never a count of the files."""
     my_role = Membership.objects.filter(workspace=OuterRef("pk"), user=user.pk).values("role")[:1]
-    file_count = (
-        File.objects.filter(workspace=OuterRef("pk"))
-        .order_by()
-        .values("workspace")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
+    file_count = WorkspaceFileCount.objects.filter(workspace=OuterRef("pk")).values("files")[:1]
     return workspaces_visible_to(user).annotate(
         file_count=Coalesce(Subquery(file_count), 0), my_role=Subquery(my_role)
     )

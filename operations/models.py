@@ -64,6 +64,7 @@ class Operation(models.Model):
 
     class Meta:
         ordering = ["name", "-created_at"]
+        indexes = [models.Index(fields=["-created_at"], name="operation_created_idx")]
         constraints = [
             models.UniqueConstraint(fields=["name", "revision"], name="one_operation_per_revision")
         ]
@@ -126,7 +127,19 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "executor"])]
+        # The worker's (status, executor); then one per ordering the jobs list offers, alone
+        # (all jobs a user sees) and with the workspace and status filters.
+        indexes = [
+            models.Index(fields=["status", "executor"]),
+            models.Index(fields=["-created_at"], name="job_created_idx"),
+            models.Index(fields=["workspace", "-created_at"], name="job_ws_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="job_status_created_idx"),
+            models.Index(
+                fields=["workspace", "status", "-created_at"], name="job_ws_status_created_idx"
+            ),
+            models.Index(fields=["finished_at"], name="job_finished_idx"),
+            models.Index(fields=["workspace", "finished_at"], name="job_ws_finished_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"job {self.id} ({self.status})"
@@ -215,6 +228,7 @@ class CromwellServer(models.Model):
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["-created_at"], name="cromwell_server_created_idx")]
 
     def __str__(self) -> str:
         return f"Cromwell {self.name} ({self.url})"

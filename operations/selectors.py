@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Concat
 
 from api.models import File
 from api.selectors import workspaces_visible_to
 
-from .models import CromwellServer, Job, Operation
+from .models import CROMWELL_ALIAS_PREFIX, CromwellServer, Job, Operation
 
 # What a jobs list never shows: the executor's run spec and log tails of each job, and the
 # operation's full spec, sources and build log (a page of 500 jobs read megabytes of them).
@@ -45,5 +46,17 @@ def jobs_visible_to(user: Any, *, for_list: bool = False) -> QuerySet[Job]:
 
 
 def cromwell_servers_listed() -> QuerySet[CromwellServer]:
-    """Every registered Cromwell server with its credential (staff manage them)."""
-    return CromwellServer.objects.select_related("credential")
+    """Every registered Cromwell server with its credential (staff manage them) and
+    ``active_job_count``, the jobs still running there (read with the page, not a query per
+    server; the same jobs as ``cromwell_servers.active_jobs``)."""
+    active = (
+        Job.objects.active()
+        .filter(executor=Concat(Value(CROMWELL_ALIAS_PREFIX), OuterRef("name")))
+        .order_by()
+        .values("executor")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return CromwellServer.objects.select_related("credential").annotate(
+        active_job_count=Coalesce(Subquery(active, output_field=IntegerField()), 0)
+    )

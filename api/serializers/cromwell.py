@@ -56,6 +56,10 @@ class CromwellServerSerializer(serializers.ModelSerializer[CromwellServer]):
     def get_active_jobs(self, obj: CromwellServer) -> int:
         from operations.cromwell_servers import active_jobs
 
+        counted = getattr(obj, "active_job_count", None)
+        if counted is not None:  # read with the list (operations.selectors)
+            return int(counted)
+
         return active_jobs(obj)
 
     def validate_options(self, value: Any) -> dict[str, Any]:

@@ -63,7 +63,12 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         """Published results only: a finalize under way stores them unpublished (pending)
         until the job succeeds (works with a prefetched ``output_files``)."""
         published = [f for f in obj.output_files.all() if f.status != FileStatus.PENDING]
-        return list(FileSerializer(published, many=True, context=self.context).data)
+        # One FileSerializer for all the rows of a list (building one per job cost more than
+        # the rest of the row).
+        files = getattr(self, "_output_file_serializer", None)
+        if files is None:
+            files = self._output_file_serializer = FileSerializer(context=self.context)
+        return [files.to_representation(f) for f in published]
 
     def get_executor_notice(self, obj: Job) -> str:
         """E.g. "The Docker engine is not answering (since 14:02 UTC); the job will continue
