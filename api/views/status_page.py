@@ -8,10 +8,10 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 
-@require_GET
+@require_safe
 @ensure_csrf_cookie
 def status_page(request: HttpRequest) -> HttpResponse:
     """Signed in (session): the page; otherwise a sign-in form that comes back here."""

@@ -8,6 +8,8 @@ succeeded later. Needs Debian's ``chromium`` and a Docker engine."""
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -161,3 +163,39 @@ def test_sign_in_upload_start_a_job_and_watch_it_succeed(
     assert job.inputs["min_value"] == 5
     result = File.objects.get(produced_by=job)
     assert result.status == FileStatus.READY
+
+
+def read_job_form_inputs(base: str) -> str:
+    """Sign in through the browsable API's form, open /api/jobs/ and read the job form's inputs
+    once the page has filled them in for the chosen operation."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{base}/api-auth/login/?next=/api/jobs/")
+            page.fill("[name=username]", EMAIL)
+            page.fill("[name=password]", PASSWORD)
+            page.click("[type=submit]")
+            page.wait_for_url(f"{base}/api/jobs/")
+            inputs = page.locator("#post-object-form textarea[name=inputs]")
+            expect(inputs).to_have_value(re.compile("min_value"))
+            return str(inputs.input_value())
+        finally:
+            browser.close()
+
+
+def test_the_browsable_job_form_fills_in_the_operations_inputs(
+    live_server: Any, table_filter: Operation
+) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (deploy/system-deps.sh)")
+    user = User.objects.create_user(email=EMAIL, password=PASSWORD)
+    services.workspace_create(user=user, name="UI demo")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium") as pool:
+        filled = pool.submit(read_job_form_inputs, live_server.url).result(timeout=300)
+    assert json.loads(filled) == {"table": "<file id>", "column": "", "min_value": 0}
