@@ -194,3 +194,22 @@ def test_swagger_examples_are_valid(schema: dict[str, Any]) -> None:
                 parts = urlsplit(url)
                 assert parts.scheme == "https", (name, url)
                 assert '"' not in url, (name, url)
+
+
+def test_the_status_page_asks_to_sign_in_then_shows_the_workspace_picker(
+    users: dict[str, User],
+) -> None:
+    anonymous = Client(enforce_csrf_checks=True).get("/ui/")
+    assert anonymous.status_code == 200
+    page = anonymous.content.decode()
+    assert 'id="sign-in"' in page
+    assert 'action="/api-auth/login/"' in page
+    assert 'name="csrfmiddlewaretoken"' in page
+    assert "csrftoken" in anonymous.cookies  # the page's own writes send it back
+    assert 'id="workspace"' not in page
+
+    signed = signed_in(users["editor"]).get("/ui/").content.decode()
+    assert 'id="sign-in"' not in signed
+    assert 'id="workspace"' in signed
+    assert "editor@example.org" in signed
+    assert 'href="/api/docs/"' in signed
