@@ -24,6 +24,15 @@ class CreatedCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """DRF's, with examples that are URLs (its ``next`` example ends in a stray quote)."""
+        answer: dict[str, Any] = super().get_paginated_response_schema(schema)
+        for link in ("next", "previous"):
+            answer["properties"][link]["example"] = (
+                f"https://ferry.example.org/api/files/?{self.cursor_query_param}=cD0yMDI2"
+            )
+        return answer
+
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:

@@ -62,7 +62,35 @@ NOT_MODIFIED = OpenApiResponse(
 )
 
 
+# Swagger groups operations by these tags, in this order: the resource a path starts with.
+RESOURCE_TAGS = {
+    "auth": "auth",
+    "workspaces": "workspaces",
+    "files": "files",
+    "sets": "sets",
+    "operations": "operations",
+    "jobs": "jobs",
+    "events": "events",
+    "credentials": "credentials",
+    "cromwell-servers": "cromwell-servers",
+    "executors": "executors",
+}
+HEALTH_TAG = "health"
+
+
+def resource_tag(path: str) -> str:
+    """The tag of a path: its resource (``/api/files/uploads/…`` → ``files``), ``health`` for
+    the probes outside ``/api/``."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "api":
+        return RESOURCE_TAGS.get(parts[1], parts[1])
+    return HEALTH_TAG
+
+
 class FerryAutoSchema(AutoSchema):
+    def get_tags(self) -> list[str]:
+        return [resource_tag(self.path)]
+
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())
         if answers_conditional_get(self.view, self.method):

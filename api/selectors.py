@@ -30,6 +30,13 @@ def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:
     return Workspace.objects.filter(memberships__user=user)
 
 
+def workspaces_writable_by(user: Any) -> QuerySet[Workspace]:
+    """The workspaces ``user`` may add files and jobs to (editor, owner; staff: all)."""
+    if user.is_staff:
+        return Workspace.objects.all()
+    return Workspace.objects.filter(memberships__user=user, memberships__role__in=WRITE_ROLES)
+
+
 def workspaces_listed_for(user: Any) -> QuerySet[Workspace]:
     """The workspaces ``user`` sees, each with its ``file_count`` and the user's ``my_role``
     (correlated subqueries: read for the rows of a page only, not every workspace). The count

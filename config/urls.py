@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api.views.accounts import sign_in_form_throttled
 from api.views.health import HealthView, ReadinessView
+from api.views.status_page import status_page
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -20,7 +21,7 @@ urlpatterns = [
                     path(
                         "login/",
                         sign_in_form_throttled(
-                            auth_views.LoginView.as_view(template_name="rest_framework/login.html")
+                            auth_views.LoginView.as_view(template_name="api/login.html")
                         ),
                         name="login",
                     ),
@@ -30,6 +31,7 @@ urlpatterns = [
             )
         ),
     ),
+    path("ui/", status_page, name="status-page"),
     path("healthz", HealthView.as_view(), name="healthz"),
     path("readyz", ReadinessView.as_view(), name="readyz"),
 ]

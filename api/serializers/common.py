@@ -20,3 +20,7 @@ class StaffOnlyFieldsMixin:
                 if name in data:
                     data[name] = ""
         return data
+
+
+# The browsable API's forms list at most this many workspaces or operations as choices.
+FORM_CHOICES_LIMIT = 200

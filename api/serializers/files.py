@@ -8,7 +8,8 @@ from rest_framework import serializers
 
 from ..filetypes import RESOURCE_TYPES
 from ..models import File, FileType
-from .common import StaffOnlyFieldsMixin
+from ..selectors import workspaces_writable_by
+from .common import FORM_CHOICES_LIMIT, StaffOnlyFieldsMixin
 
 
 class FileSerializer(StaffOnlyFieldsMixin, serializers.ModelSerializer[File]):
@@ -105,3 +106,27 @@ class FileImportSerializer(serializers.Serializer[Any]):
     uri = serializers.CharField(max_length=2048, help_text="s3://bucket/key or gs://bucket/key")
     name = serializers.CharField(max_length=255, required=False, trim_whitespace=False)
     file_type = serializers.ChoiceField(choices=FileType.choices, required=False)
+
+
+class FileUploadFormSerializer(FileUploadSerializer):
+    """The browsable API's upload form: a file picker and the workspaces you may write to.
+
+    Only renders the form; ``FileUploadSerializer`` checks what is posted."""
+
+    workspace = serializers.ChoiceField(choices=[])  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        choices: list[tuple[str, str]] = []
+        if user is not None and user.is_authenticated:
+            choices = [
+                (str(pk), name)
+                for pk, name in workspaces_writable_by(user)
+                .order_by("name")
+                .values_list("pk", "name")[:FORM_CHOICES_LIMIT]
+            ]
+        self.fields["workspace"] = serializers.ChoiceField(
+            choices=choices, help_text="A workspace where you are an editor or owner."
+        )

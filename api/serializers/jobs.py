@@ -8,8 +8,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from operations.models import Job
+from operations.selectors import operations_visible_to
 
 from ..models import FileStatus
+from ..selectors import workspaces_writable_by
+from .common import FORM_CHOICES_LIMIT
 from .files import FileSerializer
 
 
@@ -93,6 +96,42 @@ class JobCreateSerializer(serializers.Serializer[Any]):
         help_text="Where to run it, e.g. local-miniwdl or cromwell:<server name>; default: the "
         "server's routing for the operation's mode.",
     )
+
+
+class JobCreateFormSerializer(JobCreateSerializer):
+    """The browsable API's form to start a job: the operations and the workspaces you may run
+    them in as choices, inputs as JSON (the page fills in the chosen operation's inputs).
+
+    Only renders the form; ``JobCreateSerializer`` checks what is posted."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        operations: list[tuple[str, str]] = []
+        workspaces: list[tuple[str, str]] = []
+        if user is not None and user.is_authenticated:
+            operations = [
+                (str(pk), f"{name} {version}")
+                for pk, name, version in operations_visible_to(user)
+                .order_by("name", "-created_at")
+                .values_list("pk", "name", "version")[:FORM_CHOICES_LIMIT]
+            ]
+            workspaces = [
+                (str(pk), name)
+                for pk, name in workspaces_writable_by(user)
+                .order_by("name")
+                .values_list("pk", "name")[:FORM_CHOICES_LIMIT]
+            ]
+        self.fields["operation"] = serializers.ChoiceField(choices=operations)
+        self.fields["workspace"] = serializers.ChoiceField(
+            choices=workspaces, help_text="A workspace where you are an editor or owner."
+        )
+        self.fields["inputs"] = serializers.JSONField(
+            initial=dict,
+            style={"base_template": "textarea.html", "rows": 8},
+            help_text='Input name -> value as JSON; files by id; sets by {"set": "<id>"}.',
+        )
 
 
 class JobLogsSerializer(serializers.Serializer[Any]):

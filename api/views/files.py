@@ -26,11 +26,13 @@ from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, answer_once, idempotent_cre
 from ..models import File, FileStatus
 from ..parsers import BoundedJSONParser, CompleteMultiPartParser, RawBodyParser
 from ..permissions import WorkspaceRolePermission
+from ..renderers import BrowsableFormsMixin
 from ..selectors import files_visible_to, writable_workspace
 from ..serializers.files import (
     FileImportSerializer,
     FileSerializer,
     FileUpdateSerializer,
+    FileUploadFormSerializer,
     FileUploadSerializer,
     RawUploadQuerySerializer,
 )
@@ -40,12 +42,13 @@ from .common import UUID_REGEX, current_user
 from .conditional import ConditionalRequestsMixin
 
 
-class FileViewSet(ConditionalRequestsMixin, viewsets.ModelViewSet[File]):
+class FileViewSet(BrowsableFormsMixin, ConditionalRequestsMixin, viewsets.ModelViewSet[File]):
     """Files in the workspaces you can see. Upload by multipart POST here, or stream a raw body
     with ``PUT /api/files/upload/?workspace=…&name=…``."""
 
     lookup_value_regex = UUID_REGEX
     serializer_class = FileSerializer
+    form_serializer_classes = {"create": FileUploadFormSerializer}
     permission_classes = [IsAuthenticated, WorkspaceRolePermission]
     filterset_class = FileFilter
     ordering_fields = ["name", "created_at", "size", "updated_at"]

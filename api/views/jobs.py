@@ -23,7 +23,13 @@ from ..exceptions import field_error
 from ..filters import visible_workspaces
 from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from ..permissions import WorkspaceRolePermission
-from ..serializers.jobs import JobCreateSerializer, JobLogsSerializer, JobSerializer
+from ..renderers import BrowsableFormsMixin
+from ..serializers.jobs import (
+    JobCreateFormSerializer,
+    JobCreateSerializer,
+    JobLogsSerializer,
+    JobSerializer,
+)
 from .common import UUID_REGEX, current_user
 from .conditional import ConditionalRequestsMixin
 
@@ -40,6 +46,7 @@ class JobFilter(django_filters.FilterSet):
 
 
 class JobViewSet(
+    BrowsableFormsMixin,
     ConditionalRequestsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -49,6 +56,7 @@ class JobViewSet(
     """Jobs: an operation run on inputs from a workspace."""
 
     serializer_class = JobSerializer
+    form_serializer_classes = {"create": JobCreateFormSerializer}
     permission_classes = [
         IsAuthenticated,
         WorkspaceRolePermission,

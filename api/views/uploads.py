@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import (
+    OpenApiExample,
     extend_schema,
 )
 from rest_framework import status, viewsets
@@ -28,6 +29,8 @@ from ..storage import transfers
 from .common import UUID_REGEX, current_user
 from .conditional import ConditionalRequestsMixin
 
+HELLO_SHA256 = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"  # of b"hello\n"
+
 
 class DirectUploadViewSet(ConditionalRequestsMixin, viewsets.GenericViewSet[File]):
     """Uploads that go straight from the client to the workspace's bucket: ask here for signed
@@ -48,6 +51,21 @@ class DirectUploadViewSet(ConditionalRequestsMixin, viewsets.GenericViewSet[File
         request=DirectUploadStartSerializer,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: DirectUploadSerializer},
+        examples=[
+            OpenApiExample(
+                "A six-byte text file",
+                # The sha256 and size are those of the bytes "hello\n", so the upload
+                # completes when those bytes are sent; put one of your workspaces' ids.
+                value={
+                    "workspace": "00000000-0000-0000-0000-000000000000",
+                    "name": "hello.txt",
+                    "size": 6,
+                    "sha256": HELLO_SHA256,
+                    "file_type": "text",
+                },
+                request_only=True,
+            )
+        ],
     )
     @idempotent_create
     def create(self, request: Request) -> Response:

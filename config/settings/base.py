@@ -284,7 +284,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "api.exception_handlers.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        "api.renderers.FerryBrowsableAPIRenderer",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # Proxies in front of Ferry whose X-Forwarded-For is trusted for the client address that
@@ -317,6 +317,20 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a "kind" with its own choices: name this one's enum by what it is.
     "ENUM_NAME_OVERRIDES": {"ElementKindEnum": "api.models.ElementKind"},
+    # Operations are tagged by the resource their path starts with (api.schema.resource_tag).
+    "TAGS": [
+        {"name": "auth", "description": "Sign in, tokens, your account."},
+        {"name": "workspaces", "description": "Workspaces and their members."},
+        {"name": "files", "description": "Upload, import, download, move files."},
+        {"name": "sets", "description": "Observation and feature sets."},
+        {"name": "operations", "description": "The catalog of operations."},
+        {"name": "jobs", "description": "Run operations and follow their jobs."},
+        {"name": "events", "description": "What changed, as a stream."},
+        {"name": "credentials", "description": "Bucket credentials (staff)."},
+        {"name": "cromwell-servers", "description": "Cromwell servers (staff)."},
+        {"name": "executors", "description": "Executors and their health (staff)."},
+        {"name": "health", "description": "Liveness and readiness probes."},
+    ],
 }
 
 Q_CLUSTER = {
