@@ -396,6 +396,8 @@ TABLE: dict[str, list[Call]] = {
     "rest_framework:logout": [Call("post", same(200))],
     "healthz": [Call("get", same(200))],
     "readyz": [Call("get", same(200))],
+    # The status page: a sign-in form for anyone signed out, the workspace picker for the rest.
+    "status-page": [Call("get", same(200))],
 }
 
 
