@@ -306,6 +306,11 @@ class Executor(ABC):
         Only called on executors whose ``pushes_images`` is True (a local engine needs none)."""
         raise ExecutorError(f"{self.engine_name} does not push images.")
 
+    def stop_waiting(self) -> None:
+        """Stop following the engine's events (when the executor is dropped); a later
+        ``wait_for_exits`` starts again. Nothing to stop for executors that don't wait."""
+        return None
+
     def _wait_for_exits(self, timeout: float) -> set[UUID]:
         """What ``wait_for_exits`` does: executors with ``waits_for_exits`` override it."""
         time.sleep(timeout)

@@ -65,6 +65,8 @@ class ExitWatch:
             self._thread.start()
 
     def stop(self) -> None:
+        if self._thread is None:
+            return
         self._stop.set()
         stream = self._stream
         if stream is not None:
@@ -105,6 +107,8 @@ class ExitWatch:
             try:
                 client = self._connect()
                 self._stream = client.api.events(since=since, filters=self._filters, decode=True)
+                if self._stop.is_set():  # stop() came while it connected
+                    return
                 self.connected.set()
                 pause = RECONNECT_FIRST_S
                 for event in self._stream:
