@@ -193,8 +193,7 @@ def poll_cycle() -> int:
 
 def _poll_cycle() -> tuple[int, set[uuid.UUID]]:
     """One pass over every active job: (how many remain active, the ids of the jobs whose
-    runs were seen ended).
-    Runs seen exiting are finalized in the same pass while that takes less than
+    runs were seen ended). Runs seen exiting are finalized in the same pass while that takes less than
     FERRY_INLINE_FINALIZE_S in all (each when its results are small); the rest by tasks."""
     reconcile()
     finalize_until = time.monotonic() + settings.FERRY_INLINE_FINALIZE_S
@@ -326,8 +325,9 @@ def finalize_small_job(job_id: Any) -> bool:
     """Finalize a job here and now (the poll loop, in the pass that saw its run exit) when its
     results are small: local files of FERRY_INLINE_FINALIZE_BYTES in all at most, nothing to
     copy from a bucket. False when they are not: the caller leaves it to a finalize task
-    (True also when another worker holds the job's finalize lease: it is at it). Under the same lease as finalize_job, so
-    a worker killed meanwhile leaves a FINALIZING job that the reconciler finalizes again."""
+    (True also when another worker holds the job's finalize lease: it is at it). Under the
+    same lease as finalize_job, so a worker killed meanwhile leaves a FINALIZING job that the
+    reconciler finalizes again."""
     with leases.holding(f"finalize:{job_id}") as held:
         if held is None:
             return True  # another worker is at it
