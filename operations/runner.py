@@ -787,8 +787,12 @@ def poll_active() -> str:
             late = {k: at for k, at in late.items() if k not in ended and now - at < LATE_EXIT_S}
             # An engine may tell of an exit a moment before its poll shows it, and a run may
             # exit before its submit is recorded (the job is still QUEUED, so the cycle did not
-            # probe it): look again soon rather than at the next interval.
-            wait = LATE_EXIT_RECHECK_S if late else settings.FERRY_POLL_INTERVAL_S
+            # probe it): look again soon, then less and less often (an exit no poll will show,
+            # e.g. of a cancelled job's container, costs a few cycles, not one every 50 ms).
+            wait = float(settings.FERRY_POLL_INTERVAL_S)
+            if late:
+                waited = now - min(late.values())
+                wait = min(wait, max(LATE_EXIT_RECHECK_S, waited / 2))
             late.update(dict.fromkeys(wait_for_exits(wait), time.monotonic()))
             if held.lost.is_set():
                 return "lost the poll lease"
