@@ -4,7 +4,8 @@ The public methods do what every executor needs the same way (they turn the back
 errors into :class:`ExecutorError`/:class:`ExecutorUnavailable`) and call the protected ones
 (``_submit``, ``_poll``, …) that each backend implements; optional capabilities (``describe``,
 ``remove_workdir``, ``reads_buckets``, ``describes_workflows``, ``builds_images`` with
-``build_image``, ``pushes_images`` with ``push_image``) are declared here with the defaults of
+``build_image``, ``pushes_images`` with ``push_image``, ``waits_for_exits`` with
+``wait_for_exits``) are declared here with the defaults of
 executors that lack them.
 
 An executor is one module plus one entry in ``settings.EXECUTORS``; it never sees HTTP requests.
@@ -28,6 +29,7 @@ import contextlib
 import enum
 import math
 import socket
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -182,6 +184,10 @@ class Executor(ABC):
     # one on a remote cluster pushes to a registry it pulls from.
     builds_images: ClassVar[bool] = False
     pushes_images: ClassVar[bool] = False
+    # True when its engine tells when a run ends (an event stream): ``wait_for_exits`` returns
+    # as soon as a run exits, and the poll loop waits on it instead of sleeping between polls.
+    # Executors without it are polled in batches every FERRY_POLL_INTERVAL_S.
+    waits_for_exits: ClassVar[bool] = False
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         self.alias = alias
@@ -233,6 +239,17 @@ class Executor(ABC):
         """Remove what the run left on the engine (container, work dir); idempotent."""
         with self.engine_errors("clean up the run"):
             self._cleanup(job)
+
+    def wait_for_exits(self, timeout: float) -> set[UUID]:
+        """Block until one of this executor's runs exits (any of them: also of jobs submitted
+        while it waits), or ``timeout`` seconds passed; the ids of the jobs whose runs were
+        seen exiting since the last call (empty on a timeout; with no timeout, those seen
+        already, at once). A poll right after may still show such a run running for a moment
+        (the engine tells of the exit before its state shows it). Never raises: while the engine
+        can't tell (its event stream is down) it just waits out the timeout, and the caller's
+        next poll finds what changed. Executors that don't wait (``waits_for_exits`` False)
+        sleep for the timeout."""
+        return self._wait_for_exits(max(0.0, timeout))
 
     # -- errors: the same for every backend -------------------------------------------------------
 
@@ -288,6 +305,16 @@ class Executor(ABC):
         """Publish a built image to the registry this engine pulls from; what the push said.
         Only called on executors whose ``pushes_images`` is True (a local engine needs none)."""
         raise ExecutorError(f"{self.engine_name} does not push images.")
+
+    def stop_waiting(self) -> None:
+        """Stop following the engine's events (when the executor is dropped); a later
+        ``wait_for_exits`` starts again. Nothing to stop for executors that don't wait."""
+        return None
+
+    def _wait_for_exits(self, timeout: float) -> set[UUID]:
+        """What ``wait_for_exits`` does: executors with ``waits_for_exits`` override it."""
+        time.sleep(timeout)
+        return set()
 
     def remove_workdir(self, job: RunnableJob) -> None:
         """Delete the run's work dir on this machine once its outputs are stored (after

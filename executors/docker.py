@@ -100,6 +100,7 @@ from .base import (
     check_local_options,
     connection_problem,
 )
+from .docker_events import ExitWatch
 from .images import build_client, build_local_image, local_image_labels
 
 LABEL_JOB = "ferry.job"
@@ -450,13 +451,6 @@ def _image_missing(image: str) -> ExecutorError:
     )
 
 
-def _require_image(client: Any, image: str) -> None:
-    try:
-        client.images.get(image)
-    except docker.errors.ImageNotFound:
-        raise _image_missing(image) from None
-
-
 def _input_groups(input_mounts: list[Any]) -> set[int]:
     """The groups owning the input files. Stored files are 0640 (api.private_paths): the run
     joins these groups to read them, as the unprivileged user it still is."""
@@ -476,6 +470,7 @@ class DockerExecutor(Executor):
     engine_name = "The Docker engine"
     backend_errors = (OSError, docker.errors.DockerException)
     builds_images = True  # into this engine's image store, where its runs find them
+    waits_for_exits = True  # follows the engine's events (die, oom) of its containers
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         super().__init__(alias, options)
@@ -493,6 +488,7 @@ class DockerExecutor(Executor):
         self._docker: Any = None
         self._docker_pid = 0
         self._lock = threading.Lock()
+        self._exits = ExitWatch(self._new_client, {LABEL_EXECUTOR: alias}, LABEL_JOB)
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -555,18 +551,25 @@ class DockerExecutor(Executor):
         with self._lock:
             if self._docker is None or self._docker_pid != os.getpid():
                 try:
-                    if self.base_url:
-                        client = docker.DockerClient(
-                            base_url=self.base_url, timeout=self.api_timeout_s
-                        )
-                    else:
-                        client = docker.from_env(timeout=self.api_timeout_s)
+                    client = self._new_client()
                 except docker.errors.DockerException as exc:
                     raise ExecutorUnavailable(
                         f"the Docker engine can't be reached: {connection_problem(exc)}"
                     ) from exc
                 self._docker, self._docker_pid = client, os.getpid()
             return self._docker
+
+    def _new_client(self) -> Any:
+        if self.base_url:
+            return docker.DockerClient(base_url=self.base_url, timeout=self.api_timeout_s)
+        return docker.from_env(timeout=self.api_timeout_s)
+
+    def _wait_for_exits(self, timeout: float) -> set[UUID]:
+        return self._exits.wait(timeout)
+
+    def stop_waiting(self) -> None:
+        """Stop following the engine's events (a later wait starts again)."""
+        self._exits.stop()
 
     @contextlib.contextmanager
     def _engine(self, action: str, *, server_errors_retry: bool = False) -> Iterator[None]:
@@ -743,18 +746,18 @@ class DockerExecutor(Executor):
         return [docker.types.Mount(target=target, source=target, type="bind", read_only=False)]
 
     def _submit(self, job: RunnableJob) -> str:
+        """Create and start the job's container in two engine calls. The create is what tells
+        whether the job was submitted before (409: its name is taken), so nothing is looked up
+        first; only a WebMEV run, whose inputs are copied into its work dir, looks first (a
+        run of the same attempt may be using them)."""
         spec = job.run_spec or {}
         image, how, webmev = _image_and_how(spec, str(self.workdir(job)))
         limits = self.limits_for(spec)
-        client = self._client()
         with self._engine("start the run"):
-            existing = self._container(job)
-            if existing is not None:
-                if not _of_earlier_attempt(existing, _attempt(job)):
-                    # submitted before (perhaps by a worker that then died)
+            if webmev:
+                existing = self._container(job)
+                if existing is not None and not _of_earlier_attempt(existing, _attempt(job)):
                     return self._started(existing)
-                self._forget_earlier_attempt(job, existing)
-            _require_image(client, image)
             try:
                 workdir = self._prepare_workdir(job)
             except OSError as exc:
@@ -764,16 +767,24 @@ class DockerExecutor(Executor):
             if webmev:
                 # Scripts find their execution dir from their inputs' paths or $WORKDIR.
                 environment["WORKDIR"] = str(workdir)
-            try:
-                container = self._create_container(job, image, how, environment, limits, mounts)
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:
-                    raise
-                existing = self._container(job)  # another worker created it just now
-                if existing is None:
-                    raise
-                return self._started(existing)
-            return self._started(container)
+            for _ in range(3):
+                try:
+                    container_id = self._create_container(
+                        job, image, how, environment, limits, mounts
+                    )
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:
+                        raise
+                    existing = self._container(job)  # submitted before, perhaps just now
+                    if existing is None:
+                        continue  # removed meanwhile: create it again
+                    if not _of_earlier_attempt(existing, _attempt(job)):
+                        return self._started(existing)
+                    # The job runs again (its engine restarted under it): a fresh container.
+                    self._forget_earlier_attempt(job, existing)
+                    continue
+                return self._start(container_id)
+            raise ExecutorUnavailable("the job's container was replaced while it was created")
 
     def _create_container(
         self,
@@ -783,12 +794,31 @@ class DockerExecutor(Executor):
         environment: dict[str, str],
         limits: Limits,
         mounts: list[Any],
-    ) -> Any:
-        """The job's container, created (not started) with its limits and mounts."""
+    ) -> str:
+        """The id of the job's container, created (not started) with its limits and mounts;
+        through the engine's API directly (the SDK's models would inspect it afterwards)."""
         memory = limits.memory_mb * 1024 * 1024
         input_groups = _input_groups(mounts[1:])
+        api = self._client().api
+        host_config = api.create_host_config(
+            network_mode="none",
+            read_only=True,
+            tmpfs={TMP: f"rw,exec,nosuid,nodev,size={self.tmp_mb}m,mode=1777"},
+            mem_limit=memory,
+            memswap_limit=memory,
+            nano_cpus=int(limits.cpus * 1e9),
+            pids_limit=limits.pids,
+            group_add=[str(gid) for gid in sorted(input_groups)] or None,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mounts=mounts,
+            log_config=docker.types.LogConfig(
+                type="json-file",
+                config={"max-size": f"{self.log_max_mb}m", "max-file": "1"},
+            ),
+        )
         try:
-            return self._client().containers.create(
+            created = api.create_container(
                 image=image,
                 **how,
                 name=container_name(job),
@@ -802,24 +832,23 @@ class DockerExecutor(Executor):
                 user=self.user,
                 environment=environment,
                 hostname="ferry-job",
-                network_mode="none",
-                read_only=True,
-                tmpfs={TMP: f"rw,exec,nosuid,nodev,size={self.tmp_mb}m,mode=1777"},
-                mem_limit=memory,
-                memswap_limit=memory,
-                nano_cpus=int(limits.cpus * 1e9),
-                pids_limit=limits.pids,
-                group_add=[str(gid) for gid in sorted(input_groups)] or None,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                mounts=mounts,
-                log_config=docker.types.LogConfig(
-                    type="json-file",
-                    config={"max-size": f"{self.log_max_mb}m", "max-file": "1"},
-                ),
+                host_config=host_config,
             )
         except docker.errors.ImageNotFound:
             raise _image_missing(image) from None
+        return str(created["Id"])
+
+    def _start(self, container_id: str) -> str:
+        """Start a container just created; one that can't start is removed so a retry starts
+        afresh."""
+        api = self._client().api
+        try:
+            api.start(container_id)
+        except docker.errors.APIError as exc:
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_container(container_id, force=True)
+            raise ExecutorError(f"the container could not start: {exc.explanation}") from exc
+        return container_id
 
     def _forget_earlier_attempt(self, job: RunnableJob, container: Any) -> None:
         """Remove the container of an earlier attempt (the job runs again: its engine restarted

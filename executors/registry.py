@@ -85,7 +85,10 @@ def executor_for_mode(mode: str) -> Executor:
 
 def reset_executors() -> None:
     with _lock:
+        dropped = list(_instances.values())
         _instances.clear()
+    for executor in dropped:
+        executor.stop_waiting()
 
 
 @receiver(setting_changed)

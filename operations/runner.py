@@ -188,7 +188,16 @@ def _mark_unreachable(job_ids: list[Any], exc: Exception, *, who: str) -> None:
 
 def poll_cycle() -> int:
     """One pass over every active job; returns how many remain active."""
+    return _poll_cycle()[0]
+
+
+def _poll_cycle() -> tuple[int, set[uuid.UUID]]:
+    """One pass over every active job: (how many remain active, the ids of the jobs whose
+    runs were seen ended). Runs seen exiting are finalized in the same pass while that takes less than
+    FERRY_INLINE_FINALIZE_S in all (each when its results are small); the rest by tasks."""
     reconcile()
+    finalize_until = time.monotonic() + settings.FERRY_INLINE_FINALIZE_S
+    ended: set[uuid.UUID] = set()
     by_executor: dict[str, list[Job]] = defaultdict(list)
     # Only what polling reads: loading inputs/outputs/log tails of 10,000 jobs costs seconds.
     active = Job.objects.filter(status__in=[s.value for s in _PROBED]).only(
@@ -221,13 +230,19 @@ def poll_cycle() -> int:
             )
         for job in jobs:
             try:
-                _apply(job, observations.get(job.id, Observation(RunState.MISSING)), executor)
+                observation = observations.get(job.id, Observation(RunState.MISSING))
+                if observation.state in (RunState.EXITED, RunState.MISSING):
+                    ended.add(job.id)
+                inline = time.monotonic() < finalize_until
+                _apply(job, observation, executor, finalize_inline=inline)
             except Exception:
                 logger.exception("poll: could not apply the observation of job %s", job.pk)
-    return Job.objects.active().count()
+    return Job.objects.active().count(), ended
 
 
-def _apply(job: Job, observation: Observation, executor: Executor) -> None:
+def _apply(
+    job: Job, observation: Observation, executor: Executor, *, finalize_inline: bool = False
+) -> None:
     status = JobStatus(job.status)
     if status == JobStatus.CANCELLING:
         _finish_cancel(job, executor)
@@ -257,11 +272,11 @@ def _apply(job: Job, observation: Observation, executor: Executor) -> None:
         if not transition(job, JobStatus.RUNNING, expected=status, **started):
             return
         status = JobStatus.RUNNING
-    if (
-        observation.state == RunState.EXITED
-        and status == JobStatus.RUNNING
-        and transition(job, JobStatus.FINALIZING, expected=status)
-    ):
+    if observation.state != RunState.EXITED or status != JobStatus.RUNNING:
+        return
+    if not transition(job, JobStatus.FINALIZING, expected=status):
+        return
+    if not (finalize_inline and finalize_small_job(job.pk)):
         queue.enqueue_finalize(job.pk)
 
 
@@ -306,18 +321,73 @@ def finalize_job(job_id: str) -> None:
         _finalize(job_id)
 
 
-def _finalize(job_id: str) -> None:
+def finalize_small_job(job_id: Any) -> bool:
+    """Finalize a job here and now (the poll loop, in the pass that saw its run exit) when its
+    results are small: local files of FERRY_INLINE_FINALIZE_BYTES in all at most, nothing to
+    copy from a bucket. False when they are not: the caller leaves it to a finalize task
+    (True also when another worker holds the job's finalize lease: it is at it). Under the
+    same lease as finalize_job, so a worker killed meanwhile leaves a FINALIZING job that the
+    reconciler finalizes again."""
+    with leases.holding(f"finalize:{job_id}") as held:
+        if held is None:
+            return True  # another worker is at it
+        return _finalize(str(job_id), small_only=True)
+
+
+def _small(collected: Collected) -> bool:
+    """Whether storing the results is quick: only local files, few bytes in all."""
+    refs = _file_refs(collected.file_outputs)
+    if collected.remote_files or any(isinstance(ref, str) for ref in refs):
+        return False
+    paths = [p for paths in collected.files.values() for p in paths] + refs
+    total = 0
+    for path in paths:
+        try:
+            total += Path(path).stat().st_size
+        except OSError:
+            return False  # let the finalize task report it
+        if total > settings.FERRY_INLINE_FINALIZE_BYTES:
+            return False
+    return True
+
+
+def _file_refs(file_outputs: dict[str, Any]) -> list[Any]:
+    """Every file (a Path or a URI) anywhere in the structured file outputs."""
+    found: list[Any] = []
+    pending: list[Any] = list(file_outputs.values())
+    while pending:
+        value = pending.pop()
+        if isinstance(value, Path | str):
+            found.append(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+    return found
+
+
+def _finalize(job_id: str, *, small_only: bool = False) -> bool:
+    """Finalize the job; with ``small_only``, only when its results are small (False, and
+    nothing done but the collect, when they are not)."""
     job = Job.objects.filter(pk=job_id).select_related("operation", "workspace", "owner").first()
     if job is None or job.status != JobStatus.FINALIZING:
-        return
+        return True
     try:
         executor = get_executor(job.executor)
     except ExecutorError as exc:  # no longer configured: nothing to collect from or clean up
         transition(job, JobStatus.FAILED, expected=JobStatus.FINALIZING, error_message=str(exc))
-        return
+        return True
     collected = _collect(job, executor)
     if collected is None:
-        return  # the reconciler tries again soon
+        return True  # the reconciler tries again soon
+    if small_only and collected.succeeded and not _small(collected):
+        return False
+    _finish(job, executor, collected)
+    return True
+
+
+def _finish(job: Job, executor: Executor, collected: Collected) -> None:
+    """Store a collected outcome: SUCCEEDED with the outputs stored, or FAILED."""
     tails: dict[str, Any] = {
         "stdout_tail": collected.stdout_tail[-LOG_TAIL_CHARS:],
         "stderr_tail": collected.stderr_tail[-LOG_TAIL_CHARS:],
@@ -708,17 +778,51 @@ def poll_active() -> str:
         if held is None:
             logger.info("poll: another worker holds the poll lease")
             return "another worker is polling"
+        late: dict[uuid.UUID, float] = {}  # exits told of that no poll has shown yet
         while True:
-            active = poll_cycle()
+            active, ended = _poll_cycle()
             if not active or time.monotonic() >= deadline:
                 break
-            time.sleep(settings.FERRY_POLL_INTERVAL_S)
+            now = time.monotonic()
+            late = {k: at for k, at in late.items() if k not in ended and now - at < LATE_EXIT_S}
+            # An engine may tell of an exit a moment before its poll shows it, and a run may
+            # exit before its submit is recorded (the job is still QUEUED, so the cycle did not
+            # probe it): look again soon, then less and less often (an exit no poll will show,
+            # e.g. of a cancelled job's container, costs a few cycles, not one every 50 ms).
+            wait = float(settings.FERRY_POLL_INTERVAL_S)
+            if late:
+                waited = now - min(late.values())
+                wait = min(wait, max(LATE_EXIT_RECHECK_S, waited / 2))
+            late.update(dict.fromkeys(wait_for_exits(wait), time.monotonic()))
             if held.lost.is_set():
                 return "lost the poll lease"
     if active and loop_for > 0:
         queue.kick_poller()
     logger.info("poll: loop ended with %d active job(s)", active)
     return f"{active} active job(s)"
+
+
+LATE_EXIT_S = 10.0  # how long an exit told of is looked for again until a poll shows it
+LATE_EXIT_RECHECK_S = 0.05
+
+
+def wait_for_exits(timeout: float) -> set[uuid.UUID]:
+    """Wait between poll cycles: until a run of an executor that follows its engine's events
+    exits, at most ``timeout`` seconds; the ids of the jobs seen exiting. Executors that don't
+    wait are polled every cycle, so a cycle is at most ``timeout`` apart."""
+    waiting: list[Executor] = []
+    for alias in settings.EXECUTORS:
+        with contextlib.suppress(ExecutorError):
+            executor = get_executor(alias)
+            if executor.waits_for_exits:
+                waiting.append(executor)
+    if not waiting:
+        time.sleep(timeout)
+        return set()
+    seen = waiting[0].wait_for_exits(timeout)
+    for executor in waiting[1:]:  # whatever the others saw meanwhile
+        seen |= executor.wait_for_exits(0)
+    return seen
 
 
 def watch_poller(stop: threading.Event) -> None:

@@ -403,6 +403,11 @@ EXECUTOR_ROUTING = {
 FERRY_POLL_INTERVAL_S = env.float("FERRY_POLL_INTERVAL_S", default=0.5)
 FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=25.0)
 FERRY_RESUBMIT_AFTER_S = env.float("FERRY_RESUBMIT_AFTER_S", default=30.0)
+# The poll loop finalizes a job in the pass that sees its run exit when its results are local
+# files of at most this many bytes in all, while the pass has spent less than this many seconds
+# finalizing; other jobs are finalized by a task of their own.
+FERRY_INLINE_FINALIZE_BYTES = env.int("FERRY_INLINE_FINALIZE_BYTES", default=16 * 1024 * 1024)
+FERRY_INLINE_FINALIZE_S = env.float("FERRY_INLINE_FINALIZE_S", default=2.0)
 # A FINALIZING job no live worker holds (its finalize task was lost) is finalized again after.
 FERRY_REFINALIZE_AFTER_S = env.float("FERRY_REFINALIZE_AFTER_S", default=30.0)
 # Leases (the poll loop; a job's submit and finalize) last this long and are renewed by a

@@ -13,7 +13,7 @@
 
 Goals (printed, not asserted): Ferry's throughput is at least 0.90 of the `docker run --rm` loop
 at the same concurrency, and the added latency per job (Ferry's submit-to-seen-succeeded time
-minus the median `docker run --rm` time) has a p50 under 150 ms.
+minus the median `docker run --rm` time) has a p50 under 150 ms and a p99 under 500 ms.
 
 Same run, same machine, one after the other:
 
@@ -21,8 +21,9 @@ Same run, same machine, one after the other:
   true`` from a pool of FERRY_BENCH_CONCURRENCY threads (one `docker` CLI process per run).
 * Ferry: gunicorn (one sync worker per client) and one django-q2 cluster (``manage.py
   qcluster``, config.settings.test: 3 workers, ORM broker polled every 0.1 s; the poll loop runs
-  for up to FERRY_POLL_LOOP_S=25 s every FERRY_POLL_INTERVAL_S, default 0.5 s) on the test
-  database. FERRY_BENCH_CONCURRENCY client threads each POST /api/jobs/ and wait for that job to
+  for up to FERRY_POLL_LOOP_S=25 s, waking when the Docker engine tells of a container's exit,
+  else every FERRY_POLL_INTERVAL_S, default 0.5 s, and finalizes small results in the same pass)
+  on the test database. FERRY_BENCH_CONCURRENCY client threads each POST /api/jobs/ and wait for that job to
   be terminal before sending the next; a job's latency is from just before its POST to the
   response in which the client saw it succeeded.
 
@@ -76,6 +77,7 @@ from .reporting import env_number, percentile, show
 
 THROUGHPUT_GOAL = 0.90
 ADDED_P50_GOAL_MS = 150.0
+ADDED_P99_GOAL_MS = 500.0
 POLL_S = 0.05  # how often clients look at their jobs
 JOB_TIMEOUT_S = 120.0  # one job (or one `docker run`) taking longer fails the benchmark
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -526,6 +528,8 @@ def where_the_time_goes(runs: Sequence[JobRun]) -> None:
             add("C2 submitted_at - submit task started", submitted - submit_task[0])
         if fin is not None:
             add("E0 finalizing event - submitted_at", fin - submitted)
+            if not finalize_task:
+                add("E3 finished_at - finalizing (in the poll loop)", finished - fin)
             if finalize_task:
                 add("E1 finalize task started - finalizing", finalize_task[0] - fin)
                 add("E2 finished_at - finalize task started", finished - finalize_task[0])
@@ -543,6 +547,7 @@ def where_the_time_goes(runs: Sequence[JobRun]) -> None:
         "E0 finalizing event - submitted_at": "poll loop: seen exited (same pass as D)",
         "E1 finalize task started - finalizing": "enqueue + broker poll + queue wait",
         "E2 finished_at - finalize task started": "finalize_job: collect + SUCCEEDED",
+        "E3 finished_at - finalizing (in the poll loop)": "small results: collect + SUCCEEDED",
         "F seen - finished_at": "client: until a poll shows it succeeded",
         "G finalize task stopped - finished_at": "(after success) container + work dir removal",
         "total: seen - POST sent": "the job's latency",
@@ -698,6 +703,7 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
     added = [latency - base_median for latency in ferry_sorted]
     ratio = baseline.wall / ferry.wall
     added_p50 = percentile(added, 0.50)
+    added_p99 = percentile(added, 0.99)
     show(
         f"{count} trivial jobs ({cmd!r}, {image}), {clients} at a time: "
         f"`docker run --rm` loop vs Ferry (HTTP API + 1 django-q2 cluster, watch={mode})",
@@ -736,7 +742,12 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
                 f"< {ADDED_P50_GOAL_MS:.0f}",
                 "yes" if added_p50 * 1000 < ADDED_P50_GOAL_MS else "NO",
             ],
-            ["added latency p99 (ms)", _ms(percentile(added, 0.99)), "-", "-"],
+            [
+                "added latency p99 (ms)",
+                _ms(added_p99),
+                f"< {ADDED_P99_GOAL_MS:.0f}",
+                "yes" if added_p99 * 1000 < ADDED_P99_GOAL_MS else "NO",
+            ],
         ],
     )
     where_the_time_goes(runs)

@@ -18,7 +18,8 @@ end); poll answers exactly the jobs asked, in RunStates; runs end in EXITED; col
 outcome of an ended run (its values and files: each a file on this host or a bucket URI; a
 failure with a message users can read) and refuses an early one with
 ExecutorUnavailable; cancel stops a run, and is harmless on an unknown or ended run; cleanup is
-idempotent.
+idempotent; wait_for_exits returns within its timeout, and an executor that
+``waits_for_exits`` returns as soon as a run exits, naming its job.
 """
 
 from __future__ import annotations
@@ -161,4 +162,26 @@ class ExecutorContract:
         executor.cancel(job)
         assert executor.poll([job])[job.id].state in ENDED
         executor.cleanup(job)
+        executor.cleanup(job)
+
+    def test_wait_for_exits_wakes_on_an_exit_or_waits_out_its_timeout(
+        self, executor: Executor
+    ) -> None:
+        began = time.monotonic()
+        assert isinstance(executor.wait_for_exits(0), set)  # at once (and starts following)
+        assert time.monotonic() - began < 5
+        if not executor.waits_for_exits:  # polled in batches: a plain pause
+            began = time.monotonic()
+            assert executor.wait_for_exits(0.2) == set()
+            assert time.monotonic() - began >= 0.2
+            return
+        job = self.quick_job()
+        executor.submit(job)
+        began = time.monotonic()
+        seen: set[Any] = set()
+        while job.id not in seen and time.monotonic() - began < self.wait_s:
+            seen |= executor.wait_for_exits(self.wait_s * 2)  # returns at the exit, not after
+        assert job.id in seen, "the run's exit was not seen"
+        assert time.monotonic() - began < self.wait_s
+        wait_for_state(executor, job, {RunState.EXITED}, 10)  # a poll may lag the event a bit
         executor.cleanup(job)

@@ -80,6 +80,7 @@ def executor(image: str, alias: str, settings: Any, tmp_path: Path) -> Iterator[
     executor = registry.get_executor(alias)
     assert isinstance(executor, DockerExecutor)
     yield executor
+    executor.stop_waiting()
     client = docker.from_env()
     for container in client.containers.list(
         all=True, sparse=True, filters={"label": f"ferry.executor={alias}"}

@@ -16,10 +16,12 @@ from rest_framework.test import APIClient
 
 from api.models import Workspace
 from executors.docker import LABEL_JOB
+from executors.registry import get_executor
 from operations import runner
 from operations.examples import ensure_base_image
 from operations.models import Event, Job
 from operations.states import TERMINAL, JobStatus
+from tests.executors.test_executor_docker import StandInJob
 from tests.harness.docker import DockerHarnessError
 from tests.harness.second_docker import SecondDockerEngine
 from tests.operations_fixtures import TEST_IMAGE, make_operation
@@ -198,3 +200,28 @@ def test_engine_restart_mid_run(
         assert not client.containers.list(all=True, filters={"label": LABEL_JOB})
     finally:
         client.close()
+
+
+def test_exit_events_are_followed_again_after_the_engine_restarts(
+    on_second_engine: SecondDockerEngine,
+) -> None:
+    """The Docker executor's event stream breaks with the engine; it reconnects by itself and
+    still tells of the next run's exit (meanwhile its waits just time out: polling)."""
+    executor = get_executor("local-docker")
+    executor.wait_for_exits(0)  # following the second engine's events from now on
+    on_second_engine.stop()
+    began = time.monotonic()
+    executor.wait_for_exits(0.5)  # the stream is down: the wait just times out (never raises)
+    assert time.monotonic() - began < 5
+    on_second_engine.start()
+    job = StandInJob({"image": TEST_IMAGE, "command": "true"})
+    executor.submit(job)
+    seen: set[Any] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while job.id not in seen and time.monotonic() < deadline:
+            seen |= executor.wait_for_exits(max(0.0, deadline - time.monotonic()))
+        assert job.id in seen, "the exit after the restart was not told"
+    finally:
+        executor.cleanup(job)
+        executor.stop_waiting()
