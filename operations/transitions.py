@@ -8,7 +8,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Event, Job
+from api.events import record_event
+
+from .models import Job
 from .states import TERMINAL, JobStatus, can_transition
 
 # Timestamps set when a job enters a status.
@@ -52,7 +54,9 @@ def transition(
     with transaction.atomic():
         won = Job.objects.filter(pk=job.pk, status=current.value).update(**values) == 1
         if won:
-            Event.objects.create(
+            if along is not None:
+                along()
+            record_event(  # last: it holds the event writers' lock until the commit
                 workspace_id=job.workspace_id,
                 job_id=job.pk,
                 kind="job.status",
@@ -63,8 +67,6 @@ def transition(
                     "terminal": to in TERMINAL,
                 },
             )
-            if along is not None:
-                along()
     if won:
         for key, value in values.items():
             setattr(job, key, value)
