@@ -25,6 +25,11 @@ from .events import NOTIFY_CHANNEL, events_after, latest_event_id
 log = logging.getLogger(__name__)
 
 
+def close_connection() -> None:
+    """This thread's database connection (resolved in the thread that calls it)."""
+    connection.close()
+
+
 def _in_db_thread(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
@@ -52,9 +57,9 @@ class Hub:
 
     @property
     def poll_seconds(self) -> float:
-        if connection.vendor == "postgresql" and self.listening:
-            return float(getattr(settings, "FERRY_EVENTS_SAFETY_POLL_SECONDS", 5.0))
-        return float(getattr(settings, "FERRY_EVENTS_POLL_SECONDS", 0.5))
+        if self.listening:
+            return float(settings.FERRY_EVENTS_SAFETY_POLL_SECONDS)
+        return float(settings.FERRY_EVENTS_POLL_SECONDS)
 
     async def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         """A queue that receives every event with an id above the hub's cursor from now on.
@@ -65,7 +70,7 @@ class Hub:
                 self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="ferry-events")
                 self.cursor = await self._db(latest_event_id)
                 self._tasks = [asyncio.create_task(self._fetch_loop(), name="ferry events")]
-                if connections["default"].vendor == "postgresql":
+                if connections["default"].vendor == "postgresql" and settings.FERRY_EVENTS_NOTIFY:
                     self._tasks.append(
                         asyncio.create_task(self._listen(), name="ferry events listen")
                     )
@@ -88,7 +93,7 @@ class Hub:
                 await task
         if db_thread is not None:
             await sync_to_async(_in_db_thread, thread_sensitive=False, executor=db_thread)(
-                connection.close
+                close_connection
             )
             db_thread.shutdown(wait=False)
 

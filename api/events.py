@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 from django.db import connection, transaction
 from django.db.models import Q
@@ -24,7 +25,10 @@ from .selectors import workspaces_visible_to
 NOTIFY_CHANNEL = "ferry_events"
 _WRITERS_LOCK = 0x6665727279  # "ferry": the advisory lock serializing event commits
 _STREAM_SIGNING_NAMESPACE = "ferry.events.stream"
-STREAM_TOKEN_SECONDS = 60
+
+
+def stream_token_seconds() -> int:
+    return int(getattr(settings, "FERRY_EVENTS_TOKEN_SECONDS", 60))
 
 
 def record_event(
@@ -120,13 +124,13 @@ def visible_events_after(
 
 
 def stream_token_for(user: User) -> str:
-    """A token that opens the event stream as ``user`` for STREAM_TOKEN_SECONDS: nothing else."""
+    """A token that opens the event stream as ``user`` for a minute: nothing else."""
     return signing.dumps({"user": str(user.pk)}, salt=_STREAM_SIGNING_NAMESPACE, compress=True)
 
 
 def user_of_stream_token(token: str) -> User | None:
     try:
-        data = signing.loads(token, salt=_STREAM_SIGNING_NAMESPACE, max_age=STREAM_TOKEN_SECONDS)
+        data = signing.loads(token, salt=_STREAM_SIGNING_NAMESPACE, max_age=stream_token_seconds())
     except signing.BadSignature:  # SignatureExpired is one too
         return None
     return User.objects.filter(pk=data.get("user"), is_active=True).first()

@@ -24,15 +24,16 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..event_stream import hub
+from ..event_stream import close_connection, hub
 from ..events import (
-    STREAM_TOKEN_SECONDS,
     may_see,
     stream_token_for,
+    stream_token_seconds,
     user_of_stream_token,
     visible_events_after,
     visible_workspace_ids,
@@ -50,20 +51,30 @@ def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
 
+def _header_user(request: HttpRequest) -> tuple[User | None, str]:
+    """The user of the request's session cookie or ``Authorization`` header (API token, JWT):
+    the authenticators of every other endpoint."""
+    drf_request = Request(request, authenticators=APIView().get_authenticators())
+    try:
+        user = drf_request.user
+    except APIException as exc:
+        return None, str(exc.detail)
+    if isinstance(user, User) and user.is_authenticated:
+        return user, ""
+    return None, (
+        "Sign in (session cookie or Authorization header), or pass a stream token from "
+        "POST /api/events/token/ as ?token=."
+    )
+
+
 async def _stream_user(request: HttpRequest) -> tuple[User | None, str]:
     token = request.GET.get("token")
     if token is not None:
         user = await sync_to_async(user_of_stream_token)(token)
-        return (
-            user,
-            "The stream token is invalid or expired; get a new one from POST /api/events/token/.",
+        return user, (
+            "The stream token is invalid or expired; get a new one from POST /api/events/token/."
         )
-    session_user = await request.auser()
-    if isinstance(session_user, User) and session_user.is_authenticated:
-        return session_user, ""
-    return None, (
-        "Sign in (session cookie), or pass a stream token from POST /api/events/token/ as ?token=."
-    )
+    return await sync_to_async(_header_user)(request)
 
 
 def _uuid_param(request: HttpRequest, name: str) -> str | ValueError | None:
@@ -86,11 +97,13 @@ def _last_event_id(request: HttpRequest) -> int | ValueError | None:
 
 
 async def event_stream(request: HttpRequest) -> HttpResponseBase:
-    if request.method != "GET":
-        return _error(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
     user, why = await _stream_user(request)
     if user is None:
         return _error(401, "not_authenticated", why)
+    if request.method != "GET":
+        refused = _error(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
+        refused["Allow"] = "GET"
+        return refused
     workspace = _uuid_param(request, "workspace")
     job = _uuid_param(request, "job")
     last = _last_event_id(request)
@@ -175,7 +188,7 @@ async def _events(
                 cursor = event["id"]
                 if stream.wanted(event):
                     yield _frame(event)
-        await sync_to_async(connection.close)()  # the hub reads for every stream from here
+        await sync_to_async(close_connection)()  # the hub reads for every stream from here
         while (left := deadline - loop.time()) > 0:
             try:
                 event = await asyncio.wait_for(queue.get(), timeout=min(heartbeat, left))
@@ -211,5 +224,5 @@ class EventStreamTokenView(APIView):
     def post(self, request: Request) -> Response:
         user = current_user(request)
         return Response(
-            {"token": stream_token_for(user), "expires_in": STREAM_TOKEN_SECONDS}, status=201
+            {"token": stream_token_for(user), "expires_in": stream_token_seconds()}, status=201
         )
