@@ -295,8 +295,12 @@ def test_client_hanging_up_mid_upload_keeps_nothing(
         timeout=5,
     ).json()
     answer = short_body_upload(base, token, ws["id"], kind)
-    assert answer.startswith(b"HTTP/1.1 400"), answer[:500]
-    assert b"incomplete_body" in answer, answer[:500]
+    # make run serves ASGI (uvicorn): the client's half-close is a disconnect, and Django's ASGI
+    # handler drops a request whose body never completed before any view runs, so there is no
+    # answer to read; under WSGI (gunicorn below) the view answers 400 incomplete_body.
+    assert answer == b"" or (answer.startswith(b"HTTP/1.1 400") and b"incomplete_body" in answer), (
+        answer[:500]
+    )
     assert_nothing_kept(base, token, Path(var_env["FERRY_VAR_DIR"]))
 
 
