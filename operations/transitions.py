@@ -60,14 +60,24 @@ def transition(
                 workspace_id=job.workspace_id,
                 job_id=job.pk,
                 kind="job.status",
-                payload={
-                    "job": str(job.pk),
-                    "from": current.value,
-                    "to": to.value,
-                    "terminal": to in TERMINAL,
-                },
+                payload=_payload(job, current, to, fields),
             )
     if won:
         for key, value in values.items():
             setattr(job, key, value)
     return won
+
+
+def _payload(job: Job, current: JobStatus, to: JobStatus, fields: dict[str, Any]) -> dict[str, Any]:
+    """What a client hears of the move: a finished job's outputs or error come with it."""
+    payload: dict[str, Any] = {
+        "job": str(job.pk),
+        "from": current.value,
+        "to": to.value,
+        "terminal": to in TERMINAL,
+    }
+    if "outputs" in fields:
+        payload["outputs"] = fields["outputs"]
+    if fields.get("error_message"):
+        payload["error_message"] = fields["error_message"]
+    return payload

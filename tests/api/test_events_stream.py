@@ -6,6 +6,7 @@ memberships, only when something changed."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -260,3 +261,57 @@ def test_a_job_event_is_not_written_when_its_transaction_rolls_back(
         transition(job, JobStatus.SUBMITTED, along=fail)
     assert Event.objects.count() == before
     assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
+
+
+def test_event_writers_commit_in_id_order(users: dict[str, User], workspace: Workspace) -> None:
+    """While one transaction holds an uncommitted event, another can't write one (it would get
+    a higher id and could commit first: a reader at that id would skip the first for good)."""
+    from django.db import OperationalError, connection, transaction
+
+    from api.events import record_event
+
+    holding = threading.Event()
+    release = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                outcome["first"] = record_event(
+                    kind="test.first", payload={}, workspace_id=workspace.pk
+                ).pk
+                holding.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def second_within_300_ms() -> None:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '300ms'")
+            record_event(kind="test.second", payload={}, workspace_id=workspace.pk)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        with pytest.raises(OperationalError, match="lock timeout"):
+            second_within_300_ms()
+    finally:
+        release.set()
+        thread.join(30)
+    second = record_event(kind="test.second", payload={}, workspace_id=workspace.pk)
+    assert second.pk > outcome["first"]
+
+
+def test_a_finished_job_event_carries_its_outputs(
+    users: dict[str, User], workspace: Workspace
+) -> None:
+    job = make_job(workspace, users["owner"])
+    for step in (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.FINALIZING):
+        assert transition(job, step)
+    assert transition(job, JobStatus.SUCCEEDED, outputs={"said": "f-1"})
+    last = Event.objects.filter(job=job).last()
+    assert last is not None
+    assert last.payload["to"] == "succeeded"
+    assert last.payload["outputs"] == {"said": "f-1"}
