@@ -61,9 +61,10 @@ class Hub:
             return float(settings.FERRY_EVENTS_SAFETY_POLL_SECONDS)
         return float(settings.FERRY_EVENTS_POLL_SECONDS)
 
-    async def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        """A queue that receives every event with an id above the hub's cursor from now on.
-        Returns once the cursor is set: a catch-up read made after this misses nothing."""
+    async def subscribe(self) -> tuple[asyncio.Queue[dict[str, Any]], int]:
+        """A queue that receives every event with an id above the returned cursor (the hub's
+        at this moment). Returns once the cursor is set: a catch-up read made after this misses
+        nothing, and the queue has every event after the cursor."""
         async with self._lock:
             queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
             if not self._tasks:
@@ -75,7 +76,7 @@ class Hub:
                         asyncio.create_task(self._listen(), name="ferry events listen")
                     )
             self.streams.add(queue)
-            return queue
+            return queue, self.cursor
 
     async def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         """The last stream to leave stops the hub (its listener and database connection)."""
@@ -105,6 +106,8 @@ class Hub:
             try:
                 while True:
                     batch = await self._db(events_after, self.cursor)
+                    # No await from here to the cursor's update: a stream that subscribes
+                    # sees a cursor that matches what its queue will get.
                     for event in batch:
                         for queue in list(self.streams):
                             queue.put_nowait(event)

@@ -179,10 +179,10 @@ async def _events(
     deadline = loop.time() + _setting("FERRY_EVENTS_MAX_SECONDS", 3600)
     heartbeat = _setting("FERRY_EVENTS_HEARTBEAT_SECONDS", 15)
     events_hub = hub()
-    queue = await events_hub.subscribe()  # before the catch-up read: nothing falls between
+    queue, now = await events_hub.subscribe()  # before the catch-up read: nothing falls between
     try:
         yield "retry: 2000\n: connected\n\n"
-        cursor = events_hub.cursor if last is None else last
+        cursor = now if last is None else last
         if last is not None:
             async for event in stream.catch_up(last):
                 cursor = event["id"]
