@@ -91,7 +91,7 @@ def _last_event_id(request: HttpRequest) -> int | ValueError | None:
     raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
     if raw is None or raw.strip() == "":
         return None
-    if not raw.strip().isdigit():
+    if not raw.strip().isdigit() or int(raw.strip()) >= 2**63:  # ids are 64-bit
         return ValueError(raw)
     return int(raw.strip())
 

@@ -20,7 +20,14 @@ import uvicorn
 @contextmanager
 def asgi_server() -> Iterator[str]:
     """Serve config.asgi on a free loopback port; yields the base URL."""
+    from django.db import connections
+
     from config.asgi import application
+
+    # As config.asgi arranges for a served process: request threads don't keep connections.
+    database = connections.settings["default"]
+    kept_for = database["CONN_MAX_AGE"]
+    database["CONN_MAX_AGE"] = 0
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -43,6 +50,7 @@ def asgi_server() -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+        database["CONN_MAX_AGE"] = kept_for
 
 
 @dataclass

@@ -186,6 +186,8 @@ def test_bad_parameters_get_a_clear_400(
         ("?workspace=nope", {}),
         ("?job=12", {}),
         ("", {"Last-Event-ID": "abc"}),
+        ("", {"Last-Event-ID": "9" * 30}),
+        ("?last_event_id=-1", {}),
     ):
         stream = open_stream(streams, server, users["owner"], query, **headers)
         assert stream.wait_connected() == 400, query or headers
