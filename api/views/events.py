@@ -39,6 +39,7 @@ from ..events import (
     visible_workspace_ids,
 )
 from ..models import User
+from ..selectors import workspaces_visible_to
 from ..serializers.events import EventStreamTokenSerializer
 from .common import current_user
 
@@ -118,7 +119,7 @@ async def event_stream(request: HttpRequest) -> HttpResponseBase:
             {"Last-Event-ID": ["Not an event id."]},
         )
     visible = await sync_to_async(visible_workspace_ids)(user)
-    if workspace is not None and visible is not None and workspace not in visible:
+    if workspace is not None and not await sync_to_async(_sees_workspace)(user, workspace):
         return _error(404, "not_found", "No workspace with this id is visible to you.")
     response = StreamingHttpResponse(
         _events(user, visible, workspace, job, last), content_type="text/event-stream"
@@ -205,6 +206,10 @@ async def _events(
                 return  # no longer a member: the stream of that workspace ends here
     finally:
         await events_hub.unsubscribe(queue)
+
+
+def _sees_workspace(user: User, workspace: str) -> bool:
+    return workspaces_visible_to(user).filter(pk=workspace).exists()
 
 
 def _visible_now(user: User) -> set[str] | None:

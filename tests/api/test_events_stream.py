@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,6 +134,8 @@ def test_a_stranger_sees_nothing_of_another_workspace(
     own = services.workspace_create(user=stranger, name="theirs")
     hidden = open_stream(streams, server, stranger, f"?workspace={workspace.pk}")
     assert hidden.wait_connected() == 404
+    nowhere = open_stream(streams, server, users["staff"], f"?workspace={uuid.uuid4()}")
+    assert nowhere.wait_connected() == 404
     stream = open_stream(streams, server, stranger)
     assert stream.wait_connected() == 200
     assert transition(make_job(workspace, users["owner"]), JobStatus.SUBMITTED)
