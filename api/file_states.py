@@ -3,7 +3,7 @@
 Like the job's (``operations.states`` + ``operations.transitions``): a table of which status may
 follow which, and one writer that moves a file with a conditional UPDATE
 (``filter(pk=…, status=expected).update(…)``) whose row count says whether this caller won, and
-records a FileEvent in the same transaction. Creating a File with its first status is not a
+records an Event (``file.status``) in the same transaction. Creating a File with its first status is not a
 transition, but a file created ready or invalid gets its Event too (``file_created``), so every
 file that becomes ready or invalid has exactly one.
 """
@@ -16,7 +16,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .models import File, FileEvent, FileStatus
+from .events import record_event
+from .models import File, FileStatus
 
 FILE_TRANSITIONS: dict[FileStatus, frozenset[FileStatus]] = {
     # A direct upload completes and passes its checks, or a job's result is published with
@@ -60,9 +61,9 @@ def file_transition(
     with transaction.atomic():
         won = File.objects.filter(pk=file.pk, status=current.value).update(**values) == 1
         if won:
-            _record(file, current, to, values.get("invalid_reason", file.invalid_reason))
             if along is not None:
                 along()
+            _record(file, current, to, values.get("invalid_reason", file.invalid_reason))
     if won:
         for key, value in values.items():
             setattr(file, key, value)
@@ -77,7 +78,7 @@ def file_created(file: File) -> None:
 
 
 def _record(file: File, current: FileStatus | None, to: FileStatus, invalid_reason: str) -> None:
-    FileEvent.objects.create(
+    record_event(
         workspace_id=file.workspace_id,
         file_id=file.pk,
         kind="file.status",

@@ -323,12 +323,20 @@ class IdempotencyKey(models.Model):
         return f"{self.method} {self.path} ({self.key})"
 
 
-class FileEvent(models.Model):
-    """Append-only: one row per File status change (written by ``api.file_states`` only, in the
-    transaction of the change). The id is monotonic, like ``operations.Event``'s."""
+class Event(models.Model):
+    """Append-only: one row per visible change (a job's status or notice, a file becoming ready
+    or invalid, a membership), written by ``api.events.record_event`` in the transaction of the
+    change. The id is monotonic and is the SSE ``id`` of ``GET /api/events/``; ids commit in
+    id order (``record_event`` serializes the writers), so a cursor never skips a late commit.
+
+    One table for every kind, so the stream reads one sequence. ``job`` names operations' Job
+    by its app label only (no import: api stays below operations)."""
 
     id = models.BigAutoField(primary_key=True)
     workspace = models.ForeignKey(Workspace, null=True, on_delete=models.SET_NULL, related_name="+")
+    job = models.ForeignKey(
+        "operations.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
     file = models.ForeignKey(
         File, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
@@ -338,9 +346,25 @@ class FileEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["workspace", "id"], name="event_workspace_id")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.kind}"
+
+
+class FileEventManager(models.Manager["FileEvent"]):
+    def get_queryset(self) -> models.QuerySet[FileEvent]:
+        return super().get_queryset().filter(kind__startswith="file.")
+
+
+class FileEvent(Event):
+    """The file events among all Events (``file.status``)."""
+
+    objects: ClassVar[FileEventManager] = FileEventManager()
+
+    class Meta:
+        proxy = True
+        ordering = ["id"]
 
 
 class ElementKind(models.TextChoices):

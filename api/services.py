@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import storage
+from .events import record_membership
 from .exceptions import ApplicationError, Conflict, Forbidden, field_error
 from .file_states import file_created, file_transition
 from .filetypes import check_content, content_type_for, guess_file_type
@@ -125,6 +126,7 @@ def workspace_create(
             name=name, description=description, created_by=user, storage_location=location
         )
         Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+        record_membership(workspace_id=workspace.pk, user_id=user.pk, role=Role.OWNER)
     return workspace
 
 
@@ -188,7 +190,9 @@ def member_add(*, workspace: Workspace, email: str, role: str) -> Membership:
         raise field_error("email", f"No user has the email {email}.", code="unknown_user")
     try:
         with transaction.atomic():
-            return Membership.objects.create(workspace=workspace, user=user, role=role)
+            membership = Membership.objects.create(workspace=workspace, user=user, role=role)
+            record_membership(workspace_id=workspace.pk, user_id=user.pk, role=role)
+            return membership
     except IntegrityError:
         raise Conflict(
             f"{user.email} is already a member of this workspace; change their role instead.",
@@ -216,8 +220,10 @@ def member_update(*, membership: Membership, role: str) -> Membership:
         locked = Membership.objects.select_for_update().get(pk=membership.pk)
         if locked.role == Role.OWNER and role != Role.OWNER:
             _ensure_other_owner(locked.workspace, locked)
-        locked.role = role
-        locked.save(update_fields=["role"])
+        if locked.role != role:  # an event only when something changed
+            locked.role = role
+            locked.save(update_fields=["role"])
+            record_membership(workspace_id=locked.workspace_id, user_id=locked.user_id, role=role)
     return locked
 
 
@@ -227,6 +233,7 @@ def member_remove(*, membership: Membership) -> None:
         if locked.role == Role.OWNER:
             _ensure_other_owner(locked.workspace, locked)
         locked.delete()
+        record_membership(workspace_id=locked.workspace_id, user_id=locked.user_id, role=None)
 
 
 # ---------------------------------------------------------------------------------------- files

@@ -6,6 +6,7 @@ from .views import (
     credentials,
     cromwell,
     element_sets,
+    events,
     files,
     jobs,
     operations,
@@ -37,5 +38,7 @@ urlpatterns = [
     path("auth/me/", accounts.MeView.as_view(), name="me"),
     path("auth/password/", accounts.PasswordChangeView.as_view(), name="password-change"),
     path("auth/register/", accounts.RegisterView.as_view(), name="register"),
+    path("events/", events.event_stream, name="event-stream"),
+    path("events/token/", events.EventStreamTokenView.as_view(), name="event-stream-token"),
     path("", include(router.urls)),
 ]

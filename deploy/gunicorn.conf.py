@@ -7,7 +7,9 @@ Every value can be overridden from the environment (GUNICORN_*), e.g. in
 import multiprocessing
 import os
 
-wsgi_app = "config.wsgi:application"
+# The ASGI app: every endpoint, and the event stream (GET /api/events/), whose open streams
+# wait on an event loop instead of each holding a thread.
+wsgi_app = "config.asgi:application"
 
 # nginx connects to this socket; /run/ferry is created by systemd
 # (RuntimeDirectory=ferry).  umask 007 makes the socket 0770 ferry:ferry and
@@ -15,13 +17,11 @@ wsgi_app = "config.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "unix:/run/ferry/gunicorn.sock")
 umask = 0o007
 
-# Threaded workers: a multi-GB upload or download keeps one thread busy for
-# as long as the transfer lasts, and with gthread the worker keeps sending
-# heartbeats meanwhile, so `timeout` only catches genuinely hung workers
-# (with the sync worker it would kill long transfers).
-worker_class = "gthread"
+# uvicorn workers (the uvicorn-worker package): each runs an event loop; Django runs the sync
+# views (uploads, downloads) in threads beside it, so the loop keeps sending gunicorn its
+# heartbeat during a multi-GB transfer and `timeout` only catches genuinely hung workers.
+worker_class = "uvicorn_worker.UvicornWorker"
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 # On restart/reload give in-flight transfers time to finish
 # (keep TimeoutStopSec in ferry-web.service above this).

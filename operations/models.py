@@ -9,6 +9,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+# The one event table lives in api (written through api.events); re-exported for callers.
+from api.models import Event as Event
+
 from .states import ACTIVE, JobStatus
 
 
@@ -158,27 +161,6 @@ class Job(models.Model):
         return (
             f"{what} is not answering (since {since} UTC); the job will continue when it is back."
         )
-
-
-class Event(models.Model):
-    """Append-only: one row per visible change. The id is monotonic (SSE ``Last-Event-ID``)."""
-
-    id = models.BigAutoField(primary_key=True)
-    workspace = models.ForeignKey(
-        "api.Workspace", null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    job = models.ForeignKey(
-        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
-    )
-    kind = models.CharField(max_length=50)
-    payload = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["id"]
-
-    def __str__(self) -> str:
-        return f"{self.id} {self.kind}"
 
 
 class Lease(models.Model):

@@ -11,6 +11,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.db import transaction
 
+from api.events import record_event
 from api.exceptions import ApplicationError, Conflict, Forbidden, field_error
 from api.models import User
 from api.selectors import may_write, writable_workspace
@@ -21,7 +22,7 @@ from wdl.outputs import is_file_output
 
 from . import queue
 from .inputs import container_values, execution_dir_values, validate_inputs
-from .models import CROMWELL_ALIAS_PREFIX, Event, Job, Operation, OperationMode
+from .models import CROMWELL_ALIAS_PREFIX, Job, Operation, OperationMode
 from .states import TERMINAL, JobStatus
 from .transitions import transition
 
@@ -177,9 +178,9 @@ def job_create(
             run_spec=run_spec,
             status=JobStatus.QUEUED,
         )
-        Event.objects.create(
-            workspace=workspace,
-            job=job,
+        record_event(
+            workspace_id=workspace.pk,
+            job_id=job.pk,
             kind="job.status",
             payload={"job": str(job.pk), "from": None, "to": "queued", "terminal": False},
         )

@@ -8,7 +8,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Event, Job
+from api.events import record_event
+
+from .models import Job
 from .states import TERMINAL, JobStatus, can_transition
 
 # Timestamps set when a job enters a status.
@@ -52,20 +54,30 @@ def transition(
     with transaction.atomic():
         won = Job.objects.filter(pk=job.pk, status=current.value).update(**values) == 1
         if won:
-            Event.objects.create(
+            if along is not None:
+                along()
+            record_event(  # last: it holds the event writers' lock until the commit
                 workspace_id=job.workspace_id,
                 job_id=job.pk,
                 kind="job.status",
-                payload={
-                    "job": str(job.pk),
-                    "from": current.value,
-                    "to": to.value,
-                    "terminal": to in TERMINAL,
-                },
+                payload=_payload(job, current, to, fields),
             )
-            if along is not None:
-                along()
     if won:
         for key, value in values.items():
             setattr(job, key, value)
     return won
+
+
+def _payload(job: Job, current: JobStatus, to: JobStatus, fields: dict[str, Any]) -> dict[str, Any]:
+    """What a client hears of the move: a finished job's outputs or error come with it."""
+    payload: dict[str, Any] = {
+        "job": str(job.pk),
+        "from": current.value,
+        "to": to.value,
+        "terminal": to in TERMINAL,
+    }
+    if "outputs" in fields:
+        payload["outputs"] = fields["outputs"]
+    if fields.get("error_message"):
+        payload["error_message"] = fields["error_message"]
+    return payload

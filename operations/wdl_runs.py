@@ -27,6 +27,7 @@ from django.conf import settings
 import wdl
 import wdl.outputs
 from api import storage
+from api.events import record_event
 from api.exceptions import ApplicationError
 from api.models import File
 from api.storage import buckets, locations
@@ -35,7 +36,7 @@ from executors.specs import EngineOutput, ResourceLimits, WdlRunSpec
 from wdl.errors import format_error
 from wdl.input_shapes import file_refs
 
-from .models import Event, Job, Operation
+from .models import Job, Operation
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def prepare_wdl_run(job: Job, executor: Executor) -> None:
         raise ApplicationError(f"The workflow's inputs can't be built: {exc}") from exc
     spec = executor.prepare_wdl(spec, job_id=job.pk, workspace_id=str(job.workspace_id))
     for notice in spec.get("notices") or []:
-        Event.objects.create(
+        record_event(
             workspace_id=job.workspace_id,
             job_id=job.pk,
             kind="job.notice",

@@ -36,6 +36,16 @@ FERRY_SPOOL_ORPHAN_AGE_S = env.int("FERRY_SPOOL_ORPHAN_AGE_S", default=24 * 3600
 # Creates sent with an Idempotency-Key header are answered again from the first answer for this
 # long (api.idempotency); then the key may be used anew.
 FERRY_IDEMPOTENCY_KEY_TTL_S = env.int("FERRY_IDEMPOTENCY_KEY_TTL_S", default=24 * 3600)
+# GET /api/events/ (Server-Sent Events, ASGI): a comment line every HEARTBEAT seconds; a stream
+# ends after MAX seconds (the browser reconnects with Last-Event-ID); stream tokens live TOKEN
+# seconds. PostgreSQL wakes streams with LISTEN/NOTIFY (NOTIFY=False: poll, as on SQLite, every
+# POLL seconds; with NOTIFY a safety read every SAFETY_POLL seconds).
+FERRY_EVENTS_HEARTBEAT_SECONDS = env.float("FERRY_EVENTS_HEARTBEAT_SECONDS", default=15.0)
+FERRY_EVENTS_MAX_SECONDS = env.float("FERRY_EVENTS_MAX_SECONDS", default=3600.0)
+FERRY_EVENTS_TOKEN_SECONDS = env.int("FERRY_EVENTS_TOKEN_SECONDS", default=60)
+FERRY_EVENTS_NOTIFY = env.bool("FERRY_EVENTS_NOTIFY", default=True)
+FERRY_EVENTS_POLL_SECONDS = env.float("FERRY_EVENTS_POLL_SECONDS", default=0.5)
+FERRY_EVENTS_SAFETY_POLL_SECONDS = env.float("FERRY_EVENTS_SAFETY_POLL_SECONDS", default=5.0)
 # Fernet keys for stored credentials, newest first (python -c "from cryptography.fernet import
 # Fernet; print(Fernet.generate_key().decode())"). Empty: one derived from SECRET_KEY.
 FERRY_CREDENTIAL_KEYS = env.list("FERRY_CREDENTIAL_KEYS", default=[])

@@ -89,8 +89,13 @@ def test_jobs_events_and_leases_cannot_be_added_changed_or_deleted(
     job = make_job(workspace, users["owner"], JobStatus.QUEUED)
     event = Event.objects.create(workspace=workspace, job=job, kind="job.status", payload={})
     lease = Lease.objects.create(name="poll-active", holder="worker-1", expires_at=timezone.now())
-    for model, pk in (("job", job.pk), ("event", event.pk), ("lease", lease.pk)):
-        base = f"/admin/operations/{model}/"
+    # The one event table (jobs', files' and memberships' events) lives in api.
+    for model, pk in (
+        ("operations/job", job.pk),
+        ("api/event", event.pk),
+        ("operations/lease", lease.pk),
+    ):
+        base = f"/admin/{model}/"
         assert operator.get(f"{base}add/").status_code == 403, model
         assert operator.post(f"{base}add/", {}).status_code == 403, model
         assert operator.get(f"{base}{pk}/change/").status_code == 200, model  # view only

@@ -83,6 +83,18 @@ TABLE: dict[str, list[Call]] = {
             body=lambda w: {"refresh": str(RefreshToken.for_user(w.users["owner"]))},
         )
     ],
+    # The stream (ASGI; here only its answer's status, never its body): every signed-in user
+    # gets their own events; narrowed to a workspace, only its members (and staff).
+    "event-stream": [
+        Call("get", signed_in(200)),
+        Call(
+            "get",
+            by_role(401, 200, 200, 200, 404, 200),
+            query=lambda w: f"?workspace={w.workspace.pk}",
+        ),
+        Call("post", signed_in(405)),
+    ],
+    "event-stream-token": [Call("post", signed_in(201)), Call("get", signed_in(405))],
     "me": [
         Call("get", signed_in(200)),
         Call("patch", signed_in(200), body=lambda w: {"full_name": "N"}),

@@ -31,9 +31,26 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        host, _, port = opts["bind"].rpartition(":")
+        # uvicorn serves the ASGI app: every endpoint, and the event stream (GET /api/events/),
+        # which Django's runserver (WSGI) can't stream.
         children = [
             subprocess.Popen(
-                [*manage, "runserver", opts["bind"], "--noreload"],
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "config.asgi:application",
+                    "--host",
+                    host or "127.0.0.1",
+                    "--port",
+                    port,
+                    "--lifespan",
+                    "off",
+                    "--timeout-graceful-shutdown",
+                    "5",
+                ],
+                cwd=settings.BASE_DIR,
                 env=env,
                 preexec_fn=_die_with_parent,
             )

@@ -1,0 +1,164 @@
+"""Fan-out of new Events to the open streams of one process (one event loop).
+
+One :class:`Hub` per event loop reads the new events once for all its streams: woken by
+PostgreSQL's NOTIFY (one LISTEN connection per process), or every ``poll_seconds`` on SQLite
+(and, on PostgreSQL, as a safety net while the listener is down). Each stream gets every new
+event in its queue and keeps the ones its user may see. The hub's database work runs in one
+thread (one connection) however many streams are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection, connections
+
+from .events import NOTIFY_CHANNEL, events_after, latest_event_id
+
+log = logging.getLogger(__name__)
+
+
+def close_connection() -> None:
+    """This thread's database connection (resolved in the thread that calls it)."""
+    connection.close()
+
+
+def _in_db_thread(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception:
+        connection.close()  # a broken connection is opened anew next time
+        raise
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.streams: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.cursor = 0
+        self.wake = asyncio.Event()
+        self.listening = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()
+        self._db_thread: ThreadPoolExecutor | None = None
+
+    async def _db(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn`` in the hub's own thread (its one database connection)."""
+        assert self._db_thread is not None
+        return await sync_to_async(_in_db_thread, thread_sensitive=False, executor=self._db_thread)(
+            fn, *args
+        )
+
+    @property
+    def poll_seconds(self) -> float:
+        if self.listening:
+            return float(settings.FERRY_EVENTS_SAFETY_POLL_SECONDS)
+        return float(settings.FERRY_EVENTS_POLL_SECONDS)
+
+    async def subscribe(self) -> tuple[asyncio.Queue[dict[str, Any]], int]:
+        """A queue that receives every event with an id above the returned cursor (the hub's
+        at this moment). Returns once the cursor is set: a catch-up read made after this misses
+        nothing, and the queue has every event after the cursor."""
+        async with self._lock:
+            queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            if not self._tasks:
+                self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="ferry-events")
+                self.cursor = await self._db(latest_event_id)
+                self._tasks = [asyncio.create_task(self._fetch_loop(), name="ferry events")]
+                if connections["default"].vendor == "postgresql" and settings.FERRY_EVENTS_NOTIFY:
+                    self._tasks.append(
+                        asyncio.create_task(self._listen(), name="ferry events listen")
+                    )
+            self.streams.add(queue)
+            return queue, self.cursor
+
+    async def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """The last stream to leave stops the hub (its listener and database connection)."""
+        async with self._lock:
+            self.streams.discard(queue)
+            if self.streams or not self._tasks:
+                return
+            tasks, self._tasks = self._tasks, []
+            db_thread, self._db_thread = self._db_thread, None
+            self.listening = False
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if db_thread is not None:
+            await sync_to_async(_in_db_thread, thread_sensitive=False, executor=db_thread)(
+                close_connection
+            )
+            db_thread.shutdown(wait=False)
+
+    async def _fetch_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
+            self.wake.clear()
+            try:
+                while True:
+                    batch = await self._db(events_after, self.cursor)
+                    # No await from here to the cursor's update: a stream that subscribes
+                    # sees a cursor that matches what its queue will get.
+                    for event in batch:
+                        for queue in list(self.streams):
+                            queue.put_nowait(event)
+                    if batch:
+                        self.cursor = batch[-1]["id"]
+                    if len(batch) < 500:
+                        break
+            except Exception:  # the database went away: retry on the next wake or poll
+                log.exception("reading new events failed")
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        params = connections["default"].settings_dict
+        conninfo = {
+            "dbname": params["NAME"],
+            "user": params.get("USER") or None,
+            "password": params.get("PASSWORD") or None,
+            "host": params.get("HOST") or None,
+            "port": params.get("PORT") or None,
+        }
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    autocommit=True, **{k: v for k, v in conninfo.items() if v is not None}
+                ) as listener:
+                    await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.listening = True
+                    self.wake.set()  # whatever committed before LISTEN took effect
+                    async for _ in listener.notifies():
+                        self.wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("event listener lost its connection; polling meanwhile", exc_info=True)
+            self.listening = False
+            self.wake.set()
+            await asyncio.sleep(1.0)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def hub() -> Hub:
+    """This event loop's hub."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        found = _hubs[loop] = Hub()
+    return found
+
+
+def open_stream_count() -> int:
+    return sum(len(h.streams) for h in list(_hubs.values()))

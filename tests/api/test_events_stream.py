@@ -1,0 +1,322 @@
+"""GET /api/events/ through the real ASGI app (uvicorn, in a thread of this process) on the test
+PostgreSQL: job status changes reach a member's stream, a reconnect with Last-Event-ID gets
+exactly what it missed, strangers see nothing, stream tokens work and expire, heartbeats flow,
+and the polling path (SQLite's, here with NOTIFY off) delivers too. Plus what records events:
+memberships, only when something changed."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+from rest_framework.test import APIClient
+
+from api import services
+from api.models import Event, Membership, Role, User, Workspace
+from operations.models import Job, Operation
+from operations.states import JobStatus
+from operations.transitions import transition
+from tests.api.sse import SseClient, asgi_server
+from tests.conftest import make_user
+from tests.operations_fixtures import make_echo_operation
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def server(settings: Any) -> Iterator[str]:
+    settings.FERRY_EVENTS_HEARTBEAT_SECONDS = 0.5
+    settings.FERRY_EVENTS_MAX_SECONDS = 60
+    with asgi_server() as base:
+        yield base
+
+
+@pytest.fixture
+def streams() -> Iterator[list[SseClient]]:
+    opened: list[SseClient] = []
+    yield opened
+    for stream in opened:
+        stream.close()
+
+
+def session_cookie(user: User) -> dict[str, str]:
+    client = Client()
+    client.force_login(user)
+    return {
+        django_settings.SESSION_COOKIE_NAME: client.cookies[
+            django_settings.SESSION_COOKIE_NAME
+        ].value
+    }
+
+
+def open_stream(
+    streams: list[SseClient], base: str, user: User | None, query: str = "", **headers: str
+) -> SseClient:
+    stream = SseClient(
+        f"{base}/api/events/{query}",
+        headers=headers,
+        cookies=session_cookie(user) if user is not None else {},
+    )
+    streams.append(stream)
+    return stream
+
+
+def make_job(workspace: Workspace, owner: User) -> Job:
+    return Job.objects.create(
+        operation=Operation.objects.filter(name="echo").first() or make_echo_operation(),
+        workspace=workspace,
+        owner=owner,
+        inputs={"text": "hello"},
+        executor="local-docker",
+        status=JobStatus.QUEUED,
+    )
+
+
+def next_of(stream: SseClient, kind: str, timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        event = stream.next(timeout=max(0.1, deadline - time.monotonic()))
+        if event["kind"] == kind:
+            return event
+
+
+def test_a_member_hears_a_job_status_change(
+    server: str, streams: list[SseClient], users: dict[str, User], workspace: Workspace
+) -> None:
+    job = make_job(workspace, users["owner"])
+    stream = open_stream(streams, server, users["viewer"], f"?workspace={workspace.pk}")
+    assert stream.wait_connected() == 200
+    began = time.monotonic()
+    assert transition(job, JobStatus.SUBMITTED)
+    event = next_of(stream, "job.status", timeout=10)
+    assert time.monotonic() - began < 10
+    assert event["job"] == str(job.pk)
+    assert event["payload"]["to"] == "submitted"
+    assert event["workspace"] == str(workspace.pk)
+
+
+def test_resuming_with_last_event_id_gets_exactly_the_missed_events(
+    server: str, streams: list[SseClient], users: dict[str, User], workspace: Workspace
+) -> None:
+    job = make_job(workspace, users["owner"])
+    first = open_stream(streams, server, users["owner"], f"?job={job.pk}")
+    assert first.wait_connected() == 200
+    assert transition(job, JobStatus.SUBMITTED)
+    seen = first.next()
+    first.close()
+    # Missed while away: two moves of this job (and another job's, not asked for).
+    assert transition(job, JobStatus.RUNNING)
+    other = make_job(workspace, users["owner"])
+    assert transition(other, JobStatus.SUBMITTED)
+    assert transition(job, JobStatus.FINALIZING)
+    missed = list(
+        Event.objects.filter(job=job, id__gt=seen["id"]).order_by("id").values_list("id", flat=True)
+    )
+    assert len(missed) == 2
+    again = open_stream(
+        streams, server, users["owner"], f"?job={job.pk}", **{"Last-Event-ID": str(seen["id"])}
+    )
+    assert again.wait_connected() == 200
+    assert [again.next()["id"] for _ in missed] == missed
+    assert again.none_within(1.5), "an event was sent twice or one of another job"
+
+
+def test_a_stranger_sees_nothing_of_another_workspace(
+    server: str, streams: list[SseClient], users: dict[str, User], workspace: Workspace
+) -> None:
+    stranger = users["other"]
+    own = services.workspace_create(user=stranger, name="theirs")
+    hidden = open_stream(streams, server, stranger, f"?workspace={workspace.pk}")
+    assert hidden.wait_connected() == 404
+    nowhere = open_stream(streams, server, users["staff"], f"?workspace={uuid.uuid4()}")
+    assert nowhere.wait_connected() == 404
+    stream = open_stream(streams, server, stranger)
+    assert stream.wait_connected() == 200
+    assert transition(make_job(workspace, users["owner"]), JobStatus.SUBMITTED)
+    make_user("viewer2@example.org")
+    services.member_add(workspace=workspace, email="viewer2@example.org", role=Role.VIEWER)
+    mine = make_job(own, stranger)
+    assert transition(mine, JobStatus.SUBMITTED)
+    received = next_of(stream, "job.status")
+    assert received["job"] == str(mine.pk), f"a stranger got {received}"
+    assert stream.none_within(1.0)
+
+
+def test_a_stream_token_opens_the_stream_for_a_minute_and_nothing_else(
+    server: str,
+    streams: list[SseClient],
+    users: dict[str, User],
+    workspace: Workspace,
+    settings: Any,
+) -> None:
+    api = APIClient()
+    api.force_authenticate(users["editor"])
+    minted = api.post("/api/events/token/")
+    assert minted.status_code == 201
+    assert minted.json()["expires_in"] == 60
+    token = minted.json()["token"]
+    stream = open_stream(streams, server, None, f"?token={token}")
+    assert stream.wait_connected() == 200
+    job = make_job(workspace, users["owner"])
+    assert transition(job, JobStatus.SUBMITTED)
+    assert next_of(stream, "job.status")["job"] == str(job.pk)
+
+    # Not a token: the long-lived API token, a tampered token.
+    api_token, _ = services.api_token_create(user=users["editor"], name="long-lived")
+    for bad in (str(api_token), token[:-2] + "xx"):
+        refused = open_stream(streams, server, None, f"?token={bad}")
+        assert refused.wait_connected() == 401
+    # Expired.
+    settings.FERRY_EVENTS_TOKEN_SECONDS = 1
+    time.sleep(2.1)
+    expired = open_stream(streams, server, None, f"?token={token}")
+    assert expired.wait_connected() == 401
+    # Nobody: no cookie, no token.
+    anonymous = open_stream(streams, server, None)
+    assert anonymous.wait_connected() == 401
+
+
+def test_bad_parameters_get_a_clear_400(
+    server: str, streams: list[SseClient], users: dict[str, User]
+) -> None:
+    for query, headers in (
+        ("?workspace=nope", {}),
+        ("?job=12", {}),
+        ("", {"Last-Event-ID": "abc"}),
+        ("", {"Last-Event-ID": "9" * 30}),
+        ("?last_event_id=-1", {}),
+    ):
+        stream = open_stream(streams, server, users["owner"], query, **headers)
+        assert stream.wait_connected() == 400, query or headers
+
+
+def test_heartbeats_arrive(server: str, streams: list[SseClient], users: dict[str, User]) -> None:
+    stream = open_stream(streams, server, users["owner"])
+    assert stream.wait_connected() == 200
+    deadline = time.monotonic() + 20
+    while stream.comments.count("heartbeat") < 2:
+        assert time.monotonic() < deadline, f"heartbeats: {stream.comments}"
+        time.sleep(0.1)
+
+
+def test_polling_delivers_when_notify_is_off(
+    settings: Any, streams: list[SseClient], users: dict[str, User], workspace: Workspace
+) -> None:
+    """SQLite's path: no LISTEN, the hub reads every FERRY_EVENTS_POLL_SECONDS."""
+    settings.FERRY_EVENTS_NOTIFY = False
+    settings.FERRY_EVENTS_POLL_SECONDS = 0.2
+    settings.FERRY_EVENTS_HEARTBEAT_SECONDS = 5
+    with asgi_server() as base:
+        stream = open_stream(streams, base, users["owner"], f"?workspace={workspace.pk}")
+        assert stream.wait_connected() == 200
+        job = make_job(workspace, users["owner"])
+        assert transition(job, JobStatus.SUBMITTED)
+        assert next_of(stream, "job.status", timeout=10)["job"] == str(job.pk)
+        stream.close()
+
+
+def test_a_member_hears_membership_changes_and_a_removed_member_loses_the_workspace(
+    server: str, streams: list[SseClient], users: dict[str, User], workspace: Workspace
+) -> None:
+    viewer = users["viewer"]
+    stream = open_stream(streams, server, viewer)
+    assert stream.wait_connected() == 200
+    membership = Membership.objects.get(workspace=workspace, user=viewer)
+    services.member_remove(membership=membership)
+    removed = next_of(stream, "membership.changed")
+    assert removed["payload"] == {
+        "workspace": str(workspace.pk),
+        "user": str(viewer.pk),
+        "role": None,
+    }
+    assert transition(make_job(workspace, users["owner"]), JobStatus.SUBMITTED)
+    assert stream.none_within(1.5), "a removed member still hears the workspace"
+
+
+def test_membership_events_only_when_something_changed(
+    users: dict[str, User], workspace: Workspace
+) -> None:
+    membership = Membership.objects.get(workspace=workspace, user=users["editor"])
+    before = Event.objects.filter(kind="membership.changed").count()
+    services.member_update(membership=membership, role=Role.EDITOR)  # the role it has
+    assert Event.objects.filter(kind="membership.changed").count() == before
+    services.member_update(membership=membership, role=Role.VIEWER)
+    last = Event.objects.filter(kind="membership.changed").last()
+    assert last is not None
+    assert last.payload["role"] == "viewer"
+    assert Event.objects.filter(kind="membership.changed").count() == before + 1
+
+
+def test_a_job_event_is_not_written_when_its_transaction_rolls_back(
+    users: dict[str, User], workspace: Workspace
+) -> None:
+    job = make_job(workspace, users["owner"])
+    before = Event.objects.count()
+
+    def fail() -> None:
+        raise RuntimeError("publishing failed")
+
+    with pytest.raises(RuntimeError):
+        transition(job, JobStatus.SUBMITTED, along=fail)
+    assert Event.objects.count() == before
+    assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
+
+
+def test_event_writers_commit_in_id_order(users: dict[str, User], workspace: Workspace) -> None:
+    """While one transaction holds an uncommitted event, another can't write one (it would get
+    a higher id and could commit first: a reader at that id would skip the first for good)."""
+    from django.db import OperationalError, connection, transaction
+
+    from api.events import record_event
+
+    holding = threading.Event()
+    release = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                outcome["first"] = record_event(
+                    kind="test.first", payload={}, workspace_id=workspace.pk
+                ).pk
+                holding.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def second_within_300_ms() -> None:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '300ms'")
+            record_event(kind="test.second", payload={}, workspace_id=workspace.pk)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        with pytest.raises(OperationalError, match="lock timeout"):
+            second_within_300_ms()
+    finally:
+        release.set()
+        thread.join(30)
+    second = record_event(kind="test.second", payload={}, workspace_id=workspace.pk)
+    assert second.pk > outcome["first"]
+
+
+def test_a_finished_job_event_carries_its_outputs(
+    users: dict[str, User], workspace: Workspace
+) -> None:
+    job = make_job(workspace, users["owner"])
+    for step in (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.FINALIZING):
+        assert transition(job, step)
+    assert transition(job, JobStatus.SUCCEEDED, outputs={"said": "f-1"})
+    last = Event.objects.filter(job=job).last()
+    assert last is not None
+    assert last.payload["to"] == "succeeded"
+    assert last.payload["outputs"] == {"said": "f-1"}
