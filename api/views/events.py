@@ -20,6 +20,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
@@ -121,6 +122,16 @@ async def event_stream(request: HttpRequest) -> HttpResponseBase:
     visible = await sync_to_async(visible_workspace_ids)(user)
     if workspace is not None and not await sync_to_async(_sees_workspace)(user, workspace):
         return _error(404, "not_found", "No workspace with this id is visible to you.")
+    if not isinstance(request, ASGIRequest):
+        # Under WSGI Django would gather the whole (hour-long) stream before sending a byte:
+        # the client would hang with nothing. Say so, so that it falls back to polling.
+        return _error(
+            503,
+            "stream_needs_asgi",
+            "The event stream is served by the ASGI app (uvicorn, as `make run` and the deploy "
+            "units start Ferry); this server runs WSGI. Poll the lists (with If-None-Match) "
+            "instead.",
+        )
     response = StreamingHttpResponse(
         _events(user, visible, workspace, job, last), content_type="text/event-stream"
     )

@@ -320,3 +320,16 @@ def test_a_finished_job_event_carries_its_outputs(
     assert last is not None
     assert last.payload["to"] == "succeeded"
     assert last.payload["outputs"] == {"said": "f-1"}
+
+
+@pytest.mark.django_db
+def test_a_wsgi_server_says_the_stream_needs_asgi_instead_of_hanging(
+    users: dict[str, User], workspace: Workspace
+) -> None:
+    """Under WSGI Django would gather the hour-long stream before sending a byte: a browser's
+    EventSource would wait forever instead of falling back to polling."""
+    client = Client()
+    client.force_login(users["owner"])
+    answer = client.get(f"/api/events/?workspace={workspace.pk}")
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "stream_needs_asgi"

@@ -83,13 +83,14 @@ TABLE: dict[str, list[Call]] = {
             body=lambda w: {"refresh": str(RefreshToken.for_user(w.users["owner"]))},
         )
     ],
-    # The stream (ASGI; here only its answer's status, never its body): every signed-in user
-    # gets their own events; narrowed to a workspace, only its members (and staff).
+    # The stream: every signed-in user gets their own events; narrowed to a workspace, only its
+    # members (and staff). This test client speaks WSGI, where the stream answers 503
+    # stream_needs_asgi once the checks pass (tests/api/test_events_stream.py streams over ASGI).
     "event-stream": [
-        Call("get", signed_in(200)),
+        Call("get", signed_in(503)),
         Call(
             "get",
-            by_role(401, 200, 200, 200, 404, 200),
+            by_role(401, 503, 503, 503, 404, 503),
             query=lambda w: f"?workspace={w.workspace.pk}",
         ),
         Call("post", signed_in(405)),
