@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +134,47 @@ def test_upload_into_local_storage_keeps_memory_bounded(
     account: tuple[Workspace, str], body: tuple[Path, str], tmp_path: Path
 ) -> None:
     check(upload_three_times(tmp_path / "web", {}, account, body), "local")
+
+
+ARENAS_SCRIPT = """
+import ctypes, sys, threading
+if sys.argv[1] == "ferry":
+    import config  # what every Ferry process imports first (settings, wsgi, asgi, manage.py)
+barrier = threading.Barrier(8)
+def work():
+    kept = bytearray(300_000)  # above obmalloc's limit: from this thread's malloc arena
+    barrier.wait(timeout=30)
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+out = libc.fopen(sys.argv[2].encode(), b"w")
+libc.malloc_info(0, out)
+libc.fclose(out)
+"""
+
+
+def malloc_arenas(tmp_path: Path, mode: str) -> int:
+    """glibc arenas of a fresh Python process (without MALLOC_ARENA_MAX in its environment)
+    after 8 threads allocated at once; ``mode`` "ferry" imports Ferry's config package first."""
+    report = tmp_path / f"malloc-{mode}.xml"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    subprocess.run(
+        [sys.executable, "-c", ARENAS_SCRIPT, mode, str(report)],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    return report.read_text().count("<heap nr=")
+
+
+def test_every_ferry_process_limits_malloc_arenas(tmp_path: Path) -> None:
+    assert malloc_arenas(tmp_path, "plain") > 2  # glibc's default: up to 8 per core
+    assert malloc_arenas(tmp_path, "ferry") <= 2
