@@ -528,3 +528,143 @@ def report_uploads(
         print(f"{m.operation}: " + "; ".join(f"{r.seconds:.2f} s" for r in m.runs))
     for line in api_details:
         print(f"{api.operation} {line}")
+
+
+# ------------------------------------------------------------------- API uploads: memory
+
+
+MEMORY_PEAK_GOAL = 64 * MIB  # the worker's peak RSS growth during one upload
+
+
+@dataclass
+class WorkerUpload:
+    seconds: float
+    before: int  # the worker's RSS just before the upload
+    peak: int  # its highest RSS during it
+    after: int  # and just after
+
+
+def worker_upload(server: Any, http: Any, url: str, path: Path, headers: dict[str, str]) -> Any:
+    """PUT ``path`` to ``url`` on ``server`` (one sync worker); its time and the worker's RSS."""
+    (worker,) = server.workers()
+    os.sync()
+    before = int(worker.memory_info().rss)
+    with RssSampler(server, interval=0.02) as sampler, open(path, "rb") as fh:
+        start = time.perf_counter()
+        response = http.put(
+            url,
+            data=fh,
+            headers={**headers, "Content-Length": str(path.stat().st_size)},
+            timeout=TIMEOUT,
+        )
+        seconds = time.perf_counter() - start
+    assert response.status_code == 201, response.text[:2000]
+    after = int(worker.memory_info().rss)
+    return WorkerUpload(seconds, before, sampler.peak[worker.pid], after), response.json()
+
+
+@pytest.mark.parametrize("destination", ["local", "bucket"])
+def test_api_upload_memory_against_a_bare_receiver(
+    destination: str,
+    seaweedfs: S3Server,
+    big_file: BigFile,
+    api_key: str,
+    bench_workspace: Workspace,
+) -> None:
+    """PUT /api/files/upload/ on gunicorn (one sync worker, started as the benchmark starts
+    it: no MALLOC_ARENA_MAX in its environment unless yours has one), FERRY_BENCH_REPEAT
+    uploads of the big file in a row, into local storage or a SeaweedFS bucket; against
+    tests/benchmarks/bare_receiver.py (read + sha256 + spool, then rename or boto3
+    upload_file) on the same gunicorn, alternating. Goals: the worker's peak RSS growth per
+    upload < 64 MiB, no RSS kept from one upload to the next, throughput >= 0.8x the bare one."""
+    scratch = Path(tempfile.mkdtemp(prefix="ferry-bench-memory-"))
+    bucket = new_bucket(seaweedfs, "mem") if destination == "bucket" else ""
+    env = gunicorn_env(seaweedfs, bucket) if bucket else {}
+    bare_env = {**env, "BARE_DESTINATION": f"s3://{bucket}/bare" if bucket else ""}
+    if not bucket:
+        (scratch / "bare-stored").mkdir()
+        bare_env["BARE_DESTINATION"] = f"file://{scratch / 'bare-stored'}"
+    headers = {"Authorization": f"Token {api_key}", "Content-Type": CONTENT_TYPE}
+    runs: dict[str, list[WorkerUpload]] = {"Ferry": [], "bare receiver": []}
+    try:
+        with (
+            gunicorn_server(scratch / "ferry", workers=1, extra_env=env) as ferry,
+            gunicorn_server(
+                scratch / "bare",
+                workers=1,
+                extra_env=bare_env,
+                app="tests.benchmarks.bare_receiver:application",
+            ) as bare,
+            http_session() as http,
+        ):
+            ferry_url = (
+                f"{ferry.base_url}/api/files/upload/?workspace={bench_workspace.pk}&name=big.bin"
+            )
+            bare_url = f"{bare.base_url}/upload"
+            warm = scratch / "warm.bin"
+            warm.write_bytes(os.urandom(MIB))
+            worker_upload(ferry, http, ferry_url, warm, headers)
+            worker_upload(bare, http, bare_url, warm, headers)
+            for _ in range(repeats()):
+                for name, server, url in (
+                    ("Ferry", ferry, ferry_url),
+                    ("bare receiver", bare, bare_url),
+                ):
+                    run, created = worker_upload(server, http, url, big_file.path, headers)
+                    assert (created["size"], created["sha256"]) == (big_file.size, big_file.sha256)
+                    runs[name].append(run)
+                    if name == "Ferry":
+                        gone = http.delete(
+                            f"{ferry.base_url}/api/files/{created['id']}/",
+                            headers=headers,
+                            timeout=60,
+                        )
+                        assert gone.status_code == 204, gone.text[:500]
+    finally:
+        if bucket:
+            empty_bucket(seaweedfs, bucket)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    bare_seconds = statistics.median(r.seconds for r in runs["bare receiver"])
+    rows = []
+    for name, measured_runs in runs.items():
+        seconds = statistics.median(r.seconds for r in measured_runs)
+        first = measured_runs[0].before
+        peak_growth = max(r.peak for r in measured_runs) - first
+        kept = measured_runs[-1].after - measured_runs[0].after
+        rows.append(
+            [
+                name,
+                f"{seconds:.2f}",
+                f"{mb_per_s(big_file.size, seconds):.0f}",
+                f"{bare_seconds / seconds:.2f}",
+                " | ".join(
+                    f"{r.before / MIB:.0f}>{r.peak / MIB:.0f}>{r.after / MIB:.0f}"
+                    for r in measured_runs
+                ),
+                f"{peak_growth / MIB:.0f}",
+                f"{kept / MIB:+.0f}",
+            ]
+        )
+    ferry_runs = runs["Ferry"]
+    ferry_ratio = bare_seconds / statistics.median(r.seconds for r in ferry_runs)
+    ferry_peak = max(r.peak for r in ferry_runs) - ferry_runs[0].before
+    show(
+        f"PUT /api/files/upload/ of {object_mib()} MiB x {repeats()} into "
+        f"{'a SeaweedFS bucket' if bucket else 'local storage'} on gunicorn (1 sync worker, "
+        f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', 'unset')} in the environment); "
+        f"goals: throughput ratio vs the bare receiver >= {RATIO_GOAL} "
+        f"({'met' if ferry_ratio >= RATIO_GOAL else 'NOT met'}), peak RSS growth < "
+        f"{MEMORY_PEAK_GOAL // MIB} MiB ({'met' if ferry_peak < MEMORY_PEAK_GOAL else 'NOT met'}),"
+        " nothing kept across uploads",
+        [
+            "receiver",
+            "seconds (median)",
+            "MB/s",
+            "ratio vs bare",
+            "worker RSS MiB before>peak>after, per upload",
+            "peak growth MiB",
+            "kept last-first MiB",
+        ],
+        rows,
+    )
