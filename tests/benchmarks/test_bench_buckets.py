@@ -23,6 +23,11 @@ site bucket from FERRY_STORAGE_LOCATION: the body is spooled to disk while hashe
 the bucket). The peak RSS growth is this process's (or the gunicorn worker's) highest RSS
 during the run over its RSS just before.
 
+Memory of API uploads (goal: the gunicorn worker's peak RSS growth < 64 MiB per upload and
+nothing kept across uploads, into local storage and a bucket; throughput at least 0.8 of a bare
+streaming receiver doing the same reading, hashing and spooling, tests/benchmarks/
+bare_receiver.py, on the same gunicorn in the same run): FERRY_BENCH_REPEAT uploads in a row.
+
 Operations alternate within each round so that the machine's noise hits them alike. Only
 correctness and the "no bytes through Ferry" bound are asserted; the figures are printed.
 """
