@@ -23,6 +23,7 @@ from typing import Any
 from django.core.files.storage import Storage
 from storages.backends.gcloud import GoogleCloudStorage
 from storages.backends.s3 import S3Storage
+from storages.utils import clean_name
 
 from . import buckets
 
@@ -58,6 +59,21 @@ class FerryS3Storage(S3Storage):
             params["Metadata"] = meta
             params["ContentType"] = write["content_type"]
         return params
+
+    def _save(self, name: str, content: Any) -> str:
+        """A file that is on disk already (a spooled upload) is sent from its path: each part
+        is read from the file as it goes out, so memory stays at a few socket buffers whatever
+        the size. ``upload_fileobj`` (django-storages' way) reads every part into an 8 MiB
+        bytes object per thread, which glibc keeps in per-thread arenas after the upload."""
+        path = getattr(content, "temporary_file_path", None)
+        if path is None or self.gzip:
+            saved: str = super()._save(name, content)
+            return saved
+        cleaned = clean_name(name)
+        key = self._normalize_name(cleaned)
+        params = self._get_write_parameters(key, content)
+        self.bucket.Object(key).upload_file(path(), ExtraArgs=params, Config=self.transfer_config)
+        return str(cleaned)
 
 
 class FerryGCSStorage(GoogleCloudStorage):

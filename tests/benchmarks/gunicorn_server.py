@@ -135,9 +135,10 @@ def gunicorn_server(
     timeout: int = 900,
     extra_env: Mapping[str, str] | None = None,
     start_timeout: float = 60.0,
+    app: str = "config.wsgi:application",
 ) -> Iterator[GunicornServer]:
-    """Start ``gunicorn config.wsgi:application`` (sync workers unless ``threads`` > 1) on a free
-    port of 127.0.0.1, wait until /healthz answers and every worker is up, yield, then stop it.
+    """Start ``gunicorn <app>`` (Ferry's ``config.wsgi:application`` unless told) with sync
+    workers (unless ``threads`` > 1) on a free port of 127.0.0.1, wait until /healthz answers and every worker is up, yield, then stop it.
 
     The listening socket is bound here and handed to gunicorn as ``fd://`` so there is no race
     for the port. ``workdir`` receives ``storage/`` (FERRY_TEST_STORAGE_ROOT), ``tmp/`` (TMPDIR)
@@ -168,7 +169,7 @@ def gunicorn_server(
         sys.executable,
         "-m",
         "gunicorn",
-        "config.wsgi:application",
+        app,
         "--config",
         str(config_path),
         "--bind",

@@ -23,6 +23,11 @@ site bucket from FERRY_STORAGE_LOCATION: the body is spooled to disk while hashe
 the bucket). The peak RSS growth is this process's (or the gunicorn worker's) highest RSS
 during the run over its RSS just before.
 
+Memory of API uploads (goal: the gunicorn worker's peak RSS growth < 64 MiB per upload and
+nothing kept across uploads, into local storage and a bucket; throughput at least 0.8 of a bare
+streaming receiver doing the same reading, hashing and spooling, tests/benchmarks/
+bare_receiver.py, on the same gunicorn in the same run): FERRY_BENCH_REPEAT uploads in a row.
+
 Operations alternate within each round so that the machine's noise hits them alike. Only
 correctness and the "no bytes through Ferry" bound are asserted; the figures are printed.
 """
@@ -528,3 +533,160 @@ def report_uploads(
         print(f"{m.operation}: " + "; ".join(f"{r.seconds:.2f} s" for r in m.runs))
     for line in api_details:
         print(f"{api.operation} {line}")
+
+
+# ------------------------------------------------------------------- API uploads: memory
+
+
+MEMORY_PEAK_GOAL = 64 * MIB  # the worker's peak RSS growth during one upload
+
+
+@dataclass
+class WorkerUpload:
+    seconds: float
+    before: int  # the worker's RSS just before the upload
+    peak: int  # its highest RSS during it
+    after: int  # and just after
+    cpu_seconds: float  # the worker's CPU time (user + system) during it
+
+
+def worker_upload(server: Any, http: Any, url: str, path: Path, headers: dict[str, str]) -> Any:
+    """PUT ``path`` to ``url`` on ``server`` (one sync worker); its time and the worker's RSS."""
+    (worker,) = server.workers()
+    os.sync()
+    before = int(worker.memory_info().rss)
+    cpu_before = sum(worker.cpu_times()[:2])
+    with RssSampler(server, interval=0.02) as sampler, open(path, "rb") as fh:
+        start = time.perf_counter()
+        response = http.put(
+            url,
+            data=fh,
+            headers={**headers, "Content-Length": str(path.stat().st_size)},
+            timeout=TIMEOUT,
+        )
+        seconds = time.perf_counter() - start
+    assert response.status_code == 201, response.text[:2000]
+    after = int(worker.memory_info().rss)
+    cpu = sum(worker.cpu_times()[:2]) - cpu_before
+    return WorkerUpload(seconds, before, sampler.peak[worker.pid], after, cpu), response.json()
+
+
+def remove_bare_object(server: S3Server, uri: str) -> None:
+    if uri.startswith("s3://"):
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        server.boto3_client().delete_object(Bucket=bucket, Key=key)
+    else:
+        os.unlink(uri)
+
+
+@pytest.mark.parametrize("destination", ["local", "bucket"])
+def test_api_upload_memory_against_a_bare_receiver(
+    destination: str,
+    seaweedfs: S3Server,
+    big_file: BigFile,
+    api_key: str,
+    bench_workspace: Workspace,
+) -> None:
+    """PUT /api/files/upload/ on gunicorn (one sync worker, started as the benchmark starts
+    it: no MALLOC_ARENA_MAX in its environment unless yours has one), FERRY_BENCH_REPEAT
+    uploads of the big file in a row, into local storage or a SeaweedFS bucket; against
+    tests/benchmarks/bare_receiver.py (read + sha256 + spool, then rename or boto3
+    upload_file) on the same gunicorn, alternating. Goals: the worker's peak RSS growth per
+    upload < 64 MiB, no RSS kept from one upload to the next, throughput >= 0.8x the bare one."""
+    scratch = Path(tempfile.mkdtemp(prefix="ferry-bench-memory-"))
+    bucket = new_bucket(seaweedfs, "mem") if destination == "bucket" else ""
+    env = gunicorn_env(seaweedfs, bucket) if bucket else {}
+    bare_env = {**env, "BARE_DESTINATION": f"s3://{bucket}/bare" if bucket else ""}
+    if not bucket:
+        (scratch / "bare-stored").mkdir()
+        bare_env["BARE_DESTINATION"] = f"file://{scratch / 'bare-stored'}"
+    headers = {"Authorization": f"Token {api_key}", "Content-Type": CONTENT_TYPE}
+    runs: dict[str, list[WorkerUpload]] = {"Ferry": [], "bare receiver": []}
+    try:
+        with (
+            gunicorn_server(scratch / "ferry", workers=1, extra_env=env) as ferry,
+            gunicorn_server(
+                scratch / "bare",
+                workers=1,
+                extra_env=bare_env,
+                app="tests.benchmarks.bare_receiver:application",
+            ) as bare,
+            http_session() as http,
+        ):
+            ferry_url = (
+                f"{ferry.base_url}/api/files/upload/?workspace={bench_workspace.pk}&name=big.bin"
+            )
+            bare_url = f"{bare.base_url}/upload"
+            warm = scratch / "warm.bin"
+            warm.write_bytes(os.urandom(MIB))
+            worker_upload(ferry, http, ferry_url, warm, headers)
+            worker_upload(bare, http, bare_url, warm, headers)
+            for _ in range(repeats()):
+                for name, server, url in (
+                    ("Ferry", ferry, ferry_url),
+                    ("bare receiver", bare, bare_url),
+                ):
+                    run, created = worker_upload(server, http, url, big_file.path, headers)
+                    assert (created["size"], created["sha256"]) == (big_file.size, big_file.sha256)
+                    runs[name].append(run)
+                    # Both remove what they stored before the next upload: writing into
+                    # page cache that a deleted file just freed costs far less system time.
+                    if name == "bare receiver":
+                        remove_bare_object(seaweedfs, created["storage_uri"])
+                    else:
+                        gone = http.delete(
+                            f"{ferry.base_url}/api/files/{created['id']}/",
+                            headers=headers,
+                            timeout=60,
+                        )
+                        assert gone.status_code == 204, gone.text[:500]
+    finally:
+        if bucket:
+            empty_bucket(seaweedfs, bucket)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    bare_seconds = statistics.median(r.seconds for r in runs["bare receiver"])
+    rows = []
+    for name, measured_runs in runs.items():
+        seconds = statistics.median(r.seconds for r in measured_runs)
+        first = measured_runs[0].before
+        peak_growth = max(r.peak for r in measured_runs) - first
+        kept = measured_runs[-1].after - measured_runs[0].after
+        rows.append(
+            [
+                name,
+                f"{seconds:.2f}",
+                f"{mb_per_s(big_file.size, seconds):.0f}",
+                f"{bare_seconds / seconds:.2f}",
+                f"{statistics.median(r.cpu_seconds for r in measured_runs):.2f}",
+                " | ".join(
+                    f"{r.before / MIB:.0f}>{r.peak / MIB:.0f}>{r.after / MIB:.0f}"
+                    for r in measured_runs
+                ),
+                f"{peak_growth / MIB:.0f}",
+                f"{kept / MIB:+.0f}",
+            ]
+        )
+    ferry_runs = runs["Ferry"]
+    ferry_ratio = bare_seconds / statistics.median(r.seconds for r in ferry_runs)
+    ferry_peak = max(r.peak for r in ferry_runs) - ferry_runs[0].before
+    show(
+        f"PUT /api/files/upload/ of {object_mib()} MiB x {repeats()} into "
+        f"{'a SeaweedFS bucket' if bucket else 'local storage'} on gunicorn (1 sync worker, "
+        f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', 'unset')} in the environment); "
+        f"goals: throughput ratio vs the bare receiver >= {RATIO_GOAL} "
+        f"({'met' if ferry_ratio >= RATIO_GOAL else 'NOT met'}), peak RSS growth < "
+        f"{MEMORY_PEAK_GOAL // MIB} MiB ({'met' if ferry_peak < MEMORY_PEAK_GOAL else 'NOT met'}),"
+        " nothing kept across uploads",
+        [
+            "receiver",
+            "seconds (median)",
+            "MB/s",
+            "ratio vs bare",
+            "worker CPU s",
+            "worker RSS MiB before>peak>after, per upload",
+            "peak growth MiB",
+            "kept last-first MiB",
+        ],
+        rows,
+    )

@@ -30,7 +30,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # glibc reads MALLOC_ARENA_MAX at start (config.malloc also sets it later, see there).
+        env = {"MALLOC_ARENA_MAX": "2", **os.environ, "PYTHONUNBUFFERED": "1"}
         host, _, port = opts["bind"].rpartition(":")
         # uvicorn serves the ASGI app: every endpoint, and the event stream (GET /api/events/),
         # which Django's runserver (WSGI) can't stream.

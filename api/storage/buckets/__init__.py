@@ -20,7 +20,8 @@ ETag, GCS md5Hash), else CRC32C (GCS), else — for an S3 copy of an object with
 the source ETag that the copy records as ``source-etag``.
 
 Memory. Streamed transfers hold about ``chunk_size x (max_concurrency + 1)`` bytes (8 MiB x 5
-by default), whatever the object's size.
+by default), whatever the object's size. A spooled upload saved through the Django storage
+(:class:`~api.storage.backends.FerryS3Storage`) is sent from its file path and holds no part.
 
 Errors are :class:`BucketError` subclasses (an :class:`~api.exceptions.ApplicationError`), whose
 messages name the bucket, key and endpoint but never a secret.
