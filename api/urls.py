@@ -37,5 +37,6 @@ urlpatterns = [
     path("auth/me/", accounts.MeView.as_view(), name="me"),
     path("auth/password/", accounts.PasswordChangeView.as_view(), name="password-change"),
     path("auth/register/", accounts.RegisterView.as_view(), name="register"),
+    path("executors/", jobs.ExecutorListView.as_view(), name="executor-list"),
     path("", include(router.urls)),
 ]

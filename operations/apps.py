@@ -20,7 +20,7 @@ def _reconcile_on_worker_start(sender: Any, **kwargs: Any) -> None:
     import threading
     from datetime import timedelta
 
-    from . import leases
+    from . import leases, monitoring
     from .runner import recover, watch_poller
 
     try:
@@ -32,6 +32,12 @@ def _reconcile_on_worker_start(sender: Any, **kwargs: Any) -> None:
         logging.getLogger(__name__).exception("could not recover after a worker start")
     threading.Thread(
         target=watch_poller, args=(threading.Event(),), name="ferry poll watch", daemon=True
+    ).start()
+    threading.Thread(
+        target=monitoring.heartbeat_loop,
+        args=(threading.Event(),),
+        name="ferry worker heartbeat",
+        daemon=True,
     ).start()
 
 
@@ -61,4 +67,12 @@ class OperationsConfig(AppConfig):
         # A credential a Cromwell server logs in with can't be deleted.
         if credential_use not in CREDENTIAL_USES:
             CREDENTIAL_USES.append(credential_use)
+        # /readyz asks after the worker and the engines; /metrics shows the jobs and executors.
+        from api.probes import register_metrics_collector, register_readiness_check
+
+        from .metrics import FerryCollector
+        from .monitoring import readiness_checks
+
+        register_readiness_check(readiness_checks)
+        register_metrics_collector(FerryCollector())
         post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="ferry-reconcile-on-start")

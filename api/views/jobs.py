@@ -10,10 +10,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from operations import monitoring
 from operations import services as job_services
 from operations.models import Job
 from operations.selectors import jobs_visible_to, operations_visible_to
@@ -23,7 +25,12 @@ from ..exceptions import field_error
 from ..filters import visible_workspaces
 from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from ..permissions import WorkspaceRolePermission
-from ..serializers.jobs import JobCreateSerializer, JobLogsSerializer, JobSerializer
+from ..serializers.jobs import (
+    ExecutorSerializer,
+    JobCreateSerializer,
+    JobLogsSerializer,
+    JobSerializer,
+)
 from .common import UUID_REGEX, current_user
 from .conditional import ConditionalRequestsMixin
 
@@ -112,3 +119,15 @@ class JobViewSet(
                 raise field_error("tail", "Must be a positive whole number of lines.")
             tail = int(tail_param)
         return Response(job_services.job_logs(job=job, tail=tail))
+
+
+class ExecutorListView(APIView):
+    """Staff only: each executor (configured, registered Cromwell servers, and any that still
+    has active jobs) with its latest poll's health, its active jobs and its latest error."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses={200: ExecutorSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        overview = monitoring.executors_overview()
+        return Response(ExecutorSerializer(overview, many=True).data)
