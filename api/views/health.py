@@ -30,6 +30,7 @@ from rest_framework.views import APIView
 
 from .. import probes, storage
 from ..exception_handlers import error_body
+from ..schema import ErrorSerializer
 
 
 class HealthView(APIView):
@@ -47,7 +48,8 @@ class HealthView(APIView):
 
 class ReadinessView(APIView):
     """The database and the file storage are reachable, a worker is alive (its heartbeat is
-    recent), and each Docker engine and Cromwell server answers; 503 names what is not."""
+    recent), and each Docker engine and Cromwell server answers; 503 (in the error shape, the
+    failing checks in ``details``) names what is not."""
 
     permission_classes = [AllowAny]
     authentication_classes: list[Any] = []
@@ -57,9 +59,7 @@ class ReadinessView(APIView):
             200: inline_serializer(
                 "Readiness", {"status": serializers.CharField(), "checks": serializers.DictField()}
             ),
-            503: inline_serializer(
-                "NotReady", {"status": serializers.CharField(), "checks": serializers.DictField()}
-            ),
+            503: ErrorSerializer,
         }
     )
     def get(self, request: Request) -> Response:
@@ -78,10 +78,17 @@ class ReadinessView(APIView):
         if checks["database"] == "ok":  # the others read the database
             for check in probes.READINESS_CHECKS:
                 checks.update(check())
-        ready = all(v == "ok" for v in checks.values())
+        failing = {name: problem for name, problem in checks.items() if problem != "ok"}
+        if not failing:
+            return Response({"status": "ready", "checks": checks})
         return Response(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+            error_body(
+                "not_ready",
+                "Not ready: "
+                + "; ".join(f"{name}: {problem}" for name, problem in failing.items()),
+                {name: [problem] for name, problem in failing.items()},
+            ),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
 
