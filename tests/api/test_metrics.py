@@ -158,7 +158,7 @@ def test_metrics_only_for_the_allowed_networks_or_the_token(
     settings: Any, db: Any, networks: list[str], headers: dict[str, str], expected: int
 ) -> None:
     settings.FERRY_METRICS_NETWORKS = networks
-    settings.FERRY_METRICS_TOKEN = "s3cret-scrape-token"  # noqa: S105
+    settings.FERRY_METRICS_TOKEN = "s3cret-scrape-token"
     response = Client().get("/metrics", **headers)
     assert response.status_code == expected
     if expected == 403:
