@@ -41,13 +41,33 @@ def _reconcile_on_worker_start(sender: Any, **kwargs: Any) -> None:
     ).start()
 
 
+# The worker tasks about one job (their first argument is its id), see operations.queue.
+JOB_TASKS = {"submit_job", "finalize_job", "cancel_job"}
+
+
+def _bind_job_of_task(sender: Any, func: Any, task: dict[str, Any], **kwargs: Any) -> None:
+    """Every line a worker logs while it runs a task of a job carries the job's id."""
+    import structlog
+
+    structlog.contextvars.clear_contextvars()
+    name = getattr(func, "__name__", "")
+    if name in JOB_TASKS and task.get("args"):
+        structlog.contextvars.bind_contextvars(job_id=str(task["args"][0]), task=name)
+
+
+def _unbind_job_of_task(sender: Any, **kwargs: Any) -> None:
+    import structlog
+
+    structlog.contextvars.clear_contextvars()
+
+
 class OperationsConfig(AppConfig):
     name = "operations"
     verbose_name = "Ferry: operations and jobs"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_q.signals import post_spawn
+        from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 
         from executors.checks import check_executors
         from executors.registry import register_resolver
@@ -76,3 +96,5 @@ class OperationsConfig(AppConfig):
         register_readiness_check(readiness_checks)
         register_metrics_collector(FerryCollector())
         post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="ferry-reconcile-on-start")
+        pre_execute.connect(_bind_job_of_task, dispatch_uid="ferry-log-job-of-task")
+        post_execute_in_worker.connect(_unbind_job_of_task, dispatch_uid="ferry-log-job-of-task")

@@ -148,10 +148,10 @@ def test_staff_see_a_queued_jobs_position(
     ("networks", "headers", "expected"),
     [
         (["10.0.0.0/8"], {}, 403),  # the test client's 127.0.0.1 isn't in it
-        (["10.0.0.0/8"], {"HTTP_AUTHORIZATION": "Bearer wrong-token"}, 403),
-        (["10.0.0.0/8"], {"HTTP_AUTHORIZATION": "Bearer s3cret-scrape-token"}, 200),
+        (["10.0.0.0/8"], {"Authorization": "Bearer wrong-token"}, 403),
+        (["10.0.0.0/8"], {"Authorization": "Bearer s3cret-scrape-token"}, 200),
         (["127.0.0.0/8"], {}, 200),
-        ([], {"HTTP_AUTHORIZATION": "s3cret-scrape-token"}, 403),  # not as a bearer
+        ([], {"Authorization": "s3cret-scrape-token"}, 403),  # not as a bearer
     ],
 )
 def test_metrics_only_for_the_allowed_networks_or_the_token(
@@ -159,7 +159,7 @@ def test_metrics_only_for_the_allowed_networks_or_the_token(
 ) -> None:
     settings.FERRY_METRICS_NETWORKS = networks
     settings.FERRY_METRICS_TOKEN = "s3cret-scrape-token"
-    response = Client().get("/metrics", **headers)
+    response = Client().get("/metrics", headers=headers)
     assert response.status_code == expected
     if expected == 403:
         body = response.json()
@@ -170,7 +170,7 @@ def test_metrics_only_for_the_allowed_networks_or_the_token(
 def test_no_token_configured_means_no_token_is_accepted(settings: Any, db: Any) -> None:
     settings.FERRY_METRICS_NETWORKS = []
     settings.FERRY_METRICS_TOKEN = ""
-    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 403
+    assert Client().get("/metrics", headers={"Authorization": "Bearer "}).status_code == 403
 
 
 @pytest.mark.django_db(transaction=True)
