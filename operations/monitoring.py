@@ -122,18 +122,17 @@ def _record_poll(alias: str, seconds: float, error: Exception | None) -> None:
 
 
 def record_observed(states: dict[Any, str]) -> None:
-    """Keep each job's last observed executor state (job id -> state), writing only the jobs
-    whose state changed since the last poll: a poll of 10,000 running jobs writes nothing."""
-    if not states:
-        return
-    known = dict(Job.objects.filter(pk__in=list(states)).values_list("pk", "observed_state"))
-    changed: dict[str, list[Any]] = {}
+    """Keep each job's last observed executor state (job id -> state): one UPDATE per state,
+    touching only the jobs whose state changed, so a poll of 10,000 running jobs writes (and
+    reads back) nothing."""
+    by_state: dict[str, list[Any]] = {}
     for job_id, state in states.items():
-        if job_id in known and known[job_id] != state:
-            changed.setdefault(state, []).append(job_id)
+        by_state.setdefault(state, []).append(job_id)
     now = timezone.now()
-    for state, job_ids in changed.items():
-        Job.objects.filter(pk__in=job_ids).update(observed_state=state, observed_at=now)
+    for state, job_ids in by_state.items():
+        Job.objects.filter(pk__in=job_ids).exclude(observed_state=state).update(
+            observed_state=state, observed_at=now
+        )
 
 
 def record_relocation(job: Job, seconds: float) -> None:

@@ -219,3 +219,37 @@ def test_readyz_names_a_cromwell_server_that_does_not_answer(db: Any) -> None:
     details = down.json()["details"]
     assert set(details) == {"cromwell:far"}
     assert details["cromwell:far"][0].startswith("unhealthy")
+
+
+def test_a_poll_records_what_the_engine_said_only_when_it_changes(
+    users: dict[str, User], workspace: Workspace, client_for: Callable[[str], APIClient]
+) -> None:
+    from operations.monitoring import record_observed
+
+    job = make_job(users, workspace, JobStatus.RUNNING, executor="local-docker")
+    record_observed({job.pk: "running"})
+    job.refresh_from_db()
+    assert job.observed_state == "running"
+    first = job.observed_at
+    assert first is not None
+    record_observed({job.pk: "running"})  # unchanged: not written again
+    job.refresh_from_db()
+    assert job.observed_at == first
+    record_observed({job.pk: "exited"})
+    state = client_for("staff").get(f"/api/jobs/{job.pk}/").json()["executor_state"]
+    assert state["observed_state"] == "exited"
+    assert state["observed_at"] is not None
+
+
+def test_a_real_poll_records_the_engine_answer(
+    users: dict[str, User], workspace: Workspace
+) -> None:
+    # A job the Docker engine has no container for: the engine answers "missing".
+    job = make_job(users, workspace, JobStatus.SUBMITTED, executor="local-docker")
+    poll_cycle()
+    job.refresh_from_db()
+    assert job.observed_state == "missing"
+    assert job.status == JobStatus.FAILED
+    samples = scrape()
+    assert samples[("ferry_executor_up", (("executor", "local-docker"),))] == 1
+    assert samples[("ferry_executor_errors_total", (("executor", "local-docker"),))] == 0
