@@ -88,12 +88,17 @@ class OperationsConfig(AppConfig):
         if credential_use not in CREDENTIAL_USES:
             CREDENTIAL_USES.append(credential_use)
         # /readyz asks after the worker and the engines; /metrics shows the jobs and executors.
-        from api.probes import register_metrics_collector, register_readiness_check
+        from api.probes import (
+            register_metrics_collector,
+            register_readiness_check,
+            register_readiness_report,
+        )
 
         from .metrics import FerryCollector
-        from .monitoring import readiness_checks
+        from .monitoring import check_cromwell_servers, readiness_checks
 
         register_readiness_check(readiness_checks)
+        register_readiness_report(check_cromwell_servers)
         register_metrics_collector(FerryCollector())
         post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="ferry-reconcile-on-start")
         pre_execute.connect(_bind_job_of_task, dispatch_uid="ferry-log-job-of-task")

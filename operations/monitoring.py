@@ -190,11 +190,10 @@ def check_cromwell_servers() -> dict[str, str]:
 
 
 def readiness_checks() -> dict[str, str]:
-    """The worker, each Docker engine and each Cromwell server: "ok" or what is wrong."""
+    """The worker and each Docker engine: "ok" or what is wrong (Ferry can't run jobs)."""
     checks = {"worker": check_worker()}
     for alias in local_engine_aliases():
         checks[f"executor:{alias}"] = check_engine(alias)
-    checks.update(check_cromwell_servers())
     return checks
 
 

@@ -48,8 +48,8 @@ class HealthView(APIView):
 
 class ReadinessView(APIView):
     """The database and the file storage are reachable, a worker is alive (its heartbeat is
-    recent), and each Docker engine and Cromwell server answers; 503 (in the error shape, the
-    failing checks in ``details``) names what is not."""
+    recent) and each Docker engine answers; 503 (in the error shape, the failing checks in
+    ``details``) names what is not. Each Cromwell server is asked and reported, not counted."""
 
     permission_classes = [AllowAny]
     authentication_classes: list[Any] = []
@@ -57,7 +57,18 @@ class ReadinessView(APIView):
     @extend_schema(
         responses={
             200: inline_serializer(
-                "Readiness", {"status": serializers.CharField(), "checks": serializers.DictField()}
+                "Readiness",
+                {
+                    "status": serializers.CharField(),
+                    "checks": serializers.DictField(
+                        child=serializers.CharField(), help_text='Each "ok".'
+                    ),
+                    "reports": serializers.DictField(
+                        child=serializers.CharField(),
+                        help_text='Each Cromwell server: "ok" or what is wrong (not counted: '
+                        "its outage holds up only its own jobs).",
+                    ),
+                },
             ),
             503: ErrorSerializer,
         }
@@ -75,12 +86,15 @@ class ReadinessView(APIView):
             checks["storage"] = "ok"
         except Exception as exc:
             checks["storage"] = f"unreachable: {type(exc).__name__}"
+        reports: dict[str, str] = {}
         if checks["database"] == "ok":  # the others read the database
             for check in probes.READINESS_CHECKS:
                 checks.update(check())
+            for report in probes.READINESS_REPORTS:
+                reports.update(report())
         failing = {name: problem for name, problem in checks.items() if problem != "ok"}
         if not failing:
-            return Response({"status": "ready", "checks": checks})
+            return Response({"status": "ready", "checks": checks, "reports": reports})
         return Response(
             error_body(
                 "not_ready",

@@ -8,12 +8,11 @@ import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from operations import monitoring
 from operations import services as job_services
@@ -121,11 +120,13 @@ class JobViewSet(
         return Response(job_services.job_logs(job=job, tail=tail))
 
 
-class ExecutorListView(APIView):
+class ExecutorListView(ConditionalRequestsMixin, generics.GenericAPIView[Any]):
     """Staff only: each executor (configured, registered Cromwell servers, and any that still
     has active jobs) with its latest poll's health, its active jobs and its latest error."""
 
     permission_classes = [IsAdminUser]
+    serializer_class = ExecutorSerializer
+    pagination_class = None
 
     @extend_schema(responses={200: ExecutorSerializer(many=True)})
     def get(self, request: Request) -> Response:

@@ -395,8 +395,8 @@ TABLE: dict[str, list[Call]] = {
     "rest_framework:login": [Call("get", same(200))],
     "rest_framework:logout": [Call("post", same(200))],
     "healthz": [Call("get", same(200))],
-    # Open to everyone; 503 here because this world has no worker heartbeat and its Cromwell
-    # server (127.0.0.1:1) doesn't answer (tests/api/test_metrics.py has the 200 case).
+    # Open to everyone; 503 here because this world has no worker heartbeat
+    # (tests/api/test_metrics.py has the 200 case).
     "readyz": [Call("get", same(503))],
     # The test client comes from 127.0.0.1, in FERRY_METRICS_NETWORKS by default.
     "metrics": [Call("get", same(200))],
