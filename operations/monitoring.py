@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -95,14 +95,16 @@ def record_poll(
     seconds: float,
     error: Exception | None = None,
     *,
+    jobs: Sequence[Job] = (),
     observations: Mapping[Any, Observation] | None = None,
 ) -> None:
     """One poll of executor ``alias`` took ``seconds``; ``error`` is what it raised, if any;
-    ``observations`` what it said of each job. Never raises: the poll goes on without it."""
+    ``observations`` what it said of ``jobs`` (loaded with their ``observed_state``). Never
+    raises: the poll goes on without it."""
     try:
         _record_poll(alias, seconds, error)
         if observations is not None:
-            record_observed({job_id: o.state.value for job_id, o in observations.items()})
+            record_observed(jobs, observations)
     except DatabaseError:
         logger.warning("poll: could not record the poll of %s", alias, exc_info=True)
 
@@ -121,18 +123,19 @@ def _record_poll(alias: str, seconds: float, error: Exception | None) -> None:
     ExecutorHealth.objects.filter(alias=alias).update(**fields)
 
 
-def record_observed(states: dict[Any, str]) -> None:
-    """Keep each job's last observed executor state (job id -> state): one UPDATE per state,
-    touching only the jobs whose state changed, so a poll of 10,000 running jobs writes (and
-    reads back) nothing."""
-    by_state: dict[str, list[Any]] = {}
-    for job_id, state in states.items():
-        by_state.setdefault(state, []).append(job_id)
+def record_observed(jobs: Iterable[Job], observations: Mapping[Any, Observation]) -> None:
+    """Keep each job's last observed executor state, writing only the jobs whose state changed
+    (compared with what the poll loaded): a poll of 10,000 running jobs writes nothing."""
+    changed: dict[str, list[Any]] = {}
+    for job in jobs:
+        observation = observations.get(job.pk)
+        state = observation.state.value if observation is not None else "missing"
+        if job.observed_state != state:
+            changed.setdefault(state, []).append(job.pk)
+            job.observed_state = state
     now = timezone.now()
-    for state, job_ids in by_state.items():
-        Job.objects.filter(pk__in=job_ids).exclude(observed_state=state).update(
-            observed_state=state, observed_at=now
-        )
+    for state, job_ids in changed.items():
+        Job.objects.filter(pk__in=job_ids).update(observed_state=state, observed_at=now)
 
 
 def record_relocation(job: Job, seconds: float) -> None:

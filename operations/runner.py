@@ -201,6 +201,7 @@ def poll_cycle() -> int:
         "executor_unreachable_since",
         "external_id",
         "submitted_at",
+        "observed_state",
     )
     for job in active:
         by_executor[job.executor].append(job)
@@ -217,7 +218,9 @@ def poll_cycle() -> int:
             monitoring.record_poll(alias, time.monotonic() - started, exc)
             logger.error("poll: executor %s: %s", alias, exc)
             continue
-        monitoring.record_poll(alias, time.monotonic() - started, observations=observations)
+        monitoring.record_poll(
+            alias, time.monotonic() - started, jobs=jobs, observations=observations
+        )
         marked = [j.pk for j in jobs if j.executor_unreachable_since is not None]
         if marked:
             Job.objects.filter(pk__in=marked, executor_unreachable_since__isnull=False).update(
