@@ -139,10 +139,15 @@ def record_observed(jobs: Iterable[Job], observations: Mapping[Any, Observation]
 
 
 def record_relocation(job: Job, seconds: float) -> None:
-    """The job's result files were stored in their destination in ``seconds``."""
-    size = File.objects.filter(produced_by=job).aggregate(n=Sum("size"))["n"] or 0
-    for name, amount in ((RELOCATION_BYTES, size), (RELOCATION_SECONDS, seconds), (RELOCATIONS, 1)):
-        _add(WorkerCounter, {"name": name}, value=amount)
+    """The job's result files were stored in their destination in ``seconds``. Never raises:
+    the finalize goes on without it."""
+    try:
+        size = File.objects.filter(produced_by=job).aggregate(n=Sum("size"))["n"] or 0
+        for name, amount in ((RELOCATION_BYTES, size), (RELOCATION_SECONDS, seconds)):
+            _add(WorkerCounter, {"name": name}, value=amount)
+        _add(WorkerCounter, {"name": RELOCATIONS}, value=1)
+    except DatabaseError:
+        logger.warning("finalize: could not record the relocation", exc_info=True)
 
 
 # ---------------------------------------------------------------------------------- the readers
