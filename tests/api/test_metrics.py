@@ -259,3 +259,13 @@ def test_a_real_poll_records_the_engine_answer(
     samples = scrape()
     assert samples[("ferry_executor_up", (("executor", "local-docker"),))] == 1
     assert samples[("ferry_executor_errors_total", (("executor", "local-docker"),))] == 0
+
+
+def test_behind_a_proxy_the_forwarded_client_address_counts(settings: Any, db: Any) -> None:
+    # deploy/'s nginx connects from 127.0.0.1 and appends the client to X-Forwarded-For.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    settings.FERRY_METRICS_NETWORKS = ["127.0.0.0/8"]
+    outside = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.5")
+    assert outside.get("/metrics").status_code == 403
+    local = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert local.get("/metrics").status_code == 200
