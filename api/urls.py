@@ -40,5 +40,6 @@ urlpatterns = [
     path("auth/register/", accounts.RegisterView.as_view(), name="register"),
     path("events/", events.event_stream, name="event-stream"),
     path("events/token/", events.EventStreamTokenView.as_view(), name="event-stream-token"),
+    path("executors/", jobs.ExecutorListView.as_view(), name="executor-list"),
     path("", include(router.urls)),
 ]

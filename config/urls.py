@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api.views.accounts import sign_in_form_throttled
-from api.views.health import HealthView, ReadinessView
+from api.views.health import HealthView, ReadinessView, metrics
 from api.views.status_page import status_page
 
 urlpatterns = [
@@ -34,6 +34,7 @@ urlpatterns = [
     path("ui/", status_page, name="status-page"),
     path("healthz", HealthView.as_view(), name="healthz"),
     path("readyz", ReadinessView.as_view(), name="readyz"),
+    path("metrics", metrics, name="metrics"),
 ]
 
 handler400 = "api.exception_handlers.json_400"

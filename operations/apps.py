@@ -20,7 +20,7 @@ def _reconcile_on_worker_start(sender: Any, **kwargs: Any) -> None:
     import threading
     from datetime import timedelta
 
-    from . import leases
+    from . import leases, monitoring
     from .runner import recover, watch_poller
 
     try:
@@ -33,6 +33,32 @@ def _reconcile_on_worker_start(sender: Any, **kwargs: Any) -> None:
     threading.Thread(
         target=watch_poller, args=(threading.Event(),), name="ferry poll watch", daemon=True
     ).start()
+    threading.Thread(
+        target=monitoring.heartbeat_loop,
+        args=(threading.Event(),),
+        name="ferry worker heartbeat",
+        daemon=True,
+    ).start()
+
+
+# The worker tasks about one job (their first argument is its id), see operations.queue.
+JOB_TASKS = {"submit_job", "finalize_job", "cancel_job"}
+
+
+def _bind_job_of_task(sender: Any, func: Any, task: dict[str, Any], **kwargs: Any) -> None:
+    """Every line a worker logs while it runs a task of a job carries the job's id."""
+    import structlog
+
+    structlog.contextvars.clear_contextvars()
+    name = getattr(func, "__name__", "")
+    if name in JOB_TASKS and task.get("args"):
+        structlog.contextvars.bind_contextvars(job_id=str(task["args"][0]), task=name)
+
+
+def _unbind_job_of_task(sender: Any, **kwargs: Any) -> None:
+    import structlog
+
+    structlog.contextvars.clear_contextvars()
 
 
 class OperationsConfig(AppConfig):
@@ -41,7 +67,7 @@ class OperationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_q.signals import post_spawn
+        from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 
         from executors.checks import check_executors
         from executors.registry import register_resolver
@@ -61,4 +87,19 @@ class OperationsConfig(AppConfig):
         # A credential a Cromwell server logs in with can't be deleted.
         if credential_use not in CREDENTIAL_USES:
             CREDENTIAL_USES.append(credential_use)
+        # /readyz asks after the worker and the engines; /metrics shows the jobs and executors.
+        from api.probes import (
+            register_metrics_collector,
+            register_readiness_check,
+            register_readiness_report,
+        )
+
+        from .metrics import FerryCollector
+        from .monitoring import check_cromwell_servers, readiness_checks
+
+        register_readiness_check(readiness_checks)
+        register_readiness_report(check_cromwell_servers)
+        register_metrics_collector(FerryCollector())
         post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="ferry-reconcile-on-start")
+        pre_execute.connect(_bind_job_of_task, dispatch_uid="ferry-log-job-of-task")
+        post_execute_in_worker.connect(_unbind_job_of_task, dispatch_uid="ferry-log-job-of-task")

@@ -117,6 +117,15 @@ class Job(models.Model):
         blank=True,
         help_text='What is not answering, as users are told, e.g. "The Docker engine".',
     )
+    observed_state = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="What the executor last said of the job's run (pending, running, exited, "
+        "missing); written by the poll loop when it changes.",
+    )
+    observed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the executor's answer last changed."
+    )
     stdout_tail = models.TextField(blank=True)
     stderr_tail = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -172,6 +181,45 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at}"
+
+
+class ExecutorHealth(models.Model):
+    """What the poll loop last saw of one executor (by alias), and its running totals; read by
+    /metrics, GET /api/executors/ and the staff's view of a job. Kept in the database because
+    the worker that polls is not the process that serves those requests."""
+
+    alias = models.CharField(max_length=100, primary_key=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_poll_seconds = models.FloatField(default=0.0)
+    polls_total = models.BigIntegerField(default=0)
+    poll_seconds_total = models.FloatField(default=0.0)
+    errors_total = models.BigIntegerField(default=0)
+    healthy = models.BooleanField(null=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.alias} ({'healthy' if self.healthy else 'not answering'})"
+
+
+class WorkerCounter(models.Model):
+    """A running total the worker adds to (e.g. bytes relocated), exposed by /metrics."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    value = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A worker process that is alive writes here every FERRY_WORKER_HEARTBEAT_S."""
+
+    holder = models.CharField(max_length=100, primary_key=True)
+    beat_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.holder} at {self.beat_at}"
 
 
 class ServerState(models.TextChoices):

@@ -55,7 +55,7 @@ from wdl.outputs import (
     rebuild,
 )
 
-from . import leases, queue
+from . import leases, monitoring, queue
 from .models import Job
 from .states import JobStatus
 from .transitions import transition
@@ -210,19 +210,26 @@ def _poll_cycle() -> tuple[int, set[uuid.UUID]]:
         "executor_unreachable_since",
         "external_id",
         "submitted_at",
+        "observed_state",
     )
     for job in active:
         by_executor[job.executor].append(job)
     for alias, jobs in by_executor.items():
+        started = time.monotonic()
         try:
             executor = get_executor(alias)
             observations = executor.poll(jobs)
         except ExecutorUnavailable as exc:
+            monitoring.record_poll(alias, time.monotonic() - started, exc)
             _mark_unreachable([j.pk for j in jobs], exc, who=_engine_name(alias))
             continue
         except ExecutorError as exc:  # e.g. a Cromwell server record removed meanwhile
+            monitoring.record_poll(alias, time.monotonic() - started, exc)
             logger.error("poll: executor %s: %s", alias, exc)
             continue
+        monitoring.record_poll(
+            alias, time.monotonic() - started, jobs=jobs, observations=observations
+        )
         marked = [j.pk for j in jobs if j.executor_unreachable_since is not None]
         if marked:
             Job.objects.filter(pk__in=marked, executor_unreachable_since__isnull=False).update(
@@ -450,7 +457,10 @@ def _stored_outputs(
     """The job's outputs with its files stored; None when they can't be: the job failed (bad
     outputs), or storage is down for now (the reconciler finalizes it again)."""
     try:
-        return register_outputs(job, collected, executor.options.get("outputs_location"))
+        started = time.monotonic()
+        outputs = register_outputs(job, collected, executor.options.get("outputs_location"))
+        monitoring.record_relocation(job, time.monotonic() - started)
+        return outputs
     except ApplicationError as exc:
         if _is_transient(exc):
             _mark_unreachable([job.pk], exc, who=STORAGE)

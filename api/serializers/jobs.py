@@ -8,12 +8,40 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from operations.models import Job
+from operations.monitoring import job_executor_state
 from operations.selectors import operations_visible_to
 
 from ..models import FileStatus
 from ..selectors import workspaces_writable_by
 from .common import FORM_CHOICES_LIMIT
 from .files import FileSerializer
+
+
+class JobExecutorStateSerializer(serializers.Serializer[Any]):
+    observed_state = serializers.CharField(
+        help_text="What the executor last said of the run: pending, running, exited, missing "
+        "(empty before the first poll)."
+    )
+    observed_at = serializers.DateTimeField(allow_null=True, help_text="Since when it says so.")
+    last_polled_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the job's executor was last polled."
+    )
+    last_error = serializers.CharField(help_text="The executor's latest poll error.")
+    last_error_at = serializers.DateTimeField(allow_null=True)
+    queue_position = serializers.IntegerField(
+        allow_null=True, help_text="1 for the oldest QUEUED job; null unless QUEUED."
+    )
+
+
+class ExecutorSerializer(serializers.Serializer[Any]):
+    alias = serializers.CharField(help_text="As jobs name it in `executor`.")
+    healthy = serializers.BooleanField(
+        allow_null=True, help_text="Whether its latest poll answered (null: never polled)."
+    )
+    active_jobs = serializers.IntegerField()
+    last_polled_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField()
+    last_error_at = serializers.DateTimeField(allow_null=True)
 
 
 class JobSerializer(serializers.ModelSerializer[Job]):
@@ -27,6 +55,9 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         help_text="Set while the executor can't be reached; the job keeps its state meanwhile."
     )
     output_files = serializers.SerializerMethodField(help_text="Files this job produced.")
+    executor_state = serializers.SerializerMethodField(
+        help_text="Staff only, on a single job (null otherwise): what its executor last said."
+    )
     outputs = serializers.JSONField(
         read_only=True,
         help_text="Output name -> value, with the structure the operation declares: a file's "
@@ -51,6 +82,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "error_message",
             "error_detail",
             "executor_notice",
+            "executor_state",
             "executor",
             "attempts",
             "created_at",
@@ -77,6 +109,13 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         """E.g. "The Docker engine is not answering (since 14:02 UTC); the job will continue
         when it is back." (the job keeps its state meanwhile)."""
         return obj.executor_notice()
+
+    @extend_schema_field(JobExecutorStateSerializer(allow_null=True))
+    def get_executor_state(self, obj: Job) -> dict[str, Any] | None:
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff or self.parent is not None:
+            return None  # (in a list it would cost queries per row)
+        return dict(JobExecutorStateSerializer(job_executor_state(obj)).data)
 
     def get_error_detail(self, obj: Job) -> str:
         request = self.context.get("request")

@@ -8,14 +8,15 @@ import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from operations import monitoring
 from operations import services as job_services
-from operations.models import Job
+from operations.models import ExecutorHealth, Job
 from operations.selectors import jobs_visible_to, operations_visible_to
 from operations.states import JobStatus
 
@@ -25,6 +26,7 @@ from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
 from ..permissions import WorkspaceRolePermission
 from ..renderers import BrowsableFormsMixin
 from ..serializers.jobs import (
+    ExecutorSerializer,
     JobCreateFormSerializer,
     JobCreateSerializer,
     JobLogsSerializer,
@@ -120,3 +122,19 @@ class JobViewSet(
                 raise field_error("tail", "Must be a positive whole number of lines.")
             tail = int(tail_param)
         return Response(job_services.job_logs(job=job, tail=tail))
+
+
+class ExecutorListView(ConditionalRequestsMixin, generics.GenericAPIView[Any]):
+    """Staff only: each executor (configured, registered Cromwell servers, and any that still
+    has active jobs) with its latest poll's health, its active jobs and its latest error."""
+
+    permission_classes = [IsAdminUser]
+    serializer_class = ExecutorSerializer
+    queryset = ExecutorHealth.objects.none()  # (for the schema: the list is built, not queried)
+    pagination_class = None
+    filter_backends: list[Any] = []
+
+    @extend_schema(responses={200: ExecutorSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        overview = monitoring.executors_overview()
+        return Response(ExecutorSerializer(overview, many=True).data)

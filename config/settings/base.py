@@ -68,11 +68,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "django_prometheus",
     "api",
     "operations",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.log_context.LogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -82,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -360,8 +364,16 @@ Q_CLUSTER = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "config.logs.json_formatter"},  # one JSON object a line, with job_id
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env.str("FERRY_LOG_FORMAT", default="json"),
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -424,6 +436,14 @@ FERRY_REFINALIZE_AFTER_S = env.float("FERRY_REFINALIZE_AFTER_S", default=30.0)
 # heartbeat while their holder works: a killed worker's lease passes on within this time, and
 # at once to a worker started on the same host (it sees the holder's process is gone).
 FERRY_LEASE_TTL_S = env.float("FERRY_LEASE_TTL_S", default=15.0)
+# Each worker process writes a heartbeat this often; /readyz fails when the newest is older
+# than FERRY_WORKER_STALE_S (no worker is alive to run jobs).
+FERRY_WORKER_HEARTBEAT_S = env.float("FERRY_WORKER_HEARTBEAT_S", default=10.0)
+FERRY_WORKER_STALE_S = env.float("FERRY_WORKER_STALE_S", default=60.0)
+# Who may scrape /metrics: clients in these networks (CIDRs), or with
+# "Authorization: Bearer <FERRY_METRICS_TOKEN>". Nobody else (404, so it isn't advertised).
+FERRY_METRICS_NETWORKS = env.list("FERRY_METRICS_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+FERRY_METRICS_TOKEN = env.str("FERRY_METRICS_TOKEN", default="")
 # How a worker names its host in lease holders (default: the hostname).
 FERRY_WORKER_HOST = env.str("FERRY_WORKER_HOST", default="")
 # How many more times a job is run when its engine restarted under it (only for operations

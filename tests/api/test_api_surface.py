@@ -16,6 +16,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from api.models import File, User, Workspace
+from operations.monitoring import beat
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,11 +129,14 @@ def test_json_get_has_etag_and_304(
 
 def test_health_and_readiness(settings: Any, tmp_path: Path) -> None:
     assert Client().get("/healthz").json() == {"status": "ok"}
+    beat("a-live-worker")
     ready = Client().get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {
         "database": "ok",
         "storage": "ok",
+        "worker": "ok",
+        "executor:local-docker": "ok",
     }
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the storage folder should be")
@@ -145,7 +149,7 @@ def test_health_and_readiness(settings: Any, tmp_path: Path) -> None:
     }
     down = Client().get("/readyz")
     assert down.status_code == 503
-    assert down.json()["checks"]["storage"].startswith("unreachable")
+    assert down.json()["details"]["storage"][0].startswith("unreachable")
 
 
 def test_admin_has_every_model(file: File) -> None:

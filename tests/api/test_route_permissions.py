@@ -408,7 +408,12 @@ TABLE: dict[str, list[Call]] = {
     "rest_framework:login": [Call("get", same(200))],
     "rest_framework:logout": [Call("post", same(200))],
     "healthz": [Call("get", same(200))],
-    "readyz": [Call("get", same(200))],
+    # Open to everyone; 503 here because this world has no worker heartbeat
+    # (tests/api/test_metrics.py has the 200 case).
+    "readyz": [Call("get", same(503))],
+    # The test client comes from 127.0.0.1, in FERRY_METRICS_NETWORKS by default.
+    "metrics": [Call("get", same(200))],
+    "executor-list": [Call("get", by_role(401, 403, 403, 403, 403, 200))],
     # The status page: a sign-in form for anyone signed out, the workspace picker for the rest.
     "status-page": [Call("get", same(200))],
 }

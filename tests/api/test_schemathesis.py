@@ -35,6 +35,7 @@ from api.element_sets.services import element_set_create
 from api.models import Credential, File, FileStatus, FileType, Role
 from api.parsers import MAX_JSON_DEPTH
 from operations.models import CromwellServer, Job
+from operations.monitoring import beat
 from tests.conftest import make_user, spool
 from tests.operations_fixtures import make_echo_operation
 
@@ -99,6 +100,7 @@ class World:
 
     def __init__(self, sources: Path) -> None:
         self.sources = sources
+        beat("fuzz-worker")  # a worker is alive: GET /readyz answers 200
         self.user = make_user("user@example.org", full_name="User")
         self.staff = make_user("staff@example.org", is_staff=True, full_name="Staff")
         self.member = make_user("member@example.org")
