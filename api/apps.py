@@ -17,6 +17,11 @@ class ApiConfig(AppConfig):
 
         checks.register(check_import_locations)
 
+        from .event_stream import StreamClientsCollector
+        from .probes import register_metrics_collector
+
+        register_metrics_collector(StreamClientsCollector())  # /metrics: open event streams
+
         from . import schema  # noqa: F401  (registers the OpenAPI extension for API tokens)
         from .private_paths import ensure_private_dirs, protect_sqlite_file
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -162,3 +163,17 @@ def hub() -> Hub:
 
 def open_stream_count() -> int:
     return sum(len(h.streams) for h in list(_hubs.values()))
+
+
+class StreamClientsCollector:
+    """``ferry_stream_clients`` for /metrics: the event streams this process serves (each
+    server process answers a scrape for itself)."""
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        yield GaugeMetricFamily(
+            "ferry_stream_clients",
+            "Event streams (GET /api/events/) open on this server process.",
+            value=open_stream_count(),
+        )

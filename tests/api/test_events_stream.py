@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from django.conf import settings as django_settings
 from django.test import Client
 from rest_framework.test import APIClient
@@ -333,3 +334,19 @@ def test_a_wsgi_server_says_the_stream_needs_asgi_instead_of_hanging(
     answer = client.get(f"/api/events/?workspace={workspace.pk}")
     assert answer.status_code == 503
     assert answer.json()["code"] == "stream_needs_asgi"
+
+
+def test_metrics_count_the_open_streams(
+    server: str, streams: list[SseClient], users: dict[str, User], workspace: Workspace
+) -> None:
+    stream = open_stream(streams, server, users["viewer"], f"?workspace={workspace.pk}")
+    assert stream.wait_connected() == 200
+    scraped = requests.get(f"{server}/metrics", timeout=30)
+    assert scraped.status_code == 200
+    counts = [
+        float(line.split()[-1])
+        for line in scraped.text.splitlines()
+        if line.startswith("ferry_stream_clients ")
+    ]
+    assert counts, scraped.text[:500]
+    assert counts[0] >= 1
