@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BIND   ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
+# `make bench BENCH=tests/benchmarks/test_bench_lists.py` runs one benchmark file.
+BENCH  ?= tests/benchmarks
 
 .PHONY: run test lint bench system-deps clean
 
@@ -37,7 +39,7 @@ test: $(STAMP) system-deps lint
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: $(STAMP) system-deps
-	$(BIN)/python -m tests.harness.pgcluster $(BIN)/pytest tests/benchmarks -s -o addopts="" -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m tests.harness.pgcluster $(BIN)/pytest $(BENCH) -s -o addopts="" -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no benchmarks collected: failing"; exit 1; fi; exit $$rc
 
 clean:

@@ -46,3 +46,22 @@ accesslog = "-"
 access_log_format = '%({x-real-ip}i)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+# /metrics sums django-prometheus' request metrics over every worker process: each writes its
+# samples under PROMETHEUS_MULTIPROC_DIR (emptied when gunicorn starts; a dead worker's live
+# gauges are dropped). Set before the workers import prometheus_client.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/run/ferry/prometheus")
+
+
+def on_starting(server):
+    import shutil
+
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
