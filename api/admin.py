@@ -8,6 +8,7 @@ from .models import (
     ApiToken,
     Credential,
     DiscardedUpload,
+    ElementSet,
     File,
     FileEvent,
     Membership,
@@ -122,3 +123,25 @@ class CredentialAdmin(admin.ModelAdmin):
 class DiscardedUploadAdmin(admin.ModelAdmin):
     list_display = ("uri", "until")
     search_fields = ("uri",)
+
+
+@admin.register(ElementSet)
+class ElementSetAdmin(admin.ModelAdmin):
+    """Sample and gene sets: operators find and remove them; their elements change only through
+    the API (api.element_sets.services checks every value), so here they are read-only."""
+
+    list_display = ("name", "kind", "workspace", "element_count", "created_by", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("name", "workspace__name", "created_by__email")
+    readonly_fields = (
+        "workspace",
+        "kind",
+        "elements",
+        "element_count",
+        "created_by",
+        "created_at",
+        "updated_at",
+    )
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False

@@ -172,3 +172,26 @@ def test_staff_who_may_only_view_jobs_get_no_actions(
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING
     assert not Event.objects.filter(job=job).exists()
+
+
+@pytest.mark.django_db
+def test_sets_are_listed_and_their_elements_cannot_be_edited_here(
+    operator: Client, users: dict[str, User], workspace: Workspace
+) -> None:
+    from api.element_sets import services as set_services
+
+    made = set_services.element_set_create(
+        user=users["owner"],
+        workspace=workspace,
+        kind="observation",
+        name="controls",
+        description="",
+        elements=[{"id": "s1"}, {"id": "s2"}],
+    )
+    listed = operator.get("/admin/api/elementset/")
+    assert listed.status_code == 200
+    assert "controls" in listed.content.decode()
+    page = operator.get(f"/admin/api/elementset/{made.pk}/change/")
+    assert page.status_code == 200
+    assert 'name="elements"' not in page.content.decode()
+    assert operator.get("/admin/api/elementset/add/").status_code == 403
