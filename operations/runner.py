@@ -240,7 +240,10 @@ def _poll_cycle() -> tuple[int, set[uuid.UUID]]:
                 observation = observations.get(job.id, Observation(RunState.MISSING))
                 if observation.state in (RunState.EXITED, RunState.MISSING):
                     ended.add(job.id)
-                inline = time.monotonic() < finalize_until
+                # Only an engine that reports exits at once finalizes in this pass (its results
+                # are local files); others (Cromwell: bucket outputs) get a finalize task, which
+                # collects once instead of twice.
+                inline = executor.waits_for_exits and time.monotonic() < finalize_until
                 _apply(job, observation, executor, finalize_inline=inline)
             except Exception:
                 logger.exception("poll: could not apply the observation of job %s", job.pk)

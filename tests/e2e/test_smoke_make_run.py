@@ -114,10 +114,16 @@ def test_newcomer_flow_over_http(
     served: tuple[str, subprocess.Popen[bytes]], var_env: dict[str, str]
 ) -> None:
     base, process = served
-    assert requests.get(f"{base}/readyz", timeout=5).json()["checks"] == {
-        "database": "ok",
-        "storage": "ok",
-    }
+    # Database and storage at once; the worker's first heartbeat may take a moment.
+    deadline = time.monotonic() + 60
+    answer = requests.get(f"{base}/readyz", timeout=5)
+    while answer.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        answer = requests.get(f"{base}/readyz", timeout=5)
+    assert answer.status_code == 200, answer.text
+    ready = answer.json()["checks"]
+    assert {"database", "storage", "worker"} <= set(ready)
+    assert set(ready.values()) == {"ok"}, ready
     # Worker beside the web server.
     names = [" ".join(c.cmdline()) for c in psutil.Process(process.pid).children(recursive=True)]
     assert any("uvicorn config.asgi:application" in n for n in names), names

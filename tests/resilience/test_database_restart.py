@@ -184,7 +184,8 @@ def test_api_and_worker_recover_from_a_database_restart(
                 try:
                     ready = ferry.get("/readyz")
                     assert ready.status_code == 503, ready.text
-                    assert ready.json()["checks"]["database"].startswith("unreachable")
+                    # The error shape: the failing checks in details.
+                    assert ready.json()["details"]["database"][0].startswith("unreachable")
                     for _ in range(4):  # both gunicorn workers, whatever their connection
                         assert_database_unavailable(ferry.get("/api/jobs/"))
                         assert_database_unavailable(ferry.get(f"/api/jobs/{before.json()['id']}/"))
