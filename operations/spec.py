@@ -74,7 +74,6 @@ FILE_TYPES = ("table", "json", "text", "binary")
 SCALAR_TYPES = ("integer", "float", "string", "boolean", "option")
 # Observations/features and their sets (WebMEV's Observation, Feature, ObservationSet, FeatureSet).
 ELEMENT_INPUT_TYPES = ("observation_set", "feature_set", "observation", "feature")
-ELEMENT_TYPES = ELEMENT_INPUT_TYPES
 INPUT_TYPES = (*SCALAR_TYPES, "file", "list", *ELEMENT_INPUT_TYPES)
 COMMAND_STYLES = ("ferry", "webmev")
 OUTPUT_SCALAR_TYPES = ("file", "integer", "float", "string", "boolean")

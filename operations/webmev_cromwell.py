@@ -55,7 +55,7 @@ from .ingestion import (
     workflow_invalid,
 )
 from .models import Operation
-from .spec import ELEMENT_TYPES, SpecError, child_path, load_document
+from .spec import ELEMENT_INPUT_TYPES, SpecError, child_path, load_document
 
 DOCKER_FOLDER = "docker"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -80,7 +80,7 @@ _COMPATIBLE = {  # Ferry type from WebMEV's spec → Ferry types the WDL side ma
 def _compatible_kinds(item: Mapping[str, Any]) -> set[str]:
     """The WDL types an input of WebMEV's spec may stand for: a sample/gene set is its ids, an
     ``Array[String]`` with a list converter (``render: "json"``), else one comma-joined String."""
-    if _kind(item) in ELEMENT_TYPES:
+    if _kind(item) in ELEMENT_INPUT_TYPES:
         return {"list"} if item.get("render") == "json" else {"string"}
     return _COMPATIBLE.get(_kind(item), set())
 
