@@ -86,7 +86,7 @@ def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSp
     limits: ResourceLimits = (
         {"timeout_s": resources["timeout_s"]} if "timeout_s" in resources else {}
     )
-    return {
+    run_spec: WdlRunSpec = {
         "mode": "wdl",
         "workflow_dir": bundle_dir(operation),
         "main": spec.get("workflow") or wdl.DEFAULT_MAIN,
@@ -101,6 +101,9 @@ def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSp
             for ferry, engine in ((spec.get("wdl") or {}).get("output_names") or {}).items()
         },
     }
+    if (spec.get("wdl") or {}).get("miniwdl_refuses"):
+        run_spec["miniwdl_refuses"] = True
+    return run_spec
 
 
 def reads_buckets(executor: Executor) -> bool:

@@ -13,7 +13,8 @@ from wdl.bundle import (
     open_bundle,
     write_bundle,
 )
-from wdl.dependencies import dependencies_zip
+from wdl.dependencies import bundle_files_zip, dependencies_zip
+from wdl.described import DescriptionUnusable, signature_from_description
 from wdl.errors import MetadataInvalid, WdlError, WorkflowInvalid
 from wdl.inputs import build_inputs
 from wdl.loading import LoadedWorkflow, load_workflow
@@ -24,10 +25,12 @@ from wdl.outputs import (
     split_outputs,
 )
 from wdl.signature import derive_signature, merge_metadata, workflow_signature
+from wdl.womtool_checks import womtool_warnings
 
 __all__ = [
     "DEFAULT_MAIN",
     "Bundle",
+    "DescriptionUnusable",
     "LoadedWorkflow",
     "MetadataInvalid",
     "OutputsIncomplete",
@@ -36,6 +39,7 @@ __all__ = [
     "WorkflowOutputs",
     "build_inputs",
     "bundle_digest",
+    "bundle_files_zip",
     "bundle_from_file",
     "bundle_from_folder",
     "bundle_from_text",
@@ -46,7 +50,9 @@ __all__ = [
     "load_workflow",
     "merge_metadata",
     "open_bundle",
+    "signature_from_description",
     "split_outputs",
+    "womtool_warnings",
     "workflow_signature",
     "write_bundle",
 ]
