@@ -856,11 +856,15 @@ def check_wdl_source(
         f"{len(loaded.imported_files)} imported files, {len(spec['inputs'])} inputs, "
         f"{len(spec['outputs'])} outputs"
     )
-    for warning in wdl.womtool_warnings(loaded):
-        report(f"Warning: {format_error(warning)}")
-        spec["wdl"].setdefault("warnings", []).append(format_error(warning))
+    # What Cromwell's womtool would refuse (wdl/womtool_checks.py): shown, not refused.
+    warnings = [format_error(warning) for warning in wdl.womtool_warnings(loaded)]
+    if warnings:
+        spec["wdl"]["womtool_warnings"] = warnings
+    for line in warnings:
+        report(f"Warning: {line}")
     revision, kind = _revision(fetched, bundle, source)
-    return CheckedWorkflow(spec, bundle, revision, _check_log(spec, source, kind))
+    log = _check_log(spec, source, kind) + "".join(f"Warning: {line}\n" for line in warnings)
+    return CheckedWorkflow(spec, bundle, revision, log)
 
 
 def _check_with_cromwell(

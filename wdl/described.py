@@ -89,8 +89,9 @@ def _pair_sides(value_type: Mapping[str, Any], where: str) -> tuple[Any, Any]:
     sides: dict[str, Any] = {}
     for item in value_type.get("pairTypes") or []:
         for key in ("leftType", "rightType"):
-            value = item.get(key) if isinstance(item, Mapping) else None
-            sides[key] = value[0] if isinstance(value, list) and value else value
+            if isinstance(item, Mapping) and key in item:
+                value = item[key]
+                sides[key] = value[0] if isinstance(value, list) and value else value
     if "leftType" in sides and "rightType" in sides:
         return sides["leftType"], sides["rightType"]
     raise DescriptionUnusable([f"{where}: a Pair without its two types"])
