@@ -253,7 +253,8 @@ def check_with_engine(
     except ExecutorError as exc:
         raise ApplicationError(f"{executor.alias} could not check the workflow: {exc}") from exc
     if described is None:
-        _check_with_miniwdl(executor, source)
+        if not job.operation.executors:  # (miniwdl refuses an operation only Cromwell takes)
+            _check_with_miniwdl(executor, source)
     elif not described.get("valid", True):
         errors = [str(e) for e in described.get("errors") or []] or ["no reason given"]
         raise ApplicationError(
