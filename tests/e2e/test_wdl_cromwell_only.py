@@ -19,6 +19,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from api.models import File, Workspace
+from operations.ingestion import ingest_operation
 from operations.models import CROMWELL_ANY, Job, Operation
 from operations.states import JobStatus
 from tests.e2e.test_jobs import run_job, wait_terminal
@@ -149,8 +150,12 @@ def test_added_for_cromwell_only_runs_there_and_is_refused_on_miniwdl(
 
     registered = _register(staff, cromwell, moto_server, settings)
     cromwell.know_document(TALLY, TALLY_DESCRIBED, TALLY_RUNNABLE)
-    added = _add(staff, _folder(tmp_path, "sides", TALLY))
+    folder = _folder(tmp_path, "sides", TALLY)
+    added = _add(staff, folder)
     assert added.status_code == 201, added.json()
+    progress: list[str] = []  # what `ferry_add_operation` prints (the same again: no new row)
+    assert ingest_operation(str(folder), progress=progress.append)[1] is False
+    assert any(line.startswith("Warning: miniwdl") for line in progress), progress
     operation = Operation.objects.get(pk=added.json()["id"])
     assert operation.executors == [CROMWELL_ANY]
     refusal = operation.spec["wdl"]["miniwdl_refuses"]
@@ -184,9 +189,13 @@ def test_added_for_cromwell_only_runs_there_and_is_refused_on_miniwdl(
     assert "miniwdl refuses its workflow" in on_miniwdl.json()["message"]
     assert EXECUTOR in on_miniwdl.json()["message"]
 
-    created = run_job(editor, body, django_capture_on_commit_callbacks)  # routed to Cromwell
+    # Routed to Cromwell. The server's describe is gone meanwhile (a gateway that doesn't pass
+    # it): the job is not checked with miniwdl instead, which refuses it.
+    cromwell.faults(no_describe=True)
+    created = run_job(editor, body, django_capture_on_commit_callbacks)
     assert created["executor"] == EXECUTOR
     job = wait_terminal(created["id"], timeout=150)
+    cromwell.faults(no_describe=False)
     assert job.status == JobStatus.SUCCEEDED, (job.error_message, job.error_detail)
     tallied = File.objects.get(pk=job.outputs["tallied"])
     assert tallied.storage_uri.startswith(settings.FERRY_STORAGE_LOCATION)
@@ -224,6 +233,16 @@ def test_refused_when_cromwell_refuses_too_or_cannot_be_asked(
     assert cromwell_says.startswith(f"{EXECUTOR}: ")
     assert "refuses it too" in cromwell_says
     assert "refuse it too" in both.json()["message"]
+
+    # Accepted, but with an output Ferry can't type (draft-2's field-less Object).
+    untyped = TALLY.replace("workflow sides", "workflow untyped")
+    outputs = [{"name": "untyped.o", "valueType": {"typeName": "Object"}}]
+    cromwell.know_document(untyped, {"name": "untyped", "outputs": outputs}, TALLY_RUNNABLE)
+    refused = _add(staff, _folder(tmp_path, "untyped", untyped))
+    assert refused.status_code == 400, refused.json()
+    assert refused.json()["details"]["cromwell"] == [
+        f"{EXECUTOR}: output o: type Object can't be an operation type"
+    ]
 
     cromwell.stop()  # down while the operation is added: a clear refusal within the timeouts
     started = time.monotonic()
