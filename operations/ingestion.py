@@ -42,6 +42,12 @@ convention, in :func:`wdl_bundle_dir` (``$FERRY_VAR_DIR/operations/<name>/<revis
 ``output_names`` for draft-2 outputs named by their call (``{"hello__salutation":
 "hello.salutation"}``).
 
+A workflow miniwdl refuses is shown to the active registered Cromwell servers' describe: when
+one accepts it, it is added for Cromwell servers only (``Operation.executors``), its inputs and
+outputs from that description, miniwdl's refusal in ``spec["wdl"]["miniwdl_refuses"]`` and the
+check log; what womtool would refuse of a workflow miniwdl accepts is a warning
+(``spec["wdl"]["womtool_warnings"]``). See docs/wdl.md.
+
 Errors are :class:`IngestionError` (an ``ApplicationError``; status 400 unless said otherwise):
 ``invalid_source`` (can't fetch it, no spec, no Dockerfile, no workflow file),
 ``invalid_workflow`` (miniwdl refused the workflow; ``details["workflow"]`` lists every problem
@@ -844,9 +850,15 @@ def check_wdl_source(
     report(f"Checking {bundle.main} and its imports with miniwdl {_miniwdl_version()}")
     try:
         loaded = wdl.load_workflow(bundle)
-        signature = wdl.derive_signature(loaded)
-    except wdl.WorkflowInvalid as exc:
+    except (wdl.NothingToRun, wdl.ImportNotServed) as exc:
+        # a task library, an empty file, a URL import…: Ferry's rules, not miniwdl's
+        raise workflow_invalid(exc) from None
+    except wdl.WorkflowInvalid as exc:  # miniwdl refuses it: Cromwell may not
         return _check_with_cromwell(fetched, source, bundle, exc, report)
+    try:
+        signature = wdl.derive_signature(loaded)
+    except wdl.WorkflowInvalid as exc:  # Ferry can't type its inputs or outputs
+        raise workflow_invalid(exc) from None
     spec = _operation_spec(source, signature, bundle, lambda: _workflow_version(loaded))
     spec["wdl"]["imports"] = list(loaded.imported_files)
     if loaded.is_task:

@@ -15,7 +15,13 @@ from wdl.bundle import (
 )
 from wdl.dependencies import bundle_files_zip, dependencies_zip
 from wdl.described import DescriptionUnusable, signature_from_description
-from wdl.errors import MetadataInvalid, WdlError, WorkflowInvalid
+from wdl.errors import (
+    ImportNotServed,
+    MetadataInvalid,
+    NothingToRun,
+    WdlError,
+    WorkflowInvalid,
+)
 from wdl.inputs import build_inputs
 from wdl.loading import LoadedWorkflow, load_workflow
 from wdl.outputs import (
@@ -31,8 +37,10 @@ __all__ = [
     "DEFAULT_MAIN",
     "Bundle",
     "DescriptionUnusable",
+    "ImportNotServed",
     "LoadedWorkflow",
     "MetadataInvalid",
+    "NothingToRun",
     "OutputsIncomplete",
     "WdlError",
     "WorkflowInvalid",

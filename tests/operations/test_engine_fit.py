@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from api.exceptions import ApplicationError
+from operations.ingestion import IngestionError, ingest_operation
 from operations.models import CROMWELL_ANY, CromwellServer, ServerState
 from operations.services import executor_alias_for
 from tests.operations_fixtures import make_wdl_operation
@@ -106,3 +107,28 @@ def test_what_womtool_would_refuse_is_added_with_a_warning(tmp_path: Path) -> No
     (warning,) = operation.spec["wdl"]["womtool_warnings"]
     assert warning.startswith("main.wdl:8:3: womtool refuses this command of task greet")
     assert f"Warning: {warning}" in operation.build_log
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("task a {\n  command {}\n}\ntask b {\n  command {}\n}\n", "is a task library"),
+        ('version 1.0\nimport "https://example.org/a.wdl" as a\nworkflow w {}\n', "not URLs"),
+        (
+            "version 1.2\nworkflow w {\n  input {\n    Directory d\n  }\n}\n",
+            "type Directory is not supported as an operation input",
+        ),
+    ],
+)
+def test_ferrys_own_refusals_are_not_shown_to_cromwell(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    # A registered server nothing answers at: asking it would add "could not be asked".
+    _server("nobody")
+    folder = tmp_path / "op"
+    folder.mkdir()
+    (folder / "main.wdl").write_text(text)
+    with pytest.raises(IngestionError) as refused:
+        ingest_operation(str(folder))
+    assert reason in refused.value.message
+    assert "cromwell" not in refused.value.details
