@@ -111,7 +111,7 @@ def _register(
                 "inputs_location": f"s3://{cromwell.bucket}/ferry-inputs/",
                 "outputs_location": f"s3://{cromwell.bucket}/",
                 "retries": 0,
-                "timeouts": {"connect": 3, "read": 10},
+                "timeouts": {"connect": 3, "read": 5},
             },
         },
         format="json",
@@ -243,6 +243,14 @@ def test_refused_when_cromwell_refuses_too_or_cannot_be_asked(
     assert refused.json()["details"]["cromwell"] == [
         f"{EXECUTOR}: output o: type Object can't be an operation type"
     ]
+
+    cromwell.faults(delay_s=60)  # answering too slowly: given up after the read timeout (5 s)
+    started = time.monotonic()
+    slow = _add(staff, folder)
+    assert time.monotonic() - started < 30
+    assert slow.status_code == 400, slow.json()
+    assert "could not be asked" in slow.json()["details"]["cromwell"][0]
+    cromwell.faults(delay_s=0)
 
     cromwell.stop()  # down while the operation is added: a clear refusal within the timeouts
     started = time.monotonic()
