@@ -277,11 +277,17 @@ class Executor(ABC):
     # -- optional capabilities: the defaults of executors that lack them -------------------------
 
     def describe(
-        self, source: str, *, inputs: Mapping[str, Any] | None = None
+        self,
+        source: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        dependencies_zip: bytes | None = None,
+        once: bool = False,
     ) -> dict[str, Any] | None:
-        """The engine's own check of a WDL document (``{"valid", "errors", …}``), or None when it
-        can't check this one (the caller checks with miniwdl). Only called on executors whose
-        ``describes_workflows`` is True."""
+        """The engine's own check of a WDL document (``{"valid", "errors", …}``; its imports,
+        if any, as a zip), or None when it can't check this one (the caller checks with
+        miniwdl). ``once``: asked once, without retries (bounded by the timeouts alone). Only
+        called on executors whose ``describes_workflows`` is True."""
         return None
 
     def prepare_wdl(self, spec: WdlRunSpec, *, job_id: UUID, workspace_id: str) -> WdlRunSpec:

@@ -83,6 +83,9 @@ class WdlRunSpec(TypedDict):
     outputs: dict[str, EngineOutput]
     limits: ResourceLimits
     output_names: NotRequired[dict[str, str]]  # engine name (call.out) -> Ferry's (call__out)
+    # miniwdl refuses the workflow (a Cromwell server accepted it): its imports are not known,
+    # so every other file of its folder goes to Cromwell
+    miniwdl_refuses: NotRequired[bool]
     inputs: NotRequired[dict[str, Any]]  # the engine's inputs JSON ({"wf.reads": …})
     staged: NotRequired[list[str]]  # input copies Ferry made in the engine's bucket
     input_files: NotRequired[list[str]]

@@ -42,6 +42,12 @@ convention, in :func:`wdl_bundle_dir` (``$FERRY_VAR_DIR/operations/<name>/<revis
 ``output_names`` for draft-2 outputs named by their call (``{"hello__salutation":
 "hello.salutation"}``).
 
+A workflow miniwdl refuses is shown to the active registered Cromwell servers' describe: when
+one accepts it, it is added for Cromwell servers only (``Operation.executors``), its inputs and
+outputs from that description, miniwdl's refusal in ``spec["wdl"]["miniwdl_refuses"]`` and the
+check log; what womtool would refuse of a workflow miniwdl accepts is a warning
+(``spec["wdl"]["womtool_warnings"]``). See docs/wdl.md.
+
 Errors are :class:`IngestionError` (an ``ApplicationError``; status 400 unless said otherwise):
 ``invalid_source`` (can't fetch it, no spec, no Dockerfile, no workflow file),
 ``invalid_workflow`` (miniwdl refused the workflow; ``details["workflow"]`` lists every problem
@@ -64,7 +70,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +93,7 @@ from wdl.errors import format_error
 from wdl.outputs import describe_shape
 
 from . import webmev
-from .models import ImageOrigin, Operation, OperationMode
+from .models import CROMWELL_ANY, ImageOrigin, Operation, OperationMode
 from .spec import (
     NAME_MAX_LENGTH,
     VERSION_MAX_LENGTH,
@@ -97,7 +103,7 @@ from .spec import (
     child_path,
     load_document,
 )
-from .wdl_engines import cromwell_opinions
+from .wdl_engines import CromwellVerdicts, ask_cromwell_servers, cromwell_opinions
 
 FERRY_SPEC_NAMES = ("operation.json", "operation.yaml", "operation.yml")
 IMAGE_REPOSITORY = "ferry-op"
@@ -573,6 +579,9 @@ class CheckedWorkflow:
     bundle: wdl.Bundle
     revision: str
     log: str
+    # Operation.executors: [] (every executor of its mode), or ["cromwell:*"] for a workflow
+    # miniwdl refuses and a Cromwell server accepts
+    executors: list[str] = field(default_factory=list)
 
 
 def _visible_files(folder: Path) -> dict[str, Path]:
@@ -776,22 +785,14 @@ def _check_log(checked_spec: Mapping[str, Any], source: WdlSource, revision_kind
     return "\n".join(lines) + "\n"
 
 
-def check_wdl_source(
-    fetched: FetchedSource, source: WdlSource, report: Progress
-) -> CheckedWorkflow:
-    """Load and check the workflow with miniwdl, derive the spec and work out the revision.
-    Raises :class:`IngestionError` or :class:`~operations.spec.SpecError`."""
+def _operation_spec(
+    source: WdlSource,
+    signature: Mapping[str, Any],
+    bundle: wdl.Bundle,
+    workflow_version: Callable[[], str],
+) -> dict[str, Any]:
+    """The operation's spec from the workflow's signature and the source's metadata."""
     where = source.metadata_file
-    problems = _metadata_problems(source.metadata)
-    if problems:
-        raise SpecError(problems, source_name=where or FERRY_SPEC_NAMES[0])
-    bundle = workflow_bundle(fetched.folder, source, shown=fetched.source)
-    report(f"Checking {bundle.main} and its imports with miniwdl {_miniwdl_version()}")
-    try:
-        loaded = wdl.load_workflow(bundle)
-        signature = wdl.derive_signature(loaded)
-    except wdl.WorkflowInvalid as exc:
-        raise workflow_invalid(exc) from None
     metadata = {
         k: v for k, v in source.metadata.items() if k in ("description", "inputs", "outputs")
     }
@@ -800,11 +801,9 @@ def check_wdl_source(
     except wdl.MetadataInvalid as exc:
         raise SpecError(exc.errors, source_name=where or bundle.main) from None
     document: dict[str, Any] = {
-        "name": source.metadata.get("name", wdl_operation_name(loaded.workflow_name)),
+        "name": source.metadata.get("name", wdl_operation_name(signature["workflow_name"])),
         "version": (
-            source.metadata["version"]
-            if "version" in source.metadata
-            else _workflow_version(loaded)
+            source.metadata["version"] if "version" in source.metadata else workflow_version()
         ),
         "description": merged["description"],
         "mode": OperationMode.WDL.value,
@@ -816,9 +815,9 @@ def check_wdl_source(
         document["resources"] = source.metadata["resources"]
     spec = check_spec(document, source_name=where or bundle.main)
     spec["wdl"] = {
-        "workflow_name": loaded.workflow_name,
-        "wdl_version": loaded.wdl_version,
-        "imports": list(loaded.imported_files),
+        "workflow_name": signature["workflow_name"],
+        "wdl_version": signature["wdl_version"],
+        "imports": [],
         "files": sorted(bundle.files),
     }
     if signature.get("engine_names"):
@@ -827,17 +826,145 @@ def check_wdl_source(
     if signature.get("output_names"):
         # Draft-2 outputs named by their call: Ferry's name -> the engines' call.output.
         spec["wdl"]["output_names"] = dict(signature["output_names"])
+    return spec
+
+
+def _revision(fetched: FetchedSource, bundle: wdl.Bundle, source: WdlSource) -> tuple[str, str]:
+    if fetched.is_git:
+        return fetched.revision, f"{fetched.revision} (git commit)"
+    revision = wdl_revision(bundle, source)
+    return revision, f"{revision} (sha256 of the workflow's files and metadata)"
+
+
+def check_wdl_source(
+    fetched: FetchedSource, source: WdlSource, report: Progress
+) -> CheckedWorkflow:
+    """Load and check the workflow with miniwdl, derive the spec and work out the revision.
+    A document miniwdl refuses is shown to the registered Cromwell servers
+    (:func:`_check_with_cromwell`). Raises :class:`IngestionError` or
+    :class:`~operations.spec.SpecError`."""
+    problems = _metadata_problems(source.metadata)
+    if problems:
+        raise SpecError(problems, source_name=source.metadata_file or FERRY_SPEC_NAMES[0])
+    bundle = workflow_bundle(fetched.folder, source, shown=fetched.source)
+    report(f"Checking {bundle.main} and its imports with miniwdl {_miniwdl_version()}")
+    try:
+        loaded = wdl.load_workflow(bundle)
+    except (wdl.NothingToRun, wdl.ImportNotServed) as exc:
+        # a task library, an empty file, a URL import…: Ferry's rules, not miniwdl's
+        raise workflow_invalid(exc) from None
+    except wdl.WorkflowInvalid as exc:  # miniwdl refuses it: Cromwell may not
+        return _check_with_cromwell(fetched, source, bundle, exc, report)
+    try:
+        signature = wdl.derive_signature(loaded)
+    except wdl.WorkflowInvalid as exc:  # Ferry can't type its inputs or outputs
+        raise workflow_invalid(exc) from None
+    spec = _operation_spec(source, signature, bundle, lambda: _workflow_version(loaded))
+    spec["wdl"]["imports"] = list(loaded.imported_files)
+    if loaded.is_task:
+        spec["wdl"]["task"] = True  # a document of one task, run by itself
     report(
         f"Workflow {loaded.workflow_name} (WDL {loaded.wdl_version}): "
         f"{len(loaded.imported_files)} imported files, {len(spec['inputs'])} inputs, "
         f"{len(spec['outputs'])} outputs"
     )
-    if fetched.is_git:
-        revision, kind = fetched.revision, f"{fetched.revision} (git commit)"
-    else:
-        revision = wdl_revision(bundle, source)
-        kind = f"{revision} (sha256 of the workflow's files and metadata)"
-    return CheckedWorkflow(spec, bundle, revision, _check_log(spec, source, kind))
+    # What Cromwell's womtool would refuse (wdl/womtool_checks.py): shown, not refused.
+    warnings = [format_error(warning) for warning in wdl.womtool_warnings(loaded)]
+    if warnings:
+        spec["wdl"]["womtool_warnings"] = warnings
+    for line in warnings:
+        report(f"Warning: {line}")
+    revision, kind = _revision(fetched, bundle, source)
+    log = _check_log(spec, source, kind) + "".join(f"Warning: {line}\n" for line in warnings)
+    return CheckedWorkflow(spec, bundle, revision, log)
+
+
+def _check_with_cromwell(
+    fetched: FetchedSource,
+    source: WdlSource,
+    bundle: wdl.Bundle,
+    refusal: wdl.WorkflowInvalid,
+    report: Progress,
+) -> CheckedWorkflow:
+    """A document miniwdl refuses: added for Cromwell servers only when an active registered
+    one accepts it (its inputs and outputs from that server's describe, miniwdl's refusal shown
+    as a warning); else refused with miniwdl's reasons and each server's."""
+    miniwdl_says = [format_error(error) for error in refusal.errors]
+    verdicts = ask_cromwell_servers(bundle, report)
+    if not verdicts.accepted:
+        raise _refused_by_all(refusal, verdicts)
+    alias, described = next(iter(verdicts.accepted.items()))
+    try:
+        signature = wdl.signature_from_description(described)
+    except wdl.DescriptionUnusable as exc:
+        raise IngestionError(
+            f"the workflow is invalid: {refusal}; {alias} accepts it, but its inputs and "
+            f"outputs can't be an operation's: {exc}",
+            code="invalid_workflow",
+            details={"workflow": miniwdl_says, "cromwell": [f"{alias}: {p}" for p in exc.problems]},
+        ) from None
+    warning = (
+        f"Warning: miniwdl {_miniwdl_version()} refuses this workflow, which "
+        f"{', '.join(verdicts.accepted)} (Cromwell's describe) accepts: "
+        f"{'; '.join(miniwdl_says)}. It is added for Cromwell servers only: its jobs run on a "
+        "registered Cromwell server, never on miniwdl."
+    )
+    report(warning)
+    spec = _operation_spec(source, signature, bundle, lambda: WDL_DEFAULT_VERSION)
+    spec["wdl"]["imports"] = sorted(path for path in bundle.files if path != bundle.main)
+    spec["wdl"]["miniwdl_refuses"] = miniwdl_says
+    spec["wdl"]["accepted_by"] = sorted(verdicts.accepted)
+    report(
+        f"Workflow {signature['workflow_name']} (WDL {signature['wdl_version']}, described by "
+        f"{alias}): {len(spec['inputs'])} inputs, {len(spec['outputs'])} outputs"
+    )
+    revision, kind = _revision(fetched, bundle, source)
+    others = [f"{line}\n" for line in verdicts.refused + verdicts.unreachable]
+    log = _cromwell_check_log(spec, source, kind, warning) + "".join(
+        f"Also asked: {line}" for line in others
+    )
+    return CheckedWorkflow(spec, bundle, revision, log, executors=[CROMWELL_ANY])
+
+
+def _refused_by_all(refusal: wdl.WorkflowInvalid, verdicts: CromwellVerdicts) -> IngestionError:
+    """miniwdl's refusal, with what each Cromwell server said (none registered: as it is)."""
+    error = workflow_invalid(refusal)
+    if not verdicts.asked_any:
+        return error
+    cromwell = [f"{line} (refuses it too)" for line in verdicts.refused] + [
+        f"{line} (could not be asked)" for line in verdicts.unreachable
+    ]
+    what = (
+        "the registered Cromwell servers refuse it too"
+        if not verdicts.unreachable
+        else "no registered Cromwell server that answered accepts it; try again when "
+        "the others answer"
+    )
+    error.message = f"{error.message}; {what}: {'; '.join(cromwell)}"
+    error.details = {**(error.details or {}), "cromwell": cromwell}
+    return error
+
+
+def _cromwell_check_log(
+    checked_spec: Mapping[str, Any], source: WdlSource, revision_kind: str, warning: str
+) -> str:
+    about = checked_spec["wdl"]
+    fields = {
+        section: ", ".join(_field_summary(n, f) for n, f in checked_spec[section].items())
+        for section in ("inputs", "outputs")
+    }
+    lines = [
+        warning,
+        f"Workflow: {about['workflow_name']} (WDL {about['wdl_version']}) in "
+        f"{checked_spec['workflow']}, described by {', '.join(about['accepted_by'])}",
+        f"Other files (sent as its imports): {', '.join(about['imports']) or 'none'}",
+        f"Inputs: {fields['inputs'] or 'none'}",
+        f"Outputs: {fields['outputs'] or 'none'}",
+        f"Metadata: {source.metadata_file or 'none'}",
+        f"Operation: {checked_spec['name']} {checked_spec['version']}",
+        f"Revision: {revision_kind}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def wdl_bundle_dir(name: str, revision: str) -> Path:
@@ -897,7 +1024,11 @@ def _ingest_wdl(
         report(f"{name} {version} at revision {revision[:12]} is already in the catalog")
         return existing, False
     # What the registered Cromwell servers say (a refusal is a warning: miniwdl runs it).
-    opinions = cromwell_opinions(checked.bundle, tuple(spec["wdl"]["imports"]), report)
+    opinions = (
+        []
+        if checked.executors  # already described by them: miniwdl refused it
+        else cromwell_opinions(checked.bundle, tuple(spec["wdl"]["imports"]), report)
+    )
     if store_bundle(checked.bundle, target):
         report(f"Kept the workflow's files in {target}")
     operation, created = _record(
@@ -910,6 +1041,7 @@ def _ingest_wdl(
         image="",
         source=fetched.source,
         build_log=checked.log + "".join(f"{line}\n" for line in opinions),
+        executors=checked.executors,
         added_by=added_by,
     )
     if created:

@@ -14,6 +14,8 @@ from api.models import Event as Event
 
 from .states import ACTIVE, JobStatus
 
+CROMWELL_ANY = "cromwell:*"  # Operation.executors: any registered Cromwell server
+
 
 class OperationMode(models.TextChoices):
     DOCKER = "docker", "Docker container"
@@ -55,6 +57,13 @@ class Operation(models.Model):
         "published name (empty for WDL operations).",
     )
     source = models.CharField(max_length=1000, help_text="Folder path or git repository URL.")
+    executors = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The executors its jobs may run on when not every executor of its mode can: "
+        f'["{CROMWELL_ANY}"] for a workflow miniwdl refuses and a Cromwell server accepted '
+        "(any registered Cromwell server). Empty: every executor that runs its mode.",
+    )
     build_log = models.TextField(blank=True)
     added_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

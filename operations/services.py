@@ -29,7 +29,19 @@ from .transitions import transition
 
 def executor_alias_for(operation: Operation, requested: str | None = None) -> str:
     """The executor a new job of ``operation`` runs on: the one asked for (it must run the
-    operation's mode) or the server's routing for that mode."""
+    operation's mode) or the server's routing for that mode; a Cromwell server for an operation
+    only Cromwell accepts, never Cromwell for a draft-2 lone task (operations/engine_fit.py)."""
+    from .engine_fit import cromwell_only, cromwell_only_alias, refuse_lone_draft2_task
+
+    if cromwell_only(operation):
+        routed = settings.EXECUTOR_ROUTING.get(operation.mode)
+        requested = cromwell_only_alias(operation, requested, routed)
+    alias = _mode_executor_alias(operation, requested)
+    refuse_lone_draft2_task(operation, alias)
+    return alias
+
+
+def _mode_executor_alias(operation: Operation, requested: str | None) -> str:
     from executors.registry import executor_class
 
     try:

@@ -7,12 +7,19 @@ refusal does not stop the operation (miniwdl runs it) but is shown in its check 
 ingestion's progress, as a warning naming the server and what it said. Jobs sent to that server
 are then refused when they start (``operations.wdl_runs.check_with_engine``). Cromwell's
 describe takes no imports, so a workflow with imports is not asked about (as at run time).
+
+The other way round, a document miniwdl refuses is shown to the same servers
+(:func:`ask_cromwell_servers`, its other files as the imports zip): when one accepts it,
+ingestion adds it for Cromwell servers only (``Operation.executors``), its inputs and outputs
+from that server's description (:func:`wdl.signature_from_description`), miniwdl's refusal shown.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import wdl
 from executors.base import ExecutorError, ExecutorUnavailable
@@ -57,3 +64,48 @@ def cromwell_opinions(
         report(line)
         lines.append(line)
     return lines
+
+
+@dataclass
+class CromwellVerdicts:
+    """What the active registered Cromwell servers said of a document miniwdl refuses."""
+
+    accepted: dict[str, dict[str, Any]] = field(default_factory=dict)  # alias -> description
+    refused: list[str] = field(default_factory=list)  # "<alias>: <its reasons>"
+    unreachable: list[str] = field(default_factory=list)  # "<alias>: <why>"
+
+    @property
+    def asked_any(self) -> bool:
+        return bool(self.accepted or self.refused or self.unreachable)
+
+
+def ask_cromwell_servers(bundle: wdl.Bundle, report: Callable[[str], None]) -> CromwellVerdicts:
+    """Ask every active registered Cromwell server's describe about a document miniwdl refuses
+    (its other files as the imports zip), once each, without retries: an operation is being
+    added while the caller waits, so a server that doesn't answer within its timeouts is
+    reported as such rather than waited for."""
+    verdicts = CromwellVerdicts()
+    source = bundle.files[bundle.main].decode("utf-8-sig")
+    dependencies = wdl.bundle_files_zip(bundle)
+    servers = CromwellServer.objects.filter(state=ServerState.ACTIVE).order_by("name")
+    for server in servers:
+        alias = server.executor_alias
+        report(f"Asking {alias} (Cromwell's describe) whether it accepts {bundle.main}")
+        try:
+            executor = resolve_executor(alias)
+            described = (
+                executor.describe(source, dependencies_zip=dependencies, once=True)
+                if executor.describes_workflows
+                else None
+            )
+        except (ExecutorError, ExecutorUnavailable) as exc:
+            verdicts.unreachable.append(f"{alias}: {exc}")
+            continue
+        if described is None:
+            verdicts.unreachable.append(f"{alias}: it has no describe endpoint")
+        elif described.get("valid") is True:
+            verdicts.accepted[alias] = described
+        else:
+            errors = [str(e) for e in described.get("errors") or []] or ["no reason given"]
+            verdicts.refused.append(f"{alias}: {'; '.join(errors)}")
+    return verdicts

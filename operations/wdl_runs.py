@@ -86,7 +86,7 @@ def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSp
     limits: ResourceLimits = (
         {"timeout_s": resources["timeout_s"]} if "timeout_s" in resources else {}
     )
-    return {
+    run_spec: WdlRunSpec = {
         "mode": "wdl",
         "workflow_dir": bundle_dir(operation),
         "main": spec.get("workflow") or wdl.DEFAULT_MAIN,
@@ -101,6 +101,9 @@ def build_wdl_run_spec(operation: Operation, values: dict[str, Any]) -> WdlRunSp
             for ferry, engine in ((spec.get("wdl") or {}).get("output_names") or {}).items()
         },
     }
+    if (spec.get("wdl") or {}).get("miniwdl_refuses"):
+        run_spec["miniwdl_refuses"] = True
+    return run_spec
 
 
 def reads_buckets(executor: Executor) -> bool:
@@ -250,7 +253,8 @@ def check_with_engine(
     except ExecutorError as exc:
         raise ApplicationError(f"{executor.alias} could not check the workflow: {exc}") from exc
     if described is None:
-        _check_with_miniwdl(executor, source)
+        if not job.operation.executors:  # (miniwdl refuses an operation only Cromwell takes)
+            _check_with_miniwdl(executor, source)
     elif not described.get("valid", True):
         errors = [str(e) for e in described.get("errors") or []] or ["no reason given"]
         raise ApplicationError(

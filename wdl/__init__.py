@@ -13,8 +13,15 @@ from wdl.bundle import (
     open_bundle,
     write_bundle,
 )
-from wdl.dependencies import dependencies_zip
-from wdl.errors import MetadataInvalid, WdlError, WorkflowInvalid
+from wdl.dependencies import bundle_files_zip, dependencies_zip
+from wdl.described import DescriptionUnusable, signature_from_description
+from wdl.errors import (
+    ImportNotServed,
+    MetadataInvalid,
+    NothingToRun,
+    WdlError,
+    WorkflowInvalid,
+)
 from wdl.inputs import build_inputs
 from wdl.loading import LoadedWorkflow, load_workflow
 from wdl.outputs import (
@@ -24,18 +31,23 @@ from wdl.outputs import (
     split_outputs,
 )
 from wdl.signature import derive_signature, merge_metadata, workflow_signature
+from wdl.womtool_checks import womtool_warnings
 
 __all__ = [
     "DEFAULT_MAIN",
     "Bundle",
+    "DescriptionUnusable",
+    "ImportNotServed",
     "LoadedWorkflow",
     "MetadataInvalid",
+    "NothingToRun",
     "OutputsIncomplete",
     "WdlError",
     "WorkflowInvalid",
     "WorkflowOutputs",
     "build_inputs",
     "bundle_digest",
+    "bundle_files_zip",
     "bundle_from_file",
     "bundle_from_folder",
     "bundle_from_text",
@@ -46,7 +58,9 @@ __all__ = [
     "load_workflow",
     "merge_metadata",
     "open_bundle",
+    "signature_from_description",
     "split_outputs",
+    "womtool_warnings",
     "workflow_signature",
     "write_bundle",
 ]

@@ -38,6 +38,24 @@ def dependencies_zip(source: Bundle | LoadedWorkflow) -> bytes | None:
         entries[name] = loaded.bundle.files[path]
     if problems:
         raise WorkflowInvalid(problems)
+    return _zip(entries)
+
+
+def bundle_files_zip(bundle: Bundle) -> bytes | None:
+    """Every file of the bundle but its main one, by its path relative to the main file's folder
+    (files above that folder left out: Cromwell can't import them), or ``None`` when there is
+    none: the imports of a document miniwdl can't load (so its imports are not known), for a
+    Cromwell server that accepts it."""
+    main_folder = posixpath.dirname(bundle.main)
+    entries: dict[str, bytes] = {}
+    for path, content in bundle.files.items():
+        name = posixpath.relpath(path, main_folder) if main_folder else path
+        if path != bundle.main and not name.startswith("../"):
+            entries[name] = content
+    return _zip(entries) if entries else None
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(entries):

@@ -42,6 +42,15 @@ class WorkflowInvalid(Exception):
         return "\n".join(format_error(e) for e in self.errors)
 
 
+class NothingToRun(WorkflowInvalid):
+    """miniwdl accepts the document, but it has no workflow and not exactly one task."""
+
+
+class ImportNotServed(WorkflowInvalid):
+    """An import the bundle reader refuses to serve (a URL, an absolute path, a file outside
+    the bundle or missing): Ferry's rule, whatever the engines would do."""
+
+
 class MetadataInvalid(Exception):
     """Metadata doesn't fit the workflow; ``errors`` lists ``{"path", "message"}`` problems with
     JSON paths like ``$.inputs.sample.file_types``."""

@@ -19,7 +19,9 @@ import WDL
 
 from wdl.bundle import Bundle
 from wdl.errors import (
+    ImportNotServed,
     ImportRefused,
+    NothingToRun,
     WdlError,
     WorkflowInvalid,
     bundle_error,
@@ -130,7 +132,24 @@ def parse_bundle(bundle: Bundle) -> WDL.Tree.Document:
         WDL.Error.MultipleValidationErrors,
         WDL.Error.ImportError,
     ) as exc:
-        raise WorkflowInvalid(errors_from_exception(exc, bundle.relative)) from None
+        errors = errors_from_exception(exc, bundle.relative)
+        if _import_refused(exc):
+            raise ImportNotServed(errors) from None
+        raise WorkflowInvalid(errors) from None
+
+
+def _import_refused(exc: BaseException) -> bool:
+    """Whether the bundle reader refused one of the imports (a URL, outside the bundle…)."""
+    if isinstance(exc, WDL.Error.MultipleValidationErrors):
+        return any(_import_refused(inner) for inner in exc.exceptions)
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ImportRefused):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _run(bundle: Bundle) -> WDL.Tree.Document:
@@ -152,10 +171,10 @@ async def _load(bundle: Bundle) -> WDL.Tree.Document:
     )
 
 
-def _no_workflow(bundle: Bundle, document: WDL.Tree.Document) -> WorkflowInvalid:
+def _no_workflow(bundle: Bundle, document: WDL.Tree.Document) -> NothingToRun:
     tasks = document.tasks
     if not tasks:
-        return WorkflowInvalid(
+        return NothingToRun(
             [
                 {
                     "file": bundle.main,
@@ -167,7 +186,7 @@ def _no_workflow(bundle: Bundle, document: WDL.Tree.Document) -> WorkflowInvalid
             ]
         )
     names = ", ".join(task.name for task in tasks)
-    return WorkflowInvalid(
+    return NothingToRun(
         [
             positioned_error(
                 tasks[1].pos,

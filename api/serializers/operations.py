@@ -26,12 +26,20 @@ class OperationSerializer(StaffOnlyFieldsMixin, serializers.ModelSerializer[Oper
             "spec",
             "image",
             "image_origin",
+            "executors",
             "source",
             "created_at",
             "hidden",
         ]
         read_only_fields = fields
-        extra_kwargs = {"source": {"help_text": "Folder or repository it came from (staff only)."}}
+        extra_kwargs = {
+            "source": {"help_text": "Folder or repository it came from (staff only)."},
+            "executors": {
+                "help_text": "Where its jobs may run when not on every executor of its mode: "
+                '["cromwell:*"] for a workflow only Cromwell accepts (spec.wdl.miniwdl_refuses '
+                "says why). Empty: any."
+            },
+        }
 
 
 class OperationDetailSerializer(OperationSerializer):

@@ -229,8 +229,10 @@ class CromwellClient:
         *,
         inputs: Mapping[str, Any] | None = None,
         dependencies_zip: bytes | None = None,
+        once: bool = False,
     ) -> dict[str, Any]:
-        """Cromwell's own validation (``/api/womtool/v1/describe``): ``{"valid", "errors", …}``."""
+        """Cromwell's own validation (``/api/womtool/v1/describe``): ``{"valid", "errors", …}``;
+        ``once``: no retries (a caller waiting on the answer, like an operation being added)."""
         parts: dict[str, Any] = {
             "workflowSource": ("workflow.wdl", source.encode(), "application/octet-stream")
         }
@@ -242,7 +244,7 @@ class CromwellClient:
                 dependencies_zip,
                 "application/zip",
             )
-        return dict(self._json("POST", "api/womtool/v1/describe", files=parts))
+        return dict(self._json("POST", "api/womtool/v1/describe", once=once, files=parts))
 
     def has_describe(self) -> bool:
         """Whether the server has ``/api/womtool/v1/describe`` (a tiny document, tried once)."""

@@ -837,7 +837,11 @@ class CromwellExecutor(Executor):
         spec = WdlRunSpec(**spec)
         bundle = wdl.bundle_from_folder(Path(spec["workflow_dir"]), main=spec["main"])
         spec["workflow_source"] = bundle.files[bundle.main].decode()
-        zipped = wdl.dependencies_zip(bundle)
+        zipped = (
+            wdl.bundle_files_zip(bundle)
+            if spec.get("miniwdl_refuses")
+            else wdl.dependencies_zip(bundle)
+        )
         spec["workflow_dependencies_zip_b64"] = (
             base64.b64encode(zipped).decode() if zipped else None
         )
@@ -851,12 +855,19 @@ class CromwellExecutor(Executor):
     # -- validation --------------------------------------------------------------------------------
 
     def describe(
-        self, source: str, *, inputs: Mapping[str, Any] | None = None
+        self,
+        source: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        dependencies_zip: bytes | None = None,
+        once: bool = False,
     ) -> dict[str, Any] | None:
         """Cromwell's own check of a document (``{"valid", "errors", …}``), or None when this
         server has no describe endpoint (then the caller checks with miniwdl)."""
         try:
-            return self.client.describe(source, inputs=inputs)
+            return self.client.describe(
+                source, inputs=inputs, dependencies_zip=dependencies_zip, once=once
+            )
         except CromwellError as exc:
             if exc.status in NO_ROUTE_STATUSES:
                 return None

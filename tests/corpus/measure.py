@@ -1,12 +1,15 @@
 """Measure how much public WDL Ferry accepts as an operation, against miniwdl's own verdict.
 
-Run (from anywhere; it needs Ferry's venv and Django settings, but no database):
+Run from a Ferry checkout (it needs Ferry's venv, Django settings and a database):
 
-    tests/corpus/extract.sh        # (re)extract the corpora from /work/.mirror (fetch tool)
-    cd /work/main && DJANGO_SETTINGS_MODULE=config.settings.test \
-        DATABASE_URL=postgres://unused:unused@127.0.0.1:1/unused \
-        FERRY_TEST_STORAGE_ROOT=/tmp/wdlcorpus-ferry \
-        .venv/bin/python tests/corpus/measure.py [--ferry /path/to/worktree] [source ...]
+    FERRY_MIRRORS=/work/.mirror tests/corpus/extract.sh   # (re)extract the corpora (fetch tool)
+    FERRY_TEST_STORAGE_ROOT=/tmp/wdlcorpus-ferry .venv/bin/python -m tests.harness.pgcluster \
+        sh -c '.venv/bin/python manage.py migrate -v0 && \
+               .venv/bin/python tests/corpus/measure.py [--ferry /path/to/worktree] [source ...]'
+
+A database is needed (an empty one): for a document miniwdl refuses, ingestion asks the
+registered Cromwell servers (none here, so miniwdl's refusal stands, as on a Ferry without
+Cromwell).
 
 ``--ferry`` points at another Ferry checkout (its code is imported instead of /work/main's; run
 with that checkout's venv and cwd). Writes results.jsonl (one line per file) and results.md
@@ -55,7 +58,6 @@ args = parser.parse_args()
 
 sys.path.insert(0, str(Path(args.ferry).resolve()))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-os.environ.setdefault("DATABASE_URL", "postgres://unused:unused@127.0.0.1:1/unused")
 
 import django  # noqa: E402
 
@@ -156,6 +158,10 @@ def type_kind(text: str) -> str:
 def classify(message: str, doc) -> str:
     m = message.split(": ", 1)[1] if re.match(r"^\S+:\d+:\d+: ", message) else message
     m = re.sub(r"^\S+\.wdl: ", "", m)
+    if m.startswith("no workflow and no task in"):
+        return "no workflow: no task either (structs only / empty)"
+    if " is a task library (" in m:
+        return "no workflow: task library (several tasks)"
     if m.startswith("no workflow in"):
         tasks = len(doc.tasks) if doc is not None else -1
         if tasks == 1:
@@ -269,11 +275,15 @@ def measure(source: str) -> list[dict]:
         ok, code, msgs, spec = ferry_check(file_root, main, deps)
         row.update(ferry_ok=ok, ferry_code=code, ferry_messages=msgs[:20])
         row["ferry_reasons"] = sorted({classify(m, doc) for m in msgs}) if not ok else []
+        row["womtool_warnings"] = (spec or {}).get("wdl", {}).get("womtool_warnings", [])
         if ok and doc is not None and doc.workflow is not None:
             available = [b.name for b in doc.workflow.available_inputs]
             row["ferry_inputs"] = len(spec["inputs"])
             row["engine_inputs"] = len(available)
-            row["hidden_call_inputs"] = sorted(n for n in available if "." in n)
+            exposed = set((spec.get("wdl") or {}).get("engine_names", {}).values())
+            row["hidden_call_inputs"] = sorted(
+                n for n in available if "." in n and n not in exposed
+            )
         rows.append(row)
     return rows
 
@@ -481,9 +491,30 @@ def cross_source(rows: list[dict]) -> str:
     out.append(
         f"**womtool refuses, miniwdl accepts (B5)**: {len(womtool_no)} womtool `invalid/` main "
         "files (input-JSON tests left out) load in miniwdl; Ferry accepts "
-        f"{sum(1 for r in womtool_no if r['ferry_ok'])} of them with no warning: "
+        f"{sum(1 for r in womtool_no if r['ferry_ok'])} of them, "
+        f"{sum(1 for r in womtool_no if r['ferry_ok'] and r.get('womtool_warnings'))} with a "
+        "womtool warning: "
         + "; ".join(
-            f"`{r['path'].split('/validate/')[-1]}` (ferry_ok={r['ferry_ok']})" for r in womtool_no
+            f"`{r['path'].split('/validate/')[-1]}` (ferry_ok={r['ferry_ok']}, "
+            f"warning: {(r.get('womtool_warnings') or ['none'])[0][:90]})"
+            for r in womtool_no
+        )
+        + "\n\n"
+    )
+    # womtool warnings on files no test marks invalid (false alarms, or womtool-invalid
+    # helpers nobody runs)
+    warned = [
+        r
+        for r in rows
+        if r.get("womtool_warnings")
+        and not r["womtool_invalid"]
+        and r["centaur_format"] != "submitfailure"
+    ]
+    out.append(
+        f"**womtool warnings on files no test marks invalid**: {len(warned)}"
+        + (": " if warned else "")
+        + "; ".join(
+            f"`{r['source']}/{r['path']}` ({r['womtool_warnings'][0][:90]})" for r in warned
         )
         + "\n\n"
     )

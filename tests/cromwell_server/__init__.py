@@ -17,7 +17,9 @@ Besides Cromwell's routes, ``/_test/`` controls the server: ``POST /_test/faults
 (``status_503_next``, ``drop_next``, ``down``, ``delay_s``, ``no_describe``, ``submit_lag_s``,
 ``query_lag_s``, ``abort_lag_s``),
 ``GET /_test/counters``, ``POST /_test/reset``, ``POST /_test/simulate_bulk``,
-``GET|POST /_test/settings`` (simulation timings) and ``GET /_test/info``; README.md says
+``GET|POST /_test/settings`` (simulation timings), ``GET|POST /_test/documents`` (Cromwell's
+describe answer and a runnable stand-in for a document miniwdl refuses: ``documents.py``) and
+``GET /_test/info``; README.md says
 what each switch does and where this server can't stand in for a real Cromwell.
 Workflow records are saved under ``<work-dir>/records`` and reloaded at start; unfinished real
 runs are rerun. The pytest fixtures are in ``tests/harness/cromwell.py``.

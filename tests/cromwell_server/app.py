@@ -17,6 +17,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .config import ServerConfig
+from .documents import KnownDocuments
 from .errors import ApiError, invalid_id, unrecognized
 from .faults import FaultMiddleware, FaultSwitches, RequestCounters
 from .metadata import build_metadata, filter_metadata, labels_with_id, logs_of
@@ -68,6 +69,7 @@ class CromwellTestServer:
         config.work_dir.mkdir(parents=True, exist_ok=True)
         self.store = WorkflowStore(config.records_dir)
         self.faults = FaultSwitches()
+        self.documents = KnownDocuments()  # Cromwell's answer for documents miniwdl refuses
         self.counters = RequestCounters()
         self.submit_lag_s = config.submit_lag_s
         # Cromwell's summarizer lags: query results miss a workflow this long after its
@@ -493,23 +495,31 @@ def _add_engine_routes(app: Flask, server: CromwellTestServer) -> None:
             inputs = _parse_structured(inputs_text, "Input file")
             if not isinstance(inputs, dict):
                 raise ApiError(400, "workflowInputs must be a JSON object")
-        described = describe(source, inputs)
+        described = server.documents.description(source) or describe(source, inputs)
         refusal = server.faults.snapshot().get("describe_refuses")
         if refusal:  # fault switch: womtool refuses what miniwdl accepts
             described.update(valid=False, errors=[str(refusal)])
         return described
 
 
+def _runnable(server: CromwellTestServer, submissions: list[dict[str, Any]]) -> list[dict]:
+    """Each submission with the document it runs (a known document's stand-in, see
+    documents.py)."""
+    return [
+        {**fields, "source": server.documents.runnable(fields["source"])} for fields in submissions
+    ]
+
+
 def _add_workflow_routes(app: Flask, server: CromwellTestServer) -> None:
     @app.post("/api/workflows/<version>", endpoint="submit")
     def submit(version: str) -> Any:
         submissions, ids = _submission(batch=False)
-        return server.submit(submissions, ids)[0], 201
+        return server.submit(_runnable(server, submissions), ids)[0], 201
 
     @app.post("/api/workflows/<version>/batch", endpoint="submitBatch")
     def submit_batch(version: str) -> Any:
         submissions, ids = _submission(batch=True)
-        return jsonify(server.submit(submissions, ids)), 201
+        return jsonify(server.submit(_runnable(server, submissions), ids)), 201
 
     def run_query(pairs: list[tuple[str, str]]) -> Any:
         query = parse_query(pairs)
@@ -650,6 +660,12 @@ def _add_control_routes(app: Flask, server: CromwellTestServer) -> None:
                 setattr(server.simulator.settings, key.removeprefix("sim_"), float(value))
         return settings_view()
 
+    @app.route("/_test/documents", methods=["GET", "POST"], endpoint="_test_documents")
+    def documents() -> Any:
+        if request.method == "POST":
+            server.documents.register(_json_body())
+        return {"documents": server.documents.digests()}
+
     @app.get("/_test/counters", endpoint="_test_counters")
     def counters() -> Any:
         return server.counters.snapshot()
@@ -658,6 +674,7 @@ def _add_control_routes(app: Flask, server: CromwellTestServer) -> None:
     def reset() -> Any:
         body = _json_body() or {}
         server.faults.reset()
+        server.documents.reset()
         server.counters.reset()
         server.submit_lag_s = server.config.submit_lag_s
         server.query_lag_s = server.abort_lag_s = 0.0

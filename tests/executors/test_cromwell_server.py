@@ -478,6 +478,37 @@ def test_describe_validates_with_miniwdl(sim: CromwellServer) -> None:
     assert broken["errors"]
 
 
+def test_a_registered_document_gets_cromwells_answer_and_runs_its_stand_in(
+    sim: CromwellServer,
+) -> None:
+    keyword = "workflow w {\n  String left = 'x'\n}\n"  # draft-2; miniwdl: unexpected keyword
+
+    def describe(source: str) -> dict[str, Any]:
+        return dict(
+            requests.post(
+                f"{sim.url}/api/womtool/v1/describe",
+                files={"workflowSource": ("main.wdl", source)},
+                timeout=30,
+            ).json()
+        )
+
+    assert describe(keyword)["valid"] is False  # left to itself: miniwdl's verdict
+    sim.know_document(keyword, {"name": "w"}, "workflow w {\n  String left_x = 'x'\n}\n")
+    answer = describe(keyword)
+    assert answer["valid"] is True
+    assert answer["name"] == "w"
+    assert answer["isRunnableWorkflow"] is True
+    assert describe(keyword + "\n")["valid"] is False  # only that exact text
+    submitted = requests.post(
+        f"{sim.url}/api/workflows/v1",
+        files={"workflowSource": ("main.wdl", keyword)},
+        timeout=30,
+    )
+    assert submitted.status_code == 201, submitted.text
+    sim.reset()
+    assert describe(keyword)["valid"] is False
+
+
 def test_fault_switches(sim: CromwellServer) -> None:
     workflow_id = submitted_id(sim, QUICK_WDL)
     sim.faults(status_503_next=2)

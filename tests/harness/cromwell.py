@@ -130,6 +130,13 @@ class CromwellServer:
         describe_refuses, submit_lag_s, query_lag_s, abort_lag_s (see tests/cromwell_server/README.md)."""
         return dict(self._control("POST", "faults", switches))
 
+    def know_document(self, source: str, describe: dict[str, Any], run_as: str) -> None:
+        """Answer ``describe`` for exactly ``source`` and run ``run_as`` when it is submitted
+        (a Cromwell accepting what miniwdl refuses; tests/cromwell_server/documents.py)."""
+        self._control(
+            "POST", "documents", {"source": source, "describe": describe, "run_as": run_as}
+        )
+
     def counters(self) -> dict[str, int]:
         """Requests per route (``status``, ``queryPost``, ...) plus ``_total``/``_503``/``_dropped``."""
         return dict(self._control("GET", "counters"))
