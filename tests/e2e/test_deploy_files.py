@@ -87,5 +87,5 @@ def test_vagrantfile_validates(tmp_path):
     env = dict(
         os.environ, VAGRANT_DOTFILE_PATH=str(tmp_path / "dot"), VAGRANT_CHECKPOINT_DISABLE="1"
     )
-    result = run([tool, "validate"], cwd=ROOT / "vagrant", env=env)
+    result = run([tool, "validate", "--ignore-provider"], cwd=ROOT / "vagrant", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
