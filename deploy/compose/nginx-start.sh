@@ -1,6 +1,7 @@
 #!/bin/sh
 # Start nginx in the foreground; make a self-signed certificate first when /etc/nginx/tls has
-# none (mount your own ferry.crt/ferry.key there for a real host name).
+# none (mount your own ferry.crt/ferry.key there for a real host name), and point port 80's
+# redirect at FERRY_PUBLIC_HTTPS_PORT.
 set -eu
 if [ ! -s /etc/nginx/tls/ferry.crt ] || [ ! -s /etc/nginx/tls/ferry.key ]; then
   echo "nginx-start: no certificate in /etc/nginx/tls, making a self-signed one for ${FERRY_TLS_NAME:-localhost}"
@@ -9,4 +10,8 @@ if [ ! -s /etc/nginx/tls/ferry.crt ] || [ ! -s /etc/nginx/tls/ferry.key ]; then
     -keyout /etc/nginx/tls/ferry.key -out /etc/nginx/tls/ferry.crt 2>/dev/null
   chmod 0600 /etc/nginx/tls/ferry.key
 fi
+port="${FERRY_PUBLIC_HTTPS_PORT:-443}"
+suffix=":$port"
+[ "$port" = 443 ] && suffix=""
+sed "s/@HTTPS_PORT_SUFFIX@/$suffix/" /etc/nginx/ferry.conf.template > /etc/nginx/conf.d/ferry.conf
 exec nginx -g 'daemon off;'

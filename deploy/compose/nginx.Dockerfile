@@ -7,7 +7,7 @@ RUN apt-get update \
     && rm -f /etc/nginx/sites-enabled/default \
     && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log \
     && install -d -m 0750 /etc/nginx/tls
-COPY nginx.conf /etc/nginx/conf.d/ferry.conf
+COPY nginx.conf /etc/nginx/ferry.conf.template
 COPY nginx-start.sh /usr/local/bin/nginx-start
 EXPOSE 80 443
 CMD ["/usr/local/bin/nginx-start"]

@@ -111,6 +111,11 @@ def test_config_refuses_to_start_without_a_secret(
 class Stack:
     base: str
     ca: Path
+    https_port: int
+    http_port: int
+    compose: list[str]
+    env_file: Path
+    project: str
 
 
 @pytest.fixture(scope="module")
@@ -122,16 +127,17 @@ def stack(compose: list[str], tmp_path_factory: pytest.TempPathFactory) -> Itera
     data.mkdir()
     os.chown(data, 10001, 10001)
     data.chmod(0o750)
-    port = _free_port()
+    port, http_port = _free_port(), _free_port()
     env_file = _env_file(
         folder,
         BASE_IMAGE=base_image,
         FERRY_IMAGE=FERRY_IMAGE,
         FERRY_DATA_DIR=str(data),
         FERRY_HTTPS_BIND=f"127.0.0.1:{port}",
-        FERRY_HTTP_BIND=f"127.0.0.1:{_free_port()}",
+        FERRY_HTTP_BIND=f"127.0.0.1:{http_port}",
         FERRY_ADMIN_EMAIL=ADMIN[0],
         FERRY_ADMIN_PASSWORD=ADMIN[1],
+        FERRY_PUBLIC_HTTPS_PORT=str(port),
         CSRF_TRUSTED_ORIGINS=f"https://localhost:{port}",
     )
     project = f"ferrytest{secrets.token_hex(3)}"
@@ -160,7 +166,15 @@ def stack(compose: list[str], tmp_path_factory: pytest.TempPathFactory) -> Itera
             check=False,
         )
         assert copied.returncode == 0, copied.stderr
-        yield Stack(base=f"https://localhost:{port}", ca=ca)
+        yield Stack(
+            base=f"https://localhost:{port}",
+            ca=ca,
+            https_port=port,
+            http_port=http_port,
+            compose=compose,
+            env_file=env_file,
+            project=project,
+        )
     finally:
         _run(compose, env_file, "down", "-v", "--remove-orphans", project=project, timeout=180)
         shutil.rmtree(data, ignore_errors=True)
@@ -181,7 +195,10 @@ def test_stack_answers_through_nginx_over_https(stack: Stack) -> None:
     assert health.status_code == 200
     assert health.json() == {"status": "ok"}
     assert health.headers["Server"].startswith("nginx")
-    assert health.headers["Strict-Transport-Security"].startswith("max-age=")
+    # The security headers once each (nginx's; Django's copies are dropped).
+    assert health.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert health.headers["X-Frame-Options"] == "DENY"
+    assert health.headers["X-Content-Type-Options"] == "nosniff"
     ready = _wait_ready(stack)
     assert ready["checks"] == {
         "database": "ok",
@@ -195,6 +212,15 @@ def test_stack_answers_through_nginx_over_https(stack: Stack) -> None:
     )
     assert static.status_code == 200
     assert static.headers["Cache-Control"] == "public, max-age=86400"
+    assert static.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    # Port 80 only redirects to HTTPS.
+    plain = requests.get(
+        f"http://localhost:{stack.http_port}/api/",
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == f"{stack.base}/api/"
     docs = requests.get(f"{stack.base}/api/docs/", verify=str(stack.ca), timeout=10)
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
@@ -244,3 +270,32 @@ def test_example_job_runs_on_the_hosts_engine(stack: Stack) -> None:
     assert lines[0] == "sample\tvalue"
     assert lines[-1] == "S199\t199.5"
     assert len(lines) == 11
+
+
+def test_database_backup_command_of_the_readme(stack: Stack) -> None:
+    """deploy/README.md's compose backup: pg_dump in the db container, custom format."""
+    done = subprocess.run(
+        [
+            *stack.compose,
+            "-f",
+            str(COMPOSE_FILE),
+            "--env-file",
+            str(stack.env_file),
+            "-p",
+            stack.project,
+            "exec",
+            "-T",
+            "db",
+            "pg_dump",
+            "-U",
+            "postgres",
+            "-Fc",
+            "ferry",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(b"PGDMP")
+    assert b"api_file" in done.stdout

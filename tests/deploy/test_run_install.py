@@ -122,3 +122,26 @@ def test_make_run_says_where_it_serves_and_how_to_move(bind: str) -> None:
     assert f"http://{bind}/" in shown
     assert "make run BIND=0.0.0.0:9000" in shown
     assert lines[-1].endswith(f"ferry_serve --bind {bind}")
+
+
+def test_the_image_refuses_the_dev_extra() -> None:
+    """deploy/Dockerfile's requirement list: the runtime ones, and no way to add the dev extra."""
+    script = REPO / "deploy/requirements-from-pyproject.py"
+    listed = subprocess.run(
+        [sys.executable, str(script), str(REPO / "pyproject.toml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
+    names = {_canonical(re.split(r"[\[=<>!~ ;]", dep, maxsplit=1)[0]) for dep in listed}
+    assert names == _runtime_names()
+    refused = subprocess.run(
+        [sys.executable, str(script), str(REPO / "pyproject.toml"), "dev"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "no runtime extra 'dev'" in refused.stderr
