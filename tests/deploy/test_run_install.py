@@ -1,5 +1,5 @@
 """`make run` installs what running needs and nothing of the test toolchain: its pip step,
-resolved as into a fresh venv (pip --dry-run --ignore-installed, nothing installed), brings the
+resolved in a fresh venv (pip --dry-run --report: nothing is installed), brings the
 runtime dependencies of pyproject.toml and no dev package; its Debian step asks for Docker,
 busybox-static and git, not PostgreSQL or chromium; it says where Ferry runs and how to move it."""
 
@@ -64,16 +64,19 @@ def test_make_run_depends_on_the_runtime_install_only() -> None:
 def test_make_run_installs_no_dev_package(tmp_path: Path) -> None:
     args = _run_pip_install_args()
     assert args[-2:] == ["-e", "."], args  # the project itself, no extras
+    assert "--quiet" not in args and "-q" not in args  # pip shows what it fetches
+    # A fresh venv (pip from ensurepip): nothing installed, so the report lists all it would bring.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     report = tmp_path / "report.json"
     done = subprocess.run(
         [
-            sys.executable,
+            str(venv / "bin/python"),
             "-m",
             "pip",
             "install",
             *args,
             "--dry-run",
-            "--ignore-installed",
             "--quiet",
             "--report",
             str(report),
