@@ -64,7 +64,9 @@ def test_make_run_depends_on_the_runtime_install_only() -> None:
 def test_make_run_installs_no_dev_package(tmp_path: Path) -> None:
     args = _run_pip_install_args()
     assert args[-2:] == ["-e", "."], args  # the project itself, no extras
-    assert "--quiet" not in args and "-q" not in args  # pip shows what it fetches
+    # pip shows what it fetches.
+    assert "--quiet" not in args
+    assert "-q" not in args
     # A fresh venv (pip from ensurepip): nothing installed, so the report lists all it would bring.
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
