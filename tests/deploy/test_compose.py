@@ -138,6 +138,8 @@ def stack(compose: list[str], tmp_path_factory: pytest.TempPathFactory) -> Itera
         FERRY_ADMIN_EMAIL=ADMIN[0],
         FERRY_ADMIN_PASSWORD=ADMIN[1],
         FERRY_PUBLIC_HTTPS_PORT=str(port),
+        # Only the public name: web's health check (to 127.0.0.1) must pass all the same.
+        ALLOWED_HOSTS="localhost",
         CSRF_TRUSTED_ORIGINS=f"https://localhost:{port}",
     )
     project = f"ferrytest{secrets.token_hex(3)}"
