@@ -129,6 +129,7 @@ def test_vagrantfile_runs_the_provisioning_script_over_https(
     assert "https://localhost:8443" in origins
     assert all(origin.startswith("https://") for origin in origins)
     assert "localhost" in env["ALLOWED_HOSTS"].split(",")
+    assert env["FERRY_SERVER_NAME"] == "localhost"  # the self-signed certificate's name
     # HTTPS end to end: the cookies stay secure (never the plain-HTTP switches).
     assert env.get("SESSION_COOKIE_SECURE", "true") == "true"
     assert env.get("CSRF_COOKIE_SECURE", "true") == "true"
