@@ -73,6 +73,8 @@ def test_build_stage_leaves_nothing_behind(image: str) -> None:
     assert _run(
         image, "sh", "-c", "ls /opt/ferry/app/tests 2>/dev/null || echo absent"
     ).strip() == ("absent")
+    # compose's deploy/.env (secrets) never enters the build context.
+    assert "**/.env" in (REPO / ".dockerignore").read_text().splitlines()
     history = docker("history", "--no-trunc", image).stdout
     assert "BEGIN CERTIFICATE" not in history
     assert "EXTRA_CA_CERTS" not in history
