@@ -2,29 +2,51 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two install steps share .venv: `make run` needs Ferry's runtime dependencies only
+# (RUN_STAMP); `make test`, `make lint` and `make bench` add the dev toolchain (STAMP).
+STAMP     := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 BIND   ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
 # `make bench BENCH=tests/benchmarks/test_bench_lists.py` runs one benchmark file.
 BENCH  ?= tests/benchmarks
+# pip prints each package as it fetches it (and a progress bar on a terminal).
+PIP_INSTALL := $(BIN)/python -m pip install --progress-bar on
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench system-deps system-deps-run clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-# What Ferry needs from Debian: PostgreSQL's server binaries (tests), a running Docker engine,
-# busybox-static (the examples' base image) and git (ingesting operations).
+# Runtime only: no pytest, playwright, moto, mypy ... (tests/deploy/test_run_install.py checks).
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "==> Installing Ferry's runtime dependencies into $(VENV) (the first time takes a minute or two) ..."
+	$(PIP_INSTALL) -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "==> Installing Ferry with its test toolchain (.[dev]) into $(VENV) ..."
+	$(PIP_INSTALL) -e '.[dev]'
+	touch $(RUN_STAMP) $(STAMP)
+
+# What Ferry needs from Debian (deploy/system-deps.sh): for running, a Docker engine,
+# busybox-static (the examples' base image) and git (ingesting operations); the tests add
+# PostgreSQL's server binaries and chromium.
+system-deps-run:
+	@bash deploy/system-deps.sh run
+
 system-deps:
-	@bash deploy/system-deps.sh
+	@bash deploy/system-deps.sh test
 
-run: $(STAMP) system-deps
+run: $(RUN_STAMP) system-deps-run
+	@echo "==> Migrating the database (var/ferry.sqlite3) ..."
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ferry_ensure_admin
+	@echo "==> Building the example operations' images on the local Docker engine and loading them ..."
 	$(BIN)/python manage.py ferry_load_examples
+	@echo "==> Ferry on http://$(BIND)/ (the API at /api/, Swagger UI at /api/docs/, admin at /admin/)."
+	@echo "    Another address or port: make run BIND=0.0.0.0:9000 ; Ctrl-C stops the server and its worker."
 	$(BIN)/python manage.py ferry_serve --bind $(BIND)
 
 lint: $(STAMP)

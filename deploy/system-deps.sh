@@ -1,13 +1,31 @@
 #!/usr/bin/env bash
-# Install the Debian packages Ferry's tests need when they are missing (root only), and start a
-# Docker engine when none answers: PostgreSQL's server binaries, docker.io, a static busybox (for
-# the test image, built locally: no registry) and git.
+# Install the Debian packages Ferry needs when they are missing (root only), and start a Docker
+# engine when none answers.
+#   deploy/system-deps.sh run    what running Ferry needs (`make run`): docker.io, busybox-static
+#                                (the example operations' base image, built locally: no registry), git
+#   deploy/system-deps.sh test   the above plus what the tests need (`make test`, the default):
+#                                PostgreSQL's server binaries and chromium (one headless-browser test)
+#   deploy/system-deps.sh --list run|test   print the Debian packages of that set and exit
 set -euo pipefail
 
-need=()
-if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  need+=(postgresql)
+run_packages=(docker.io busybox-static git)
+test_packages=("${run_packages[@]}" postgresql chromium)
+
+if [ "${1:-}" = "--list" ]; then
+  case "${2:-test}" in
+    run) echo "${run_packages[*]}" ;;
+    test) echo "${test_packages[*]}" ;;
+    *) echo "usage: $0 --list run|test" >&2; exit 2 ;;
+  esac
+  exit 0
 fi
+purpose="${1:-test}"
+case "$purpose" in
+  run | test) ;;
+  *) echo "usage: $0 [run|test] | --list run|test" >&2; exit 2 ;;
+esac
+
+need=()
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
   need+=(docker.io)
 fi
@@ -17,9 +35,14 @@ fi
 if ! command -v git >/dev/null 2>&1; then
   need+=(git)
 fi
-# Debian's chromium for the headless-browser upload test (playwright never downloads one).
-if [ ! -x /usr/bin/chromium ]; then
-  need+=(chromium)
+if [ "$purpose" = test ]; then
+  if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    need+=(postgresql)
+  fi
+  # Debian's chromium for the headless-browser upload test (playwright never downloads one).
+  if [ ! -x /usr/bin/chromium ]; then
+    need+=(chromium)
+  fi
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -27,12 +50,12 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "Missing Debian packages: ${need[*]}. Install them: sudo apt-get install -y ${need[*]}" >&2
     exit 1
   fi
-  echo "Installing ${need[*]} ..."
+  echo "Installing ${need[*]} (apt-get) ..."
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
 fi
 
-# A Docker engine for the executor tests.
+# A Docker engine for jobs (and the executor tests).
 if docker info >/dev/null 2>&1; then
   exit 0
 fi

@@ -87,5 +87,6 @@ def test_vagrantfile_validates(tmp_path):
     env = dict(
         os.environ, VAGRANT_DOTFILE_PATH=str(tmp_path / "dot"), VAGRANT_CHECKPOINT_DISABLE="1"
     )
-    result = run([tool, "validate"], cwd=ROOT / "vagrant", env=env)
+    # No provider (VirtualBox, libvirt) is installed here: check the Vagrantfile alone.
+    result = run([tool, "validate", "--ignore-provider"], cwd=ROOT / "vagrant", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
