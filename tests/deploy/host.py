@@ -99,6 +99,14 @@ class Host:
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
+    def certificate(self) -> str:
+        """The host's self-signed certificate (made by provision.sh): clients verify with it."""
+        return str(self.var_dir.parent / "ferry.crt")
+
+    def fetch_certificate(self) -> None:
+        run("docker", "cp", f"{self.name}:/etc/ferry/tls/ferry.crt", self.certificate)
+
+    @property
     def base(self) -> str:
         return f"https://127.0.0.1:{self.https_port}"
 
@@ -131,7 +139,8 @@ class Host:
         output = text[text.rindex("\n#### ") :]
         if result.returncode != 0:
             raise AssertionError(f"provision.sh failed ({result.returncode}):\n{output[-6000:]}")
-        self.timings[f"provision {len(self.timings) + 1}"] = time.monotonic() - started
+        runs = sum(stage.startswith("provision") for stage in self.timings)
+        self.timings[f"provision {runs + 1}"] = time.monotonic() - started
         return output
 
     def port(self, inside: int) -> int:
@@ -188,8 +197,21 @@ def _remove(host: Host) -> None:
         VAR_PARENT.rmdir()  # only when no other run's folder is left
 
 
+def _reused(spec: str) -> Host:
+    """FERRY_DEPLOY_REUSE=<container>:<var dir>: a host kept by FERRY_DEPLOY_KEEP=1, for
+    working on the tests (nothing is provisioned or removed)."""
+    name, var_dir = spec.split(":", 1)
+    host = Host(name=name, var_dir=Path(var_dir), log=Path(f"/tmp/{name}.log"))
+    host.https_port, host.http_port = host.port(443), host.port(80)
+    host.fetch_certificate()
+    return host
+
+
 @contextlib.contextmanager
 def provisioned_host() -> Iterator[Host]:
+    if reuse := os.environ.get("FERRY_DEPLOY_REUSE"):
+        yield _reused(reuse)
+        return
     unique = uuid.uuid4().hex[:10]
     started = time.monotonic()
     ensure_images()
@@ -206,6 +228,7 @@ def provisioned_host() -> Iterator[Host]:
         host.timings["boot"] = time.monotonic() - mark
         progress(f"provisioning (log: {log}) ...")
         host.provision()
+        host.fetch_certificate()
         progress(f"provisioned in {host.timings['provision 1']:.0f} s; {host.base}")
         yield host
         log.unlink()

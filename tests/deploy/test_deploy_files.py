@@ -62,8 +62,37 @@ def test_systemd_units_verify():
     assert not problems, "\n".join(problems)
 
 
+def render_site(tmp_path):
+    """deploy/nginx/ferry.conf filled in as provision.sh does, with a throwaway certificate."""
+    cert, key = tmp_path / "ferry.crt", tmp_path / "ferry.key"
+    made = run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)),
+        ]
+    )
+    assert made.returncode == 0, made.stderr
+    text = (DEPLOY / "nginx" / "ferry.conf").read_text()
+    for name, value in {
+        "SERVER_NAME": "localhost",
+        "TLS_CERT": str(cert),
+        "TLS_KEY": str(key),
+        "STATIC_ROOT": str(tmp_path / "static"),
+    }.items():
+        text = text.replace(f"@{name}@", value)
+    assert "@" not in text
+    text = text.replace(
+        "/etc/nginx/snippets/ferry-proxy.conf", str(DEPLOY / "nginx" / "ferry-proxy.conf")
+    )
+    site = tmp_path / "ferry.conf"
+    site.write_text(text)
+    return site
+
+
 def test_nginx_conf(tmp_path):
     tool = require("nginx")
+    require("openssl")
+    site = render_site(tmp_path)
     conf = tmp_path / "nginx.conf"
     conf.write_text(
         f"pid {tmp_path}/nginx.pid;\n"
@@ -73,7 +102,7 @@ def test_nginx_conf(tmp_path):
         "    access_log off;\n"
         f"    client_body_temp_path {tmp_path}/body;\n"
         f"    proxy_temp_path {tmp_path}/proxy;\n"
-        f"    include {DEPLOY / 'nginx' / 'ferry.conf'};\n"
+        f"    include {site};\n"
         "}\n"
     )
     result = run(
@@ -87,5 +116,6 @@ def test_vagrantfile_validates(tmp_path):
     env = dict(
         os.environ, VAGRANT_DOTFILE_PATH=str(tmp_path / "dot"), VAGRANT_CHECKPOINT_DISABLE="1"
     )
-    result = run([tool, "validate"], cwd=ROOT / "vagrant", env=env)
+    # No provider (VirtualBox, libvirt) is installed here: check the Vagrantfile alone.
+    result = run([tool, "validate", "--ignore-provider"], cwd=ROOT / "vagrant", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
