@@ -16,7 +16,8 @@
 #   Postgres is neither installed nor managed here), FERRY_REGISTRATION_OPEN, FERRY_ADMIN_EMAIL,
 #   FERRY_VAR_DIR (jobs' folders live under it: with the host's engine, a path the engine sees
 #   at the same place), FERRY_SERVER_NAME, FERRY_TLS_CERT, FERRY_TLS_KEY (a self-signed pair is
-#   made when both files are missing), FERRY_Q_BROKER (orm or redis), FERRY_LOAD_EXAMPLES.
+#   made when both files are missing), FERRY_Q_BROKER (orm or redis), FERRY_LOAD_EXAMPLES,
+#   SESSION_COOKIE_SECURE, CSRF_COOKIE_SECURE, SECURE_SSL_REDIRECT.
 # See deploy/ferry.env.example for every setting.
 set -euo pipefail
 
@@ -200,6 +201,11 @@ write_env_file() {
             note "added FERRY_CREDENTIAL_KEYS to $ENV_FILE"
             RESTART_APP=yes
         fi
+        if [[ $BROKER == redis ]] && ! grep -q '^FERRY_Q_REDIS_URL=' "$ENV_FILE"; then
+            echo "FERRY_Q_REDIS_URL=redis://127.0.0.1:6379/0" >>"$ENV_FILE"
+            note "added FERRY_Q_REDIS_URL (this host's redis-server) to $ENV_FILE"
+            RESTART_APP=yes
+        fi
         note "keeping existing $ENV_FILE"
         return
     fi
@@ -232,6 +238,11 @@ FERRY_Q_BROKER=$BROKER
 $broker_line
 FERRY_LOAD_EXAMPLES=$LOAD_EXAMPLES
 EOF
+    # Plain-HTTP boxes only (behind another TLS proxy): secure cookies and Django's redirect off.
+    local var
+    for var in SESSION_COOKIE_SECURE CSRF_COOKIE_SECURE SECURE_SSL_REDIRECT; do
+        if [[ -n ${!var:-} ]]; then echo "$var=${!var}" >>"$ENV_FILE.tmp"; fi
+    done
     umask 022
     chown root:ferry "$ENV_FILE.tmp"
     chmod 0640 "$ENV_FILE.tmp"

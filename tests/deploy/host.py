@@ -56,6 +56,11 @@ SYSTEMD_FLAGS = [
 # Jobs' folders: a host path, outside /tmp and /home (the units' PrivateTmp, ProtectHome).
 VAR_PARENT = Path(os.environ.get("FERRY_DEPLOY_TEST_VAR", "/var/lib/ferry-deploy-test"))
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+# What provision.sh gets as its source tree: a snapshot, so edits to the checkout while the tests
+# run don't show up as changes in the second run.
+SNAPSHOT_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "var", "__pycache__", "*.pyc", ".*_cache", "*.egg-info", ".vagrant"
+)
 ADMIN_EMAIL = "admin@ferry.local"
 ADMIN_PASSWORD = "Deploy-test-pass-123"
 PROVISION_TIMEOUT_S = 1200
@@ -167,7 +172,7 @@ def _boot(host: Host) -> None:
         "-v",
         f"{host.var_dir}:{host.var_dir}",
         "-v",
-        f"{ROOT}:/src:ro",
+        f"{host.var_dir.parent / 'src'}:/src:ro",
         "-v",
         f"{HOST_CA}:/etc/ferry-test-ca.crt:ro",
         "-p",
@@ -218,6 +223,7 @@ def provisioned_host() -> Iterator[Host]:
     var_dir = VAR_PARENT / unique / "var"
     var_dir.parent.mkdir(parents=True, mode=0o755)
     VAR_PARENT.chmod(0o755)
+    shutil.copytree(ROOT, var_dir.parent / "src", ignore=SNAPSHOT_IGNORE, symlinks=True)
     log = Path(os.environ.get("FERRY_DEPLOY_LOG", f"/tmp/ferry-deploy-{unique}.log"))
     host = Host(name=f"ferry-deploy-{unique}", var_dir=var_dir, log=log)
     host.timings["images"] = time.monotonic() - started
