@@ -281,7 +281,8 @@ copy_app() {
     log "Copying application from $SRC_DIR to $APP_DIR"
     [[ $SRC_DIR != "$APP_DIR" ]] || return 0
     local changes
-    changes=$(rsync -a --delete --itemize-changes --chown=root:root --chmod=u+rwX,go+rX,go-w \
+    # -O: directories' times are not synced (compileall adds __pycache__ to them afterwards).
+    changes=$(rsync -a -O --delete --itemize-changes --chown=root:root --chmod=u+rwX,go+rX,go-w \
         --exclude='.git/' --exclude='/.venv/' --exclude='/venv/' --exclude='/var/' \
         --exclude='.vagrant/' --exclude='node_modules/' --exclude='__pycache__/' \
         --exclude='*.pyc' --exclude='.pytest_cache/' --exclude='.tox/' --exclude='.*_cache/' \
