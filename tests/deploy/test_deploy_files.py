@@ -7,8 +7,10 @@ missing on the machine are skipped.
 import os
 import py_compile
 import re
+import secrets
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,39 @@ def test_vagrantfile_validates(tmp_path):
     # No provider (VirtualBox, libvirt) is installed here: check the Vagrantfile alone.
     result = run([tool, "validate", "--ignore-provider"], cwd=ROOT / "vagrant", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def production_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY=secrets.token_urlsafe(50),  # as provision.sh makes it
+        FERRY_CREDENTIAL_KEYS="q6mQ0mY4cSg7K4xv5Xh8tqQ3Zb9m5R1wFJ4o2yq0c1E=",
+        DATABASE_URL="postgres://ferry:pw@127.0.0.1:1/ferry",  # never connected to
+        **extra,
+    )
+    return env
+
+
+def test_production_settings_pass_check_deploy():
+    """What provision.sh runs after migrating: no warning left (HTTPS behind nginx)."""
+    result = run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=production_env(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("redis_url", ["", "redis://127.0.0.1:6379/0"])
+def test_worker_broker_follows_redis_url(redis_url):
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "q = settings.Q_CLUSTER; print(q.get('orm'), q.get('redis'))"
+    )
+    result = run(
+        [sys.executable, "-c", code], cwd=ROOT, env=production_env(FERRY_Q_REDIS_URL=redis_url)
+    )
+    assert result.returncode == 0, result.stderr
+    expected = f"None {redis_url}" if redis_url else "default None"
+    assert result.stdout.strip() == expected
