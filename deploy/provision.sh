@@ -45,7 +45,9 @@ die() {
 [[ ${VERSION_CODENAME:-} == bookworm ]] ||
     echo "provision: warning: written for Debian 12 (bookworm), this is ${PRETTY_NAME:-unknown}" >&2
 
-# What changed in this run decides what is restarted at the end.
+# What changed in this run decides what is restarted at the end: code only -> ferry-web reloads
+# gracefully (new workers with the new code, in-flight requests finish; no downtime) and the
+# worker restarts; units, environment, dependencies or groups -> both restart.
 RESTART_APP=no
 RELOAD_NGINX=no
 
@@ -290,7 +292,7 @@ copy_app() {
         "$SRC_DIR/" "$APP_DIR/")
     if [[ -n $changes ]]; then
         note "$(wc -l <<<"$changes") paths updated"
-        RESTART_APP=yes
+        RESTART_APP=${RESTART_APP/no/reload}
     else
         note "unchanged"
     fi
@@ -399,6 +401,13 @@ install_units() {
 apply_services() {
     log "Services"
     if [[ $RESTART_APP == yes ]]; then
+        systemctl restart ferry-web.service ferry-worker.service
+        note "restarted ferry-web and ferry-worker"
+    elif [[ $RESTART_APP == reload ]] && systemctl is-active --quiet ferry-web.service; then
+        systemctl reload ferry-web.service
+        systemctl restart ferry-worker.service
+        note "reloaded ferry-web gracefully (new code), restarted ferry-worker"
+    elif [[ $RESTART_APP == reload ]]; then
         systemctl restart ferry-web.service ferry-worker.service
         note "restarted ferry-web and ferry-worker"
     else

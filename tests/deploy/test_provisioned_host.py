@@ -325,3 +325,57 @@ def test_second_run_changes_nothing(deployed_host: Host) -> None:
     assert "nginx left running" in output
     assert "keeping existing /etc/ferry/ferry.env" in output
     assert "Ferry is up" in output
+
+
+def web_workers(host: Host) -> str:
+    return host.sh(
+        "main=$(systemctl show -p MainPID --value ferry-web); "
+        'grep -ls "^PPid:[[:space:]]*$main\\$" /proc/[0-9]*/status | sort'
+    )
+
+
+class HealthWatcher(threading.Thread):
+    """Asks /healthz through nginx over and over; notes every answer that is not 200."""
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(daemon=True)
+        self.host, self.asked, self.stop = host, 0, False
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        session = requests.Session()
+        session.verify, session.trust_env = self.host.certificate, False
+        while not self.stop:
+            self.asked += 1
+            try:
+                status = session.get(f"{self.host.base}/healthz", timeout=30).status_code
+                if status != 200:
+                    self.failures.append(str(status))
+            except requests.RequestException as exc:
+                self.failures.append(repr(exc))
+            time.sleep(0.1)
+
+
+def test_new_code_reloads_the_web_server_without_downtime(deployed_host: Host) -> None:
+    """An upgrade that changes only code: ferry-web reloads (same master, new workers) while
+    requests keep being answered; the worker restarts."""
+    host = deployed_host
+    main_before = host.sh("systemctl show -p MainPID --value ferry-web")
+    workers_before = web_workers(host)
+    (host.var_dir.parent / "src" / "deploy" / "UPGRADED").write_text("a new release\n")
+    watcher = HealthWatcher(host)
+    watcher.start()
+    try:
+        output = host.provision()
+    finally:
+        watcher.stop = True
+        watcher.join(60)
+    assert "reloaded ferry-web gracefully (new code), restarted ferry-worker" in output
+    assert host.sh("cat /opt/ferry/app/deploy/UPGRADED") == "a new release\n"
+    assert host.sh("systemctl show -p MainPID --value ferry-web") == main_before
+    deadline = time.monotonic() + 60
+    while web_workers(host) == workers_before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert web_workers(host) != workers_before, "gunicorn kept its old workers"
+    assert watcher.asked > 10
+    assert not watcher.failures, watcher.failures
