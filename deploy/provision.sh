@@ -120,7 +120,8 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     # python3 first: the checks below need it.
-    local packages=(python3 python3-venv nginx rsync ca-certificates openssl git busybox-static)
+    # procps: /bin/kill, which ferry-web.service reloads gunicorn with.
+    local packages=(python3 python3-venv nginx rsync ca-certificates openssl git busybox-static procps)
     apt-get install -y -q --no-install-recommends "${packages[@]}"
     local db_url
     db_url=$(setting DATABASE_URL "$DATABASE_URL_SEED")
