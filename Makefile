@@ -1,4 +1,5 @@
-# Ferry: `make run` (embedded default on http://127.0.0.1:8000), `make test`, `make bench`.
+# Ferry: `make run` (embedded default on http://127.0.0.1:8000), `make test`, `make test-deploy`,
+# `make bench`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,7 +14,7 @@ BENCH  ?= tests/benchmarks
 # pip prints each package as it fetches it (and a progress bar on a terminal).
 PIP_INSTALL := $(BIN)/python -m pip install --progress-bar on
 
-.PHONY: run test lint bench system-deps system-deps-run clean
+.PHONY: run test test-deploy lint bench system-deps system-deps-run clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +60,16 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m tests.harness.pgcluster $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+# The deployment tests, exactly tests/deploy/ (which `make test` leaves out, see addopts in
+# pyproject.toml): deploy/provision.sh on a Debian container with systemd, the container image,
+# compose, vagrant. Needs root and the Docker engine; prints its stages and how long it took.
+DEPLOY_ADDOPTS := -ra --strict-markers -p tests.harness.cromwell
+test-deploy: $(STAMP) system-deps
+	@start=$$(date +%s); \
+	$(BIN)/python -m tests.harness.pgcluster $(BIN)/pytest tests/deploy -s -o addopts="$(DEPLOY_ADDOPTS)" $(PYTEST_ARGS); rc=$$?; \
+	echo "make test-deploy: $$(( $$(date +%s) - start )) s"; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no deployment tests: failing"; exit 1; fi; exit $$rc
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m tests.harness.pgcluster $(BIN)/pytest $(BENCH) -s -o addopts="" -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \

@@ -147,7 +147,11 @@ STORAGES = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(FERRY_STORAGE_ROOT / "files")},
     },
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Public by nature, and served by nginx (another user): readable by all, unlike uploads.
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755},
+    },
 }
 
 # Where new files and job results go unless a workspace chooses otherwise: empty for the local
@@ -360,6 +364,11 @@ Q_CLUSTER = {
     "save_limit": -1,
     "label": "Ferry tasks",
 }
+# Several worker hosts on one database: a Redis broker (e.g. redis://127.0.0.1:6379/0) instead
+# of polling the database's queue table (see deploy/PROVISIONING-NOTES.md).
+if FERRY_Q_REDIS_URL := env.str("FERRY_Q_REDIS_URL", default=""):
+    Q_CLUSTER["redis"] = FERRY_Q_REDIS_URL
+    del Q_CLUSTER["orm"]
 
 LOGGING = {
     "version": 1,
