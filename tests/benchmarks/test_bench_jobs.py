@@ -34,8 +34,9 @@ Same run, same machine, one after the other:
   response in which the client saw it succeeded.
 
 Both phases are warmed up first (FERRY_BENCH_CONCURRENCY untimed runs each). Afterwards the job
-rows, their status events and django-q2's task records tell where the time went (django-q2 keeps
-only the last 250 successful tasks, so the per-task split covers the last jobs only: see "n"),
+rows, their status events and django-q2's task records tell where the time went (the worker
+keeps no successful task records, as deployed, unless FERRY_Q_SAVE_LIMIT=0: then the per-task
+split C1/C2 is shown too),
 and the CPU used by each part of the system is printed per job.
 """
 
@@ -723,6 +724,10 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
     server_dir = bench_dir / "server"
     settings_env = {
         "FERRY_Q_SYNC": "false",
+        # As deployed (config.settings.base): no row per successful task, which django-q2's
+        # default would keep and prune on every save. FERRY_Q_SAVE_LIMIT=0 keeps them all
+        # (and so the C1/C2 split of the report).
+        "FERRY_Q_SAVE_LIMIT": os.environ.get("FERRY_Q_SAVE_LIMIT", "-1"),
         "FERRY_POLL_LOOP_S": os.environ.get("FERRY_POLL_LOOP_S", "25"),
     }
     if os.environ.get("FERRY_POLL_INTERVAL_S"):
@@ -738,7 +743,8 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
         with gunicorn_server(
             server_dir,
             workers=clients,
-            extra_env=settings_env,
+            # As deploy/gunicorn.conf.py: the ASGI workers keep a pool of connections.
+            extra_env={**settings_env, "FERRY_DB_POOL": "true"} if asgi else settings_env,
             app="config.asgi:application" if asgi else "config.wsgi:application",
             worker_class="uvicorn_worker.UvicornWorker" if asgi else None,
         ) as server:
