@@ -11,6 +11,10 @@
     FERRY_BENCH_SERVER=           "asgi": gunicorn's uvicorn workers serving config.asgi, as
                                   deployed (the stream needs it; the default with "stream"), or
                                   "wsgi": sync workers serving config.wsgi (the default otherwise)
+    FERRY_BENCH_COUNT_ENGINE=     "1": the worker talks to the engine through a counting proxy (a
+                                  Python relay: it slows the engine calls down, so compare its
+                                  other figures only with runs that count too) and the report
+                                  lists the engine requests per job
     FERRY_BENCH_COMMAND=true      the operation's (and the baseline's) shell command; the Docker
                                   executor currently fails a run that exits 0 without writing
                                   /work/outputs.json, even for an operation that declares no
@@ -45,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -70,6 +75,7 @@ from api import services
 from api.models import User, Workspace
 from operations.models import Event, Job, Operation
 from tests.harness.docker import ensure_busybox_image, ensure_docker
+from tests.harness.docker_proxy import CountingProxy
 from tests.operations_fixtures import TEST_IMAGE, make_operation
 
 from .gunicorn_server import (
@@ -711,6 +717,29 @@ def _wait_for(predicate: Callable[[], bool], limit: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def engine_requests_table(requests_seen: Sequence[str], count: int) -> None:
+    """The engine requests the worker made, by method and path (ids and names left out)."""
+    kinds: dict[str, int] = {}
+    for line in requests_seen:
+        method, _, target = line.partition(" ")
+        path = re.sub(r"^/v[0-9.]+", "", target.split("?")[0])
+        path = re.sub(r"/containers/[^/]+", "/containers/<id>", path)
+        kinds[f"{method} {path}"] = kinds.get(f"{method} {path}", 0) + 1
+    rows: list[list[object]] = [
+        [kind, n, f"{n / count:.2f}"] for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1])
+    ]
+    rows.append(["all", len(requests_seen), f"{len(requests_seen) / count:.2f}"])
+    show("Docker engine requests of the worker (timed phase)", ["request", "n", "per job"], rows)
+
+
+def engine_proxy(bench_dir: Path) -> contextlib.AbstractContextManager[CountingProxy | None]:
+    if os.environ.get("FERRY_BENCH_COUNT_ENGINE", "").strip() in ("", "0"):
+        return contextlib.nullcontext()
+    if not os.path.exists("/var/run/docker.sock"):
+        pytest.skip("FERRY_BENCH_COUNT_ENGINE needs the engine on /var/run/docker.sock")
+    return CountingProxy(bench_dir)
+
+
 def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
     count, clients, mode, cmd = jobs_count(), concurrency(), watch_mode(), command()
     kind = server_kind(mode)
@@ -757,7 +786,11 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
                 "PYTHONUNBUFFERED": "1",
                 **settings_env,
             }
-            with qcluster(bench_dir, worker_env) as worker:
+            with contextlib.ExitStack() as stack:
+                proxy = stack.enter_context(engine_proxy(bench_dir))
+                if proxy is not None:
+                    worker_env["DOCKER_HOST"] = f"unix://{proxy.path}"
+                worker = stack.enter_context(qcluster(bench_dir, worker_env))
                 _wait_for(
                     lambda: len(psutil.Process(worker.pid).children(recursive=True)) >= 3,
                     60,
@@ -785,9 +818,11 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
                 _wait_for(lambda: not Job.objects.active().exists(), 30, "the warm-up to settle")
                 time.sleep(1.0)
                 meter = CpuMeter(gunicorn_pid=server.master.pid, worker_pid=worker.pid)
+                asked_before = len(proxy.requests) if proxy is not None else 0
                 ferry, runs, watcher = run_ferry(
                     server, setup.key, body, count, clients, mode, cpu=meter
                 )
+                engine_requests = proxy.requests[asked_before:] if proxy is not None else None
                 gunicorn_log = server.log_tail(15)
     finally:
         job_ids = set(Job.objects.values_list("pk", flat=True))
@@ -857,6 +892,8 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
     )
     where_the_time_goes(runs)
     cpu_table(baseline, ferry, count)
+    if engine_requests is not None:
+        engine_requests_table(engine_requests, count)
     reads = (
         "one event stream for all jobs"
         if mode == "stream"
