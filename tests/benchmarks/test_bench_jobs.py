@@ -723,7 +723,7 @@ def engine_requests_table(requests_seen: Sequence[str], count: int) -> None:
     for line in requests_seen:
         method, _, target = line.partition(" ")
         path = re.sub(r"^/v[0-9.]+", "", target.split("?")[0])
-        path = re.sub(r"/containers/[^/]+", "/containers/<id>", path)
+        path = re.sub(r"/containers/(?!json$|create$)[^/]+", "/containers/<id>", path)
         kinds[f"{method} {path}"] = kinds.get(f"{method} {path}", 0) + 1
     rows: list[list[object]] = [
         [kind, n, f"{n / count:.2f}"] for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1])
