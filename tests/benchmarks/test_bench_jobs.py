@@ -15,6 +15,9 @@
                                   Python relay: it slows the engine calls down, so compare its
                                   other figures only with runs that count too) and the report
                                   lists the engine requests per job
+    FERRY_BENCH_ROUNDS=5          the jobs run in this many rounds, each a share of the `docker
+                                  run`s then the same share of Ferry jobs: other work on the
+                                  machine weighs on both alike
     FERRY_BENCH_COMMAND=true      the operation's (and the baseline's) shell command; the Docker
                                   executor currently fails a run that exits 0 without writing
                                   /work/outputs.json, even for an operation that declares no
@@ -24,7 +27,7 @@ Goals (printed, not asserted): Ferry's throughput is at least 0.90 of the `docke
 at the same concurrency, and the added latency per job (Ferry's submit-to-seen-succeeded time
 minus the median `docker run --rm` time) has a p50 under 150 ms and a p99 under 500 ms.
 
-Same run, same machine, one after the other:
+Same run, same machine, in alternating rounds (FERRY_BENCH_ROUNDS):
 
 * Baseline: FERRY_BENCH_JOBS runs of ``docker run --rm --network none ferry/busybox:latest
   true`` from a pool of FERRY_BENCH_CONCURRENCY threads (one `docker` CLI process per run).
@@ -125,6 +128,10 @@ def server_kind(mode: str) -> str:
     return kind
 
 
+def rounds() -> int:
+    return max(1, int(env_number("FERRY_BENCH_ROUNDS", 5)))
+
+
 def command() -> str:
     return os.environ.get("FERRY_BENCH_COMMAND", "").strip() or "true"
 
@@ -210,6 +217,13 @@ class Phase:
     @property
     def rate(self) -> float:
         return len(self.latencies) / self.wall if self.wall else 0.0
+
+    def add(self, other: Phase) -> None:
+        """Count ``other`` (a later round of the same kind) in with this one."""
+        self.latencies += other.latencies
+        self.wall += other.wall
+        for key, used in other.cpu.used.items():
+            self.cpu.used[key] = self.cpu.used.get(key, 0.0) + used
 
 
 def _remove_containers(client: Any, *, name: str | None = None, label: str | None = None) -> None:
@@ -717,6 +731,29 @@ def _wait_for(predicate: Callable[[], bool], limit: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def run_rounds(
+    bare: Callable[[int], Phase],
+    ferry: Callable[[int], tuple[Phase, list[JobRun], Watcher]],
+    count: int,
+) -> tuple[Phase, Phase, list[JobRun], Watcher]:
+    """``count`` `docker run`s and ``count`` Ferry jobs in FERRY_BENCH_ROUNDS alternating
+    rounds; each kind's rounds summed (walls, latencies, CPU)."""
+    total_bare, total_ferry = Phase(), Phase()
+    all_runs: list[JobRun] = []
+    watchers: list[Watcher] = []
+    shares = [count // rounds() + (1 if n < count % rounds() else 0) for n in range(rounds())]
+    for share in (n for n in shares if n):
+        total_bare.add(bare(share))
+        phase, runs, watcher = ferry(share)
+        total_ferry.add(phase)
+        all_runs += runs
+        watchers.append(watcher)
+    watcher = watchers[0]
+    watcher.reads = sum(w.reads for w in watchers)
+    watcher.fallbacks = sum(w.fallbacks for w in watchers)
+    return total_bare, total_ferry, all_runs, watcher
+
+
 def engine_requests_table(requests_seen: Sequence[str], count: int) -> None:
     """The engine requests the worker made, by method and path (ids and names left out)."""
     kinds: dict[str, int] = {}
@@ -747,7 +784,6 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
 
     # ---- baseline: docker run --rm
     run_baseline(clients, clients, image, cmd, timed=False)  # warm-up
-    baseline = run_baseline(count, clients, image, cmd)
 
     # ---- Ferry: gunicorn + one django-q2 cluster on the test database
     server_dir = bench_dir / "server"
@@ -817,10 +853,19 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
                 # Let the poll loop of the warm-up end, so the timed run starts like a cold one.
                 _wait_for(lambda: not Job.objects.active().exists(), 30, "the warm-up to settle")
                 time.sleep(1.0)
-                meter = CpuMeter(gunicorn_pid=server.master.pid, worker_pid=worker.pid)
                 asked_before = len(proxy.requests) if proxy is not None else 0
-                ferry, runs, watcher = run_ferry(
-                    server, setup.key, body, count, clients, mode, cpu=meter
+                baseline, ferry, runs, watcher = run_rounds(
+                    lambda n: run_baseline(n, clients, image, cmd),
+                    lambda n: run_ferry(
+                        server,
+                        setup.key,
+                        body,
+                        n,
+                        clients,
+                        mode,
+                        cpu=CpuMeter(gunicorn_pid=server.master.pid, worker_pid=worker.pid),
+                    ),
+                    count,
                 )
                 engine_requests = proxy.requests[asked_before:] if proxy is not None else None
                 gunicorn_log = server.log_tail(15)
@@ -846,7 +891,7 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
     show(
         f"{count} trivial jobs ({cmd!r}, {image}), {clients} at a time: "
         f"`docker run --rm` loop vs Ferry (HTTP API on {kind.upper()} + 1 django-q2 cluster, "
-        f"watch={mode})",
+        f"watch={mode}, {rounds()} alternating rounds)",
         ["", "jobs", "wall s", "jobs/s", "p50 ms", "p90 ms", "p99 ms", "max ms"],
         [
             [
