@@ -40,8 +40,9 @@ def record_event(
     file_id: Any = None,
 ) -> Event:
     """Append one Event in the current transaction (call it as the change's last write: the
-    writers' lock is held from here to the commit)."""
-    with transaction.atomic():
+    writers' lock is held from here to the commit). Inside the caller's transaction it adds
+    no savepoint of its own: an error here undoes the whole change anyway."""
+    with transaction.atomic(savepoint=False):
         postgres = connection.vendor == "postgresql"
         if postgres:
             with connection.cursor() as cursor:

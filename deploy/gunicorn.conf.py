@@ -51,6 +51,9 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # samples under PROMETHEUS_MULTIPROC_DIR (emptied when gunicorn starts; a dead worker's live
 # gauges are dropped). Set before the workers import prometheus_client.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/run/ferry/prometheus")
+# A pool of PostgreSQL connections per worker: under ASGI a connection can't outlive its
+# request, and a new backend per request costs the database more than the request itself.
+os.environ.setdefault("FERRY_DB_POOL", "true")
 
 
 def on_starting(server):

@@ -967,13 +967,8 @@ class DockerExecutor(Executor):
             and self._finished_before_engine_start(state.get("FinishedAt")),
         )
         if meta is not None:
-            for name, stdout in ((STDOUT_LOG, True), (STDERR_LOG, False)):
-                tmp = meta / f"{name}.tmp"
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-                with os.fdopen(fd, "wb") as fh:
-                    for chunk in container.logs(stdout=stdout, stderr=not stdout, stream=True):
-                        fh.write(chunk)
-                os.replace(tmp, meta / name)
+            tty = bool((container.attrs.get("Config") or {}).get("Tty"))
+            _save_logs(self._client().api, str(container.id), meta, tty=tty)
             _write_private(meta / STATE_JSON, json.dumps(asdict(outcome)).encode())
         return outcome
 
@@ -1093,6 +1088,68 @@ class DockerExecutor(Executor):
             _read_tail(meta / STDOUT_LOG, max_bytes=0, lines=tail),
             _read_tail(meta / STDERR_LOG, max_bytes=0, lines=tail),
         )
+
+
+LOG_STREAMS = {1: STDOUT_LOG, 2: STDERR_LOG}  # the engine's stream numbers: 1 stdout, 2 stderr
+
+
+def _save_logs(api: Any, container_id: str, meta: Path, *, tty: bool) -> None:
+    """Both output streams of a container into ``meta``/stdout.log and stderr.log in one engine
+    request (the SDK's ``logs`` asks one stream at a time and inspects the container before
+    each); each file is written aside and renamed into place when complete."""
+    files = {
+        number: os.fdopen(
+            os.open(
+                meta / f"{name}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644
+            ),
+            "wb",
+        )
+        for number, name in LOG_STREAMS.items()
+    }
+    try:
+        url = api._url("/containers/{0}/logs", container_id)
+        response = api._get(url, params={"stdout": 1, "stderr": 1}, stream=True)
+        try:
+            api._raise_for_status(response)
+            _demultiplex(response.raw, files, tty=tty)
+        finally:
+            response.close()
+    finally:
+        for fh in files.values():
+            fh.close()
+    for name in LOG_STREAMS.values():
+        os.replace(meta / f"{name}.tmp", meta / name)
+
+
+def _demultiplex(raw: Any, files: dict[int, Any], *, tty: bool) -> None:
+    """Write the engine's log stream into ``files`` by stream number. Without a TTY it comes in
+    frames: an 8-byte header (the stream number, three zero bytes, the payload's length as a
+    big-endian 32-bit number), then the payload; with one (never a Ferry run's), as one raw
+    stream, kept as stdout."""
+    if tty:
+        while chunk := raw.read(65536):
+            files[1].write(chunk)
+        return
+    while len(header := _read_exactly(raw, 8)) == 8:
+        target = files.get(header[0], files[1])
+        remaining = int.from_bytes(header[4:8], "big")
+        while remaining:
+            chunk = raw.read(min(remaining, 65536))
+            if not chunk:
+                return  # cut short: keep what came
+            target.write(chunk)
+            remaining -= len(chunk)
+
+
+def _read_exactly(raw: Any, size: int) -> bytes:
+    """``size`` bytes from ``raw``, fewer only at its end."""
+    data = b""
+    while len(data) < size:
+        chunk = raw.read(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _engine_logs(container: Any, tail: int | None) -> tuple[str, str]:

@@ -415,7 +415,7 @@ def _finish(job: Job, executor: Executor, collected: Collected) -> None:
         job,
         JobStatus.SUCCEEDED,
         expected=JobStatus.FINALIZING,
-        along=lambda: file_publish_results(job=job),
+        along=(lambda: file_publish_results(job=job)) if _declares_files(job) else None,
         outputs=outputs,
         **ANSWERED,
         **tails,
@@ -462,7 +462,8 @@ def _stored_outputs(
     try:
         started = time.monotonic()
         outputs = register_outputs(job, collected, executor.options.get("outputs_location"))
-        monitoring.record_relocation(job, time.monotonic() - started)
+        if _declares_files(job):  # else nothing was relocated (and nothing is to publish)
+            monitoring.record_relocation(job, time.monotonic() - started)
         return outputs
     except ApplicationError as exc:
         if _is_transient(exc):
@@ -473,6 +474,13 @@ def _stored_outputs(
     except OutputError as exc:
         _fail(job, executor, str(exc), str(exc), tails)
         return None
+
+
+def _declares_files(job: Job) -> bool:
+    """Whether the job's operation has a file output: without one, a finalize stores no File."""
+    assert job.operation is not None
+    declared: dict[str, Any] = job.operation.spec.get("outputs", {})
+    return any(is_file_output(spec) for spec in declared.values())
 
 
 def _run_again(job: Job, executor: Executor, collected: Collected) -> bool:

@@ -23,6 +23,7 @@ from operations.states import JobStatus
 from ..exceptions import field_error
 from ..filters import visible_workspaces
 from ..idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent_create
+from ..models import File
 from ..permissions import WorkspaceRolePermission
 from ..renderers import BrowsableFormsMixin
 from ..serializers.jobs import (
@@ -96,6 +97,11 @@ class JobViewSet(
             inputs=data.validated_data["inputs"],
             executor=data.validated_data.get("executor") or None,
         )
+        # A job just created has produced no file yet: its answer reads none (an evaluated
+        # empty result, so not even an empty query is compiled).
+        no_files = File.objects.none()
+        no_files._result_cache = []
+        job._prefetched_objects_cache = {"output_files": no_files}  # type: ignore[attr-defined]
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={202: JobSerializer})

@@ -113,6 +113,20 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Reuse connections between requests (a new Postgres connection costs ~12 ms of server CPU).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Under ASGI each request's sync code runs in a thread of its own, so a connection can't outlive
+# its request (config.asgi: CONN_MAX_AGE=0): with FERRY_DB_POOL (deploy/gunicorn.conf.py sets
+# it for the web workers) a pool per process keeps them open instead of a new PostgreSQL
+# backend per request. A connection is held from a request's first query to its end; at most
+# FERRY_DB_POOL_MAX per process (the web workers times it must stay below max_connections).
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and env.bool(
+    "FERRY_DB_POOL", default=False
+):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("FERRY_DB_POOL_MAX", default=16),
+        "timeout": env.float("FERRY_DB_POOL_TIMEOUT_S", default=30.0),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (app server and worker) share the file: wait on locks, use WAL.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -37,6 +37,9 @@ Q_CLUSTER = {
     "retry": 120,
     "workers": 3,
     "poll": 0.1,
+    # django-q2's default (250 kept, pruned on every save); a benchmark's worker sets the
+    # deployment's -1 (config.settings.base: no row per successful task).
+    "save_limit": env.int("FERRY_Q_SAVE_LIMIT", default=250),
 }
 FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=0.0)  # inline: one cycle per call
 EXECUTORS = {

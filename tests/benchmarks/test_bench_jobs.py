@@ -2,10 +2,22 @@
 
     FERRY_BENCH_JOBS=200          jobs (and `docker run`s) timed
     FERRY_BENCH_CONCURRENCY=4     jobs in flight at once (client threads)
-    FERRY_BENCH_WATCH=list        how clients learn that their job finished: "list" (one shared
-                                  watcher: GET /api/jobs/?ordering=-finished_at every 50 ms, a
-                                  detail GET only for a job it did not find there) or "each"
-                                  (every client GETs /api/jobs/<id>/ every 50 ms)
+    FERRY_BENCH_WATCH=stream      how clients learn that their job finished: "stream" (one
+                                  shared watcher on the event stream, GET /api/events/?workspace=,
+                                  as a frontend would), "list" (one shared watcher: GET
+                                  /api/jobs/?ordering=-finished_at every 50 ms, a detail GET only
+                                  for a job it did not find there) or "each" (every client GETs
+                                  /api/jobs/<id>/ every 50 ms)
+    FERRY_BENCH_SERVER=           "asgi": gunicorn's uvicorn workers serving config.asgi, as
+                                  deployed (the stream needs it; the default with "stream"), or
+                                  "wsgi": sync workers serving config.wsgi (the default otherwise)
+    FERRY_BENCH_COUNT_ENGINE=     "1": the worker talks to the engine through a counting proxy (a
+                                  Python relay: it slows the engine calls down, so compare its
+                                  other figures only with runs that count too) and the report
+                                  lists the engine requests per job
+    FERRY_BENCH_ROUNDS=5          the jobs run in this many rounds, each a share of the `docker
+                                  run`s then the same share of Ferry jobs: other work on the
+                                  machine weighs on both alike
     FERRY_BENCH_COMMAND=true      the operation's (and the baseline's) shell command; the Docker
                                   executor currently fails a run that exits 0 without writing
                                   /work/outputs.json, even for an operation that declares no
@@ -15,11 +27,12 @@ Goals (printed, not asserted): Ferry's throughput is at least 0.90 of the `docke
 at the same concurrency, and the added latency per job (Ferry's submit-to-seen-succeeded time
 minus the median `docker run --rm` time) has a p50 under 150 ms and a p99 under 500 ms.
 
-Same run, same machine, one after the other:
+Same run, same machine, in alternating rounds (FERRY_BENCH_ROUNDS):
 
 * Baseline: FERRY_BENCH_JOBS runs of ``docker run --rm --network none ferry/busybox:latest
   true`` from a pool of FERRY_BENCH_CONCURRENCY threads (one `docker` CLI process per run).
-* Ferry: gunicorn (one sync worker per client) and one django-q2 cluster (``manage.py
+* Ferry: gunicorn (one worker per client: uvicorn workers serving the ASGI app as deployed, or
+  sync workers serving WSGI, see FERRY_BENCH_SERVER) and one django-q2 cluster (``manage.py
   qcluster``, config.settings.test: 3 workers, ORM broker polled every 0.1 s; the poll loop runs
   for up to FERRY_POLL_LOOP_S=25 s, waking when the Docker engine tells of a container's exit,
   else every FERRY_POLL_INTERVAL_S, default 0.5 s, and finalizes small results in the same pass)
@@ -28,17 +41,21 @@ Same run, same machine, one after the other:
   response in which the client saw it succeeded.
 
 Both phases are warmed up first (FERRY_BENCH_CONCURRENCY untimed runs each). Afterwards the job
-rows, their status events and django-q2's task records tell where the time went (django-q2 keeps
-only the last 250 successful tasks, so the per-task split covers the last jobs only: see "n"),
+rows, their status events and django-q2's task records tell where the time went (the worker
+keeps no successful task records, as deployed, unless FERRY_Q_SAVE_LIMIT=0: then the per-task
+split C1/C2 is shown too),
 and the CPU used by each part of the system is printed per job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import resource
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -61,6 +78,7 @@ from api import services
 from api.models import User, Workspace
 from operations.models import Event, Job, Operation
 from tests.harness.docker import ensure_busybox_image, ensure_docker
+from tests.harness.docker_proxy import CountingProxy
 from tests.operations_fixtures import TEST_IMAGE, make_operation
 
 from .gunicorn_server import (
@@ -93,10 +111,25 @@ def concurrency() -> int:
 
 
 def watch_mode() -> str:
-    mode = os.environ.get("FERRY_BENCH_WATCH", "").strip() or "list"
-    if mode not in ("list", "each"):
-        raise ValueError(f"FERRY_BENCH_WATCH must be 'list' or 'each', not {mode!r}")
+    mode = os.environ.get("FERRY_BENCH_WATCH", "").strip() or "stream"
+    if mode not in ("stream", "list", "each"):
+        raise ValueError(f"FERRY_BENCH_WATCH must be 'stream', 'list' or 'each', not {mode!r}")
     return mode
+
+
+def server_kind(mode: str) -> str:
+    kind = os.environ.get("FERRY_BENCH_SERVER", "").strip() or (
+        "asgi" if mode == "stream" else "wsgi"
+    )
+    if kind not in ("asgi", "wsgi"):
+        raise ValueError(f"FERRY_BENCH_SERVER must be 'asgi' or 'wsgi', not {kind!r}")
+    if mode == "stream" and kind != "asgi":
+        raise ValueError("FERRY_BENCH_WATCH=stream needs FERRY_BENCH_SERVER=asgi")
+    return kind
+
+
+def rounds() -> int:
+    return max(1, int(env_number("FERRY_BENCH_ROUNDS", 5)))
 
 
 def command() -> str:
@@ -184,6 +217,13 @@ class Phase:
     @property
     def rate(self) -> float:
         return len(self.latencies) / self.wall if self.wall else 0.0
+
+    def add(self, other: Phase) -> None:
+        """Count ``other`` (a later round of the same kind) in with this one."""
+        self.latencies += other.latencies
+        self.wall += other.wall
+        for key, used in other.cpu.used.items():
+            self.cpu.used[key] = self.cpu.used.get(key, 0.0) + used
 
 
 def _remove_containers(client: Any, *, name: str | None = None, label: str | None = None) -> None:
@@ -311,10 +351,18 @@ class Watcher:
     fallbacks: int = 0
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    workspace: str = ""
+    ended: dict[str, str] = field(default_factory=dict)  # (stream) ends of jobs not added yet
+    connected: threading.Event = field(default_factory=threading.Event)
+    stream: Any = None
 
     def add(self, run: JobRun) -> None:
         with self.lock:
-            self.pending[run.job_id] = run
+            ended = self.ended.pop(run.job_id, None)
+            if ended is None:
+                self.pending[run.job_id] = run
+        if ended is not None:  # the stream told of its end before the POST answered
+            self._finish(run, ended)
 
     def _finish(self, run: JobRun, status: str) -> None:
         run.status, run.seen = status, time.time()
@@ -359,6 +407,62 @@ class Watcher:
                     if len(self.errors) > 20:
                         return
 
+    def run_stream(self) -> None:
+        """Follow GET /api/events/?workspace= (one connection for all the clients' jobs) and
+        finish each job at its terminal job.status event."""
+        url = f"{self.server.base_url}/api/events/?workspace={self.workspace}"
+        with http_session() as http:
+            try:
+                with http.get(
+                    url,
+                    headers={"Authorization": f"Token {self.key}"},
+                    stream=True,
+                    timeout=(10, 120),
+                ) as response:
+                    self.stream = response
+                    if response.status_code != 200:
+                        raise RuntimeError(f"GET /api/events/: {response.status_code}")
+                    self.connected.set()
+                    self._read_stream(response)
+            except Exception as exc:
+                if not self.stop.is_set():
+                    self.errors.append(f"event stream: {type(exc).__name__}: {exc}")
+            finally:
+                self.connected.set()
+
+    def _read_stream(self, response: requests.Response) -> None:
+        data = ""
+        for raw in response.iter_lines(decode_unicode=True):
+            if self.stop.is_set():
+                return
+            line = raw or ""
+            if line.startswith("data:"):
+                data = line[5:].strip()
+            elif line == "" and data:
+                event, data = json.loads(data), ""
+                payload = event.get("payload") or {}
+                if event.get("kind") == "job.status" and payload.get("terminal"):
+                    self._ended(str(event["job"]), str(payload["to"]))
+
+    def _ended(self, job_id: str, status: str) -> None:
+        with self.lock:
+            run = self.pending.get(job_id)
+            if run is None:
+                self.ended[job_id] = status
+        if run is not None:
+            self._finish(run, status)
+
+    def close_stream(self) -> None:
+        response = self.stream
+        if response is not None:
+            raw = getattr(getattr(getattr(response.raw, "_fp", None), "fp", None), "raw", None)
+            sock = getattr(raw, "_sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(Exception):
+                response.close()
+
     def wait_each(self, http: requests.Session, run: JobRun, deadline: float) -> None:
         while time.monotonic() < deadline:
             time.sleep(POLL_S)
@@ -378,7 +482,7 @@ def run_ferry(
     cpu: CpuMeter | None = None,
 ) -> tuple[Phase, list[JobRun], Watcher]:
     """``count`` jobs through the API from ``clients`` threads, each waiting for its job."""
-    watcher = Watcher(server, key, page_size=2 * clients)
+    watcher = Watcher(server, key, page_size=2 * clients, workspace=str(body["workspace"]))
     runs: list[JobRun] = []
     lock = threading.Lock()
     failures: list[str] = []
@@ -424,9 +528,14 @@ def run_ferry(
 
     phase = Phase(cpu=cpu or CpuMeter())
     watch_thread = None
-    if mode == "list":
-        watch_thread = threading.Thread(target=watcher.run_list, name="job-watcher", daemon=True)
+    if mode in ("list", "stream"):
+        target = watcher.run_list if mode == "list" else watcher.run_stream
+        watch_thread = threading.Thread(target=target, name="job-watcher", daemon=True)
         watch_thread.start()
+    if mode == "stream" and not watcher.connected.wait(30):
+        raise AssertionError("the event stream did not open in 30 s")
+    if watcher.errors:
+        raise AssertionError(f"the event stream failed: {watcher.errors}")
     threads = [
         threading.Thread(target=client, name=f"job-client-{n}", daemon=True) for n in range(clients)
     ]
@@ -439,6 +548,7 @@ def run_ferry(
     phase.wall = time.perf_counter() - began
     phase.cpu.stop()
     watcher.stop.set()
+    watcher.close_stream()
     if watch_thread is not None:
         watch_thread.join(timeout=10)
     failures.extend(watcher.errors)
@@ -621,18 +731,68 @@ def _wait_for(predicate: Callable[[], bool], limit: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def run_rounds(
+    bare: Callable[[int], Phase],
+    ferry: Callable[[int], tuple[Phase, list[JobRun], Watcher]],
+    count: int,
+) -> tuple[Phase, Phase, list[JobRun], Watcher]:
+    """``count`` `docker run`s and ``count`` Ferry jobs in FERRY_BENCH_ROUNDS alternating
+    rounds; each kind's rounds summed (walls, latencies, CPU)."""
+    total_bare, total_ferry = Phase(), Phase()
+    all_runs: list[JobRun] = []
+    watchers: list[Watcher] = []
+    shares = [count // rounds() + (1 if n < count % rounds() else 0) for n in range(rounds())]
+    for share in (n for n in shares if n):
+        total_bare.add(bare(share))
+        phase, runs, watcher = ferry(share)
+        total_ferry.add(phase)
+        all_runs += runs
+        watchers.append(watcher)
+    watcher = watchers[0]
+    watcher.reads = sum(w.reads for w in watchers)
+    watcher.fallbacks = sum(w.fallbacks for w in watchers)
+    return total_bare, total_ferry, all_runs, watcher
+
+
+def engine_requests_table(requests_seen: Sequence[str], count: int) -> None:
+    """The engine requests the worker made, by method and path (ids and names left out)."""
+    kinds: dict[str, int] = {}
+    for line in requests_seen:
+        method, _, target = line.partition(" ")
+        path = re.sub(r"^/v[0-9.]+", "", target.split("?")[0])
+        path = re.sub(r"/containers/(?!json$|create$)[^/]+", "/containers/<id>", path)
+        kinds[f"{method} {path}"] = kinds.get(f"{method} {path}", 0) + 1
+    rows: list[list[object]] = [
+        [kind, n, f"{n / count:.2f}"] for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1])
+    ]
+    rows.append(["all", len(requests_seen), f"{len(requests_seen) / count:.2f}"])
+    show("Docker engine requests of the worker (timed phase)", ["request", "n", "per job"], rows)
+
+
+def engine_proxy(bench_dir: Path) -> contextlib.AbstractContextManager[CountingProxy | None]:
+    if os.environ.get("FERRY_BENCH_COUNT_ENGINE", "").strip() in ("", "0"):
+        return contextlib.nullcontext()
+    if not os.path.exists("/var/run/docker.sock"):
+        pytest.skip("FERRY_BENCH_COUNT_ENGINE needs the engine on /var/run/docker.sock")
+    return CountingProxy(bench_dir)
+
+
 def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
     count, clients, mode, cmd = jobs_count(), concurrency(), watch_mode(), command()
+    kind = server_kind(mode)
     image = setup.operation.image
 
     # ---- baseline: docker run --rm
     run_baseline(clients, clients, image, cmd, timed=False)  # warm-up
-    baseline = run_baseline(count, clients, image, cmd)
 
     # ---- Ferry: gunicorn + one django-q2 cluster on the test database
     server_dir = bench_dir / "server"
     settings_env = {
         "FERRY_Q_SYNC": "false",
+        # As deployed (config.settings.base): no row per successful task, which django-q2's
+        # default would keep and prune on every save. FERRY_Q_SAVE_LIMIT=0 keeps them all
+        # (and so the C1/C2 split of the report).
+        "FERRY_Q_SAVE_LIMIT": os.environ.get("FERRY_Q_SAVE_LIMIT", "-1"),
         "FERRY_POLL_LOOP_S": os.environ.get("FERRY_POLL_LOOP_S", "25"),
     }
     if os.environ.get("FERRY_POLL_INTERVAL_S"):
@@ -644,7 +804,15 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
     }
     engine = docker.from_env(timeout=60)
     try:
-        with gunicorn_server(server_dir, workers=clients, extra_env=settings_env) as server:
+        asgi = kind == "asgi"
+        with gunicorn_server(
+            server_dir,
+            workers=clients,
+            # As deploy/gunicorn.conf.py: the ASGI workers keep a pool of connections.
+            extra_env={**settings_env, "FERRY_DB_POOL": "true"} if asgi else settings_env,
+            app="config.asgi:application" if asgi else "config.wsgi:application",
+            worker_class="uvicorn_worker.UvicornWorker" if asgi else None,
+        ) as server:
             worker_env = {
                 **os.environ,
                 "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -654,17 +822,22 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
                 "PYTHONUNBUFFERED": "1",
                 **settings_env,
             }
-            with qcluster(bench_dir, worker_env) as worker:
+            with contextlib.ExitStack() as stack:
+                proxy = stack.enter_context(engine_proxy(bench_dir))
+                if proxy is not None:
+                    worker_env["DOCKER_HOST"] = f"unix://{proxy.path}"
+                worker = stack.enter_context(qcluster(bench_dir, worker_env))
                 _wait_for(
                     lambda: len(psutil.Process(worker.pid).children(recursive=True)) >= 3,
                     60,
                     "the qcluster processes",
                 )
                 # Every gunicorn worker answers a job list, then a few untimed jobs run.
-                for response in on_each_worker(
-                    server, raw_request(server, "GET", "/api/jobs/", setup.key)
-                ):
-                    assert response.status == 200, response.body[:300]
+                if server.sync:
+                    for response in on_each_worker(
+                        server, raw_request(server, "GET", "/api/jobs/", setup.key)
+                    ):
+                        assert response.status == 200, response.body[:300]
                 try:
                     _, warm_runs, _ = run_ferry(server, setup.key, body, clients, clients, mode)
                 except AssertionError:
@@ -680,10 +853,21 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
                 # Let the poll loop of the warm-up end, so the timed run starts like a cold one.
                 _wait_for(lambda: not Job.objects.active().exists(), 30, "the warm-up to settle")
                 time.sleep(1.0)
-                meter = CpuMeter(gunicorn_pid=server.master.pid, worker_pid=worker.pid)
-                ferry, runs, watcher = run_ferry(
-                    server, setup.key, body, count, clients, mode, cpu=meter
+                asked_before = len(proxy.requests) if proxy is not None else 0
+                baseline, ferry, runs, watcher = run_rounds(
+                    lambda n: run_baseline(n, clients, image, cmd),
+                    lambda n: run_ferry(
+                        server,
+                        setup.key,
+                        body,
+                        n,
+                        clients,
+                        mode,
+                        cpu=CpuMeter(gunicorn_pid=server.master.pid, worker_pid=worker.pid),
+                    ),
+                    count,
                 )
+                engine_requests = proxy.requests[asked_before:] if proxy is not None else None
                 gunicorn_log = server.log_tail(15)
     finally:
         job_ids = set(Job.objects.values_list("pk", flat=True))
@@ -706,7 +890,8 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
     added_p99 = percentile(added, 0.99)
     show(
         f"{count} trivial jobs ({cmd!r}, {image}), {clients} at a time: "
-        f"`docker run --rm` loop vs Ferry (HTTP API + 1 django-q2 cluster, watch={mode})",
+        f"`docker run --rm` loop vs Ferry (HTTP API on {kind.upper()} + 1 django-q2 cluster, "
+        f"watch={mode}, {rounds()} alternating rounds)",
         ["", "jobs", "wall s", "jobs/s", "p50 ms", "p90 ms", "p99 ms", "max ms"],
         [
             [
@@ -752,10 +937,15 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
     )
     where_the_time_goes(runs)
     cpu_table(baseline, ferry, count)
-    print(
-        f"\nstatus reads: {watcher.reads} GET requests ({watcher.reads / count:.1f} per job, "
-        f"{watcher.fallbacks} detail fallbacks); job statuses: {statuses}"
+    if engine_requests is not None:
+        engine_requests_table(engine_requests, count)
+    reads = (
+        "one event stream for all jobs"
+        if mode == "stream"
+        else f"{watcher.reads} GET requests ({watcher.reads / count:.1f} per job, "
+        f"{watcher.fallbacks} detail fallbacks)"
     )
+    print(f"\nstatus reads: {reads}; job statuses: {statuses}")
     if gunicorn_log.strip():
         print(f"\ngunicorn log (last lines):\n{gunicorn_log}")
 

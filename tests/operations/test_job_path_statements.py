@@ -1,0 +1,103 @@
+"""What a trivial Docker job costs the database on the worker's side (issue 14, P1): its
+submit and the poll pass that sees it exit and finalizes it. A lease is taken in one statement
+and given up in one, an event adds no savepoint of its own, and a job whose operation declares
+no file output reads no result files and writes no relocation counters."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import docker
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from api.models import User, Workspace
+from operations import runner
+from operations.models import Job
+from operations.services import build_run_spec
+from operations.states import JobStatus
+from tests.harness.docker import ensure_busybox_image, ensure_docker
+from tests.operations_fixtures import TEST_IMAGE, make_operation
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# The lease (take), the job, BEGIN, UPDATE, the event writers' lock, the event, NOTIFY, COMMIT,
+# the lease (give up).
+SUBMIT_MAX_STATEMENTS = 9
+
+
+@pytest.fixture(autouse=True)
+def _engine() -> None:
+    ensure_docker()
+    ensure_busybox_image(TEST_IMAGE)
+
+
+def _wait_until_exited(job: Job) -> None:
+    client = docker.from_env()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = client.containers.list(all=True, filters={"label": f"ferry.job={job.pk}"})
+            if found and found[0].status == "exited":
+                return
+            time.sleep(0.1)
+        pytest.fail("the job's container did not exit")
+    finally:
+        client.close()
+
+
+def _statements(queries: CaptureQueriesContext) -> list[str]:
+    return [str(q["sql"]) for q in queries.captured_queries]
+
+
+def _touching(statements: list[str], table: str) -> list[str]:
+    return [s for s in statements if f'"{table}"' in s]
+
+
+def test_a_trivial_job_is_submitted_and_finalized_in_few_statements(
+    workspace: Workspace, users: dict[str, User]
+) -> None:
+    operation = make_operation("noop", "true")
+    job = Job.objects.create(
+        operation=operation,
+        workspace=workspace,
+        owner=users["owner"],
+        inputs={},
+        executor="local-docker",
+        run_spec=build_run_spec(operation, {}),
+    )
+    with CaptureQueriesContext(connection) as submit:
+        runner.submit_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUBMITTED, job.error_message
+    submitted = _statements(submit)
+    assert len(submitted) <= SUBMIT_MAX_STATEMENTS, "\n".join(submitted)
+    assert len(_touching(submitted, "operations_lease")) == 2, submitted
+
+    _wait_until_exited(job)
+    with CaptureQueriesContext(connection) as poll:
+        runner.poll_cycle()
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    polled = _statements(poll)
+    assert not [s for s in polled if "SAVEPOINT" in s], polled
+    assert len(_touching(polled, "operations_lease")) == 2, polled  # the finalize lease
+    assert _touching(polled, "api_file") == [], polled
+    assert _touching(polled, "operations_workercounter") == [], polled
+
+
+def test_a_lease_held_by_a_live_holder_is_still_refused_and_a_free_one_taken(
+    settings: Any,
+) -> None:
+    from operations import leases
+
+    first, second = leases.new_holder(), leases.new_holder()
+    assert leases.acquire("submit:x", first)
+    assert not leases.acquire("submit:x", second)  # the first holder (this process) lives
+    assert leases.acquire("submit:x", first)  # its own again
+    leases.release("submit:x", first)
+    assert leases.acquire("submit:x", second)
+    leases.release("submit:x", second)
+    assert not leases.is_held("submit:x")
