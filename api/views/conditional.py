@@ -32,12 +32,12 @@ from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.utils.http import parse_etags
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import SAFE_METHODS
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..exception_handlers import error_body
 from ..exceptions import PreconditionFailed, field_error
+from ..renderers import FastJSONRenderer
 
 IF_MATCH = "If-Match"
 IF_NONE_MATCH = "If-None-Match"
@@ -50,7 +50,7 @@ def body_etag(body: bytes) -> str:
 
 def representation_etag(data: Any) -> str:
     """The tag of ``data`` as a GET answers it in JSON (the renderer's default form)."""
-    return body_etag(JSONRenderer().render(data))
+    return body_etag(FastJSONRenderer().render(data))
 
 
 def _opaque(tag: str) -> str:
@@ -86,7 +86,7 @@ def stale_version() -> PreconditionFailed:
 
 def _answers_json(request: Request) -> bool:
     """Whether the response is JSON (not the browsable API's HTML)."""
-    return type(getattr(request, "accepted_renderer", None)) is JSONRenderer
+    return type(getattr(request, "accepted_renderer", None)) is FastJSONRenderer
 
 
 def _tag_rendered(request: Request) -> Callable[[Response], HttpResponseBase | None]:

@@ -136,9 +136,11 @@ def gunicorn_server(
     extra_env: Mapping[str, str] | None = None,
     start_timeout: float = 60.0,
     app: str = "config.wsgi:application",
+    worker_class: str | None = None,
 ) -> Iterator[GunicornServer]:
     """Start ``gunicorn <app>`` (Ferry's ``config.wsgi:application`` unless told) with sync
-    workers (unless ``threads`` > 1) on a free port of 127.0.0.1, wait until /healthz answers and every worker is up, yield, then stop it.
+    workers (unless ``threads`` > 1, or ``worker_class`` names another kind, e.g. deploy's
+    ``uvicorn_worker.UvicornWorker`` with ``app="config.asgi:application"``) on a free port of 127.0.0.1, wait until /healthz answers and every worker is up, yield, then stop it.
 
     The listening socket is bound here and handed to gunicorn as ``fd://`` so there is no race
     for the port. ``workdir`` receives ``storage/`` (FERRY_TEST_STORAGE_ROOT), ``tmp/`` (TMPDIR)
@@ -177,7 +179,7 @@ def gunicorn_server(
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread" if threads > 1 else "sync",
+        worker_class or ("gthread" if threads > 1 else "sync"),
         "--threads",
         str(threads),
         "--timeout",
@@ -208,7 +210,7 @@ def gunicorn_server(
         master=master,
         log_path=log_path,
         expected_workers=workers,
-        sync=threads <= 1,
+        sync=threads <= 1 and worker_class in (None, "sync"),
     )
     known_children: set[int] = set()
     try:
