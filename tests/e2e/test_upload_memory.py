@@ -4,8 +4,8 @@ worker) and ASGI (a uvicorn worker on config.asgi, as deploy/ and `make run` ser
 worker's peak RSS over its RSS before an upload must stay below a bound, and its RSS after each
 upload must not climb from one upload to the next. Not timed: only memory is asserted (read
 from /proc/<pid>/status of the worker), and the bytes the worker writes (/proc/<pid>/io): the
-body is written once, by the upload's own spool (plus once more to the bucket's socket), never
-first to a temporary file of the server's as Django's ASGI handler does with a body.
+body is written once (into the stored file, or to the bucket's socket), never first to a
+temporary file of the server's as Django's ASGI handler does with a body.
 
 The environment of the server has no MALLOC_ARENA_MAX: the bound must hold however Ferry is
 started. FERRY_TEST_UPLOAD_MEMORY_MB changes the body size (default 192 MiB).
