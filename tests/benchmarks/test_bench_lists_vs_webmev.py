@@ -17,9 +17,9 @@ Each list is measured two ways:
 - walk: the client reads the whole list, following ``next`` with the largest page size (500),
   and a walk counts once (what one WebMEV request returns: its lists are not paginated).
 
-WebMEV can't be run here (its dependencies are not all on PyPI's mirror and it needs services of
-its own), so the anchors are the figures measured side by side with WebMEV before (issue 14:
-3 sync workers, 4 clients), the lower end of each range. Printed: requests/s, walks/s, p50, and
+WebMEV is not run by this benchmark (it was not installed here: it needs services of its own),
+so the anchors are the figures measured side by side with WebMEV before (issue 14: 3 sync
+workers, 4 clients), the lower end of each range. Printed: requests/s, walks/s, p50, and
 the ratio to the anchor next to the goal (3x). Asserted: every answer is right (the rows a page
 must hold, every row once in a walk); no wall-clock figure is asserted.
 """
