@@ -7,26 +7,23 @@ from typing import Any
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Concat
 
-from api.models import File
-from api.selectors import user_columns_unlisted, workspaces_visible_to
+from api.models import File, Workspace
+from api.selectors import columns_unlisted, user_columns_unlisted, workspaces_visible_to
 
 from .models import CROMWELL_ALIAS_PREFIX, CromwellServer, Job, Operation
 
-# What a jobs list never shows: the executor's run spec and log tails of each job, and the
-# operation's full spec, sources and build log (a page of 500 jobs read megabytes of them).
+# What a jobs list never shows: the executor's run spec, log tails and last observation of each
+# job, the operation's full spec, sources and build log (a page of 500 jobs read megabytes of
+# them), and of the operation, the workspace and the owner anything but what a row names.
 JOB_LIST_DEFERRED = (
     "run_spec",
     "stdout_tail",
     "stderr_tail",
     "external_id",
-    "operation__spec",
-    "operation__source",
-    "operation__build_log",
-    "operation__description",
-    "operation__image_origin",
-    "operation__added_by",
-    "workspace__description",
-    "workspace__storage_location",
+    "observed_state",
+    "observed_at",
+    *columns_unlisted(Operation, "operation", ("name", "version")),
+    *columns_unlisted(Workspace, "workspace", ("name",)),
     *user_columns_unlisted("owner"),
 )
 
