@@ -19,9 +19,27 @@ from .models import (
     FileStatus,
     Membership,
     Role,
+    User,
     Workspace,
     WorkspaceFileCount,
 )
+
+
+def columns_unlisted(model: Any, relation: str, shown: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of ``model`` joined as ``relation`` other than ``shown`` (and its key), for
+    ``defer``: a list row built without the columns it never shows is built faster."""
+    kept = {"id", *shown}
+    return tuple(
+        f"{relation}__{field.name}"
+        for field in model._meta.concrete_fields
+        if field.name not in kept
+    )
+
+
+def user_columns_unlisted(relation: str) -> tuple[str, ...]:
+    """The columns of the user joined as ``relation`` that a list row never shows (all but
+    the id and the email)."""
+    return columns_unlisted(User, relation, ("email",))
 
 
 def workspaces_visible_to(user: Any) -> QuerySet[Workspace]:

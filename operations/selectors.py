@@ -7,22 +7,29 @@ from typing import Any
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Concat
 
-from api.models import File
-from api.selectors import workspaces_visible_to
+from api.models import File, Workspace
+from api.selectors import columns_unlisted, user_columns_unlisted, workspaces_visible_to
 
 from .models import CROMWELL_ALIAS_PREFIX, CromwellServer, Job, Operation
 
-# What a jobs list never shows: the executor's run spec and log tails of each job, and the
-# operation's full spec, sources and build log (a page of 500 jobs read megabytes of them).
+# What a jobs list never shows: the executor's run spec, log tails and last observation of each
+# job, the operation's full spec, sources and build log (a page of 500 jobs read megabytes of
+# them), and of the operation, the workspace and the owner anything but what a row names.
 JOB_LIST_DEFERRED = (
     "run_spec",
     "stdout_tail",
     "stderr_tail",
     "external_id",
-    "operation__spec",
-    "operation__source",
-    "operation__build_log",
+    "observed_state",
+    "observed_at",
+    *columns_unlisted(Operation, "operation", ("name", "version")),
+    *columns_unlisted(Workspace, "workspace", ("name",)),
+    *user_columns_unlisted("owner"),
 )
+
+
+# The attribute where ``jobs_visible_to`` puts each job's output files.
+LISTED_OUTPUT_FILES = "listed_output_files"
 
 
 def operations_visible_to(user: Any) -> QuerySet[Operation]:
@@ -36,11 +43,21 @@ def operations_visible_to(user: Any) -> QuerySet[Operation]:
 
 def jobs_visible_to(user: Any, *, for_list: bool = False) -> QuerySet[Job]:
     """Jobs of the workspaces ``user`` sees, with what their serializer reads in a fixed number
-    of queries: operation and owner joined, output files (and their owners) prefetched."""
+    of queries: operation and owner joined, output files (and their owners) prefetched into
+    ``listed_output_files`` (a plain list: prefetching into the related manager's cache builds
+    a queryset for every job, which cost more than the rest of a list row)."""
     jobs = (
         Job.objects.filter(workspace__in=workspaces_visible_to(user))
         .select_related("operation", "owner", "workspace")
-        .prefetch_related(Prefetch("output_files", queryset=File.objects.select_related("owner")))
+        .prefetch_related(
+            Prefetch(
+                "output_files",
+                queryset=File.objects.select_related("owner").defer(
+                    *user_columns_unlisted("owner")
+                ),
+                to_attr=LISTED_OUTPUT_FILES,
+            )
+        )
     )
     return jobs.defer(*JOB_LIST_DEFERRED) if for_list else jobs
 

@@ -10,9 +10,10 @@ from ..filetypes import RESOURCE_TYPES
 from ..models import File, FileType
 from ..selectors import workspaces_writable_by
 from .common import FORM_CHOICES_LIMIT, StaffOnlyFieldsMixin
+from .reading import FastReadMixin
 
 
-class FileSerializer(StaffOnlyFieldsMixin, serializers.ModelSerializer[File]):
+class FileSerializer(StaffOnlyFieldsMixin, FastReadMixin, serializers.ModelSerializer[File]):
     staff_only_fields = ("storage_uri",)
     owner = serializers.EmailField(source="owner.email", read_only=True)
     download_url = serializers.SerializerMethodField()
@@ -50,11 +51,25 @@ class FileSerializer(StaffOnlyFieldsMixin, serializers.ModelSerializer[File]):
         extra_kwargs = {"storage_uri": {"help_text": "Where the bytes are stored (staff only)."}}
 
     def get_download_url(self, obj: File) -> str:
-        from django.urls import reverse
+        # The URL of one file with the id in its place: built (reversed and made absolute)
+        # once per serializer, not once per row of a list.
+        template = self._download_url_template
+        if template is None:
+            template = self._download_url_template = _download_url(self.context, _PLACEHOLDER)
+        return template.replace(_PLACEHOLDER, str(obj.pk))
 
-        path = reverse("file-download", kwargs={"pk": obj.pk})
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+    _download_url_template: str | None = None
+
+
+_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+
+def _download_url(context: dict[str, Any], pk: str) -> str:
+    from django.urls import reverse
+
+    path = reverse("file-download", kwargs={"pk": pk})
+    request = context.get("request")
+    return request.build_absolute_uri(path) if request is not None else path
 
 
 class FileUploadSerializer(serializers.Serializer[Any]):

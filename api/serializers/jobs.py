@@ -9,12 +9,13 @@ from rest_framework import serializers
 
 from operations.models import Job
 from operations.monitoring import job_executor_state
-from operations.selectors import operations_visible_to
+from operations.selectors import LISTED_OUTPUT_FILES, operations_visible_to
 
 from ..models import FileStatus
 from ..selectors import workspaces_writable_by
 from .common import FORM_CHOICES_LIMIT
 from .files import FileSerializer
+from .reading import FastReadMixin
 
 
 class JobExecutorStateSerializer(serializers.Serializer[Any]):
@@ -44,7 +45,7 @@ class ExecutorSerializer(serializers.Serializer[Any]):
     last_error_at = serializers.DateTimeField(allow_null=True)
 
 
-class JobSerializer(serializers.ModelSerializer[Job]):
+class JobSerializer(FastReadMixin, serializers.ModelSerializer[Job]):
     operation_name = serializers.CharField(source="operation.name", read_only=True, default=None)
     operation_version = serializers.CharField(
         source="operation.version", read_only=True, default=None
@@ -96,8 +97,10 @@ class JobSerializer(serializers.ModelSerializer[Job]):
     @extend_schema_field(FileSerializer(many=True))
     def get_output_files(self, obj: Job) -> list[dict[str, Any]]:
         """Published results only: a finalize under way stores them unpublished (pending)
-        until the job succeeds (works with a prefetched ``output_files``)."""
-        published = [f for f in obj.output_files.all() if f.status != FileStatus.PENDING]
+        until the job succeeds (read from what ``jobs_visible_to`` prefetched, if it did)."""
+        prefetched = getattr(obj, LISTED_OUTPUT_FILES, None)
+        rows = prefetched if prefetched is not None else obj.output_files.all()
+        published = [f for f in rows if f.status != FileStatus.PENDING]
         # One FileSerializer for all the rows of a list (building one per job cost more than
         # the rest of the row).
         files = getattr(self, "_output_file_serializer", None)

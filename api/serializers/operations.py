@@ -9,9 +9,12 @@ from rest_framework import serializers
 from operations.models import Operation
 
 from .common import StaffOnlyFieldsMixin
+from .reading import FastReadMixin
 
 
-class OperationSerializer(StaffOnlyFieldsMixin, serializers.ModelSerializer[Operation]):
+class OperationSerializer(
+    StaffOnlyFieldsMixin, FastReadMixin, serializers.ModelSerializer[Operation]
+):
     staff_only_fields = ("source", "build_log")
 
     class Meta:

@@ -8,9 +8,10 @@ from rest_framework import serializers
 
 from ..models import Membership, Role, Workspace
 from ..selectors import role_in
+from .reading import FastReadMixin
 
 
-class WorkspaceSerializer(serializers.ModelSerializer[Workspace]):
+class WorkspaceSerializer(FastReadMixin, serializers.ModelSerializer[Workspace]):
     role = serializers.SerializerMethodField(help_text="Your role here (staff act as owner).")
     file_count = serializers.IntegerField(read_only=True, required=False)
 

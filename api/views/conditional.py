@@ -12,7 +12,10 @@ The server renders the body either way, so a tag costs only the hashing (~0.1 ms
 Writes on one resource (PATCH, PUT, DELETE and POST actions such as ``/jobs/{id}/cancel/``)
 compare If-Match with the tag of what GET on the resource answers now, after the lookup and
 the permission checks (someone who can't see the resource gets 404, never 412). If-Match is
-optional; ``*`` matches any current version.
+optional; ``*`` matches any current version. Check and write are one: a write with If-Match
+runs in a transaction that locks the resource's row (SELECT … FOR UPDATE) before its tag is
+taken, so of two writers naming the same version one writes and the other gets 412, and a
+change committed between the check and the write can't slip through.
 
 The browsable API's HTML is left to Django's ConditionalGetMiddleware (a hash of the page's
 bytes): its pages carry a fresh CSRF token, so they never answer 304.
@@ -24,16 +27,17 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.http import HttpResponseBase, JsonResponse
+from django.db import transaction
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.utils.http import parse_etags
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import SAFE_METHODS
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..exception_handlers import error_body
 from ..exceptions import PreconditionFailed, field_error
+from ..renderers import FastJSONRenderer
 
 IF_MATCH = "If-Match"
 IF_NONE_MATCH = "If-None-Match"
@@ -46,7 +50,7 @@ def body_etag(body: bytes) -> str:
 
 def representation_etag(data: Any) -> str:
     """The tag of ``data`` as a GET answers it in JSON (the renderer's default form)."""
-    return body_etag(JSONRenderer().render(data))
+    return body_etag(FastJSONRenderer().render(data))
 
 
 def _opaque(tag: str) -> str:
@@ -82,7 +86,7 @@ def stale_version() -> PreconditionFailed:
 
 def _answers_json(request: Request) -> bool:
     """Whether the response is JSON (not the browsable API's HTML)."""
-    return type(getattr(request, "accepted_renderer", None)) is JSONRenderer
+    return type(getattr(request, "accepted_renderer", None)) is FastJSONRenderer
 
 
 def _tag_rendered(request: Request) -> Callable[[Response], HttpResponseBase | None]:
@@ -133,6 +137,16 @@ class ConditionalRequestsMixin(_View):
             response.add_post_render_callback(_tag_rendered(request))
         return response
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.headers.get(IF_MATCH) is None or not answers_if_match(
+            self, request.method or ""
+        ):
+            return super().dispatch(request, *args, **kwargs)
+        # The check (in ``initial``) and the write share one transaction and the row lock
+        # taken there, held until the write commits.
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         header = request.headers.get(IF_MATCH)
@@ -140,8 +154,19 @@ class ConditionalRequestsMixin(_View):
             return
         # The lookup and its permission checks come first: 404 for a resource the caller
         # can't see, 403 for a write their role doesn't allow, whatever the header says.
-        if not if_match_holds(header, self.current_etag(self.get_object())):
+        if not if_match_holds(header, self.current_etag(self.locked_object())):
             raise stale_version()
+
+    def locked_object(self) -> Any:
+        """The resource, read again once its row is locked for this transaction: a writer
+        that got the lock first has committed, and what is read is what the write changes."""
+        instance = self.get_object()
+        model = type(instance)
+        list(model._default_manager.select_for_update().filter(pk=instance.pk).values_list("pk"))
+        fresh = self.get_object()
+        if fresh is instance:  # (a view whose object is kept, e.g. request.user)
+            fresh.refresh_from_db()
+        return fresh
 
     def current_etag(self, instance: Any) -> str:
         """The tag GET on ``instance``'s own route answers now (its ``retrieve``)."""

@@ -27,7 +27,7 @@ from ..models import File, FileStatus
 from ..parsers import BoundedJSONParser, CompleteMultiPartParser, RawBodyParser
 from ..permissions import WorkspaceRolePermission
 from ..renderers import BrowsableFormsMixin
-from ..selectors import files_visible_to, writable_workspace
+from ..selectors import files_visible_to, user_columns_unlisted, writable_workspace
 from ..serializers.files import (
     FileImportSerializer,
     FileSerializer,
@@ -38,6 +38,7 @@ from ..serializers.files import (
 )
 from ..storage import transfers
 from ..storage.uploads import SpooledUpload, spool_body
+from ..streamed_body import body_of
 from .common import UUID_REGEX, current_user
 from .conditional import ConditionalRequestsMixin
 
@@ -58,7 +59,8 @@ class FileViewSet(BrowsableFormsMixin, ConditionalRequestsMixin, viewsets.ModelV
     def get_queryset(self) -> QuerySet[File]:
         if getattr(self, "swagger_fake_view", False):
             return File.objects.none()
-        return files_visible_to(current_user(self.request))
+        files = files_visible_to(current_user(self.request))
+        return files.defer(*user_columns_unlisted("owner")) if self.action == "list" else files
 
     @extend_schema(
         request={"multipart/form-data": FileUploadSerializer},
@@ -132,7 +134,7 @@ class FileViewSet(BrowsableFormsMixin, ConditionalRequestsMixin, viewsets.ModelV
         if checksum is not None and not _is_sha256(checksum):
             raise field_error("X-Checksum-Sha256", "Must be 64 hexadecimal characters.")
         upload = spool_body(
-            request._request,
+            body_of(request._request),
             int(length_header),
             name=query.validated_data["name"],
             content_type=request.content_type,

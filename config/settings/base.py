@@ -315,7 +315,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "api.schema.FerryAutoSchema",
     "EXCEPTION_HANDLER": "api.exception_handlers.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "api.renderers.FastJSONRenderer",
         "api.renderers.FerryBrowsableAPIRenderer",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

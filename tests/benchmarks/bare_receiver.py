@@ -1,4 +1,5 @@
-"""The baseline for API uploads: a bare WSGI app (no Django, no database) that receives a PUT
+"""The baseline for API uploads: a bare WSGI app (``application``; ``asgi_application`` for
+uvicorn workers) with no Django and no database, that receives a PUT
 body as Ferry does (4 MiB reads, sha256 on the way, written to a spool file on the storage
 disk) and then stores it: renamed into a folder, or sent to an S3 bucket with boto3's
 ``upload_file`` (its default transfer settings) and checked with ``head_object``. Run under the
@@ -79,3 +80,49 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     body = json.dumps({"size": received, "sha256": sha256, "storage_uri": uri}).encode()
     start_response("201 Created", [("Content-Type", "application/json")])
     return [body]
+
+
+async def asgi_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The same receiver as an ASGI app (for uvicorn workers): the body's messages are hashed
+    and spooled as they arrive, then stored as above (in a thread: boto3 blocks)."""
+    import asyncio
+
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    if scope["method"] != "PUT":
+        await _answer(send, 200, b"ok", "text/plain")
+        return
+    digest = hashlib.sha256()
+    fd, path = tempfile.mkstemp(dir=tempfile.gettempdir(), suffix=".upload")
+    received = 0
+    with os.fdopen(fd, "wb") as out:
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            digest.update(chunk)
+            out.write(chunk)
+            received += len(chunk)
+            more = message.get("more_body", False)
+    uri = await asyncio.to_thread(store, path, f"{uuid.uuid4().hex}.bin")
+    body = json.dumps({"size": received, "sha256": digest.hexdigest(), "storage_uri": uri})
+    await _answer(send, 201, body.encode(), "application/json")
+
+
+async def _answer(send: Any, status: int, body: bytes, content_type: str) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

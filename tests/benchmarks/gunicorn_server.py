@@ -139,7 +139,7 @@ def gunicorn_server(
     worker_class: str | None = None,
 ) -> Iterator[GunicornServer]:
     """Start ``gunicorn <app>`` (Ferry's ``config.wsgi:application`` unless told) with sync
-    workers (unless ``threads`` > 1, or another ``worker_class``, e.g. the deploy's
+    workers (unless ``threads`` > 1, or ``worker_class`` names another kind, e.g. deploy's
     ``uvicorn_worker.UvicornWorker`` with ``app="config.asgi:application"``) on a free port of 127.0.0.1, wait until /healthz answers and every worker is up, yield, then stop it.
 
     The listening socket is bound here and handed to gunicorn as ``fd://`` so there is no race
@@ -210,7 +210,7 @@ def gunicorn_server(
         master=master,
         log_path=log_path,
         expected_workers=workers,
-        sync=worker_class is None and threads <= 1,
+        sync=threads <= 1 and worker_class in (None, "sync"),
     )
     known_children: set[int] = set()
     try:

@@ -579,16 +579,32 @@ def remove_bare_object(server: S3Server, uri: str) -> None:
         os.unlink(uri)
 
 
+# How Ferry and the bare receiver are served: gunicorn's sync worker (WSGI), or a uvicorn
+# worker (ASGI: config.asgi, as deploy/ and `make run` serve Ferry).
+SERVED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "wsgi": ({}, {"app": "tests.benchmarks.bare_receiver:application"}),
+    "asgi": (
+        {"app": "config.asgi:application", "worker_class": "uvicorn_worker.UvicornWorker"},
+        {
+            "app": "tests.benchmarks.bare_receiver:asgi_application",
+            "worker_class": "uvicorn_worker.UvicornWorker",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("served", list(SERVED))
 @pytest.mark.parametrize("destination", ["local", "bucket"])
 def test_api_upload_memory_against_a_bare_receiver(
     destination: str,
+    served: str,
     seaweedfs: S3Server,
     big_file: BigFile,
     api_key: str,
     bench_workspace: Workspace,
 ) -> None:
-    """PUT /api/files/upload/ on gunicorn (one sync worker, started as the benchmark starts
-    it: no MALLOC_ARENA_MAX in its environment unless yours has one), FERRY_BENCH_REPEAT
+    """PUT /api/files/upload/ on gunicorn (one sync worker, or one uvicorn worker serving
+    config.asgi as deployed; started as the benchmark starts it: no MALLOC_ARENA_MAX in its environment unless yours has one), FERRY_BENCH_REPEAT
     uploads of the big file in a row, into local storage or a SeaweedFS bucket; against
     tests/benchmarks/bare_receiver.py (read + sha256 + spool, then rename or boto3
     upload_file) on the same gunicorn, alternating. Goals: the worker's peak RSS growth per
@@ -604,12 +620,11 @@ def test_api_upload_memory_against_a_bare_receiver(
     runs: dict[str, list[WorkerUpload]] = {"Ferry": [], "bare receiver": []}
     try:
         with (
-            gunicorn_server(scratch / "ferry", workers=1, extra_env=env) as ferry,
             gunicorn_server(
-                scratch / "bare",
-                workers=1,
-                extra_env=bare_env,
-                app="tests.benchmarks.bare_receiver:application",
+                scratch / "ferry", workers=1, extra_env=env, **SERVED[served][0]
+            ) as ferry,
+            gunicorn_server(
+                scratch / "bare", workers=1, extra_env=bare_env, **SERVED[served][1]
             ) as bare,
             http_session() as http,
         ):
@@ -672,7 +687,8 @@ def test_api_upload_memory_against_a_bare_receiver(
     ferry_peak = max(r.peak for r in ferry_runs) - ferry_runs[0].before
     show(
         f"PUT /api/files/upload/ of {object_mib()} MiB x {repeats()} into "
-        f"{'a SeaweedFS bucket' if bucket else 'local storage'} on gunicorn (1 sync worker, "
+        f"{'a SeaweedFS bucket' if bucket else 'local storage'} on gunicorn (1 "
+        f"{'sync worker' if served == 'wsgi' else 'uvicorn worker, ASGI'}, "
         f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', 'unset')} in the environment); "
         f"goals: throughput ratio vs the bare receiver >= {RATIO_GOAL} "
         f"({'met' if ferry_ratio >= RATIO_GOAL else 'NOT met'}), peak RSS growth < "

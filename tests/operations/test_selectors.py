@@ -11,7 +11,7 @@ import pytest
 from api import services
 from api.models import File, User, Workspace
 from operations.models import Job
-from operations.selectors import jobs_visible_to
+from operations.selectors import LISTED_OUTPUT_FILES, jobs_visible_to
 from tests.operations_fixtures import make_echo_operation
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +80,7 @@ def test_a_list_reads_jobs_their_relations_and_output_files_in_two_queries(
                 job.operation.name if job.operation else None,
                 job.owner.email,
                 job.workspace.name,
-                *(f.owner.email for f in job.output_files.all()),
+                *(f.owner.email for f in getattr(job, LISTED_OUTPUT_FILES)),
             )
             for job in jobs_visible_to(users["viewer"], for_list=True)
         ]
