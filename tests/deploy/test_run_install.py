@@ -6,6 +6,7 @@ busybox-static and git, not PostgreSQL or chromium; it says where Ferry runs and
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -21,9 +22,13 @@ RUN_STAMP = ".venv/.installed-run"
 
 
 def _make_dry(*targets: str) -> list[str]:
+    # Under `make test-deploy` the parent make's MAKELEVEL/MAKEFLAGS would make this one print
+    # "Entering/Leaving directory" lines around the commands.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", "-B", *targets],
+        ["make", "--no-print-directory", "-n", "-B", *targets],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
