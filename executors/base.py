@@ -311,6 +311,12 @@ class Executor(ABC):
         ``wait_for_exits`` starts again. Nothing to stop for executors that don't wait."""
         return None
 
+    def poll_page(self) -> int | None:
+        """How many runs one engine call of ``poll`` answers for (a page of the engine's
+        answer), or None when one call answers for any number (it lists every run): the poll
+        loop asks about that many jobs at a time."""
+        return None
+
     def _wait_for_exits(self, timeout: float) -> set[UUID]:
         """What ``wait_for_exits`` does: executors with ``waits_for_exits`` override it."""
         time.sleep(timeout)
