@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -159,10 +159,8 @@ def containers(engine: Any) -> Iterator[list[str]]:
 
 
 def _remove(engine: Any, name: str) -> None:
-    try:
+    with suppress(docker.errors.NotFound):
         engine.api.remove_container(name, force=True)
-    except docker.errors.NotFound:
-        pass
 
 
 def make_container(engine: Any, job_id: uuid.UUID, run: bool) -> str:
