@@ -884,10 +884,8 @@ class DockerExecutor(Executor):
         the runs asked about, not with every container the engine holds."""
         wanted = {str(job.id): job for job in jobs}
         with self._engine("list runs", server_errors_retry=True):
-            if len(jobs) <= INSPECT_AT_MOST:
-                found = self._inspected(jobs)
-            else:
-                found = self._listed(wanted)
+            few = len(jobs) <= INSPECT_AT_MOST
+            found = self._inspected(jobs) if few else self._listed(wanted)
         now = time.time()
         observed: dict[UUID, Observation] = {}
         for key, job in wanted.items():
