@@ -22,6 +22,10 @@ not the tests' "every job every cycle"). CPU is the process's user + system time
 (``resource.getrusage``) over wall time: the Cromwell server and PostgreSQL run in other
 processes. Also shown: the SQL queries and job rows of one steady cycle, and Cromwell requests
 per minute (its own counters).
+
+A second test: Cromwell workflows end one after the other, one job of each pair watched (an open
+stream's lease on it); the time from each workflow's end (Cromwell's own) to the worker's event
+moving the job off RUNNING, watched against unwatched.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import docker
@@ -45,7 +49,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from api import services
-from api.models import User, Workspace
+from api.models import Event, User, Workspace
+from api.watches import WatchScope, close_watch, open_watch
 from executors.docker import LABEL_EXECUTOR, LABEL_JOB, container_name
 from operations import runner
 from operations.cromwell_servers import server_create
@@ -53,7 +58,7 @@ from operations.models import Job
 from operations.states import JobStatus
 from tests.harness.docker import ensure_busybox_image, ensure_docker
 
-from .reporting import env_number, show
+from .reporting import env_number, percentile, show
 
 if TYPE_CHECKING:
     from tests.harness.cromwell import CromwellServer
@@ -332,3 +337,80 @@ def test_worker_cpu_to_keep_active_jobs_fresh(
     report(levels)
     still = Job.objects.filter(status=JobStatus.RUNNING.value).count()
     assert still == levels[-1].jobs, "no job changed state (the steady state was measured)"
+
+
+# ----------------------------------------------------------------- watched jobs are seen sooner
+
+PAIRS = 12
+FIRST_END_S = 8.0
+SPREAD_S = 1.7
+
+
+def ended_at(server: CromwellServer, ids: list[str]) -> dict[str, float]:
+    from executors.cromwell.client import CromwellClient
+
+    rows = CromwellClient(server.url).query_ids(ids)
+    return {
+        str(row["id"]): datetime.fromisoformat(str(row["end"]).replace("Z", "+00:00")).timestamp()
+        for row in rows
+        if row.get("end")
+    }
+
+
+def seen_at(job_ids: list[str]) -> dict[str, float]:
+    """When the worker moved each job off RUNNING (its event row)."""
+    events = Event.objects.filter(
+        job_id__in=job_ids, kind="job.status", payload__from=JobStatus.RUNNING.value
+    )
+    return {str(e.job_id): e.created_at.timestamp() for e in events}
+
+
+def test_watched_jobs_are_seen_finished_sooner(
+    cromwell: CromwellServer, production_schedule: Any, transactional_db: Any
+) -> None:
+    """Workflows end one after the other; of each pair one job is watched (an open stream's
+    lease on it) and one is not. Latency: Cromwell's end time to the worker's event row."""
+    owner = services.user_create(email="latency-bench@example.org", password=None)
+    workspace = services.workspace_create(user=owner, name="Latency benchmark")
+    server = server_create(name="latency-bench", url=cromwell.url)
+    ids: list[tuple[str, str]] = []
+    for number in range(PAIRS):
+        # Failed runs: their finalize reads Cromwell's failure only (no bucket here).
+        cromwell.settings(
+            sim_start_s=0.0, sim_run_s=FIRST_END_S + number * SPREAD_S, sim_fail_fraction=1.0
+        )
+        watched, unwatched = cromwell.simulate_bulk(2, status="Running")
+        ids.append((watched, unwatched))
+    rows = [
+        job_row(uuid.UUID(wid), server.executor_alias, wid, (owner, workspace))
+        for pair in ids
+        for wid in pair
+    ]
+    Job.objects.bulk_create(rows)
+    leases = [open_watch(WatchScope(job=watched)) for watched, _ in ids]
+    try:
+        run_worker(FIRST_END_S + PAIRS * SPREAD_S + 2 * production_schedule.FERRY_POLL_UNWATCHED_S)
+    finally:
+        for lease in leases:
+            close_watch(lease)
+    every = [wid for pair in ids for wid in pair]
+    ends, seen = ended_at(cromwell, every), seen_at(every)
+    rows_out = []
+    for label, chosen in (("watched", [w for w, _ in ids]), ("unwatched", [u for _, u in ids])):
+        latencies = sorted(seen[wid] - ends[wid] for wid in chosen if wid in seen and wid in ends)
+        assert len(latencies) == len(chosen), f"every {label} job was seen finished"
+        rows_out.append(
+            [
+                label,
+                len(latencies),
+                f"{percentile(latencies, 0.5):.2f}",
+                f"{latencies[-1]:.2f}",
+            ]
+        )
+    show(
+        "Workflow end -> the worker's event, watched vs unwatched jobs (production schedule: "
+        f"watched every {production_schedule.FERRY_POLL_WATCHED_S:g} s, others every "
+        f"{production_schedule.FERRY_POLL_UNWATCHED_S:g} s)",
+        ["jobs", "n", "p50 s", "max s"],
+        rows_out,
+    )
