@@ -75,7 +75,9 @@ def watched_now() -> tuple[set[Any], set[Any]]:
     StreamWatch.objects.filter(expires_at__lte=now).delete()
     workspaces: set[Any] = set()
     jobs: set[Any] = set()
-    for workspace_id, job_id in StreamWatch.objects.values_list("workspace_id", "job_id"):
+    # Many streams may watch the same things: each pair once.
+    watched = StreamWatch.objects.order_by().values_list("workspace_id", "job_id").distinct()
+    for workspace_id, job_id in watched:
         if job_id is not None:
             jobs.add(job_id)
         elif workspace_id is not None:

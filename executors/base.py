@@ -207,7 +207,8 @@ class Executor(ABC):
             return self._submit(job)
 
     def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
-        """Observe many runs with as few engine calls as possible (never one per job).
+        """Observe many runs with as few engine calls as possible (never one per job, but for
+        a few runs, which an engine may answer cheaper one by one than in a listing of all).
 
         Returns exactly the jobs asked about: nothing (and no engine call) for none, and a job
         the backend said nothing about is MISSING."""

@@ -104,7 +104,7 @@ from .docker_events import ExitWatch
 from .images import build_client, build_local_image, local_image_labels
 
 LABEL_JOB = "ferry.job"
-INSPECT_AT_MOST = 8  # a poll of at most this many runs inspects each; more: one listing
+INSPECT_AT_MOST = 4  # a poll of at most this many runs inspects each; more: one listing
 LABEL_EXECUTOR = "ferry.executor"
 LABEL_DEADLINE = "ferry.deadline"
 LABEL_TIMEOUT = "ferry.timeout_s"

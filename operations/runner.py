@@ -222,9 +222,9 @@ class PollSchedule:
     """Which active jobs a cycle asks their executors about, so that a cycle's work grows with
     what changed and with pages of the executors' answers, not with the number of active jobs:
 
-    - at once: jobs an engine told of (an exit event), and jobs someone watches (an open event
-      stream on the job or its workspace: api.watches) or just submitted (for
-      FERRY_POLL_NEW_S), each at most every FERRY_POLL_WATCHED_S;
+    - at once: jobs an engine told of (an exit event), and jobs being cancelled, someone
+      watches (an open event stream on the job or its workspace: api.watches) or just
+      submitted (for FERRY_POLL_NEW_S), each at most every FERRY_POLL_WATCHED_S;
     - the rest in a round per executor, a page at a time (the executor's ``poll_page``, at most
       FERRY_POLL_PAGE jobs; an executor whose one call lists every run takes them all at once),
       so that each is polled every FERRY_POLL_UNWATCHED_S, or every
@@ -265,9 +265,13 @@ class PollSchedule:
         watched_s = float(settings.FERRY_POLL_WATCHED_S)
         self.fast_polled = {k: at for k, at in self.fast_polled.items() if now - at < watched_s}
         workspaces, jobs = watched_now()
-        wanted = Q(pk__in=told) | Q(
-            status=JobStatus.SUBMITTED,
-            submitted_at__gte=timezone.now() - timedelta(seconds=settings.FERRY_POLL_NEW_S),
+        wanted = (
+            Q(pk__in=told)
+            | Q(status=JobStatus.CANCELLING)  # until its executor confirms the cancel
+            | Q(
+                status=JobStatus.SUBMITTED,
+                submitted_at__gte=timezone.now() - timedelta(seconds=settings.FERRY_POLL_NEW_S),
+            )
         )
         if jobs:
             wanted |= Q(pk__in=jobs)

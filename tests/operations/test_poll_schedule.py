@@ -211,3 +211,17 @@ def test_a_watched_workspace_makes_its_jobs_watched_and_an_expired_lease_does_no
     assert in_watched.status != JobStatus.RUNNING
     assert elsewhere.status == JobStatus.RUNNING, "an expired lease watches nothing"
     assert not StreamWatch.objects.filter(pk__in=expired).exists(), "expired leases go"
+
+
+def test_a_job_being_cancelled_is_tried_in_the_next_pass_not_in_its_round(
+    sim: CromwellServer, slow_rounds: Any, owner: User, workspace: Workspace
+) -> None:
+    ids = sim.simulate_bulk(1, status="Running")
+    alias = register(sim)
+    (job,) = running_jobs(alias, ids, owner, workspace)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLING.value)
+    aborts = int(sim.counters().get("abort", 0))
+    poll_cycle()
+    assert int(sim.counters().get("abort", 0)) == aborts + 1, sim.counters()
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
