@@ -194,19 +194,53 @@ def poll_cycle() -> int:
     return _poll_cycle()[0]
 
 
-# Only what polling reads: loading inputs/outputs/run specs of 10,000 jobs costs seconds (an
-# executor that needs more, e.g. to cancel, loads it for that job).
+# Only what polling reads, as plain values: model instances (and the inputs, outputs and run
+# specs) of 10,000 jobs cost seconds. A Job is loaded only when something is to be done.
 _POLLED_FIELDS = (
     "id",
     "executor",
     "status",
     "workspace_id",
-    "error_detail",
     "executor_unreachable_since",
-    "external_id",
     "submitted_at",
     "observed_state",
 )
+
+
+@dataclass(eq=False)
+class PolledJob:
+    """What a poll reads of an active job (a row's few columns): what its executor is asked
+    about (an executors.base.RunnableJob); what it says is applied to the Job only when the
+    job's status has to change (:func:`_acts_on`)."""
+
+    id: uuid.UUID
+    executor: str
+    status: str
+    workspace_id: Any
+    executor_unreachable_since: Any
+    submitted_at: Any
+    observed_state: str
+    _run_spec: dict[str, Any] | None = None
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return self.id
+
+    @property
+    def run_spec(self) -> dict[str, Any]:
+        """Not read by polls; loaded when an executor asks for it."""
+        if self._run_spec is None:
+            found = Job.objects.filter(pk=self.id).values_list("run_spec", flat=True).first()
+            self._run_spec = dict(found or {})
+        return self._run_spec
+
+    @run_spec.setter
+    def run_spec(self, value: dict[str, Any]) -> None:
+        self._run_spec = value
+
+
+def _polled(rows: Any) -> list[PolledJob]:
+    return [PolledJob(*row) for row in rows.values_list(*_POLLED_FIELDS)]
 
 
 @dataclass
@@ -238,7 +272,7 @@ class PollSchedule:
         self.fast_polled: dict[uuid.UUID, float] = {}  # when each was polled out of its round
         self.last_cycle: float | None = None
 
-    def due(self, told: set[uuid.UUID]) -> dict[str, list[Job]]:
+    def due(self, told: set[uuid.UUID]) -> dict[str, list[PolledJob]]:
         """The jobs to poll now, by executor."""
         now = time.monotonic()
         elapsed = 0.0 if self.last_cycle is None else now - self.last_cycle
@@ -250,7 +284,7 @@ class PollSchedule:
             .annotate(n=Count("id"))
             .values_list("executor", "n")
         )
-        batches: dict[str, list[Job]] = defaultdict(list)
+        batches: dict[str, list[PolledJob]] = defaultdict(list)
         seen: set[uuid.UUID] = set()
         for job in self._fast(probed, told, now):
             batches[job.executor].append(job)
@@ -261,7 +295,7 @@ class PollSchedule:
                     batches[alias].append(job)
         return batches
 
-    def _fast(self, probed: Any, told: set[uuid.UUID], now: float) -> list[Job]:
+    def _fast(self, probed: Any, told: set[uuid.UUID], now: float) -> list[PolledJob]:
         watched_s = float(settings.FERRY_POLL_WATCHED_S)
         self.fast_polled = {k: at for k, at in self.fast_polled.items() if now - at < watched_s}
         workspaces, jobs = watched_now()
@@ -278,13 +312,13 @@ class PollSchedule:
         if workspaces:
             wanted |= Q(workspace_id__in=workspaces)
         recent = set(self.fast_polled) - told
-        found = probed.filter(wanted).exclude(pk__in=recent).only(*_POLLED_FIELDS)
-        chosen = list(found.order_by("submitted_at")[: int(settings.FERRY_POLL_PAGE)])
+        found = probed.filter(wanted).exclude(pk__in=recent).order_by("submitted_at")
+        chosen = _polled(found[: int(settings.FERRY_POLL_PAGE)])
         for job in chosen:
             self.fast_polled[job.pk] = now
         return chosen
 
-    def _round(self, probed: Any, alias: str, count: int, elapsed: float) -> list[Job]:
+    def _round(self, probed: Any, alias: str, count: int, elapsed: float) -> list[PolledJob]:
         """The next page of executor ``alias``'s round, when its credit covers one."""
         interval, page = _round_of(alias, count)
         sweep = self.sweeps.setdefault(alias, _Sweep())
@@ -296,11 +330,11 @@ class PollSchedule:
         if take <= 0 or sweep.credit < take:
             return []
         sweep.credit -= take
-        ordered = probed.filter(executor=alias).only(*_POLLED_FIELDS).order_by("pk")
+        ordered = probed.filter(executor=alias).order_by("pk")
         after = ordered if sweep.cursor is None else ordered.filter(pk__gt=sweep.cursor)
-        jobs = list(after[:take])
+        jobs = _polled(after[:take])
         if len(jobs) < take and sweep.cursor is not None:  # the round starts again
-            jobs += list(ordered.filter(pk__lte=sweep.cursor)[: take - len(jobs)])
+            jobs += _polled(ordered.filter(pk__lte=sweep.cursor)[: take - len(jobs)])
         sweep.cursor = jobs[-1].pk if jobs else None
         return jobs
 
@@ -335,9 +369,8 @@ def _poll_cycle(told: set[uuid.UUID] | None = None) -> tuple[int, set[uuid.UUID]
     return Job.objects.active().count(), ended
 
 
-def _poll_executor(alias: str, jobs: list[Job], finalize_until: float) -> set[uuid.UUID]:
+def _poll_executor(alias: str, jobs: list[PolledJob], finalize_until: float) -> set[uuid.UUID]:
     """Poll ``jobs`` of executor ``alias`` and apply what it says; the ids seen ended."""
-    ended: set[uuid.UUID] = set()
     started = time.monotonic()
     try:
         executor = get_executor(alias)
@@ -345,30 +378,45 @@ def _poll_executor(alias: str, jobs: list[Job], finalize_until: float) -> set[uu
     except ExecutorUnavailable as exc:
         monitoring.record_poll(alias, time.monotonic() - started, exc)
         _mark_unreachable([j.pk for j in jobs], exc, who=_engine_name(alias))
-        return ended
+        return set()
     except ExecutorError as exc:  # e.g. a Cromwell server record removed meanwhile
         monitoring.record_poll(alias, time.monotonic() - started, exc)
         logger.error("poll: executor %s: %s", alias, exc)
-        return ended
+        return set()
     monitoring.record_poll(alias, time.monotonic() - started, jobs=jobs, observations=observations)
     marked = [j.pk for j in jobs if j.executor_unreachable_since is not None]
     if marked:
         Job.objects.filter(pk__in=marked, executor_unreachable_since__isnull=False).update(
             **ANSWERED
         )
-    for job in jobs:
+    seen = {j.id: observations.get(j.id, Observation(RunState.MISSING)) for j in jobs}
+    ended = {k for k, seen_now in seen.items() if seen_now.state in _ENDED}
+    acting = [j.id for j in jobs if _acts_on(j.status, seen[j.id])]
+    for job in Job.objects.in_bulk(acting).values() if acting else ():
+        if job.status not in _PROBED:  # another worker moved it meanwhile
+            continue
         try:
-            observation = observations.get(job.id, Observation(RunState.MISSING))
-            if observation.state in (RunState.EXITED, RunState.MISSING):
-                ended.add(job.id)
             # Only an engine that reports exits at once finalizes in this pass (its results
             # are local files); others (Cromwell: bucket outputs) get a finalize task, which
             # collects once instead of twice.
             inline = executor.waits_for_exits and time.monotonic() < finalize_until
-            _apply(job, observation, executor, finalize_inline=inline)
+            _apply(job, seen[job.pk], executor, finalize_inline=inline)
         except Exception:
             logger.exception("poll: could not apply the observation of job %s", job.pk)
     return ended
+
+
+_ENDED = (RunState.EXITED, RunState.MISSING)
+
+
+def _acts_on(status: str, observation: Observation) -> bool:
+    """Whether :func:`_apply` changes anything for a job in ``status`` that its executor
+    observed so (a running job seen running: nothing, and its Job is never loaded)."""
+    if status == JobStatus.CANCELLING or observation.state == RunState.MISSING:
+        return True
+    if observation.state == RunState.PENDING:
+        return False
+    return status == JobStatus.SUBMITTED or observation.state == RunState.EXITED
 
 
 def _apply(

@@ -20,7 +20,7 @@ then ``wait_for_exits`` for FERRY_POLL_INTERVAL_S: the Docker executor follows t
 events meanwhile), with the production schedule (FERRY_POLL_* defaults of config.settings.base,
 not the tests' "every job every cycle"). CPU is the process's user + system time
 (``resource.getrusage``) over wall time: the Cromwell server and PostgreSQL run in other
-processes. Also shown: the SQL queries and job rows of one steady cycle, and Cromwell requests
+processes. Also shown: the SQL queries and Job model instances of one steady cycle, and Cromwell requests
 per minute (its own counters).
 
 A second test: Cromwell workflows end one after the other, one job of each pair watched (an open
@@ -309,7 +309,7 @@ def report(levels: list[Level]) -> None:
             "cycles/min",
             "Cromwell requests/min",
             "SQL queries/cycle",
-            "job rows/cycle",
+            "Job instances/cycle",
         ],
         rows,
     )

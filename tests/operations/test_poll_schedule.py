@@ -1,7 +1,7 @@
 """What a poll cycle asks the executors about (operations.runner.PollSchedule), against the
 simulated Cromwell test server: a steady cycle's work does not grow with the active jobs (the
-same SQL queries, no job rows loaded, at 50 and at 500 of them), a round takes one executor page
-per cycle and covers every job, and a job someone watches is seen finished in the next pass
+same SQL queries, no Job instances, at 50 and at 500 of them), a round takes one executor page
+per cycle and covers every job (reading plain values: a Job is loaded only to change it), and a job someone watches is seen finished in the next pass
 while an unwatched one waits for its round. Cycles are driven one by one, never timed."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def running_jobs(alias: str, ids: list[str], owner: User, workspace: Workspace) 
 
 @contextmanager
 def counting_rows() -> Iterator[list[int]]:
-    """[Job rows loaded] while inside (every model instance Django builds from a row)."""
+    """[Job instances built] while inside (every model instance Django builds from a row)."""
     loaded = [0]
 
     def count(sender: Any, **kwargs: Any) -> None:
@@ -114,7 +114,7 @@ def counting_rows() -> Iterator[list[int]]:
 
 
 def measured_cycle(sim: CromwellServer) -> tuple[int, int, int]:
-    """(SQL queries, Job rows loaded, Cromwell API requests) of one poll cycle."""
+    """(SQL queries, Job instances built, Cromwell API requests) of one poll cycle."""
     before = int(sim.counters().get("_total", 0))
     with CaptureQueriesContext(connection) as queries, counting_rows() as rows:
         poll_cycle()
@@ -146,8 +146,9 @@ def test_a_round_takes_one_page_per_cycle_and_covers_every_job(
     running_jobs(alias, ids, owner, workspace)
     slow_rounds.FERRY_POLL_UNWATCHED_S = 0.0  # every cycle: the next page
     cycles = [measured_cycle(sim) for _ in range(10)]
-    # Each step: one page of rows, one Cromwell query, and never more queries than the first.
-    assert {(rows, requests) for _, rows, requests in cycles} == {(PAGE, 1)}, cycles
+    # Each step: one Cromwell query for a page, no Job instance (nothing changes state), and
+    # never more queries than the first.
+    assert {(rows, requests) for _, rows, requests in cycles} == {(0, 1)}, cycles
     assert all(queries <= cycles[0][0] for queries, _, _ in cycles), cycles
     # Ten pages of 50: every job was asked about once.
     assert Job.objects.filter(executor=alias, observed_state="running").count() == 500
