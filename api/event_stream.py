@@ -54,6 +54,9 @@ class Hub:
         self.wake = asyncio.Event()
         self.listening = False
         self._tasks: list[asyncio.Task[None]] = []
+        # Set when the hub stops: its loops end even when a cancel is lost (asyncio.wait_for
+        # may swallow one that comes as its wait ends, on Python 3.11).
+        self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
         self._db_thread: ThreadPoolExecutor | None = None
 
@@ -85,13 +88,14 @@ class Hub:
             if not self._tasks:
                 self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="ferry-events")
                 self.cursor = await self._db(latest_event_id)
+                stop = self._stop = asyncio.Event()
                 self._tasks = [
-                    asyncio.create_task(self._fetch_loop(), name="ferry events"),
-                    asyncio.create_task(self._renew_loop(), name="ferry stream watches"),
+                    asyncio.create_task(self._fetch_loop(stop), name="ferry events"),
+                    asyncio.create_task(self._renew_loop(stop), name="ferry stream watches"),
                 ]
                 if connections["default"].vendor == "postgresql" and settings.FERRY_EVENTS_NOTIFY:
                     self._tasks.append(
-                        asyncio.create_task(self._listen(), name="ferry events listen")
+                        asyncio.create_task(self._listen(stop), name="ferry events listen")
                     )
             self.streams.add(queue)
             if watch is not None:
@@ -119,22 +123,23 @@ class Hub:
             tasks, self._tasks = self._tasks, []
             db_thread, self._db_thread = self._db_thread, None
             self.listening = False
+            self._stop.set()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.wait(tasks, timeout=10)  # (a loop that lost its cancel ends by the flag)
         if db_thread is not None:
             await sync_to_async(_in_db_thread, thread_sensitive=False, executor=db_thread)(
                 close_connection
             )
             db_thread.shutdown(wait=False)
 
-    async def _fetch_loop(self) -> None:
-        while True:
+    async def _fetch_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
             self.wake.clear()
+            if stop.is_set():
+                return
             try:
                 while True:
                     batch = await self._db(events_after, self.cursor)
@@ -158,9 +163,9 @@ class Hub:
         except asyncio.QueueFull:  # a client reading too slowly: its stream ends (see above)
             self.behind.add(queue)
 
-    async def _renew_loop(self) -> None:
+    async def _renew_loop(self, stop: asyncio.Event) -> None:
         """Keep the leases of what this process's streams watch (one UPDATE for all)."""
-        while True:
+        while not stop.is_set():
             await asyncio.sleep(float(settings.FERRY_WATCH_RENEW_S))
             ids = [row for rows in self.watches.values() for row in rows]
             try:
@@ -168,7 +173,7 @@ class Hub:
             except Exception:  # the database went away: they expire, or are renewed next time
                 log.warning("could not renew what the streams watch", exc_info=True)
 
-    async def _listen(self) -> None:
+    async def _listen(self, stop: asyncio.Event) -> None:
         import psycopg
 
         params = connections["default"].settings_dict
@@ -179,7 +184,7 @@ class Hub:
             "host": params.get("HOST") or None,
             "port": params.get("PORT") or None,
         }
-        while True:
+        while not stop.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(
                     autocommit=True, **{k: v for k, v in conninfo.items() if v is not None}
