@@ -391,8 +391,9 @@ def frames_of(body: str) -> tuple[list[int], list[str]]:
     return ids, comments
 
 
-def any_stream_behind() -> bool:
-    return any(h.behind for h in list(event_stream._hubs.values()))
+def open_queues() -> set[tuple[Any, Any]]:
+    """(hub, queue) of every stream open in this process (hubs of earlier tests' servers too)."""
+    return {(h, q) for h in list(event_stream._hubs.values()) for q in list(h.streams)}
 
 
 def test_a_client_that_does_not_read_is_ended_and_catches_up_without_loss_or_repeat(
@@ -403,12 +404,18 @@ def test_a_client_that_does_not_read_is_ended_and_catches_up_without_loss_or_rep
     settings: Any,
 ) -> None:
     settings.FERRY_EVENTS_QUEUE_MAX = 5
+    earlier = open_queues()
     sock = raw_stream(server, users["owner"], f"?workspace={workspace.pk}")
     try:
-        deadline = time.monotonic() + 30
-        while not event_stream.open_stream_count():
-            assert time.monotonic() < deadline, "the stream did not open"
-            time.sleep(0.05)
+        # Subscribed once it says so (then the client stops reading): what is written next is
+        # for this stream.
+        sock.settimeout(30)
+        start = b""
+        while b": connected\n\n" not in start:
+            chunk = sock.recv(1024)
+            assert chunk, f"the stream did not open: {start[:300]!r}"
+            start += chunk
+        ((hub, queue),) = open_queues() - earlier
         # ~12 MB of events: more than the socket buffers hold, then more than the queue.
         written = [
             record_event(
@@ -416,11 +423,12 @@ def test_a_client_that_does_not_read_is_ended_and_catches_up_without_loss_or_rep
             ).pk
             for _ in range(400)
         ]
+        # Behind: the hub found its queue full (the stream then ends as soon as it can send).
         deadline = time.monotonic() + 30
-        while not any_stream_behind():
+        while not (hub.fell_behind(queue) or queue not in hub.streams):
             assert time.monotonic() < deadline, "the hub never found the queue full"
             time.sleep(0.05)
-        body = read_to_the_end(sock)
+        body = start.decode() + read_to_the_end(sock)
     finally:
         sock.close()
     first_ids, comments = frames_of(body)
