@@ -5,6 +5,11 @@ PostgreSQL's NOTIFY (one LISTEN connection per process), or every ``poll_seconds
 (and, on PostgreSQL, as a safety net while the listener is down). Each stream gets every new
 event in its queue and keeps the ones its user may see. The hub's database work runs in one
 thread (one connection) however many streams are open.
+
+Each stream's queue holds at most ``FERRY_EVENTS_QUEUE_MAX`` events: a client that reads slower
+than events come is marked behind (nothing more is queued for it) and its stream ends with a
+retry hint; it reconnects with ``Last-Event-ID`` and catches up from the table. The hub also
+keeps what its streams watch (api.watches) in the database, renewing the leases in one UPDATE.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from django.conf import settings
 from django.db import connection, connections
 
 from .events import NOTIFY_CHANNEL, events_after, latest_event_id
+from .watches import WatchScope, close_watch, open_watch, renew_watches
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +48,15 @@ def _in_db_thread(fn: Any, *args: Any) -> Any:
 class Hub:
     def __init__(self) -> None:
         self.streams: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.behind: set[asyncio.Queue[dict[str, Any]]] = set()  # full: their streams end
+        self.watches: dict[asyncio.Queue[dict[str, Any]], list[int]] = {}
         self.cursor = 0
         self.wake = asyncio.Event()
         self.listening = False
         self._tasks: list[asyncio.Task[None]] = []
+        # Set when the hub stops: its loops end even when a cancel is lost (asyncio.wait_for
+        # may swallow one that comes as its wait ends, on Python 3.11).
+        self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
         self._db_thread: ThreadPoolExecutor | None = None
 
@@ -62,48 +73,73 @@ class Hub:
             return float(settings.FERRY_EVENTS_SAFETY_POLL_SECONDS)
         return float(settings.FERRY_EVENTS_POLL_SECONDS)
 
-    async def subscribe(self) -> tuple[asyncio.Queue[dict[str, Any]], int]:
+    async def subscribe(
+        self, watch: WatchScope | None = None
+    ) -> tuple[asyncio.Queue[dict[str, Any]], int]:
         """A queue that receives every event with an id above the returned cursor (the hub's
-        at this moment). Returns once the cursor is set: a catch-up read made after this misses
-        nothing, and the queue has every event after the cursor."""
+        at this moment), at most ``FERRY_EVENTS_QUEUE_MAX`` of them unread (see
+        :meth:`fell_behind`). Returns once the cursor is set: a catch-up read made after this
+        misses nothing, and the queue has every event after the cursor. ``watch``: what the
+        stream watches, kept in the database while it is open."""
         async with self._lock:
-            queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(
+                maxsize=max(1, int(settings.FERRY_EVENTS_QUEUE_MAX))
+            )
             if not self._tasks:
                 self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="ferry-events")
                 self.cursor = await self._db(latest_event_id)
-                self._tasks = [asyncio.create_task(self._fetch_loop(), name="ferry events")]
+                stop = self._stop = asyncio.Event()
+                self._tasks = [
+                    asyncio.create_task(self._fetch_loop(stop), name="ferry events"),
+                    asyncio.create_task(self._renew_loop(stop), name="ferry stream watches"),
+                ]
                 if connections["default"].vendor == "postgresql" and settings.FERRY_EVENTS_NOTIFY:
                     self._tasks.append(
-                        asyncio.create_task(self._listen(), name="ferry events listen")
+                        asyncio.create_task(self._listen(stop), name="ferry events listen")
                     )
             self.streams.add(queue)
+            if watch is not None:
+                try:
+                    self.watches[queue] = await self._db(open_watch, watch)
+                except Exception:  # the stream works without it (its jobs are polled slower)
+                    log.warning("could not record what a stream watches", exc_info=True)
             return queue, self.cursor
+
+    def fell_behind(self, queue: asyncio.Queue[dict[str, Any]]) -> bool:
+        """Whether events were left out of this stream's queue because it was full."""
+        return queue in self.behind
 
     async def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         """The last stream to leave stops the hub (its listener and database connection)."""
         async with self._lock:
             self.streams.discard(queue)
+            self.behind.discard(queue)
+            watch = self.watches.pop(queue, [])
+            if watch:
+                with contextlib.suppress(Exception):  # else it expires
+                    await self._db(close_watch, watch)
             if self.streams or not self._tasks:
                 return
             tasks, self._tasks = self._tasks, []
             db_thread, self._db_thread = self._db_thread, None
             self.listening = False
+            self._stop.set()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.wait(tasks, timeout=10)  # (a loop that lost its cancel ends by the flag)
         if db_thread is not None:
             await sync_to_async(_in_db_thread, thread_sensitive=False, executor=db_thread)(
                 close_connection
             )
             db_thread.shutdown(wait=False)
 
-    async def _fetch_loop(self) -> None:
-        while True:
+    async def _fetch_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
             self.wake.clear()
+            if stop.is_set():
+                return
             try:
                 while True:
                     batch = await self._db(events_after, self.cursor)
@@ -111,7 +147,7 @@ class Hub:
                     # sees a cursor that matches what its queue will get.
                     for event in batch:
                         for queue in list(self.streams):
-                            queue.put_nowait(event)
+                            self._offer(queue, event)
                     if batch:
                         self.cursor = batch[-1]["id"]
                     if len(batch) < 500:
@@ -119,7 +155,25 @@ class Hub:
             except Exception:  # the database went away: retry on the next wake or poll
                 log.exception("reading new events failed")
 
-    async def _listen(self) -> None:
+    def _offer(self, queue: asyncio.Queue[dict[str, Any]], event: dict[str, Any]) -> None:
+        if queue in self.behind:
+            return
+        try:
+            queue.put_nowait(event)
+        except asyncio.QueueFull:  # a client reading too slowly: its stream ends (see above)
+            self.behind.add(queue)
+
+    async def _renew_loop(self, stop: asyncio.Event) -> None:
+        """Keep the leases of what this process's streams watch (one UPDATE for all)."""
+        while not stop.is_set():
+            await asyncio.sleep(float(settings.FERRY_WATCH_RENEW_S))
+            ids = [row for rows in self.watches.values() for row in rows]
+            try:
+                await self._db(renew_watches, ids)
+            except Exception:  # the database went away: they expire, or are renewed next time
+                log.warning("could not renew what the streams watch", exc_info=True)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
         import psycopg
 
         params = connections["default"].settings_dict
@@ -130,7 +184,7 @@ class Hub:
             "host": params.get("HOST") or None,
             "port": params.get("PORT") or None,
         }
-        while True:
+        while not stop.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(
                     autocommit=True, **{k: v for k, v in conninfo.items() if v is not None}

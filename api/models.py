@@ -412,3 +412,19 @@ class ElementSet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} set {self.name}"
+
+
+class StreamWatch(models.Model):
+    """Someone follows a workspace's or a job's events right now (an open ``GET /api/events/``),
+    so the worker polls those jobs' executors more often (``operations.runner``). The server
+    process that holds the stream writes its rows when it opens, renews ``expires_at`` while it
+    is open and deletes them when it closes; a crashed process's rows simply expire. ``job``
+    names operations' Job by value only (api stays below operations)."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace_id = models.UUIDField(null=True, blank=True)
+    job_id = models.UUIDField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"watch of {self.job_id or self.workspace_id} until {self.expires_at}"

@@ -146,3 +146,101 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "A personal API token: `Token fry_…` (from /api/auth/api-tokens/).",
         }
+
+
+# ------------------------------------------------------------------- the event stream (not DRF)
+
+EVENT_STREAM_PATH = "/api/events/"
+_STREAM_DESCRIPTION = """\
+Server-Sent Events (`text/event-stream`, served by the ASGI app): every event of the workspaces
+you belong to (staff: all), narrowed by `workspace` and `job`. Each event is a frame
+`id: <event id>` / `event: <kind>` / `data: <the event as JSON>`; a comment line is sent as a
+heartbeat while nothing happens. Reconnect with the last id you received as `Last-Event-ID`
+(a browser's `EventSource` does) to get exactly the events after it: nothing lost, nothing
+repeated. The server ends a stream after a while, or when the client reads too slowly; the
+`retry:` hint tells the client when to reconnect. Sign in with the session cookie, or pass a
+short-lived `token` from `POST /api/events/token/` (never the long-lived API token in a URL)."""
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _stream_parameters() -> list[dict[str, Any]]:
+    def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "in": "query",
+            "name": name,
+            "required": False,
+            "schema": schema,
+            "description": description,
+        }
+
+    uuid_schema = {"type": "string", "format": "uuid"}
+    return [
+        query("workspace", "Only this workspace's events.", uuid_schema),
+        query("job", "Only this job's events.", uuid_schema),
+        query(
+            "token",
+            "A stream token from POST /api/events/token/ (for clients that can't send the "
+            "session cookie).",
+            {"type": "string"},
+        ),
+        query(
+            "last_event_id",
+            "As the Last-Event-ID header, for clients that can't set headers.",
+            {"type": "integer", "minimum": 0},
+        ),
+        {
+            "in": "header",
+            "name": "Last-Event-ID",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0},
+            "description": "The id of the last event received: the stream starts after it.",
+        },
+    ]
+
+
+def event_stream_operation() -> dict[str, Any]:
+    """The OpenAPI operation of ``GET /api/events/`` (a plain async Django view, which
+    drf-spectacular can't see)."""
+    return {
+        "operationId": "events_stream",
+        "summary": "Follow what changes, as Server-Sent Events",
+        "description": _STREAM_DESCRIPTION,
+        "tags": [RESOURCE_TAGS["events"]],
+        "parameters": _stream_parameters(),
+        "security": [{"cookieAuth": []}, {}],
+        "responses": {
+            "200": {
+                "description": "The stream: `id:`/`event:`/`data:` frames, heartbeats, `retry:`.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            "400": _error_response(_DESCRIPTIONS["400"]),
+            "401": _error_response(
+                "Neither a session nor a valid stream token (they expire after a minute)."
+            ),
+            "404": _error_response("The workspace is not one you can see."),
+            "503": _error_response(
+                "This server runs WSGI, which can't stream (`stream_needs_asgi`): poll instead."
+            ),
+        },
+    }
+
+
+def add_event_stream(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: document the event stream beside its token."""
+    paths: dict[str, Any] = result.get("paths", {})
+    ordered: dict[str, Any] = {}
+    for path, item in paths.items():
+        if path.startswith(EVENT_STREAM_PATH) and EVENT_STREAM_PATH not in ordered:
+            ordered[EVENT_STREAM_PATH] = {}
+        ordered[path] = item
+    ordered.setdefault(EVENT_STREAM_PATH, {})["get"] = event_stream_operation()
+    result["paths"] = ordered
+    return result

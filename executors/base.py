@@ -207,7 +207,8 @@ class Executor(ABC):
             return self._submit(job)
 
     def poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
-        """Observe many runs with as few engine calls as possible (never one per job).
+        """Observe many runs with as few engine calls as possible (never one per job, but for
+        a few runs, which an engine may answer cheaper one by one than in a listing of all).
 
         Returns exactly the jobs asked about: nothing (and no engine call) for none, and a job
         the backend said nothing about is MISSING."""
@@ -315,6 +316,12 @@ class Executor(ABC):
     def stop_waiting(self) -> None:
         """Stop following the engine's events (when the executor is dropped); a later
         ``wait_for_exits`` starts again. Nothing to stop for executors that don't wait."""
+        return None
+
+    def poll_page(self) -> int | None:
+        """How many runs one engine call of ``poll`` answers for (a page of the engine's
+        answer), or None when one call answers for any number (it lists every run): the poll
+        loop asks about that many jobs at a time."""
         return None
 
     def _wait_for_exits(self, timeout: float) -> set[UUID]:

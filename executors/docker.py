@@ -104,6 +104,7 @@ from .docker_events import ExitWatch
 from .images import build_client, build_local_image, local_image_labels
 
 LABEL_JOB = "ferry.job"
+INSPECT_AT_MOST = 4  # a poll of at most this many runs inspects each; more: one listing
 LABEL_EXECUTOR = "ferry.executor"
 LABEL_DEADLINE = "ferry.deadline"
 LABEL_TIMEOUT = "ferry.timeout_s"
@@ -878,16 +879,13 @@ class DockerExecutor(Executor):
         return str(container.id)
 
     def _poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
+        """A few runs (those an exit event told of, watched ones) are inspected one by one;
+        more are found in one listing of every container of this executor: the work grows with
+        the runs asked about, not with every container the engine holds."""
         wanted = {str(job.id): job for job in jobs}
         with self._engine("list runs", server_errors_retry=True):
-            listed = self._client().containers.list(
-                all=True, sparse=True, filters={"label": f"{LABEL_EXECUTOR}={self.alias}"}
-            )
-        found = {}
-        for container in listed:
-            job_id = (container.attrs.get("Labels") or {}).get(LABEL_JOB)
-            if job_id in wanted:
-                found[job_id] = container
+            few = len(jobs) <= INSPECT_AT_MOST
+            found = self._inspected(jobs) if few else self._listed(wanted)
         now = time.time()
         observed: dict[UUID, Observation] = {}
         for key, job in wanted.items():
@@ -895,17 +893,37 @@ class DockerExecutor(Executor):
             if container is None:
                 observed[job.id] = Observation(RunState.MISSING, "no container")
                 continue
-            attrs = container.attrs
-            state = run_state(str(attrs.get("State") or ""))
-            labels = attrs.get("Labels") or {}
+            status, detail, labels, created = _container_summary(container.attrs)
+            state = run_state(status)
             deadline = _int_or_none(labels.get(LABEL_DEADLINE))
             if state is RunState.RUNNING and deadline is not None and now > deadline:
                 observed[job.id] = self._time_out(job, container, labels)
             else:
-                observed[job.id] = Observation(
-                    state, str(attrs.get("Status") or ""), started_at=_created_at(attrs)
-                )
+                observed[job.id] = Observation(state, detail, started_at=created)
         return observed
+
+    def _listed(self, wanted: dict[str, RunnableJob]) -> dict[str, Any]:
+        listed = self._client().containers.list(
+            all=True, sparse=True, filters={"label": f"{LABEL_EXECUTOR}={self.alias}"}
+        )
+        found = {}
+        for container in listed:
+            job_id = (container.attrs.get("Labels") or {}).get(LABEL_JOB)
+            if job_id in wanted:
+                found[job_id] = container
+        return found
+
+    def _inspected(self, jobs: Sequence[RunnableJob]) -> dict[str, Any]:
+        found = {}
+        for job in jobs:
+            try:
+                container = self._client().containers.get(container_name(job))
+            except docker.errors.NotFound:
+                continue
+            labels = (container.attrs.get("Config") or {}).get("Labels") or {}
+            if labels.get(LABEL_EXECUTOR) == self.alias and labels.get(LABEL_JOB) == str(job.id):
+                found[str(job.id)] = container
+        return found
 
     def _time_out(self, job: RunnableJob, container: Any, labels: dict[str, str]) -> Observation:
         """Kill a run past its deadline, leaving a marker for collect()."""
@@ -1206,6 +1224,26 @@ def _docker_time(value: Any) -> datetime | None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _container_summary(
+    attrs: dict[str, Any],
+) -> tuple[str, str, dict[str, str], datetime | None]:
+    """(state, what the engine says of it, labels, when it was created) of a container, from
+    an inspection or from a sparse listing (their shapes differ)."""
+    state = attrs.get("State")
+    if isinstance(state, dict):  # inspected
+        status = str(state.get("Status") or "")
+        exit_code = state.get("ExitCode")
+        detail = f"{status} ({exit_code})" if status == "exited" else status
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        return status, detail, labels, _docker_time(attrs.get("Created"))
+    return (
+        str(state or ""),
+        str(attrs.get("Status") or ""),
+        attrs.get("Labels") or {},
+        (_created_at(attrs)),
+    )
 
 
 def _created_at(attrs: dict[str, Any]) -> datetime | None:

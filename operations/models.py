@@ -152,6 +152,12 @@ class Job(models.Model):
         # (all jobs a user sees) and with the workspace and status filters.
         indexes = [
             models.Index(fields=["status", "executor"]),
+            # The poll loop's rounds: one executor's polled jobs in id order, a page at a time.
+            models.Index(
+                fields=["executor", "id"],
+                name="job_polled_round_idx",
+                condition=models.Q(status__in=["submitted", "running", "cancelling"]),
+            ),
             models.Index(fields=["-created_at"], name="job_created_idx"),
             models.Index(fields=["workspace", "-created_at"], name="job_ws_created_idx"),
             models.Index(fields=["status", "-created_at"], name="job_status_created_idx"),

@@ -95,7 +95,7 @@ def record_poll(
     seconds: float,
     error: Exception | None = None,
     *,
-    jobs: Sequence[Job] = (),
+    jobs: Sequence[Any] = (),
     observations: Mapping[Any, Observation] | None = None,
 ) -> None:
     """One poll of executor ``alias`` took ``seconds``; ``error`` is what it raised, if any;
@@ -123,9 +123,10 @@ def _record_poll(alias: str, seconds: float, error: Exception | None) -> None:
     ExecutorHealth.objects.filter(alias=alias).update(**fields)
 
 
-def record_observed(jobs: Iterable[Job], observations: Mapping[Any, Observation]) -> None:
+def record_observed(jobs: Iterable[Any], observations: Mapping[Any, Observation]) -> None:
     """Keep each job's last observed executor state, writing only the jobs whose state changed
-    (compared with what the poll loaded): a poll of 10,000 running jobs writes nothing."""
+    (compared with what the poll loaded: a Job or the poll's runner.PolledJob, with ``pk`` and
+    ``observed_state``): a poll of 10,000 running jobs writes nothing."""
     changed: dict[str, list[Any]] = {}
     for job in jobs:
         observation = observations.get(job.pk)

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from api import storage
@@ -35,6 +36,7 @@ from api.services import (
 )
 from api.storage.buckets import BucketUnavailable
 from api.storage.locations import LocationRefused
+from api.watches import watched_now
 from executors.base import (
     Collected,
     Executor,
@@ -187,67 +189,234 @@ def _mark_unreachable(job_ids: list[Any], exc: Exception, *, who: str) -> None:
 
 
 def poll_cycle() -> int:
-    """One pass over every active job; returns how many remain active."""
+    """One pass over the active jobs that are due (see :class:`PollSchedule`); returns how many
+    remain active."""
     return _poll_cycle()[0]
 
 
-def _poll_cycle() -> tuple[int, set[uuid.UUID]]:
-    """One pass over every active job: (how many remain active, the ids of the jobs whose
-    runs were seen ended). Runs seen exiting are finalized in the same pass while that takes less than
-    FERRY_INLINE_FINALIZE_S in all (each when its results are small); the rest by tasks."""
+# Only what polling reads, as plain values: model instances (and the inputs, outputs and run
+# specs) of 10,000 jobs cost seconds. A Job is loaded only when something is to be done.
+_POLLED_FIELDS = (
+    "id",
+    "executor",
+    "status",
+    "workspace_id",
+    "executor_unreachable_since",
+    "submitted_at",
+    "observed_state",
+)
+
+
+@dataclass(eq=False)
+class PolledJob:
+    """What a poll reads of an active job (a row's few columns): what its executor is asked
+    about (an executors.base.RunnableJob); what it says is applied to the Job only when the
+    job's status has to change (:func:`_acts_on`)."""
+
+    id: uuid.UUID
+    executor: str
+    status: str
+    workspace_id: Any
+    executor_unreachable_since: Any
+    submitted_at: Any
+    observed_state: str
+    _run_spec: dict[str, Any] | None = None
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return self.id
+
+    @property
+    def run_spec(self) -> dict[str, Any]:
+        """Not read by polls; loaded when an executor asks for it."""
+        if self._run_spec is None:
+            found = Job.objects.filter(pk=self.id).values_list("run_spec", flat=True).first()
+            self._run_spec = dict(found or {})
+        return self._run_spec
+
+    @run_spec.setter
+    def run_spec(self, value: dict[str, Any]) -> None:
+        self._run_spec = value
+
+
+def _polled(rows: Any) -> list[PolledJob]:
+    return [PolledJob(*row) for row in rows.values_list(*_POLLED_FIELDS)]
+
+
+@dataclass
+class _Sweep:
+    """The slow round over one executor's jobs: where it is, and how many jobs it may poll
+    now (credit grows with time: all of them every interval)."""
+
+    cursor: uuid.UUID | None = None
+    credit: float = 0.0
+
+
+class PollSchedule:
+    """Which active jobs a cycle asks their executors about, so that a cycle's work grows with
+    what changed and with pages of the executors' answers, not with the number of active jobs:
+
+    - at once: jobs an engine told of (an exit event), and jobs being cancelled, someone
+      watches (an open event stream on the job or its workspace: api.watches) or just
+      submitted (for FERRY_POLL_NEW_S), each at most every FERRY_POLL_WATCHED_S;
+    - the rest in a round per executor, a page at a time (the executor's ``poll_page``, at most
+      FERRY_POLL_PAGE jobs; an executor whose one call lists every run takes them all at once),
+      so that each is polled every FERRY_POLL_UNWATCHED_S, or every
+      FERRY_POLL_EVENTS_RECONCILE_S for executors that report exits as events (Docker: the
+      round only catches what events can't tell, such as a deadline passed).
+
+    Kept in the poll loop's process: a loop that starts elsewhere starts its rounds afresh."""
+
+    def __init__(self) -> None:
+        self.sweeps: dict[str, _Sweep] = {}
+        self.fast_polled: dict[uuid.UUID, float] = {}  # when each was polled out of its round
+        self.last_cycle: float | None = None
+
+    def due(self, told: set[uuid.UUID]) -> dict[str, list[PolledJob]]:
+        """The jobs to poll now, by executor."""
+        now = time.monotonic()
+        elapsed = 0.0 if self.last_cycle is None else now - self.last_cycle
+        self.last_cycle = now
+        probed = Job.objects.filter(status__in=[s.value for s in _PROBED])
+        counts = dict(
+            probed.order_by()
+            .values_list("executor")
+            .annotate(n=Count("id"))
+            .values_list("executor", "n")
+        )
+        batches: dict[str, list[PolledJob]] = defaultdict(list)
+        seen: set[uuid.UUID] = set()
+        for job in self._fast(probed, told, now):
+            batches[job.executor].append(job)
+            seen.add(job.pk)
+        for alias, count in counts.items():
+            for job in self._round(probed, alias, count, elapsed):
+                if job.pk not in seen:
+                    batches[alias].append(job)
+        return batches
+
+    def _fast(self, probed: Any, told: set[uuid.UUID], now: float) -> list[PolledJob]:
+        watched_s = float(settings.FERRY_POLL_WATCHED_S)
+        self.fast_polled = {k: at for k, at in self.fast_polled.items() if now - at < watched_s}
+        workspaces, jobs = watched_now()
+        wanted = (
+            Q(pk__in=told)
+            | Q(status=JobStatus.CANCELLING)  # until its executor confirms the cancel
+            | Q(
+                status=JobStatus.SUBMITTED,
+                submitted_at__gte=timezone.now() - timedelta(seconds=settings.FERRY_POLL_NEW_S),
+            )
+        )
+        if jobs:
+            wanted |= Q(pk__in=jobs)
+        if workspaces:
+            wanted |= Q(workspace_id__in=workspaces)
+        recent = set(self.fast_polled) - told
+        found = probed.filter(wanted).exclude(pk__in=recent).order_by("submitted_at")
+        chosen = _polled(found[: int(settings.FERRY_POLL_PAGE)])
+        for job in chosen:
+            self.fast_polled[job.pk] = now
+        return chosen
+
+    def _round(self, probed: Any, alias: str, count: int, elapsed: float) -> list[PolledJob]:
+        """The next page of executor ``alias``'s round, when its credit covers one."""
+        interval, page = _round_of(alias, count)
+        sweep = self.sweeps.setdefault(alias, _Sweep())
+        if interval <= 0:
+            sweep.credit = float(count)
+        else:
+            sweep.credit = min(float(count), sweep.credit + count * elapsed / interval)
+        take = min(page, count)
+        if take <= 0 or sweep.credit < take:
+            return []
+        sweep.credit -= take
+        ordered = probed.filter(executor=alias).order_by("pk")
+        after = ordered if sweep.cursor is None else ordered.filter(pk__gt=sweep.cursor)
+        jobs = _polled(after[:take])
+        if len(jobs) < take and sweep.cursor is not None:  # the round starts again
+            jobs += _polled(ordered.filter(pk__lte=sweep.cursor)[: take - len(jobs)])
+        sweep.cursor = jobs[-1].pk if jobs else None
+        return jobs
+
+
+def _round_of(alias: str, count: int) -> tuple[float, int]:
+    """(seconds between two polls of a job in its round, jobs per page) of executor ``alias``."""
+    try:
+        executor = get_executor(alias)
+    except ExecutorError:  # polled all at once: the poll reports why it can't
+        return float(settings.FERRY_POLL_UNWATCHED_S), count
+    if executor.waits_for_exits:
+        interval = float(settings.FERRY_POLL_EVENTS_RECONCILE_S)
+    else:
+        interval = float(settings.FERRY_POLL_UNWATCHED_S)
+    page = executor.poll_page()
+    return interval, count if page is None else max(1, min(page, int(settings.FERRY_POLL_PAGE)))
+
+
+_schedule = PollSchedule()
+
+
+def _poll_cycle(told: set[uuid.UUID] | None = None) -> tuple[int, set[uuid.UUID]]:
+    """One pass over the active jobs that are due (``told``: jobs an engine said changed):
+    (how many remain active, the ids of the jobs whose runs were seen ended). Runs seen exiting
+    are finalized in the same pass while that takes less than FERRY_INLINE_FINALIZE_S in all
+    (each when its results are small); the rest by tasks."""
     reconcile()
     finalize_until = time.monotonic() + settings.FERRY_INLINE_FINALIZE_S
     ended: set[uuid.UUID] = set()
-    by_executor: dict[str, list[Job]] = defaultdict(list)
-    # Only what polling reads: loading inputs/outputs/log tails of 10,000 jobs costs seconds.
-    active = Job.objects.filter(status__in=[s.value for s in _PROBED]).only(
-        "id",
-        "executor",
-        "status",
-        "run_spec",
-        "workspace_id",
-        "error_detail",
-        "executor_unreachable_since",
-        "external_id",
-        "submitted_at",
-        "observed_state",
-    )
-    for job in active:
-        by_executor[job.executor].append(job)
-    for alias, jobs in by_executor.items():
-        started = time.monotonic()
-        try:
-            executor = get_executor(alias)
-            observations = executor.poll(jobs)
-        except ExecutorUnavailable as exc:
-            monitoring.record_poll(alias, time.monotonic() - started, exc)
-            _mark_unreachable([j.pk for j in jobs], exc, who=_engine_name(alias))
-            continue
-        except ExecutorError as exc:  # e.g. a Cromwell server record removed meanwhile
-            monitoring.record_poll(alias, time.monotonic() - started, exc)
-            logger.error("poll: executor %s: %s", alias, exc)
-            continue
-        monitoring.record_poll(
-            alias, time.monotonic() - started, jobs=jobs, observations=observations
-        )
-        marked = [j.pk for j in jobs if j.executor_unreachable_since is not None]
-        if marked:
-            Job.objects.filter(pk__in=marked, executor_unreachable_since__isnull=False).update(
-                **ANSWERED
-            )
-        for job in jobs:
-            try:
-                observation = observations.get(job.id, Observation(RunState.MISSING))
-                if observation.state in (RunState.EXITED, RunState.MISSING):
-                    ended.add(job.id)
-                # Only an engine that reports exits at once finalizes in this pass (its results
-                # are local files); others (Cromwell: bucket outputs) get a finalize task, which
-                # collects once instead of twice.
-                inline = executor.waits_for_exits and time.monotonic() < finalize_until
-                _apply(job, observation, executor, finalize_inline=inline)
-            except Exception:
-                logger.exception("poll: could not apply the observation of job %s", job.pk)
+    for alias, jobs in _schedule.due(told or set()).items():
+        ended |= _poll_executor(alias, jobs, finalize_until)
     return Job.objects.active().count(), ended
+
+
+def _poll_executor(alias: str, jobs: list[PolledJob], finalize_until: float) -> set[uuid.UUID]:
+    """Poll ``jobs`` of executor ``alias`` and apply what it says; the ids seen ended."""
+    started = time.monotonic()
+    try:
+        executor = get_executor(alias)
+        observations = executor.poll(jobs)
+    except ExecutorUnavailable as exc:
+        monitoring.record_poll(alias, time.monotonic() - started, exc)
+        _mark_unreachable([j.pk for j in jobs], exc, who=_engine_name(alias))
+        return set()
+    except ExecutorError as exc:  # e.g. a Cromwell server record removed meanwhile
+        monitoring.record_poll(alias, time.monotonic() - started, exc)
+        logger.error("poll: executor %s: %s", alias, exc)
+        return set()
+    monitoring.record_poll(alias, time.monotonic() - started, jobs=jobs, observations=observations)
+    marked = [j.pk for j in jobs if j.executor_unreachable_since is not None]
+    if marked:
+        Job.objects.filter(pk__in=marked, executor_unreachable_since__isnull=False).update(
+            **ANSWERED
+        )
+    seen = {j.id: observations.get(j.id, Observation(RunState.MISSING)) for j in jobs}
+    ended = {k for k, seen_now in seen.items() if seen_now.state in _ENDED}
+    acting = [j.id for j in jobs if _acts_on(j.status, seen[j.id])]
+    for job in Job.objects.in_bulk(acting).values() if acting else ():
+        if job.status not in _PROBED:  # another worker moved it meanwhile
+            continue
+        try:
+            # Only an engine that reports exits at once finalizes in this pass (its results
+            # are local files); others (Cromwell: bucket outputs) get a finalize task, which
+            # collects once instead of twice.
+            inline = executor.waits_for_exits and time.monotonic() < finalize_until
+            _apply(job, seen[job.pk], executor, finalize_inline=inline)
+        except Exception:
+            logger.exception("poll: could not apply the observation of job %s", job.pk)
+    return ended
+
+
+_ENDED = (RunState.EXITED, RunState.MISSING)
+
+
+def _acts_on(status: str, observation: Observation) -> bool:
+    """Whether :func:`_apply` changes anything for a job in ``status`` that its executor
+    observed so (a running job seen running: nothing, and its Job is never loaded)."""
+    if status == JobStatus.CANCELLING or observation.state == RunState.MISSING:
+        return True
+    if observation.state == RunState.PENDING:
+        return False
+    return status == JobStatus.SUBMITTED or observation.state == RunState.EXITED
 
 
 def _apply(
@@ -790,8 +959,9 @@ def _finish_cancel(job: Job, executor: Executor) -> None:
 
 def poll_active() -> str:
     """The scheduled poll loop: one cluster at a time (a lease renewed while it runs), cycles
-    every FERRY_POLL_INTERVAL_S for up to FERRY_POLL_LOOP_S seconds while jobs are active, then
-    hands over to a fresh task."""
+    every FERRY_POLL_INTERVAL_S (sooner when an engine tells of an exit: those jobs are polled
+    in the next cycle) for up to FERRY_POLL_LOOP_S seconds while jobs are active, then hands
+    over to a fresh task. Each cycle polls only the jobs that are due (PollSchedule)."""
     loop_for = float(settings.FERRY_POLL_LOOP_S)
     deadline = time.monotonic() + loop_for
     active = 0
@@ -801,7 +971,7 @@ def poll_active() -> str:
             return "another worker is polling"
         late: dict[uuid.UUID, float] = {}  # exits told of that no poll has shown yet
         while True:
-            active, ended = _poll_cycle()
+            active, ended = _poll_cycle(set(late))
             if not active or time.monotonic() >= deadline:
                 break
             now = time.monotonic()

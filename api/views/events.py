@@ -7,7 +7,9 @@ every event of the workspaces the user belongs to (staff: all), narrowed by ``?w
 ``?job=``. Each event's SSE ``id`` is its row id; a reconnect sends it back as
 ``Last-Event-ID`` (or ``?last_event_id=``) and gets exactly the events after it. A comment line
 every ``FERRY_EVENTS_HEARTBEAT_SECONDS``; the server ends a stream after
-``FERRY_EVENTS_MAX_SECONDS`` and the browser reconnects from where it was.
+``FERRY_EVENTS_MAX_SECONDS``, or as soon as its client is ``FERRY_EVENTS_QUEUE_MAX`` events
+behind (a ``retry:`` hint first), and the browser reconnects from where it was. While a stream
+is open, the worker polls the executors of the jobs it follows more often (api.watches).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ..events import (
 from ..models import User
 from ..selectors import workspaces_visible_to
 from ..serializers.events import EventStreamTokenSerializer
+from ..watches import WatchScope
 from .common import current_user
 
 
@@ -140,6 +143,10 @@ async def event_stream(request: HttpRequest) -> HttpResponseBase:
     return response
 
 
+# A client too far behind: reconnect at once, with Last-Event-ID (EventSource does).
+BEHIND = "retry: 500\n: behind: reconnect with Last-Event-ID to catch up\n\n"
+
+
 def _frame(event: dict[str, Any]) -> str:
     return f"id: {event['id']}\nevent: {event['kind']}\ndata: {json.dumps(event)}\n\n"
 
@@ -191,7 +198,9 @@ async def _events(
     deadline = loop.time() + _setting("FERRY_EVENTS_MAX_SECONDS", 3600)
     heartbeat = _setting("FERRY_EVENTS_HEARTBEAT_SECONDS", 15)
     events_hub = hub()
-    queue, now = await events_hub.subscribe()  # before the catch-up read: nothing falls between
+    watch = WatchScope.of_stream(workspace=workspace, job=job, visible=visible)
+    # Before the catch-up read: nothing falls between.
+    queue, now = await events_hub.subscribe(watch)
     try:
         yield "retry: 2000\n: connected\n\n"
         cursor = now if last is None else last
@@ -202,6 +211,9 @@ async def _events(
                     yield _frame(event)
         await sync_to_async(close_connection)()  # the hub reads for every stream from here
         while (left := deadline - loop.time()) > 0:
+            if events_hub.fell_behind(queue):
+                yield BEHIND
+                return
             try:
                 event = await asyncio.wait_for(queue.get(), timeout=min(heartbeat, left))
             except TimeoutError:

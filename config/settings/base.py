@@ -46,6 +46,15 @@ FERRY_EVENTS_TOKEN_SECONDS = env.int("FERRY_EVENTS_TOKEN_SECONDS", default=60)
 FERRY_EVENTS_NOTIFY = env.bool("FERRY_EVENTS_NOTIFY", default=True)
 FERRY_EVENTS_POLL_SECONDS = env.float("FERRY_EVENTS_POLL_SECONDS", default=0.5)
 FERRY_EVENTS_SAFETY_POLL_SECONDS = env.float("FERRY_EVENTS_SAFETY_POLL_SECONDS", default=5.0)
+# A stream whose client reads slower than events come is ended (with a retry hint: the client
+# reconnects with Last-Event-ID and catches up from the table) once this many events wait for it.
+FERRY_EVENTS_QUEUE_MAX = env.int("FERRY_EVENTS_QUEUE_MAX", default=1000)
+# An open stream tells the worker what it watches (api.watches): leases renewed every RENEW
+# seconds, gone TTL seconds after a server process died; a stream without a filter watches its
+# user's workspaces, at most MAX_WORKSPACES of them.
+FERRY_WATCH_TTL_S = env.float("FERRY_WATCH_TTL_S", default=60.0)
+FERRY_WATCH_RENEW_S = env.float("FERRY_WATCH_RENEW_S", default=20.0)
+FERRY_WATCH_MAX_WORKSPACES = env.int("FERRY_WATCH_MAX_WORKSPACES", default=50)
 # Fernet keys for stored credentials, newest first (python -c "from cryptography.fernet import
 # Fernet; print(Fernet.generate_key().decode())"). Empty: one derived from SECRET_KEY.
 FERRY_CREDENTIAL_KEYS = env.list("FERRY_CREDENTIAL_KEYS", default=[])
@@ -347,6 +356,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # GET /api/events/ is a plain async view: a hook documents it (api.schema).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_event_stream",
+    ],
     # Several models have a "kind" with its own choices: name this one's enum by what it is.
     "ENUM_NAME_OVERRIDES": {"ElementKindEnum": "api.models.ElementKind"},
     # Operations are tagged by the resource their path starts with (api.schema.resource_tag).
@@ -447,6 +461,17 @@ EXECUTOR_ROUTING = {
 # The poll loop: one worker at a time cycles over every active job.
 FERRY_POLL_INTERVAL_S = env.float("FERRY_POLL_INTERVAL_S", default=0.5)
 FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=25.0)
+# Each cycle polls only the jobs that are due (operations.runner.PollSchedule), a page of at most
+# FERRY_POLL_PAGE of them per executor (and the jobs an engine's events told of): a job someone watches (an open event stream on it or its
+# workspace) every WATCHED seconds, the others every UNWATCHED seconds; jobs of an executor that
+# reports exits as events (Docker) need no polling to finish and are reconciled every
+# EVENTS_RECONCILE seconds (a container removed outside Ferry, a deadline passed).
+FERRY_POLL_PAGE = env.int("FERRY_POLL_PAGE", default=500)
+FERRY_POLL_WATCHED_S = env.float("FERRY_POLL_WATCHED_S", default=1.0)
+FERRY_POLL_UNWATCHED_S = env.float("FERRY_POLL_UNWATCHED_S", default=15.0)
+FERRY_POLL_EVENTS_RECONCILE_S = env.float("FERRY_POLL_EVENTS_RECONCILE_S", default=60.0)
+# A job just submitted is polled as if watched for this long (its start is seen at once).
+FERRY_POLL_NEW_S = env.float("FERRY_POLL_NEW_S", default=30.0)
 FERRY_RESUBMIT_AFTER_S = env.float("FERRY_RESUBMIT_AFTER_S", default=30.0)
 # The poll loop finalizes a job in the pass that sees its run exit when its results are local
 # files of at most this many bytes in all, while the pass has spent less than this many seconds

@@ -42,6 +42,10 @@ Q_CLUSTER = {
     "save_limit": env.int("FERRY_Q_SAVE_LIMIT", default=250),
 }
 FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=0.0)  # inline: one cycle per call
+# Tests drive cycles one by one: each polls every active job (tests of the schedule set these).
+FERRY_POLL_WATCHED_S = env.float("FERRY_POLL_WATCHED_S", default=0.0)
+FERRY_POLL_UNWATCHED_S = env.float("FERRY_POLL_UNWATCHED_S", default=0.0)
+FERRY_POLL_EVENTS_RECONCILE_S = env.float("FERRY_POLL_EVENTS_RECONCILE_S", default=0.0)
 EXECUTORS = {
     "local-docker": {
         **EXECUTORS["local-docker"],  # noqa: F405

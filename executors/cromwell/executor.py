@@ -123,6 +123,7 @@ DEFAULT_FAIL_UNKNOWN_AFTER_S = 600.0
 STATUS_CHECKS_PER_CYCLE = 20  # direct status checks of ids missing from the query, per poll
 NOT_FOUND_CHECKS = 3  # status 404s in a row before Cromwell's "not found" counts
 NOT_FOUND_SPAN_S = 60.0  # ... spread over at least this long (or the whole window, if shorter)
+FORGET_AFTER_S = 86400.0  # what the poll knows of an id missing from the query, kept at most
 JOB_LABEL = "ferry-job-id"
 WORKSPACE_LABEL = "ferry-workspace"
 
@@ -515,6 +516,9 @@ class CromwellExecutor(Executor):
 
     # -- poll --------------------------------------------------------------------------------------
 
+    def poll_page(self) -> int | None:
+        return self.page_size
+
     def _poll(self, jobs: Sequence[RunnableJob]) -> dict[UUID, Observation]:
         wanted = {str(job.id).lower(): job for job in jobs}
         statuses: dict[str, str] = {}
@@ -541,11 +545,16 @@ class CromwellExecutor(Executor):
         now = time.monotonic()
         grace = self.post_submit_grace_s
         with self._lock:
-            for key in set(self._absent_since) - set(keys):
+            # A poll may ask about some of the jobs only (the poll loop asks in pages): what
+            # is known of the others stays. Ids the query listed are forgotten; so are those
+            # of jobs no longer followed, after FORGET_AFTER_S.
+            listed = set(wanted) - set(keys)
+            for key in listed & set(self._absent_since):
                 del self._absent_since[key]
                 self._status_asked_at.pop(key, None)
-            for key in set(self._not_found) - set(wanted):  # jobs no longer followed
+            for key in listed & set(self._not_found):
                 del self._not_found[key]
+            self._forget_old(now)
             for key in keys:
                 self._absent_since.setdefault(key, now)
             due = [
@@ -577,6 +586,14 @@ class CromwellExecutor(Executor):
             self._forget_not_found(key)
             observed[job.id] = _observation(status)
         return observed
+
+    def _forget_old(self, now: float) -> None:
+        """(Under the lock.) Drop what is known of ids first missed FORGET_AFTER_S ago."""
+        for key in [k for k, since in self._absent_since.items() if now - since > FORGET_AFTER_S]:
+            del self._absent_since[key]
+            self._status_asked_at.pop(key, None)
+        for key in [k for k, seen in self._not_found.items() if now - seen.first > FORGET_AFTER_S]:
+            del self._not_found[key]
 
     def _denied(
         self, key: str, job: RunnableJob, exc: CromwellError, window: float | None = None

@@ -6,6 +6,7 @@ memberships, only when something changed."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -16,10 +17,12 @@ import pytest
 import requests
 from django.conf import settings as django_settings
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from api import services
-from api.models import Event, Membership, Role, User, Workspace
+from api import event_stream, services
+from api.events import record_event
+from api.models import Event, Membership, Role, StreamWatch, User, Workspace
 from operations.models import Job, Operation
 from operations.states import JobStatus
 from operations.transitions import transition
@@ -350,3 +353,120 @@ def test_metrics_count_the_open_streams(
     ]
     assert counts, scraped.text[:500]
     assert counts[0] >= 1
+
+
+# ------------------------------------------------------------- slow clients, what streams watch
+
+
+def raw_stream(base: str, user: User, query: str) -> socket.socket:
+    """An open ``GET /api/events/`` on a socket that nobody reads (a tiny receive buffer)."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    cookie = "; ".join(f"{k}={v}" for k, v in session_cookie(user).items())
+    sock.sendall(
+        f"GET /api/events/{query} HTTP/1.0\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n".encode()
+    )
+    return sock
+
+
+def read_to_the_end(sock: socket.socket, timeout: float = 60) -> str:
+    sock.settimeout(timeout)
+    chunks = []
+    while chunk := sock.recv(1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def frames_of(body: str) -> tuple[list[int], list[str]]:
+    """(event ids, comment lines) of an SSE body, in order."""
+    ids, comments = [], []
+    for frame in body.split("\n\n"):
+        for line in frame.splitlines():
+            if line.startswith("id: "):
+                ids.append(int(line.removeprefix("id: ")))
+            elif line.startswith(":"):
+                comments.append(line[1:].strip())
+    return ids, comments
+
+
+def open_queues() -> set[tuple[Any, Any]]:
+    """(hub, queue) of every stream open in this process (hubs of earlier tests' servers too)."""
+    return {(h, q) for h in list(event_stream._hubs.values()) for q in list(h.streams)}
+
+
+def test_a_client_that_does_not_read_is_ended_and_catches_up_without_loss_or_repeat(
+    server: str,
+    streams: list[SseClient],
+    users: dict[str, User],
+    workspace: Workspace,
+    settings: Any,
+) -> None:
+    settings.FERRY_EVENTS_QUEUE_MAX = 5
+    earlier = open_queues()
+    sock = raw_stream(server, users["owner"], f"?workspace={workspace.pk}")
+    try:
+        # Subscribed once it says so (then the client stops reading): what is written next is
+        # for this stream.
+        sock.settimeout(30)
+        start = b""
+        while b": connected\n\n" not in start:
+            chunk = sock.recv(1024)
+            assert chunk, f"the stream did not open: {start[:300]!r}"
+            start += chunk
+        ((hub, queue),) = open_queues() - earlier
+        # ~12 MB of events: more than the socket buffers hold, then more than the queue.
+        written = [
+            record_event(
+                kind="job.notice", workspace_id=workspace.pk, payload={"pad": "x" * 32768}
+            ).pk
+            for _ in range(400)
+        ]
+        # Behind: the hub found its queue full (the stream then ends as soon as it can send).
+        deadline = time.monotonic() + 30
+        while not (hub.fell_behind(queue) or queue not in hub.streams):
+            assert time.monotonic() < deadline, "the hub never found the queue full"
+            time.sleep(0.05)
+        body = start.decode() + read_to_the_end(sock)
+    finally:
+        sock.close()
+    first_ids, comments = frames_of(body)
+    assert comments[-1].startswith("behind"), comments[-3:]
+    assert "retry: 500" in body.rsplit("\n\n", 3)[-2], "a retry hint before the end"
+    assert first_ids == written[: len(first_ids)], "the first stream sent events in order"
+    assert len(first_ids) < len(written), "the slow stream ended before it sent everything"
+    again = open_stream(
+        streams,
+        server,
+        users["owner"],
+        f"?workspace={workspace.pk}",
+        **{"Last-Event-ID": str(first_ids[-1])},
+    )
+    assert again.wait_connected() == 200
+    rest = [again.next(timeout=30)["id"] for _ in written[len(first_ids) :]]
+    assert first_ids + rest == written, "nothing lost, nothing repeated"
+    assert again.none_within(1.0)
+
+
+def test_an_open_stream_records_what_it_watches_until_it_closes(
+    server: str, streams: list[SseClient], users: dict[str, User], workspace: Workspace
+) -> None:
+    job = make_job(workspace, users["owner"])
+    stream = open_stream(streams, server, users["owner"], f"?job={job.pk}")
+    assert stream.wait_connected() == 200
+    deadline = time.monotonic() + 30
+    while not StreamWatch.objects.filter(job_id=job.pk).exists():
+        assert time.monotonic() < deadline, "the stream did not record its watch"
+        time.sleep(0.05)
+    on_workspace = open_stream(streams, server, users["viewer"], f"?workspace={workspace.pk}")
+    assert on_workspace.wait_connected() == 200
+    while not StreamWatch.objects.filter(workspace_id=workspace.pk).exists():
+        assert time.monotonic() < deadline, "the stream did not record its watch"
+        time.sleep(0.05)
+    assert StreamWatch.objects.get(job_id=job.pk).expires_at > timezone.now()
+    stream.close()
+    on_workspace.close()
+    while StreamWatch.objects.exists():
+        assert time.monotonic() < deadline, "closed streams left their watches"
+        time.sleep(0.05)

@@ -58,7 +58,12 @@ CONFIG = SchemathesisConfig.from_dict(
         },
     }
 )
-SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/", APP, config=CONFIG)
+# The event stream runs for an hour under ASGI (and answers 503 stream_needs_asgi under this
+# WSGI app): tests/api/test_events_stream.py follows it over a real ASGI server instead.
+NOT_FUZZED = {("GET", "/api/events/")}
+SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/", APP, config=CONFIG).exclude(
+    path="/api/events/", method="GET"
+)
 CHECKS = [not_a_server_error, response_schema_conformance]
 # Per operation and role; derandomized, so every run sends the same requests.
 MAX_EXAMPLES = 20
@@ -291,7 +296,7 @@ def test_oversized_body_is_413_on_every_operation(
 
 
 def test_every_operation_is_fuzzed() -> None:
-    """The fuzzing covers the whole schema: no operation is filtered out."""
+    """The fuzzing covers the whole schema: no operation is filtered out but the stream."""
     methods = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
     in_schema = {
         (method.upper(), path)
@@ -301,5 +306,6 @@ def test_every_operation_is_fuzzed() -> None:
     }
     operations = [result.ok() for result in SCHEMA.get_all_operations()]  # type: ignore[union-attr]
     fuzzed = {(op.method.upper(), op.path) for op in operations}
-    assert fuzzed == in_schema
+    assert NOT_FUZZED.issubset(in_schema)
+    assert fuzzed == in_schema - NOT_FUZZED
     assert len(fuzzed) >= 50

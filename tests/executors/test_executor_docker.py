@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shlex
 import socket
 import threading
@@ -30,6 +32,7 @@ from executors.base import (
 )
 from executors.checks import check_executors
 from executors.docker import (
+    INSPECT_AT_MOST,
     DockerExecutor,
     OutputPathError,
     container_name,
@@ -581,3 +584,111 @@ def test_system_check(settings, tmp_path):
     assert "EXECUTORS['no-backend'] has no BACKEND" in messages
     assert "'cromwell', which is not in settings.EXECUTORS" in messages
     assert "work_root'] must be an absolute path" in messages
+
+
+class CountingEngineProxy:
+    """A unix socket in front of the machine's Docker engine that passes everything through and
+    notes each request's method and path, to see which engine calls a poll makes."""
+
+    REQUEST_LINE = re.compile(rb"(GET|POST|PUT|DELETE|HEAD) (/\S*) HTTP/1\.[01]\r\n")
+
+    def __init__(self, folder: Path, engine_socket: str = "/var/run/docker.sock") -> None:
+        self.path = str(folder / "engine.sock")
+        self.engine_socket = engine_socket
+        self.requests: list[str] = []
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.path)
+        self._server.listen(16)
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def container_calls(self) -> list[str]:
+        """The requests about containers so far ("GET /containers/json"), API version left out."""
+        calls = [re.sub(r" /v[0-9.]+/", " /", request) for request in self.requests]
+        return [call for call in calls if " /containers/" in call]
+
+    @property
+    def base_url(self) -> str:
+        return f"unix://{self.path}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.engine_socket)
+            for source, target, note in ((client, upstream, True), (upstream, client, False)):
+                thread = threading.Thread(
+                    target=self._pipe, args=(source, target, note), daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _pipe(self, source: socket.socket, target: socket.socket, note: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if note:
+                    self.requests += [
+                        f"{m.group(1).decode()} {m.group(2).decode().split('?')[0]}"
+                        for m in self.REQUEST_LINE.finditer(data)
+                    ]
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._server.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+def test_a_poll_of_a_few_runs_inspects_them_and_says_what_a_listing_says(
+    executor, make_job, tmp_path
+):
+    """A few runs (exits told of, watched jobs) are inspected one by one instead of listing
+    every container the engine holds; both ways observe the same."""
+    proxy = CountingEngineProxy(tmp_path)
+    through_proxy = DockerExecutor(executor.alias, {**executor.options, "base_url": proxy.base_url})
+    job = make_job("sleep 30")
+    executor.submit(job)
+    absent = [make_job("true") for _ in range(INSPECT_AT_MOST)]
+    # A container named as a job's but of another executor is not this executor's run.
+    foreign = make_job("true")
+    client = engine()
+    client.containers.create(
+        "ferry/busybox:latest",
+        ["true"],
+        name=container_name(foreign),
+        labels={"ferry.executor": "someone-else", "ferry.job": str(foreign.id)},
+    )
+    try:
+        few = through_proxy.poll([job, foreign])
+        asked_for_few = proxy.container_calls()
+        many = through_proxy.poll([job, foreign, *absent])
+        asked_for_many = proxy.container_calls()[len(asked_for_few) :]
+        assert len([job, foreign, *absent]) > INSPECT_AT_MOST >= len([job, foreign])
+        assert sorted(asked_for_few) == sorted(
+            f"GET /containers/{container_name(j)}/json" for j in (job, foreign)
+        )
+        assert asked_for_many == ["GET /containers/json"]
+        assert few[job.id].state == many[job.id].state == RunState.RUNNING
+        few_started, many_started = few[job.id].started_at, many[job.id].started_at
+        assert few_started is not None
+        assert many_started is not None
+        assert abs((few_started - many_started).total_seconds()) < 1
+        assert few[foreign.id].state == many[foreign.id].state == RunState.MISSING
+        assert {many[other.id].state for other in absent} == {RunState.MISSING}
+        executor.cancel(job)
+        assert through_proxy.poll([job])[job.id].state == RunState.MISSING
+    finally:
+        client.containers.get(container_name(foreign)).remove(force=True)
+        client.close()
+        through_proxy._client().close()
+        proxy.close()
