@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('api', '0018_stream_watch'),
-        ('operations', '0011_monitoring'),
+        ('operations', '0012_operation_executors'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
