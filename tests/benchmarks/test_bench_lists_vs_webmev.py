@@ -255,6 +255,8 @@ def test_lists_against_webmev(webmev_data: Data, bench_dir: Path) -> None:
         workers=WORKERS,
         app="config.asgi:application",
         worker_class="uvicorn_worker.UvicornWorker",
+        # As deployed (deploy/gunicorn.conf.py): each ASGI worker keeps a pool of connections.
+        extra_env={"FERRY_DB_POOL": "true"},
     ) as server:
         # The ceiling of this machine and server in this run: no authentication, no database.
         ceiling = _load(server, webmev_data.key, "/healthz", "ceiling", _healthz, "", 0, seconds)
