@@ -104,7 +104,7 @@ class StreamedUploads:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"], _route(scope)) not in STREAMED_ROUTES:
+        if scope["type"] != "http" or (scope["method"], route_of(scope)) not in STREAMED_ROUTES:
             await self.app(scope, receive, send)
             return
         body = StreamedBody(asyncio.get_running_loop())
@@ -128,7 +128,8 @@ class StreamedUploads:
             body.end()
 
 
-def _route(scope: Scope) -> str:
+def route_of(scope: Scope) -> str:
+    """The path of the request within the application (without its root_path)."""
     path = str(scope.get("path", ""))
     root = str(scope.get("root_path", ""))
     return path[len(root) :] if root and path.startswith(root) else path
