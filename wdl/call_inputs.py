@@ -22,24 +22,16 @@ a required one is an error at the call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import WDL
 
 from wdl.errors import WdlError
 from wdl.input_shapes import is_structured
-from wdl.loading import LoadedWorkflow
+from wdl.loading import LoadedWorkflow, body_nodes
 
 NESTED_SEPARATOR = "__"
-
-
-def _calls(nodes: list[Any]) -> Iterator[WDL.Tree.Call]:
-    for node in nodes:
-        if isinstance(node, WDL.Tree.Call):
-            yield node
-        elif isinstance(node, WDL.Tree.WorkflowSection):
-            yield from _calls(node.body)
 
 
 def nested_inputs_allowed(loaded: LoadedWorkflow) -> bool:
@@ -67,7 +59,9 @@ def safe_name(engine_name: str, taken: set[str]) -> str:
 
 def _description(loaded: LoadedWorkflow, engine_name: str, describe: Callable[[Any], str]) -> str:
     call_name, _, input_name = engine_name.partition(".")
-    calls = {call.name: call for call in _calls(getattr(loaded.workflow, "body", []))}
+    calls = {
+        call.name: call for call in body_nodes(getattr(loaded.workflow, "body", []), WDL.Tree.Call)
+    }
     call = calls.get(call_name)
     callee = call.callee if call is not None else None
     meta = (getattr(callee, "parameter_meta", None) or {}).get(input_name)
@@ -88,7 +82,9 @@ def call_inputs(
     """``(inputs, engine_names)``: the call inputs the workflow leaves unset, as operation inputs
     keyed by their safe names, and each safe name's call-qualified name."""
     required = {binding.name for binding in loaded.workflow.required_inputs}
-    calls = {call.name: call for call in _calls(getattr(loaded.workflow, "body", []))}
+    calls = {
+        call.name: call for call in body_nodes(getattr(loaded.workflow, "body", []), WDL.Tree.Call)
+    }
     optional_too = nested_inputs_allowed(loaded)
     inputs: dict[str, Any] = {}
     engine_names: dict[str, str] = {}

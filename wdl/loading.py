@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import WDL
 
@@ -218,3 +219,15 @@ def load_workflow(bundle: Bundle) -> LoadedWorkflow:
         workflow=runnable,
         imported_files=_imported_files(document, bundle),
     )
+
+
+NodeT = TypeVar("NodeT")
+
+
+def body_nodes(nodes: list[Any], kind: type[NodeT]) -> Iterator[NodeT]:
+    """The ``kind`` nodes of a workflow body, inside scatters and conditionals too."""
+    for node in nodes:
+        if isinstance(node, kind):
+            yield node
+        elif isinstance(node, WDL.Tree.WorkflowSection):
+            yield from body_nodes(node.body, kind)

@@ -26,7 +26,7 @@ from typing import Any
 import WDL
 
 from wdl.errors import WdlError
-from wdl.loading import LoadedWorkflow
+from wdl.loading import LoadedWorkflow, body_nodes
 
 TYPE_KEYWORDS = frozenset(
     {"Array", "Boolean", "Directory", "File", "Float", "Int", "Map", "Object", "Pair", "String"}
@@ -57,24 +57,8 @@ def _declarations(loaded: LoadedWorkflow) -> Iterator[WDL.Tree.Decl]:
     workflow = document.workflow
     if workflow is not None:
         yield from workflow.inputs or []
-        yield from _body_declarations(workflow.body)
+        yield from body_nodes(workflow.body, WDL.Tree.Decl)
         yield from workflow.outputs or []
-
-
-def _body_declarations(nodes: list[Any]) -> Iterator[WDL.Tree.Decl]:
-    for node in nodes:
-        if isinstance(node, WDL.Tree.Decl):
-            yield node
-        elif isinstance(node, WDL.Tree.WorkflowSection):
-            yield from _body_declarations(node.body)
-
-
-def _calls(nodes: list[Any]) -> Iterator[WDL.Tree.Call]:
-    for node in nodes:
-        if isinstance(node, WDL.Tree.Call):
-            yield node
-        elif isinstance(node, WDL.Tree.WorkflowSection):
-            yield from _calls(node.body)
 
 
 def _refers_to_values(expr: WDL.Expr.Base) -> bool:
@@ -88,7 +72,7 @@ def _callee_declarations(call: WDL.Tree.Call) -> dict[str, WDL.Tree.Decl]:
     if isinstance(callee, WDL.Tree.Task):
         nodes: list[Any] = [*(callee.inputs or []), *callee.postinputs]
     elif isinstance(callee, WDL.Tree.Workflow):
-        nodes = [*(callee.inputs or []), *_body_declarations(callee.body)]
+        nodes = [*(callee.inputs or []), *body_nodes(callee.body, WDL.Tree.Decl)]
     else:
         return {}
     return {node.name: node for node in nodes if isinstance(node, WDL.Tree.Decl)}
@@ -120,7 +104,7 @@ def _call_input_warnings(loaded: LoadedWorkflow) -> Iterator[WdlError]:
     workflow = loaded.document.workflow
     if workflow is None:
         return
-    for call in _calls(workflow.body):
+    for call in body_nodes(workflow.body, WDL.Tree.Call):
         declared = _callee_declarations(call)
         for name in call.inputs:
             decl = declared.get(name)
