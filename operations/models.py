@@ -138,6 +138,12 @@ class Job(models.Model):
     stdout_tail = models.TextField(blank=True)
     stderr_tail = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    cleanup_pending = models.BooleanField(
+        default=False,
+        help_text="The job ended but its run's leftovers (container, work dir, staged inputs) "
+        "are not yet removed; set in the same write as the ending, cleared once they are gone. "
+        "A worker killed in between leaves it set, and the reconciler cleans up.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -157,6 +163,12 @@ class Job(models.Model):
                 fields=["executor", "id"],
                 name="job_polled_round_idx",
                 condition=models.Q(status__in=["submitted", "running", "cancelling"]),
+            ),
+            # The reconciler's sweep of runs whose worker died before it cleaned up after them.
+            models.Index(
+                fields=["updated_at"],
+                name="job_cleanup_pending_idx",
+                condition=models.Q(cleanup_pending=True),
             ),
             models.Index(fields=["-created_at"], name="job_created_idx"),
             models.Index(fields=["workspace", "-created_at"], name="job_ws_created_idx"),

@@ -20,6 +20,10 @@ def enqueue_finalize(job_id: Any) -> None:
     async_task("operations.runner.finalize_job", str(job_id), task_name=f"finalize-{job_id}")
 
 
+def enqueue_cleanup(job_id: Any) -> None:
+    async_task("operations.runner.cleanup_job", str(job_id), task_name=f"cleanup-{job_id}")
+
+
 def kick_poller() -> None:
     """Start a poll loop now, unless one is running (its lease is held): that one will see the
     new work on its next cycle. An expired lease, or a dead process's on this

@@ -59,7 +59,7 @@ from wdl.outputs import (
 
 from . import leases, monitoring, queue
 from .models import Job
-from .states import JobStatus
+from .states import TERMINAL, JobStatus
 from .transitions import transition
 from .wdl_runs import prepare_wdl_run, remove_staged_inputs
 from .webmev import file_type_for, output_resource_type, runs_webmev_style
@@ -68,6 +68,7 @@ logger = logging.getLogger(__name__)
 
 POLL_LEASE = "poll-active"
 LOG_TAIL_CHARS = 64 * 1024
+CLEANUP_FOLLOWED_S = 300.0  # the poll loop keeps going this long for a pending cleanup
 _PROBED = (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.CANCELLING)
 
 
@@ -484,6 +485,28 @@ def reconcile() -> None:
             continue  # a live worker is at it (its heartbeat renews the lease)
         Job.objects.filter(pk=job_id).update(updated_at=now)
         queue.enqueue_finalize(job_id)
+    _sweep_cleanups(now)
+
+
+def _sweep_cleanups(now: Any) -> None:
+    """Clean up after ended jobs whose worker died between the ending and the cleanup (their
+    containers, work dirs and staged inputs would otherwise stay forever)."""
+    left = Job.objects.filter(
+        cleanup_pending=True,
+        updated_at__lt=now - timedelta(seconds=settings.FERRY_REFINALIZE_AFTER_S),
+    )
+    for job_id in left.order_by("updated_at").values_list("pk", flat=True)[:100]:
+        if leases.is_held(f"finalize:{job_id}"):
+            continue
+        Job.objects.filter(pk=job_id).update(updated_at=now)  # not again every cycle
+        queue.enqueue_cleanup(job_id)
+
+
+def cleanups_due() -> bool:
+    """Whether an ended job that ended lately still waits for its cleanup (the poll loop keeps
+    going for it, rather than leaving it to the next scheduled minute)."""
+    lately = timezone.now() - timedelta(seconds=CLEANUP_FOLLOWED_S)
+    return Job.objects.filter(cleanup_pending=True, updated_at__gte=lately).exists()
 
 
 # ------------------------------------------------------------------------------------- finalize
@@ -586,6 +609,7 @@ def _finish(job: Job, executor: Executor, collected: Collected) -> None:
         expected=JobStatus.FINALIZING,
         along=(lambda: file_publish_results(job=job)) if _declares_files(job) else None,
         outputs=outputs,
+        cleanup_pending=True,
         **ANSWERED,
         **tails,
     ):
@@ -612,15 +636,16 @@ def _collect(job: Job, executor: Executor) -> Collected | None:
 
 
 def _fail(job: Job, executor: Executor, message: str, detail: str, tails: dict[str, Any]) -> None:
-    transition(
+    if transition(
         job,
         JobStatus.FAILED,
         expected=JobStatus.FINALIZING,
         error_message=message,
         error_detail=detail,
+        cleanup_pending=True,
         **tails,
-    )
-    _cleanup(executor, job)
+    ):
+        _cleanup(executor, job)
 
 
 def _stored_outputs(
@@ -907,8 +932,30 @@ def _cleanup(executor: Executor, job: Job) -> None:
     try:
         executor.cleanup(job)
         executor.remove_workdir(job)
-    except ExecutorError:
+    except ExecutorError:  # the reconciler tries again (cleanup_pending stays set)
         logger.warning("could not clean up after job %s", job.pk, exc_info=True)
+        return
+    Job.objects.filter(pk=job.pk, cleanup_pending=True).update(cleanup_pending=False)
+    job.cleanup_pending = False
+
+
+def cleanup_job(job_id: str) -> None:
+    """Clean up after an ended job whose worker died before it did (the reconciler enqueues
+    this for jobs left with ``cleanup_pending``); under the job's finalize lease, so it can't
+    race a finalize still at it."""
+    with leases.holding(f"finalize:{job_id}") as held:
+        if held is None:
+            return
+        job = Job.objects.filter(pk=job_id, cleanup_pending=True).first()
+        if job is None or JobStatus(job.status) not in TERMINAL:
+            return
+        try:
+            executor = get_executor(job.executor)
+        except ExecutorError:  # no longer configured: nothing can be removed there
+            logger.warning("cleanup: job %s's executor %r is gone", job.pk, job.executor)
+            Job.objects.filter(pk=job.pk).update(cleanup_pending=False)
+            return
+        _cleanup(executor, job)
 
 
 # --------------------------------------------------------------------------------------- cancel
@@ -948,6 +995,7 @@ def _finish_cancel(job: Job, executor: Executor) -> None:
         job,
         JobStatus.CANCELLED,
         expected=JobStatus.CANCELLING,
+        cleanup_pending=True,
         stdout_tail=stdout[-LOG_TAIL_CHARS:],
         stderr_tail=stderr[-LOG_TAIL_CHARS:],
     ):
@@ -972,7 +1020,7 @@ def poll_active() -> str:
         late: dict[uuid.UUID, float] = {}  # exits told of that no poll has shown yet
         while True:
             active, ended = _poll_cycle(set(late))
-            if not active or time.monotonic() >= deadline:
+            if (not active and not cleanups_due()) or time.monotonic() >= deadline:
                 break
             now = time.monotonic()
             late = {k: at for k, at in late.items() if k not in ended and now - at < LATE_EXIT_S}
