@@ -159,3 +159,48 @@ def test_a_starting_worker_sweeps_the_spool(
             time.sleep(0.1)
     finally:
         kill_tree(worker)
+
+
+# A process copying a local object (a result stored into local storage), fed through a FIFO so
+# that it is mid-write when it is killed.
+_COPIER = """
+import sys, django
+django.setup()
+from api.storage.buckets import streamed_copy
+streamed_copy(None, sys.argv[1], None, sys.argv[2])
+"""
+
+
+def test_a_local_write_killed_midway_leaves_its_part_in_the_spool(storage_root: Path) -> None:
+    source = storage_root.parent / "source.fifo"
+    os.mkfifo(source)
+    destination = storage_root / "files" / "ws" / "result.bin"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "FERRY_TEST_STORAGE_ROOT": str(storage_root),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _COPIER, str(source), str(destination)], cwd=ROOT, env=env
+    )
+    try:
+        with open(source, "wb") as feed:
+            feed.write(b"x" * (9 * MIB))  # the first 8 MiB chunk is written, then it waits
+            feed.flush()
+            deadline = time.monotonic() + 60
+            parts: list[Path] = []
+            while not parts and time.monotonic() < deadline and proc.poll() is None:
+                parts = [p for p in storage_root.rglob(".incoming-*") if p.stat().st_size]
+                time.sleep(0.05)
+            assert parts, f"no part written (exit {proc.poll()})"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+    assert [p.parent.parent for p in parts] == [storage_root / ".incoming"]
+    assert not list(destination.parent.glob("*")), "something was left next to the object"
+    spool_sweep()
+    assert not list(storage_root.rglob(".incoming-*")), "the killed writer's part stayed"

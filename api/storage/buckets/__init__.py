@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from ..spool import spool_dir
 from .base import BucketClient
 from .config import BucketConfig, default_config
 from .errors import (
@@ -228,12 +229,23 @@ def streamed_copy(
         reader.close()
 
 
+def _temp_dir_for(path: Path) -> str:
+    """Where a local write goes before its atomic rename into ``path``: this process's spool
+    folder when it is on the same file system (a process killed mid-write leaves its part
+    there, and the spool sweeper removes it), else the destination's own folder."""
+    with contextlib.suppress(OSError):
+        spool = spool_dir()
+        if os.stat(spool).st_dev == os.stat(path.parent).st_dev:
+            return spool
+    return str(path.parent)
+
+
 def _write_local(
     reader: ChunkReader, path: Path, size: int, expected_sha256: str | None, source: str
 ) -> ObjectInfo:
     path.parent.mkdir(parents=True, exist_ok=True)
     hashing = HashingReader(reader)
-    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=_temp_dir_for(path))
     try:
         with os.fdopen(fd, "wb") as out:
             while True:
