@@ -1,4 +1,5 @@
-"""The admin site, with its sign-in form under the same limits as POST /api/auth/token/."""
+"""The admin site, with its sign-in form under the same limits as POST /api/auth/token/ and
+its password change (which checks the old password) under those of POST /api/auth/password/."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, cast
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 
-from .views.accounts import sign_in_form_throttled
+from .views.accounts import password_change_form_throttled, sign_in_form_throttled
 
 
 class FerryAdminSite(admin.AdminSite):
@@ -15,3 +16,9 @@ class FerryAdminSite(admin.AdminSite):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         return cast(HttpResponse, sign_in_form_throttled(super().login)(request, extra_context))
+
+    def password_change(  # type: ignore[override]  # (a refusal is a JSON 429, no template)
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        guarded = password_change_form_throttled(super().password_change)
+        return cast(HttpResponse, guarded(request, extra_context))

@@ -41,6 +41,7 @@ from ..throttles import (
     SIGN_IN_FORM_THROTTLES,
     SIGN_IN_THROTTLES,
     TOKEN_REFRESH_THROTTLES,
+    FerryRateThrottle,
     ThrottledAuthView,
     first_refusal,
     throttled_error,
@@ -67,17 +68,20 @@ class TokenRefreshView(jwt_views.TokenRefreshView):
         raise throttled_error("token refreshes", wait)
 
 
-def sign_in_form_throttled(
+def form_throttled(
     view: Callable[..., HttpResponseBase],
+    throttles: list[type[FerryRateThrottle]],
+    what: str,
 ) -> Callable[..., HttpResponseBase]:
-    """Put a session sign-in form (browsable API, admin) under the sign-in limits."""
+    """Put a session form's POST (a plain Django view) under ``throttles``; a refusal is the
+    API's 429 naming ``what`` was limited."""
 
     @functools.wraps(view)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.method == "POST":
-            wait = first_refusal(SIGN_IN_FORM_THROTTLES, request)
+            wait = first_refusal(throttles, request)
             if wait is not None:
-                exc = throttled_error("sign-in attempts", wait)
+                exc = throttled_error(what, wait)
                 response = JsonResponse(
                     error_body("throttled", str(exc.detail)), status=exc.status_code
                 )
@@ -86,6 +90,21 @@ def sign_in_form_throttled(
         return view(request, *args, **kwargs)
 
     return guarded
+
+
+def sign_in_form_throttled(
+    view: Callable[..., HttpResponseBase],
+) -> Callable[..., HttpResponseBase]:
+    """Put a session sign-in form (browsable API, admin) under the sign-in limits."""
+    return form_throttled(view, SIGN_IN_FORM_THROTTLES, "sign-in attempts")
+
+
+def password_change_form_throttled(
+    view: Callable[..., HttpResponseBase],
+) -> Callable[..., HttpResponseBase]:
+    """Put a session password-change form (the admin's, which checks the old password) under
+    the same limits as POST /api/auth/password/."""
+    return form_throttled(view, PASSWORD_CHANGE_THROTTLES, "password changes")
 
 
 class MeView(ConditionalRequestsMixin, generics.RetrieveUpdateAPIView[Any]):

@@ -188,6 +188,30 @@ def test_session_sign_in_forms_are_limited_too(
     assert "_auth_user_id" not in client.session
 
 
+def test_the_admin_password_change_is_limited_too(users: dict[str, User], settings: Any) -> None:
+    """The admin's password-change form checks the old password: with a stolen session it
+    would be a password oracle without the limit POST /api/auth/password/ has."""
+    users["staff"].is_superuser = True
+    users["staff"].save()
+    limit(settings, password_change_account="2/hour")
+    client = APIClient(enforce_csrf_checks=True)
+    assert client.login(username="staff@example.org", password=PASSWORD)
+    csrf = client.get("/admin/password_change/").cookies["csrftoken"].value
+    form = {"csrfmiddlewaretoken": csrf, "new_password1": NEW_PASSWORD}
+    form["new_password2"] = NEW_PASSWORD
+    for _ in range(2):
+        wrong = client.post(
+            "/admin/password_change/", {**form, "old_password": "wrong"}, format="multipart"
+        )
+        assert wrong.status_code == 200  # the form again, with its error
+    right = client.post(
+        "/admin/password_change/", {**form, "old_password": PASSWORD}, format="multipart"
+    )
+    assert_throttled(right)
+    users["staff"].refresh_from_db()
+    assert users["staff"].check_password(PASSWORD)
+
+
 def test_database_cache_keeps_the_counters_for_every_worker(
     users: dict[str, User], settings: Any
 ) -> None:
