@@ -273,8 +273,11 @@ class PollSchedule:
         self.fast_polled: dict[uuid.UUID, float] = {}  # when each was polled out of its round
         self.last_cycle: float | None = None
 
-    def due(self, told: set[uuid.UUID]) -> dict[str, list[PolledJob]]:
-        """The jobs to poll now, by executor."""
+    def due(
+        self, told: set[uuid.UUID], *, remove_expired: bool = True
+    ) -> dict[str, list[PolledJob]]:
+        """The jobs to poll now, by executor (``remove_expired``: delete the stream watches
+        that expired on the way)."""
         now = time.monotonic()
         elapsed = 0.0 if self.last_cycle is None else now - self.last_cycle
         self.last_cycle = now
@@ -287,7 +290,7 @@ class PollSchedule:
         )
         batches: dict[str, list[PolledJob]] = defaultdict(list)
         seen: set[uuid.UUID] = set()
-        for job in self._fast(probed, told, now):
+        for job in self._fast(probed, told, now, remove_expired=remove_expired):
             batches[job.executor].append(job)
             seen.add(job.pk)
         for alias, count in counts.items():
@@ -296,10 +299,12 @@ class PollSchedule:
                     batches[alias].append(job)
         return batches
 
-    def _fast(self, probed: Any, told: set[uuid.UUID], now: float) -> list[PolledJob]:
+    def _fast(
+        self, probed: Any, told: set[uuid.UUID], now: float, *, remove_expired: bool
+    ) -> list[PolledJob]:
         watched_s = float(settings.FERRY_POLL_WATCHED_S)
         self.fast_polled = {k: at for k, at in self.fast_polled.items() if now - at < watched_s}
-        workspaces, jobs = watched_now()
+        workspaces, jobs = watched_now(remove_expired=remove_expired)
         wanted = (
             Q(pk__in=told)
             | Q(status=JobStatus.CANCELLING)  # until its executor confirms the cancel
@@ -357,15 +362,20 @@ def _round_of(alias: str, count: int) -> tuple[float, int]:
 _schedule = PollSchedule()
 
 
-def _poll_cycle(told: set[uuid.UUID] | None = None) -> tuple[int, set[uuid.UUID]]:
+def _poll_cycle(
+    told: set[uuid.UUID] | None = None, *, housekeeping: bool = True
+) -> tuple[int, set[uuid.UUID]]:
     """One pass over the active jobs that are due (``told``: jobs an engine said changed):
     (how many remain active, the ids of the jobs whose runs were seen ended). Runs seen exiting
     are finalized in the same pass while that takes less than FERRY_INLINE_FINALIZE_S in all
-    (each when its results are small); the rest by tasks."""
-    reconcile()
+    (each when its results are small); the rest by tasks. ``housekeeping``: reconcile (stale
+    jobs) and remove expired stream watches first; the poll loop does that every
+    HOUSEKEEPING_EVERY_S, not in each of the passes an exit event wakes it for."""
+    if housekeeping:
+        reconcile()
     finalize_until = time.monotonic() + settings.FERRY_INLINE_FINALIZE_S
     ended: set[uuid.UUID] = set()
-    for alias, jobs in _schedule.due(told or set()).items():
+    for alias, jobs in _schedule.due(told or set(), remove_expired=housekeeping).items():
         ended |= _poll_executor(alias, jobs, finalize_until)
     return Job.objects.active().count(), ended
 
@@ -1018,8 +1028,12 @@ def poll_active() -> str:
             logger.info("poll: another worker holds the poll lease")
             return "another worker is polling"
         late: dict[uuid.UUID, float] = {}  # exits told of that no poll has shown yet
+        kept_at: float | None = None  # when the loop last reconciled
         while True:
-            active, ended = _poll_cycle(set(late))
+            housekeeping = kept_at is None or time.monotonic() - kept_at >= HOUSEKEEPING_EVERY_S
+            if housekeeping:
+                kept_at = time.monotonic()
+            active, ended = _poll_cycle(set(late), housekeeping=housekeeping)
             if (not active and not cleanups_due()) or time.monotonic() >= deadline:
                 break
             now = time.monotonic()
@@ -1041,6 +1055,9 @@ def poll_active() -> str:
     return f"{active} active job(s)"
 
 
+# The reconciler looks for jobs stale for FERRY_RESUBMIT_AFTER_S/FERRY_REFINALIZE_AFTER_S
+# (30 s): once a second is soon enough, also when exits wake the loop many times a second.
+HOUSEKEEPING_EVERY_S = 1.0
 LATE_EXIT_S = 10.0  # how long an exit told of is looked for again until a poll shows it
 LATE_EXIT_RECHECK_S = 0.05
 

@@ -101,3 +101,45 @@ def test_a_lease_held_by_a_live_holder_is_still_refused_and_a_free_one_taken(
     assert leases.acquire("submit:x", second)
     leases.release("submit:x", second)
     assert not leases.is_held("submit:x")
+
+
+def test_a_poll_of_an_executor_is_recorded_in_one_statement() -> None:
+    from operations.models import ExecutorHealth
+    from operations.monitoring import record_poll
+
+    record_poll("local-docker", 0.01)  # the row is made on first use
+    with CaptureQueriesContext(connection) as recorded:
+        record_poll("local-docker", 0.02)
+    assert len(recorded.captured_queries) == 1, _statements(recorded)
+    health = ExecutorHealth.objects.get(alias="local-docker")
+    assert health.polls_total == 2
+    assert health.poll_seconds_total == pytest.approx(0.03)
+    assert health.healthy
+
+
+def test_the_passes_an_exit_wakes_the_loop_for_neither_reconcile_nor_expire_watches(
+    workspace: Workspace, users: dict[str, User]
+) -> None:
+    """The poll loop reconciles (and removes expired stream watches) every
+    HOUSEKEEPING_EVERY_S, not in each of the passes exit events wake it for."""
+    operation = make_operation("noop", "true")
+    job = Job.objects.create(
+        operation=operation,
+        workspace=workspace,
+        owner=users["owner"],
+        inputs={},
+        executor="local-docker",
+        run_spec=build_run_spec(operation, {}),
+    )
+    runner.submit_job(str(job.pk))
+    _wait_until_exited(job)
+    with CaptureQueriesContext(connection) as poll:
+        runner._poll_cycle({job.pk}, housekeeping=False)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    polled = _statements(poll)
+    assert not [s for s in polled if "\"status\" = 'queued'" in s], polled  # no stale QUEUED
+    sweep = 'WHERE ("operations_job"."cleanup_pending" AND "operations_job"."updated_at"'
+    assert not [s for s in polled if sweep in s], polled  # no cleanup sweep
+    assert not [s for s in polled if s.startswith('DELETE FROM "api_streamwatch"')], polled
+    assert runner.HOUSEKEEPING_EVERY_S <= 5.0  # well within the reconciler's 30 s
