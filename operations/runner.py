@@ -453,21 +453,34 @@ def _apply(
             error_detail=f"{executor.alias} has no run for job {job.pk}: {observation.detail}",
         )
         return
-    if status == JobStatus.SUBMITTED:
-        # Recorded even when the run already ended (a lagging poll), with the time the
-        # executor says it started: the history shows it ran, and since when.
-        started: dict[str, Any] = {}
-        if observation.started_at is not None:  # (engines may round down to the second)
-            started["started_at"] = max(observation.started_at, job.submitted_at or timezone.now())
-        if not transition(job, JobStatus.RUNNING, expected=status, **started):
-            return
-        status = JobStatus.RUNNING
-    if observation.state != RunState.EXITED or status != JobStatus.RUNNING:
-        return
-    if not transition(job, JobStatus.FINALIZING, expected=status):
+    if _advance(job, status, observation) != JobStatus.FINALIZING:
         return
     if not (finalize_inline and finalize_small_job(job.pk)):
         queue.enqueue_finalize(job.pk)
+
+
+def _advance(job: Job, status: JobStatus, observation: Observation) -> JobStatus | None:
+    """Move a SUBMITTED or RUNNING job on as its run was observed (RUNNING, or FINALIZING
+    once it exited); its status now, None when another worker moved it first."""
+    exited = observation.state == RunState.EXITED
+    if status == JobStatus.SUBMITTED:
+        # Recorded even when the run already ended (a lagging poll, or a short run), with the
+        # time the executor says it started: the history shows it ran, and since when. A run
+        # seen ended goes on to FINALIZING in the same transaction.
+        started: dict[str, Any] = {}
+        if observation.started_at is not None:  # (engines may round down to the second)
+            started["started_at"] = max(observation.started_at, job.submitted_at or timezone.now())
+        to, through = (
+            (JobStatus.FINALIZING, JobStatus.RUNNING) if exited else (JobStatus.RUNNING, None)
+        )
+        if not transition(job, to, expected=status, through=through, **started):
+            return None
+        return to
+    if exited and status == JobStatus.RUNNING:
+        if not transition(job, JobStatus.FINALIZING, expected=status):
+            return None
+        return JobStatus.FINALIZING
+    return status
 
 
 def reconcile() -> None:

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from api.models import User, Workspace
 from operations import runner
-from operations.models import Job
+from operations.models import Event, Job
 from operations.services import build_run_spec
 from operations.states import JobStatus
 from tests.harness.docker import ensure_busybox_image, ensure_docker
@@ -86,6 +86,13 @@ def test_a_trivial_job_is_submitted_and_finalized_in_few_statements(
     assert len(_touching(polled, "operations_lease")) == 2, polled  # the finalize lease
     assert _touching(polled, "api_file") == [], polled
     assert _touching(polled, "operations_workercounter") == [], polled
+    # A run first seen ended goes through RUNNING to FINALIZING in one transaction; the
+    # history has every step.
+    moves = [s for s in polled if s.startswith('UPDATE "operations_job" SET "status"')]
+    assert len(moves) == 2, moves  # to FINALIZING (through RUNNING), to SUCCEEDED
+    history = [e.payload["to"] for e in Event.objects.filter(job_id=job.pk).order_by("id")]
+    assert history == ["submitted", "running", "finalizing", "succeeded"], history
+    assert job.started_at is not None
 
 
 def test_a_lease_held_by_a_live_holder_is_still_refused_and_a_free_one_taken(
