@@ -8,12 +8,15 @@ result files get ids derived from the job, and the poll loop holds a lease.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -636,7 +639,7 @@ def _finish(job: Job, executor: Executor, collected: Collected) -> None:
         **ANSWERED,
         **tails,
     ):
-        _cleanup(executor, job)
+        _clean_up_after(executor, job)
         return
     job.refresh_from_db(fields=["status"])
     if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):  # cancelled while we copied
@@ -668,7 +671,7 @@ def _fail(job: Job, executor: Executor, message: str, detail: str, tails: dict[s
         cleanup_pending=True,
         **tails,
     ):
-        _cleanup(executor, job)
+        _clean_up_after(executor, job)
 
 
 def _stored_outputs(
@@ -962,6 +965,46 @@ def _cleanup(executor: Executor, job: Job) -> None:
     job.cleanup_pending = False
 
 
+# Set by the poll loop: the cleanups after the jobs it finalizes run on threads of its process,
+# so that it goes on to the next exit while a container and a work dir are removed. Each job's
+# Job.cleanup_pending, set with its ending, is cleared when its cleanup is done; a process that
+# dies first leaves it to the reconciler's sweep (cleanup_job).
+_cleanups_later: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar(
+    "ferry_cleanups_later", default=None
+)
+CLEANUP_THREADS = 2
+
+
+def _clean_up_after(executor: Executor, job: Job) -> None:
+    """Clean up after a job that just ended: now, or on the poll loop's cleanup threads."""
+    pool = _cleanups_later.get()
+    if pool is None:
+        _cleanup(executor, job)
+    else:
+        pool.submit(_cleanup_on_thread, executor, job)
+
+
+def _cleanup_on_thread(executor: Executor, job: Job) -> None:
+    try:
+        _cleanup(executor, job)
+    except Exception:  # cleanup_pending stays set: the reconciler's sweep tries again
+        logger.exception("could not clean up after job %s", job.pk)
+    finally:
+        connection.close()  # this thread's own connection
+
+
+@contextlib.contextmanager
+def _cleaning_up_later() -> Iterator[None]:
+    """Within the block, cleanups after jobs that end run on threads; all done at its end."""
+    pool = ThreadPoolExecutor(CLEANUP_THREADS, thread_name_prefix="ferry-cleanup")
+    token = _cleanups_later.set(pool)
+    try:
+        yield
+    finally:
+        _cleanups_later.reset(token)
+        pool.shutdown(wait=True)
+
+
 def cleanup_job(job_id: str) -> None:
     """Clean up after an ended job whose worker died before it did (the reconciler enqueues
     this for jobs left with ``cleanup_pending``); under the job's finalize lease, so it can't
@@ -1036,7 +1079,7 @@ def poll_active() -> str:
     loop_for = float(settings.FERRY_POLL_LOOP_S)
     deadline = time.monotonic() + loop_for
     active = 0
-    with leases.holding(POLL_LEASE) as held:
+    with leases.holding(POLL_LEASE) as held, _cleaning_up_later():
         if held is None:
             logger.info("poll: another worker holds the poll lease")
             return "another worker is polling"
