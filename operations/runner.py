@@ -965,14 +965,13 @@ def _cleanup(executor: Executor, job: Job) -> None:
     job.cleanup_pending = False
 
 
-# Set by the poll loop: the cleanups after the jobs it finalizes run on threads of its process,
+# Set by the poll loop: the cleanups after the jobs it finalizes run on a thread of its process,
 # so that it goes on to the next exit while a container and a work dir are removed. Each job's
 # Job.cleanup_pending, set with its ending, is cleared when its cleanup is done; a process that
 # dies first leaves it to the reconciler's sweep (cleanup_job).
 _cleanups_later: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar(
     "ferry_cleanups_later", default=None
 )
-CLEANUP_THREADS = 2
 
 
 def _clean_up_after(executor: Executor, job: Job) -> None:
@@ -989,19 +988,24 @@ def _cleanup_on_thread(executor: Executor, job: Job) -> None:
         _cleanup(executor, job)
     except Exception:  # cleanup_pending stays set: the reconciler's sweep tries again
         logger.exception("could not clean up after job %s", job.pk)
-    finally:
-        connection.close()  # this thread's own connection
+        close_old_connections()
+
+
+def _close_connection() -> None:
+    connection.close()  # (resolved on the thread that runs it)
 
 
 @contextlib.contextmanager
 def _cleaning_up_later() -> Iterator[None]:
-    """Within the block, cleanups after jobs that end run on threads; all done at its end."""
-    pool = ThreadPoolExecutor(CLEANUP_THREADS, thread_name_prefix="ferry-cleanup")
+    """Within the block, cleanups after jobs that end run on a thread, one after the other
+    (one database connection, kept until the block ends); all done at its end."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ferry-cleanup")
     token = _cleanups_later.set(pool)
     try:
         yield
     finally:
         _cleanups_later.reset(token)
+        pool.submit(_close_connection)
         pool.shutdown(wait=True)
 
 
