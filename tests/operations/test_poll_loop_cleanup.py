@@ -74,7 +74,9 @@ def test_the_poll_loop_cleans_up_on_a_thread_and_is_done_when_it_ends(
     assert job.status == JobStatus.SUCCEEDED, job.error_message
     assert not job.cleanup_pending
     assert not _container_left(job)
-    assert not get_executor("local-docker").workdir(job).exists()
+    workdir = get_executor("local-docker").workdir_for(job.pk)
+    assert workdir is not None
+    assert not workdir.exists()
     cleared = [q["sql"] for q in loop.captured_queries if CLEARED in str(q["sql"])]
     assert cleared == [], "the loop's own connection cleared it: cleaned up inline"
 
