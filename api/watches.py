@@ -69,14 +69,21 @@ def close_watch(ids: Sequence[int]) -> None:
         StreamWatch.objects.filter(pk__in=ids).delete()
 
 
-def watched_now() -> tuple[set[Any], set[Any]]:
-    """(workspace ids, job ids) someone is watching now; removes leases that expired."""
+def watched_now(*, remove_expired: bool = True) -> tuple[set[Any], set[Any]]:
+    """(workspace ids, job ids) someone is watching now (leases that expired watch nothing);
+    with ``remove_expired``, those leases are deleted too."""
     now = timezone.now()
-    StreamWatch.objects.filter(expires_at__lte=now).delete()
+    if remove_expired:
+        StreamWatch.objects.filter(expires_at__lte=now).delete()
     workspaces: set[Any] = set()
     jobs: set[Any] = set()
     # Many streams may watch the same things: each pair once.
-    watched = StreamWatch.objects.order_by().values_list("workspace_id", "job_id").distinct()
+    watched = (
+        StreamWatch.objects.filter(expires_at__gt=now)
+        .order_by()
+        .values_list("workspace_id", "job_id")
+        .distinct()
+    )
     for workspace_id, job_id in watched:
         if job_id is not None:
             jobs.add(job_id)

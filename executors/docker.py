@@ -105,6 +105,10 @@ from .images import build_client, build_local_image, local_image_labels
 
 LABEL_JOB = "ferry.job"
 INSPECT_AT_MOST = 4  # a poll of at most this many runs inspects each; more: one listing
+# A poll's inspection of an exited container (final: Ferry never restarts one) serves the
+# collect that follows it in the same pass, instead of a second inspect; kept this long.
+SEEN_EXITED_S = 10.0
+SEEN_EXITED_MAX = 256
 LABEL_EXECUTOR = "ferry.executor"
 LABEL_DEADLINE = "ferry.deadline"
 LABEL_TIMEOUT = "ferry.timeout_s"
@@ -489,6 +493,7 @@ class DockerExecutor(Executor):
         self._docker: Any = None
         self._docker_pid = 0
         self._lock = threading.Lock()
+        self._seen_exited: dict[str, tuple[float, Any]] = {}  # container name -> (when, it)
         self._exits = ExitWatch(self._new_client, {LABEL_EXECUTOR: alias}, LABEL_JOB)
 
     # -- configuration ------------------------------------------------------------------------
@@ -895,12 +900,28 @@ class DockerExecutor(Executor):
                 continue
             status, detail, labels, created = _container_summary(container.attrs)
             state = run_state(status)
+            if few and state is RunState.EXITED:
+                self._keep_exited(job, container)
             deadline = _int_or_none(labels.get(LABEL_DEADLINE))
             if state is RunState.RUNNING and deadline is not None and now > deadline:
                 observed[job.id] = self._time_out(job, container, labels)
             else:
                 observed[job.id] = Observation(state, detail, started_at=created)
         return observed
+
+    def _keep_exited(self, job: RunnableJob, container: Any) -> None:
+        with self._lock:
+            if len(self._seen_exited) >= SEEN_EXITED_MAX:
+                self._seen_exited.clear()
+            self._seen_exited[container_name(job)] = (time.monotonic(), container)
+
+    def _exited_container(self, job: RunnableJob) -> Any:
+        """The job's container as a poll just inspected it exited, or as the engine says now."""
+        with self._lock:
+            seen = self._seen_exited.pop(container_name(job), None)
+        if seen is not None and time.monotonic() - seen[0] < SEEN_EXITED_S:
+            return seen[1]
+        return self._container(job)
 
     def _listed(self, wanted: dict[str, RunnableJob]) -> dict[str, Any]:
         listed = self._client().containers.list(
@@ -1017,7 +1038,7 @@ class DockerExecutor(Executor):
         gone too (the engine's logs), else read from it by the caller."""
         stdout_tail = stderr_tail = ""
         with self._engine("read the run's outcome", server_errors_retry=True):
-            container = self._container(job)
+            container = self._exited_container(job)
             if container is None:
                 return self._saved_outcome(job), "", ""
             try:

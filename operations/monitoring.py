@@ -110,16 +110,22 @@ def record_poll(
 
 
 def _record_poll(alias: str, seconds: float, error: Exception | None) -> None:
+    """One UPDATE (the totals and the last poll's figures together), once the row exists."""
     now = timezone.now()
-    _add(ExecutorHealth, {"alias": alias}, polls_total=1, poll_seconds_total=seconds)
     fields: dict[str, Any] = {
+        "polls_total": F("polls_total") + 1,
+        "poll_seconds_total": F("poll_seconds_total") + seconds,
         "last_polled_at": now,
         "last_poll_seconds": seconds,
         "healthy": error is None,
     }
     if error is not None:
-        _add(ExecutorHealth, {"alias": alias}, errors_total=1)
-        fields.update(last_error=str(error)[:2000], last_error_at=now)
+        fields.update(
+            errors_total=F("errors_total") + 1, last_error=str(error)[:2000], last_error_at=now
+        )
+    if ExecutorHealth.objects.filter(alias=alias).update(**fields):
+        return
+    ExecutorHealth.objects.get_or_create(alias=alias)
     ExecutorHealth.objects.filter(alias=alias).update(**fields)
 
 

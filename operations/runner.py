@@ -8,12 +8,15 @@ result files get ids derived from the job, and the poll loop holds a lease.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -273,8 +276,11 @@ class PollSchedule:
         self.fast_polled: dict[uuid.UUID, float] = {}  # when each was polled out of its round
         self.last_cycle: float | None = None
 
-    def due(self, told: set[uuid.UUID]) -> dict[str, list[PolledJob]]:
-        """The jobs to poll now, by executor."""
+    def due(
+        self, told: set[uuid.UUID], *, remove_expired: bool = True
+    ) -> dict[str, list[PolledJob]]:
+        """The jobs to poll now, by executor (``remove_expired``: delete the stream watches
+        that expired on the way)."""
         now = time.monotonic()
         elapsed = 0.0 if self.last_cycle is None else now - self.last_cycle
         self.last_cycle = now
@@ -287,7 +293,7 @@ class PollSchedule:
         )
         batches: dict[str, list[PolledJob]] = defaultdict(list)
         seen: set[uuid.UUID] = set()
-        for job in self._fast(probed, told, now):
+        for job in self._fast(probed, told, now, remove_expired=remove_expired):
             batches[job.executor].append(job)
             seen.add(job.pk)
         for alias, count in counts.items():
@@ -296,10 +302,12 @@ class PollSchedule:
                     batches[alias].append(job)
         return batches
 
-    def _fast(self, probed: Any, told: set[uuid.UUID], now: float) -> list[PolledJob]:
+    def _fast(
+        self, probed: Any, told: set[uuid.UUID], now: float, *, remove_expired: bool
+    ) -> list[PolledJob]:
         watched_s = float(settings.FERRY_POLL_WATCHED_S)
         self.fast_polled = {k: at for k, at in self.fast_polled.items() if now - at < watched_s}
-        workspaces, jobs = watched_now()
+        workspaces, jobs = watched_now(remove_expired=remove_expired)
         wanted = (
             Q(pk__in=told)
             | Q(status=JobStatus.CANCELLING)  # until its executor confirms the cancel
@@ -357,15 +365,20 @@ def _round_of(alias: str, count: int) -> tuple[float, int]:
 _schedule = PollSchedule()
 
 
-def _poll_cycle(told: set[uuid.UUID] | None = None) -> tuple[int, set[uuid.UUID]]:
+def _poll_cycle(
+    told: set[uuid.UUID] | None = None, *, housekeeping: bool = True
+) -> tuple[int, set[uuid.UUID]]:
     """One pass over the active jobs that are due (``told``: jobs an engine said changed):
     (how many remain active, the ids of the jobs whose runs were seen ended). Runs seen exiting
     are finalized in the same pass while that takes less than FERRY_INLINE_FINALIZE_S in all
-    (each when its results are small); the rest by tasks."""
-    reconcile()
+    (each when its results are small); the rest by tasks. ``housekeeping``: reconcile (stale
+    jobs) and remove expired stream watches first; the poll loop does that every
+    HOUSEKEEPING_EVERY_S, not in each of the passes an exit event wakes it for."""
+    if housekeeping:
+        reconcile()
     finalize_until = time.monotonic() + settings.FERRY_INLINE_FINALIZE_S
     ended: set[uuid.UUID] = set()
-    for alias, jobs in _schedule.due(told or set()).items():
+    for alias, jobs in _schedule.due(told or set(), remove_expired=housekeeping).items():
         ended |= _poll_executor(alias, jobs, finalize_until)
     return Job.objects.active().count(), ended
 
@@ -443,21 +456,34 @@ def _apply(
             error_detail=f"{executor.alias} has no run for job {job.pk}: {observation.detail}",
         )
         return
-    if status == JobStatus.SUBMITTED:
-        # Recorded even when the run already ended (a lagging poll), with the time the
-        # executor says it started: the history shows it ran, and since when.
-        started: dict[str, Any] = {}
-        if observation.started_at is not None:  # (engines may round down to the second)
-            started["started_at"] = max(observation.started_at, job.submitted_at or timezone.now())
-        if not transition(job, JobStatus.RUNNING, expected=status, **started):
-            return
-        status = JobStatus.RUNNING
-    if observation.state != RunState.EXITED or status != JobStatus.RUNNING:
-        return
-    if not transition(job, JobStatus.FINALIZING, expected=status):
+    if _advance(job, status, observation) != JobStatus.FINALIZING:
         return
     if not (finalize_inline and finalize_small_job(job.pk)):
         queue.enqueue_finalize(job.pk)
+
+
+def _advance(job: Job, status: JobStatus, observation: Observation) -> JobStatus | None:
+    """Move a SUBMITTED or RUNNING job on as its run was observed (RUNNING, or FINALIZING
+    once it exited); its status now, None when another worker moved it first."""
+    exited = observation.state == RunState.EXITED
+    if status == JobStatus.SUBMITTED:
+        # Recorded even when the run already ended (a lagging poll, or a short run), with the
+        # time the executor says it started: the history shows it ran, and since when. A run
+        # seen ended goes on to FINALIZING in the same transaction.
+        started: dict[str, Any] = {}
+        if observation.started_at is not None:  # (engines may round down to the second)
+            started["started_at"] = max(observation.started_at, job.submitted_at or timezone.now())
+        to, through = (
+            (JobStatus.FINALIZING, JobStatus.RUNNING) if exited else (JobStatus.RUNNING, None)
+        )
+        if not transition(job, to, expected=status, through=through, **started):
+            return None
+        return to
+    if exited and status == JobStatus.RUNNING:
+        if not transition(job, JobStatus.FINALIZING, expected=status):
+            return None
+        return JobStatus.FINALIZING
+    return status
 
 
 def reconcile() -> None:
@@ -613,7 +639,7 @@ def _finish(job: Job, executor: Executor, collected: Collected) -> None:
         **ANSWERED,
         **tails,
     ):
-        _cleanup(executor, job)
+        _clean_up_after(executor, job)
         return
     job.refresh_from_db(fields=["status"])
     if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):  # cancelled while we copied
@@ -645,7 +671,7 @@ def _fail(job: Job, executor: Executor, message: str, detail: str, tails: dict[s
         cleanup_pending=True,
         **tails,
     ):
-        _cleanup(executor, job)
+        _clean_up_after(executor, job)
 
 
 def _stored_outputs(
@@ -939,6 +965,50 @@ def _cleanup(executor: Executor, job: Job) -> None:
     job.cleanup_pending = False
 
 
+# Set by the poll loop: the cleanups after the jobs it finalizes run on a thread of its process,
+# so that it goes on to the next exit while a container and a work dir are removed. Each job's
+# Job.cleanup_pending, set with its ending, is cleared when its cleanup is done; a process that
+# dies first leaves it to the reconciler's sweep (cleanup_job).
+_cleanups_later: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar(
+    "ferry_cleanups_later", default=None
+)
+
+
+def _clean_up_after(executor: Executor, job: Job) -> None:
+    """Clean up after a job that just ended: now, or on the poll loop's cleanup threads."""
+    pool = _cleanups_later.get()
+    if pool is None:
+        _cleanup(executor, job)
+    else:
+        pool.submit(_cleanup_on_thread, executor, job)
+
+
+def _cleanup_on_thread(executor: Executor, job: Job) -> None:
+    try:
+        _cleanup(executor, job)
+    except Exception:  # cleanup_pending stays set: the reconciler's sweep tries again
+        logger.exception("could not clean up after job %s", job.pk)
+        close_old_connections()
+
+
+def _close_connection() -> None:
+    connection.close()  # (resolved on the thread that runs it)
+
+
+@contextlib.contextmanager
+def _cleaning_up_later() -> Iterator[None]:
+    """Within the block, cleanups after jobs that end run on a thread, one after the other
+    (one database connection, kept until the block ends); all done at its end."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ferry-cleanup")
+    token = _cleanups_later.set(pool)
+    try:
+        yield
+    finally:
+        _cleanups_later.reset(token)
+        pool.submit(_close_connection)
+        pool.shutdown(wait=True)
+
+
 def cleanup_job(job_id: str) -> None:
     """Clean up after an ended job whose worker died before it did (the reconciler enqueues
     this for jobs left with ``cleanup_pending``); under the job's finalize lease, so it can't
@@ -1013,13 +1083,17 @@ def poll_active() -> str:
     loop_for = float(settings.FERRY_POLL_LOOP_S)
     deadline = time.monotonic() + loop_for
     active = 0
-    with leases.holding(POLL_LEASE) as held:
+    with leases.holding(POLL_LEASE) as held, _cleaning_up_later():
         if held is None:
             logger.info("poll: another worker holds the poll lease")
             return "another worker is polling"
         late: dict[uuid.UUID, float] = {}  # exits told of that no poll has shown yet
+        kept_at: float | None = None  # when the loop last reconciled
         while True:
-            active, ended = _poll_cycle(set(late))
+            housekeeping = kept_at is None or time.monotonic() - kept_at >= HOUSEKEEPING_EVERY_S
+            if housekeeping:
+                kept_at = time.monotonic()
+            active, ended = _poll_cycle(set(late), housekeeping=housekeeping)
             if (not active and not cleanups_due()) or time.monotonic() >= deadline:
                 break
             now = time.monotonic()
@@ -1041,6 +1115,9 @@ def poll_active() -> str:
     return f"{active} active job(s)"
 
 
+# The reconciler looks for jobs stale for FERRY_RESUBMIT_AFTER_S/FERRY_REFINALIZE_AFTER_S
+# (30 s): once a second is soon enough, also when exits wake the loop many times a second.
+HOUSEKEEPING_EVERY_S = 1.0
 LATE_EXIT_S = 10.0  # how long an exit told of is looked for again until a poll shows it
 LATE_EXIT_RECHECK_S = 0.05
 

@@ -33,39 +33,54 @@ def transition(
     *,
     expected: JobStatus | None = None,
     along: Callable[[], None] | None = None,
+    through: JobStatus | None = None,
     **fields: Any,
 ) -> bool:
     """Move ``job`` from ``expected`` (default: its current status) to ``to``; ``along`` runs
     in the same transaction when the move wins (e.g. publishing the job's results).
+    ``through``: a status passed on the way, in the same transaction (one UPDATE, an event
+    for each step: e.g. a run first seen when it had already exited goes SUBMITTED ->
+    RUNNING -> FINALIZING, its history the same as when it was seen running first).
 
     Returns False when another worker changed the job first (nothing is written then).
     ``job`` is updated in place on success.
     """
     current = JobStatus(expected or job.status)
-    if not can_transition(current, to):
-        raise TransitionNotAllowed(f"a job cannot go from {current} to {to}")
-    now = timezone.now()
-    values: dict[str, Any] = {"status": to.value, "updated_at": now, **fields}
-    if to in _STAMPS:
-        values.setdefault(_STAMPS[to], now)
-    if "error_detail" in fields or to in TERMINAL:  # a new detail replaces an unreachable notice
-        values.setdefault("executor_unreachable_since", None)
-        values.setdefault("executor_unreachable_what", "")
+    steps = [(current, to)] if through is None else [(current, through), (through, to)]
+    for start, end in steps:
+        if not can_transition(start, end):
+            raise TransitionNotAllowed(f"a job cannot go from {start} to {end}")
+    values = _values(steps, fields)
     with transaction.atomic():
         won = Job.objects.filter(pk=job.pk, status=current.value).update(**values) == 1
         if won:
             if along is not None:
                 along()
-            record_event(  # last: it holds the event writers' lock until the commit
-                workspace_id=job.workspace_id,
-                job_id=job.pk,
-                kind="job.status",
-                payload=_payload(job, current, to, fields),
-            )
+            for start, end in steps:  # last: they hold the event writers' lock until the commit
+                record_event(
+                    workspace_id=job.workspace_id,
+                    job_id=job.pk,
+                    kind="job.status",
+                    payload=_payload(job, start, end, fields if end == to else {}),
+                )
     if won:
         for key, value in values.items():
             setattr(job, key, value)
     return won
+
+
+def _values(steps: list[tuple[JobStatus, JobStatus]], fields: dict[str, Any]) -> dict[str, Any]:
+    """The columns the move writes: the new status, the stamps of the statuses entered."""
+    to = steps[-1][1]
+    now = timezone.now()
+    values: dict[str, Any] = {"status": to.value, "updated_at": now, **fields}
+    for _, end in steps:
+        if end in _STAMPS:
+            values.setdefault(_STAMPS[end], now)
+    if "error_detail" in fields or to in TERMINAL:  # a new detail replaces an unreachable notice
+        values.setdefault("executor_unreachable_since", None)
+        values.setdefault("executor_unreachable_what", "")
+    return values
 
 
 def _payload(job: Job, current: JobStatus, to: JobStatus, fields: dict[str, Any]) -> dict[str, Any]:

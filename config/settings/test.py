@@ -37,6 +37,7 @@ Q_CLUSTER = {
     "retry": 120,
     "workers": 3,
     "poll": 0.1,
+    "broker_class": "operations.broker.NotifiedORM",
     # django-q2's default (250 kept, pruned on every save); a benchmark's worker sets the
     # deployment's -1 (config.settings.base: no row per successful task).
     "save_limit": env.int("FERRY_Q_SAVE_LIMIT", default=250),

@@ -33,9 +33,12 @@ Same run, same machine, in alternating rounds (FERRY_BENCH_ROUNDS):
   true`` from a pool of FERRY_BENCH_CONCURRENCY threads (one `docker` CLI process per run).
 * Ferry: gunicorn (one worker per client: uvicorn workers serving the ASGI app as deployed, or
   sync workers serving WSGI, see FERRY_BENCH_SERVER) and one django-q2 cluster (``manage.py
-  qcluster``, config.settings.test: 3 workers, ORM broker polled every 0.1 s; the poll loop runs
-  for up to FERRY_POLL_LOOP_S=25 s, waking when the Docker engine tells of a container's exit,
-  else every FERRY_POLL_INTERVAL_S, default 0.5 s, and finalizes small results in the same pass)
+  qcluster``, config.settings.test: 3 workers, the ORM broker's pusher woken by NOTIFY; the poll
+  loop runs for up to FERRY_POLL_LOOP_S=25 s, waking when the Docker engine tells of a
+  container's exit, else every FERRY_POLL_INTERVAL_S, default 0.5 s, and finalizes small results
+  in the same pass; which jobs a pass polls as deployed: FERRY_POLL_WATCHED_S=1,
+  FERRY_POLL_UNWATCHED_S=15, FERRY_POLL_EVENTS_RECONCILE_S=60, where the test settings poll
+  every active job in every pass)
   on the test database. FERRY_BENCH_CONCURRENCY client threads each POST /api/jobs/ and wait for that job to
   be terminal before sending the next; a job's latency is from just before its POST to the
   response in which the client saw it succeeded.
@@ -99,6 +102,11 @@ ADDED_P99_GOAL_MS = 500.0
 POLL_S = 0.05  # how often clients look at their jobs
 JOB_TIMEOUT_S = 120.0  # one job (or one `docker run`) taking longer fails the benchmark
 TERMINAL = {"succeeded", "failed", "cancelled"}
+DEPLOYED_POLL_SETTINGS = {
+    "FERRY_POLL_WATCHED_S": "1.0",
+    "FERRY_POLL_UNWATCHED_S": "15.0",
+    "FERRY_POLL_EVENTS_RECONCILE_S": "60.0",
+}
 HTTP_TIMEOUT = (10, 60)
 
 
@@ -795,6 +803,9 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
         "FERRY_Q_SAVE_LIMIT": os.environ.get("FERRY_Q_SAVE_LIMIT", "-1"),
         "FERRY_POLL_LOOP_S": os.environ.get("FERRY_POLL_LOOP_S", "25"),
     }
+    # As deployed (config.settings.base), not as the test settings (every job in every pass).
+    for name, deployed in DEPLOYED_POLL_SETTINGS.items():
+        settings_env[name] = os.environ.get(name, deployed)
     if os.environ.get("FERRY_POLL_INTERVAL_S"):
         settings_env["FERRY_POLL_INTERVAL_S"] = os.environ["FERRY_POLL_INTERVAL_S"]
     body = {

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from api.models import User, Workspace
 from operations import runner
-from operations.models import Job
+from operations.models import Event, Job
 from operations.services import build_run_spec
 from operations.states import JobStatus
 from tests.harness.docker import ensure_busybox_image, ensure_docker
@@ -86,6 +86,13 @@ def test_a_trivial_job_is_submitted_and_finalized_in_few_statements(
     assert len(_touching(polled, "operations_lease")) == 2, polled  # the finalize lease
     assert _touching(polled, "api_file") == [], polled
     assert _touching(polled, "operations_workercounter") == [], polled
+    # A run first seen ended goes through RUNNING to FINALIZING in one transaction; the
+    # history has every step.
+    moves = [s for s in polled if s.startswith('UPDATE "operations_job" SET "status"')]
+    assert len(moves) == 2, moves  # to FINALIZING (through RUNNING), to SUCCEEDED
+    history = [e.payload["to"] for e in Event.objects.filter(job_id=job.pk).order_by("id")]
+    assert history == ["submitted", "running", "finalizing", "succeeded"], history
+    assert job.started_at is not None
 
 
 def test_a_lease_held_by_a_live_holder_is_still_refused_and_a_free_one_taken(
@@ -101,3 +108,45 @@ def test_a_lease_held_by_a_live_holder_is_still_refused_and_a_free_one_taken(
     assert leases.acquire("submit:x", second)
     leases.release("submit:x", second)
     assert not leases.is_held("submit:x")
+
+
+def test_a_poll_of_an_executor_is_recorded_in_one_statement() -> None:
+    from operations.models import ExecutorHealth
+    from operations.monitoring import record_poll
+
+    record_poll("local-docker", 0.01)  # the row is made on first use
+    with CaptureQueriesContext(connection) as recorded:
+        record_poll("local-docker", 0.02)
+    assert len(recorded.captured_queries) == 1, _statements(recorded)
+    health = ExecutorHealth.objects.get(alias="local-docker")
+    assert health.polls_total == 2
+    assert health.poll_seconds_total == pytest.approx(0.03)
+    assert health.healthy
+
+
+def test_the_passes_an_exit_wakes_the_loop_for_neither_reconcile_nor_expire_watches(
+    workspace: Workspace, users: dict[str, User]
+) -> None:
+    """The poll loop reconciles (and removes expired stream watches) every
+    HOUSEKEEPING_EVERY_S, not in each of the passes exit events wake it for."""
+    operation = make_operation("noop", "true")
+    job = Job.objects.create(
+        operation=operation,
+        workspace=workspace,
+        owner=users["owner"],
+        inputs={},
+        executor="local-docker",
+        run_spec=build_run_spec(operation, {}),
+    )
+    runner.submit_job(str(job.pk))
+    _wait_until_exited(job)
+    with CaptureQueriesContext(connection) as poll:
+        runner._poll_cycle({job.pk}, housekeeping=False)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    polled = _statements(poll)
+    assert not [s for s in polled if "\"status\" = 'queued'" in s], polled  # no stale QUEUED
+    sweep = 'WHERE ("operations_job"."cleanup_pending" AND "operations_job"."updated_at"'
+    assert not [s for s in polled if sweep in s], polled  # no cleanup sweep
+    assert not [s for s in polled if s.startswith('DELETE FROM "api_streamwatch"')], polled
+    assert runner.HOUSEKEEPING_EVERY_S <= 5.0  # well within the reconciler's 30 s

@@ -69,7 +69,8 @@ class Cluster:
         pgid = self.process.pid
         members = []
         for proc in psutil.process_iter(["pid"]):
-            with contextlib.suppress(psutil.Error):
+            # A process may end between the listing and the look (os: ProcessLookupError).
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
                 if os.getpgid(proc.pid) == pgid:
                     members.append(proc)
         return members

@@ -1,0 +1,113 @@
+"""django-q2's ORM broker (the queue is a table in Ferry's database), woken by NOTIFY.
+
+The stock ORM broker's pusher looks at the queue table every ``Q_CLUSTER["poll"]`` seconds
+whether anything was queued or not: at 0.1-0.2 s, most of an idle or lightly loaded worker's
+CPU and database statements. On PostgreSQL this one sends a NOTIFY with each task it enqueues;
+its dequeue, finding nothing, waits for one on a LISTEN connection of its own, at most
+``FERRY_Q_WAKE_S`` seconds. The table stays the queue, with the same locking as the stock
+broker: a task whose notice is missed (sent while the listener reconnected, or a task whose
+lock expired and is due again) is found by the next look, at most ``FERRY_Q_WAKE_S`` later.
+On other databases (SQLite in development) it is the stock broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from time import sleep
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
+
+logger = logging.getLogger(__name__)
+
+TASKS_CHANNEL = "ferry_tasks"
+
+
+def _postgres() -> bool:
+    return bool(connections[Conf.ORM].vendor == "postgresql")
+
+
+class NotifiedORM(ORM):  # type: ignore[misc]  # (django-q2 has no type hints)
+    """The ORM broker whose idle pusher waits for a NOTIFY instead of looking every poll."""
+
+    _listener: Any = None
+    _listener_pid = 0
+
+    def enqueue(self, task: Any) -> Any:
+        task_id = super().enqueue(task)
+        if _postgres():  # delivered at the commit of the caller's transaction, if it has one
+            with connections[Conf.ORM].cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, '')", [TASKS_CHANNEL])
+        return task_id
+
+    def dequeue(self) -> list[tuple[Any, Any]] | None:
+        """The tasks taken (locked until their retry time), or None after waiting for one."""
+        taken = self._take()
+        if taken is None:
+            self._wait()
+        return taken
+
+    def _take(self) -> list[tuple[Any, Any]] | None:
+        """Lock up to ``bulk`` due tasks of this queue for this cluster; None when there are
+        none (a task another cluster locked first is left to it)."""
+        due = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[: Conf.BULK]
+        found = list(due)
+        if not found:
+            return None
+        taken = []
+        for task in found:
+            locked = (
+                self.get_connection()
+                .filter(id=task.id, lock=task.lock)
+                .update(lock=self.timeout(task))
+            )
+            if locked:
+                taken.append((task.pk, task.payload))
+        return taken
+
+    def _wait(self) -> None:
+        """Until a task is enqueued (a notice) or ``FERRY_Q_WAKE_S`` passed; the stock poll
+        pause when NOTIFY is not to be had."""
+        if not _postgres():
+            sleep(Conf.POLL)
+            return
+        listener = self._listener if self._listener_pid == os.getpid() else None
+        try:
+            if listener is None:
+                self._listen()
+                return  # what was enqueued before the LISTEN: look at the table again now
+            for _ in listener.notifies(timeout=float(settings.FERRY_Q_WAKE_S), stop_after=1):
+                break
+        except Exception:  # the database went away: look again after the stock pause
+            logger.warning("task broker: the LISTEN connection failed", exc_info=True)
+            self._close()
+            sleep(Conf.POLL)
+
+    def _listen(self) -> None:
+        import psycopg
+
+        params = connections[Conf.ORM].settings_dict
+        conninfo = {
+            "dbname": params["NAME"],
+            "user": params.get("USER") or None,
+            "password": params.get("PASSWORD") or None,
+            "host": params.get("HOST") or None,
+            "port": params.get("PORT") or None,
+        }
+        listener = psycopg.Connection.connect(
+            autocommit=True, **{k: v for k, v in conninfo.items() if v is not None}
+        )
+        listener.execute(f"LISTEN {TASKS_CHANNEL}")
+        self._listener, self._listener_pid = listener, os.getpid()
+
+    def _close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None and self._listener_pid == os.getpid():
+            with contextlib.suppress(Exception):  # already broken: nothing more to do
+                listener.close()

@@ -1,0 +1,68 @@
+"""The task queue's idle pusher waits for a NOTIFY instead of looking at the queue table every
+poll (issue 14, P1: the stock ORM broker's looks were a large share of the worker's CPU): an
+idle pusher looks rarely, and a task enqueued meanwhile is taken at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_q.brokers import get_broker
+from django_q.models import OrmQ
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _looks(queries: CaptureQueriesContext) -> int:
+    return sum(
+        1
+        for q in queries.captured_queries
+        if str(q["sql"]).startswith("SELECT") and '"django_q_ormq"' in str(q["sql"])
+    )
+
+
+def _pull(broker: Any, until: float) -> tuple[list[Any], float]:
+    """Call dequeue as the pusher does until it returns tasks or ``until`` passes."""
+    while time.monotonic() < until:
+        taken = broker.dequeue()
+        if taken:
+            return taken, time.monotonic()
+    return [], time.monotonic()
+
+
+def test_an_idle_pusher_looks_rarely_and_takes_a_task_as_soon_as_it_is_queued(
+    settings: Any,
+) -> None:
+    settings.FERRY_Q_WAKE_S = 30.0
+    broker = get_broker(f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        broker.dequeue()  # starts listening
+        with CaptureQueriesContext(connection) as idle:
+            taken, _ = _pull(broker, time.monotonic() + 1.5)
+        assert taken == []
+        assert _looks(idle) <= 2, _looks(idle)  # the stock broker: one every poll (0.1 s)
+
+        sent: list[float] = []
+
+        def enqueue_later() -> None:
+            time.sleep(0.5)
+            sent.append(time.monotonic())
+            get_broker(broker.list_key).enqueue("payload")
+            connection.close()
+
+        sender = threading.Thread(target=enqueue_later)
+        sender.start()
+        try:
+            taken, at = _pull(broker, time.monotonic() + 20)
+        finally:
+            sender.join(timeout=10)
+        assert [payload for _, payload in taken] == ["payload"]
+        assert at - sent[0] < 5.0, at - sent[0]  # woken, not found by the 30 s look
+    finally:
+        OrmQ.objects.filter(key=broker.list_key).delete()
+        broker._close()
