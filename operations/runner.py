@@ -1103,6 +1103,8 @@ def poll_active() -> str:
             # probe it): look again soon, then less and less often (an exit no poll will show,
             # e.g. of a cancelled job's container, costs a few cycles, not one every 50 ms).
             wait = float(settings.FERRY_POLL_INTERVAL_S)
+            if not active:  # only cleanups under way keep it going: see them done soon
+                wait = min(wait, HOUSEKEEPING_EVERY_S)
             if late:
                 waited = now - min(late.values())
                 wait = min(wait, max(LATE_EXIT_RECHECK_S, waited / 2))
