@@ -69,8 +69,9 @@ class DirectFromDb:
         if (
             more  # (keywords of a later Django's: its own way)
             or not plan.direct
-            or signals.pre_init.has_listeners(model)
-            or signals.post_init.has_listeners(model)
+            # (a receiver list empty for every model first: the common case, without a lookup)
+            or (signals.pre_init.receivers and signals.pre_init.has_listeners(model))
+            or (signals.post_init.receivers and signals.post_init.has_listeners(model))
         ):
             return super().from_db(db, field_names, values, **more)  # type: ignore[misc]
         names = plan.attnames if len(values) == len(plan.attnames) else plan.loaded(field_names)
