@@ -146,6 +146,30 @@ def test_rows_read_as_drf_reads_them(role: str, users: dict[str, User]) -> None:
     _assert_reads_like_drf(JobSerializer(context={}), [job])
 
 
+@pytest.mark.parametrize(
+    "serializer_class",
+    [
+        FileSerializer,
+        JobSerializer,
+        OperationSerializer,
+        OperationDetailSerializer,
+        WorkspaceSerializer,
+    ],
+)
+def test_fields_built_once_are_the_fields_drf_builds(serializer_class: Any) -> None:
+    """Each instance's fields (a copy of those its class built first) are DRF's, field for
+    field: the same types and constructor arguments, unbound, not shared between instances."""
+    first, second = serializer_class(), serializer_class()
+    drf = serializers.ModelSerializer.get_fields(first)
+    for fields in (first.get_fields(), second.get_fields()):
+        assert list(fields) == list(drf)
+        assert [(type(f), repr(f), f.field_name) for f in fields.values()] == [
+            (type(f), repr(f), None) for f in drf.values()
+        ]
+    assert first.fields["id"] is not second.fields["id"]
+    assert first.fields["id"].parent is first
+
+
 RENDERED: list[Any] = [
     {"a": 1, "b": [True, False, None], "c": "héllo — ☃", "d": {"e": {}}},
     {"sep": "line\u2028paragraph\u2029end", "quote": '"\\/\n\t'},
