@@ -61,6 +61,7 @@ def workspaces_listed_for(user: Any) -> QuerySet[Workspace]:
     correlated subqueries (compiling those was a third of a workspaces list request): the
     count's row (one per workspace, or none: 0), and the user's membership, the one the
     visibility filter joins already (staff see every workspace: theirs joined on the side)."""
+    listed: QuerySet[Workspace]
     if user.is_staff:
         mine = FilteredRelation("memberships", condition=Q(memberships__user=user.pk))
         listed = Workspace.objects.annotate(mine=mine).annotate(my_role=F("mine__role"))

@@ -195,7 +195,7 @@ def test_listed_workspaces_have_the_counts_and_roles_of_their_rows(
     expected = workspaces_visible_to(user).annotate(
         file_count=Coalesce(Subquery(counted[:1]), 0), my_role=Subquery(my_role[:1])
     )
-    listed = workspaces_listed_for(user)
+    listed: Any = workspaces_listed_for(user)
     rows = sorted((w.pk, w.name, w.file_count, w.my_role) for w in listed)
     assert rows == sorted((w.pk, w.name, w.file_count, w.my_role) for w in expected)
     assert len(rows) == len({row[0] for row in rows})
