@@ -30,6 +30,11 @@ class ApiConfig(AppConfig):
         ensure_private_dirs()
         connection_created.connect(protect_sqlite_file, dispatch_uid="ferry-private-sqlite")
 
+        from .pg_timestamps import use_c_timestamp_parser
+
+        # Lists read hundreds of times a page: psycopg's C parser instead of its Python one.
+        connection_created.connect(use_c_timestamp_parser, dispatch_uid="ferry-c-timestamps")
+
         from django_q.signals import post_spawn
 
         # A worker process started: remove what killed processes left in the upload spool.

@@ -25,7 +25,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         key = header[1].decode(errors="replace")
         if header[0].lower() == b"bearer" and not key.startswith(TOKEN_PREFIX):
             return None  # a JWT: leave it to the JWT authentication class
-        token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(key)).first()
+        # (key_hash is unique: its row, without an ORDER BY to compile and run on every request)
+        tokens = ApiToken.objects.select_related("user").filter(key_hash=hash_token(key))
+        found = list(tokens.order_by()[:1])
+        token = found[0] if found else None
         if token is None or not token.is_usable or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked API token.")
         now = timezone.now()

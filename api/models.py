@@ -11,6 +11,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
+from .hydration import DirectFromDb
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -29,7 +31,7 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **extra)
 
 
-class User(AbstractBaseUser, PermissionsMixin):
+class User(DirectFromDb, AbstractBaseUser, PermissionsMixin):
     """A person signing in with an email address."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -52,7 +54,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.email
 
 
-class ApiToken(models.Model):
+class ApiToken(DirectFromDb, models.Model):
     """A personal token for scripts. Only a hash of the secret is stored."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -82,7 +84,7 @@ class ApiToken(models.Model):
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
-class Workspace(models.Model):
+class Workspace(DirectFromDb, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -139,7 +141,7 @@ class Role(models.TextChoices):
 WRITE_ROLES = frozenset({Role.OWNER, Role.EDITOR})
 
 
-class Membership(models.Model):
+class Membership(DirectFromDb, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
@@ -175,7 +177,7 @@ class FileStatus(models.TextChoices):
     INVALID = "invalid", "Invalid"
 
 
-class File(models.Model):
+class File(DirectFromDb, models.Model):
     """An object in storage, registered in a workspace."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 # The one event table lives in api (written through api.events); re-exported for callers.
+from api.hydration import DirectFromDb
 from api.models import Event as Event
 
 from .states import ACTIVE, JobStatus
@@ -32,7 +33,7 @@ class ImageOrigin(models.TextChoices):
     FOUND = "found", "Found on the engine under its published name"
 
 
-class Operation(models.Model):
+class Operation(DirectFromDb, models.Model):
     """A catalog entry: immutable once added. A new source revision is a new row."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -90,7 +91,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         return self.filter(status__in=[s.value for s in ACTIVE])
 
 
-class Job(models.Model):
+class Job(DirectFromDb, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     operation = models.ForeignKey(
         Operation, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"

@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Concat
 
-from api.models import File, Workspace
+from api.models import File
 from api.selectors import columns_unlisted, user_columns_unlisted, workspaces_visible_to
 
 from .models import CROMWELL_ALIAS_PREFIX, CromwellServer, Job, Operation
@@ -23,7 +23,6 @@ JOB_LIST_DEFERRED = (
     "observed_state",
     "observed_at",
     *columns_unlisted(Operation, "operation", ("name", "version")),
-    *columns_unlisted(Workspace, "workspace", ("name",)),
     *user_columns_unlisted("owner"),
 )
 
@@ -48,7 +47,8 @@ def jobs_visible_to(user: Any, *, for_list: bool = False) -> QuerySet[Job]:
     a queryset for every job, which cost more than the rest of a list row)."""
     jobs = (
         Job.objects.filter(workspace__in=workspaces_visible_to(user))
-        .select_related("operation", "owner", "workspace")
+        # (the workspace of one job, for its permission check; a list shows only its id)
+        .select_related("operation", "owner", *(() if for_list else ("workspace",)))
         .prefetch_related(
             Prefetch(
                 "output_files",

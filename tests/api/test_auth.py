@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from api import services
@@ -113,6 +115,19 @@ def test_api_token_shown_once_stored_hashed_and_revocable(users: dict[str, User]
     response = script.get("/api/auth/me/")
     assert response.status_code == 401
     assert "revoked" in response.json()["message"]
+
+
+def test_an_api_token_is_looked_up_in_one_unordered_query(users: dict[str, User]) -> None:
+    _, key = services.api_token_create(user=users["owner"], name="script")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/auth/me/").status_code == 200  # (sets last_used_at)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/api/auth/me/").json()["email"] == "owner@example.org"
+    lookups = [q["sql"] for q in queries.captured_queries if 'FROM "api_apitoken"' in q["sql"]]
+    assert len(lookups) == 1, lookups
+    assert "ORDER BY" not in lookups[0]  # (the key's hash is unique: nothing to sort)
+    assert "LIMIT 1" in lookups[0]
 
 
 def test_unknown_api_token_is_401() -> None:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 from rest_framework import serializers
@@ -26,9 +28,14 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
 
-from api.models import File, FileStatus, FileType, User, Workspace
+from api.models import File, FileStatus, FileType, Membership, User, Workspace, WorkspaceFileCount
 from api.renderers import FastJSONRenderer
-from api.selectors import files_visible_to, user_columns_unlisted, workspaces_listed_for
+from api.selectors import (
+    files_visible_to,
+    user_columns_unlisted,
+    workspaces_listed_for,
+    workspaces_visible_to,
+)
 from api.serializers.files import FileSerializer
 from api.serializers.jobs import JobSerializer
 from api.serializers.operations import OperationDetailSerializer, OperationSerializer
@@ -144,6 +151,57 @@ def test_rows_read_as_drf_reads_them(role: str, users: dict[str, User]) -> None:
     assert job is not None
     job.finished_at = datetime.datetime(2026, 1, 2, 3, 4, 5)
     _assert_reads_like_drf(JobSerializer(context={}), [job])
+
+
+@pytest.mark.parametrize(
+    "serializer_class",
+    [
+        FileSerializer,
+        JobSerializer,
+        OperationSerializer,
+        OperationDetailSerializer,
+        WorkspaceSerializer,
+    ],
+)
+def test_fields_built_once_are_the_fields_drf_builds(serializer_class: Any) -> None:
+    """Each instance's fields (a copy of those its class built first) are DRF's, field for
+    field: the same types and constructor arguments, unbound, not shared between instances."""
+    first, second = serializer_class(), serializer_class()
+    drf = serializers.ModelSerializer.get_fields(first)
+    for fields in (first.get_fields(), second.get_fields()):
+        assert list(fields) == list(drf)
+        assert [(type(f), repr(f), f.field_name) for f in fields.values()] == [
+            (type(f), repr(f), None) for f in drf.values()
+        ]
+    assert first.fields["id"] is not second.fields["id"]
+    assert first.fields["id"].parent is first
+
+
+@pytest.mark.usefixtures("rows")
+@pytest.mark.parametrize("role", ["viewer", "staff", "outsider"])
+def test_listed_workspaces_have_the_counts_and_roles_of_their_rows(
+    role: str, users: dict[str, User], workspace: Workspace, make_file: Callable[..., File]
+) -> None:
+    """``workspaces_listed_for`` joins what correlated subqueries read before: each
+    workspace's kept file count (0 without a row), the user's role (None where staff aren't
+    members), every visible workspace once."""
+    user = users[role] if role in users else User.objects.create_user(email="out@example.org")
+    other = Workspace.objects.create(name="Theirs", created_by=users["editor"])
+    Membership.objects.create(workspace=other, user=users["editor"], role="owner")
+    make_file(other, name="theirs.tsv", owner=users["editor"])
+    WorkspaceFileCount.objects.filter(workspace__name="Unannotated").delete()
+    my_role = Membership.objects.filter(workspace=OuterRef("pk"), user=user.pk).values("role")
+    counted = WorkspaceFileCount.objects.filter(workspace=OuterRef("pk")).values("files")
+    expected = workspaces_visible_to(user).annotate(
+        file_count=Coalesce(Subquery(counted[:1]), 0), my_role=Subquery(my_role[:1])
+    )
+    listed: Any = workspaces_listed_for(user)
+    rows = sorted((w.pk, w.name, w.file_count, w.my_role) for w in listed)
+    assert rows == sorted((w.pk, w.name, w.file_count, w.my_role) for w in expected)
+    assert len(rows) == len({row[0] for row in rows})
+    if role == "staff":
+        assert {row[2] for row in rows} >= {0, 1}
+        assert None in {row[3] for row in rows}
 
 
 RENDERED: list[Any] = [

@@ -75,21 +75,24 @@ def test_a_list_reads_jobs_their_relations_and_output_files_in_two_queries(
         extra.output_files.add(make_file(workspace, name=f"out{n}.tsv", owner=users["editor"]))
 
     with django_assert_num_queries(2):  # the jobs (joined), their output files (with owners)
+        listed = list(jobs_visible_to(users["viewer"], for_list=True))
         seen = [
             (
                 job.operation.name if job.operation else None,
                 job.owner.email,
-                job.workspace.name,
+                job.workspace_id,
                 *(f.owner.email for f in getattr(job, LISTED_OUTPUT_FILES)),
             )
-            for job in jobs_visible_to(users["viewer"], for_list=True)
+            for job in listed
         ]
 
     assert len(seen) == 4
     assert (
         sorted(s for s in seen if len(s) == 4)
-        == [("echo", "owner@example.org", "Project A", "editor@example.org")] * 3
+        == [("echo", "owner@example.org", workspace.pk, "editor@example.org")] * 3
     )
+    # A list shows a job's workspace by its id only: no workspace is built for it.
+    assert not any(Job.workspace.field.is_cached(job) for job in listed)
 
 
 def test_a_list_defers_the_columns_it_never_shows(
