@@ -5,8 +5,8 @@ a :class:`SpooledUpload`: a temporary file plus its size and sha256, never the b
 
 A raw body read from a blocking stream (WSGI: gunicorn's sync worker, runserver, the test
 client) is received by a thread of its own a few chunks ahead of the spool (:class:`ReadAhead`),
-as the ASGI path's event loop receives it (``api.streamed_body``): the socket is read while the
-previous chunk is hashed and written, instead of one after the other.
+as the ASGI path's event loop receives it (``api.streamed_body``), and hashed there: the socket
+is read and hashed while the previous chunk is written, instead of one after the other.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -47,8 +47,10 @@ class SpooledUpload(TemporaryUploadedFile):
         self.hasher = hashlib.sha256()
         self.received = 0
 
-    def append(self, data: bytes) -> None:
-        self.hasher.update(data)
+    def append(self, data: bytes, *, hashed: bool = False) -> None:
+        """Write ``data`` (already given to ``hasher`` when ``hashed``) to the spool."""
+        if not hashed:
+            self.hasher.update(data)
         self._spool.write(data)
         self.received += len(data)
         self.size = self.received
@@ -103,10 +105,13 @@ def spool_body(
     spool = SpooledUpload(name, content_type)
     try:
         if getattr(stream, "reads_ahead", False):
-            _spool_chunks_of(_chunks(stream, content_length, CHUNK_SIZE), spool)
+            for chunk in _chunks(stream, content_length, CHUNK_SIZE):
+                spool.append(chunk)
         else:
-            with ReadAhead(stream, content_length) as body:
-                _spool_chunks_of(body, spool)
+            # The thread hashes what it reads: this one only writes.
+            with ReadAhead(stream, content_length, hasher=spool.hasher) as body:
+                for chunk in body:
+                    spool.append(chunk, hashed=True)
     except BaseException:
         spool.close()
         raise
@@ -114,11 +119,6 @@ def spool_body(
         spool.close()
         raise incomplete_body(spool.received, content_length)
     return spool.finish()
-
-
-def _spool_chunks_of(chunks: Iterable[bytes], spool: SpooledUpload) -> None:
-    for chunk in chunks:
-        spool.append(chunk)
 
 
 def _chunks(stream: Readable, length: int, size: int) -> Iterator[bytes]:
@@ -137,7 +137,8 @@ def _chunks(stream: Readable, length: int, size: int) -> Iterator[bytes]:
 
 class ReadAhead:
     """The chunks of a blocking request body, read by a thread of its own up to ``ahead``
-    chunks before the caller takes them (at most ``ahead + 2`` chunks in memory).
+    chunks before the caller takes them (at most ``ahead + 2`` chunks in memory), and given to
+    ``hasher`` (in order) on that thread, so hashing overlaps the caller's writing too.
 
     Iterating ends after ``length`` bytes or when the body ends early. Leaving the ``with``
     block stops the thread and waits for it: the stream (the request's socket) is never read
@@ -151,8 +152,10 @@ class ReadAhead:
         *,
         chunk_size: int = READ_AHEAD_SIZE,
         ahead: int = READ_AHEAD,
+        hasher: Any = None,
     ) -> None:
         self._chunks = _chunks(stream, length, chunk_size)
+        self._hasher = hasher
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=ahead)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._receive, name="upload-body", daemon=True)
@@ -177,6 +180,8 @@ class ReadAhead:
     def _receive(self) -> None:
         try:
             for chunk in self._chunks:
+                if self._hasher is not None:
+                    self._hasher.update(chunk)
                 if not self._hand_over(chunk):
                     return
         finally:
