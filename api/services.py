@@ -259,6 +259,16 @@ def clean_file_name(raw: str, *, field: str = "name") -> str:
     return name
 
 
+def refuse_oversized_upload(announced: int, *, field: str = "Content-Length") -> None:
+    """413 for a body announced larger than FERRY_MAX_UPLOAD_BYTES, before a byte of it is read."""
+    limit = settings.FERRY_MAX_UPLOAD_BYTES
+    if announced > limit:
+        message = f"The body announces {announced} bytes; uploads are limited to {limit} bytes."
+        raise ApplicationError(
+            message, code="too_large", status_code=413, details={field: [message]}
+        )
+
+
 def file_create_from_upload(
     *,
     user: User,

@@ -10,7 +10,8 @@ queue: when the view is slower, the server stops reading the socket). Permission
 run before a byte is read, so a refused upload is answered without receiving it.
 
 A client that hangs up ends the stream early (the view refuses the short body, as under WSGI);
-the task ends with the request. Under WSGI nothing changes: the view reads the request itself.
+the task ends with the request. Under WSGI the view reads the request itself, through a thread
+that receives a few chunks ahead of it (``api.storage.uploads.ReadAhead``).
 
 Nothing here imports Django's models: config/asgi.py wraps the application before setup.
 """
@@ -37,6 +38,9 @@ AHEAD = 16
 
 class StreamedBody:
     """The request body, read by the view's thread from what the event loop receives."""
+
+    # Filled ahead of its reader already (api.storage.uploads reads it without a thread).
+    reads_ahead = True
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

@@ -110,6 +110,7 @@ class FileViewSet(BrowsableFormsMixin, ConditionalRequestsMixin, viewsets.ModelV
         responses={
             201: FileSerializer,
             411: OpenApiResponse(description="Content-Length is missing."),
+            413: OpenApiResponse(description="Content-Length is over the upload size limit."),
         },
     )
     @action(detail=False, methods=["put"], url_path="upload", parser_classes=[RawBodyParser])
@@ -130,6 +131,7 @@ class FileViewSet(BrowsableFormsMixin, ConditionalRequestsMixin, viewsets.ModelV
                 status_code=411,
                 details={"Content-Length": [message]},
             )
+        services.refuse_oversized_upload(int(length_header))
         checksum = request.headers.get("X-Checksum-Sha256")
         if checksum is not None and not _is_sha256(checksum):
             raise field_error("X-Checksum-Sha256", "Must be 64 hexadecimal characters.")

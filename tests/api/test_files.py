@@ -130,6 +130,18 @@ def test_raw_upload_needs_content_length(
     assert "Content-Length" in response.json()["details"]
 
 
+def test_raw_upload_over_the_size_limit_is_refused_from_its_content_length(
+    client_for: Callable[[str], APIClient], workspace: Workspace, settings: Any
+) -> None:
+    settings.FERRY_MAX_UPLOAD_BYTES = 10
+    response = upload_raw(client_for("owner"), workspace, b"eleven byte", "big.bin")
+    assert response.status_code == 413, response.json()
+    assert response.json()["code"] == "too_large"
+    assert "limited to 10 bytes" in response.json()["details"]["Content-Length"][0]
+    assert not File.objects.exists()
+    assert stored_objects() == []
+
+
 def test_body_shorter_than_content_length_keeps_nothing(db: Any) -> None:
     with pytest.raises(ApplicationError) as raised:
         spool_body(io.BytesIO(b"only ten b"), 1000, name="x.bin", content_type=None)
