@@ -19,6 +19,7 @@ from django.core.asgi import get_asgi_application
 from django.core.wsgi import get_wsgi_application
 
 from api.streamed_body import STREAMED_ROUTES, Receive, Scope, Send, StreamedUploads, route_of
+from config.heap import freeze_startup_heap
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 # Connections are closed at the end of each request (or go back to the pool, FERRY_DB_POOL):
@@ -37,6 +38,10 @@ if settings.DEBUG:  # as runserver does; in production nginx serves /static/
 asgi_application = StreamedUploads(django_application)
 django_wsgi: Any = get_wsgi_application()
 wsgi_application: Any = WSGIMiddleware(django_wsgi, workers=WSGI_THREADS)
+
+
+# What the process built at start lives as long as it: no collection walks it again.
+freeze_startup_heap()
 
 
 def needs_event_loop(scope: Scope) -> bool:

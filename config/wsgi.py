@@ -13,3 +13,8 @@ application = get_wsgi_application()
 from api.storage.spool import spool_sweep_at_start  # noqa: E402
 
 spool_sweep_at_start()
+
+# What the process built at start lives as long as it: no collection walks it again.
+from config.heap import freeze_startup_heap  # noqa: E402
+
+freeze_startup_heap()

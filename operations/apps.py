@@ -7,6 +7,16 @@ from django.core import checks
 _kicked = False
 
 
+def _freeze_startup_heap(sender: Any, **kwargs: Any) -> None:
+    """A worker process started: what it loaded lives as long as it (config.heap)."""
+    from django_q.conf import Conf
+
+    if not Conf.SYNC:  # inline tasks (tests) announce a "worker" per task
+        from config.heap import freeze_startup_heap
+
+        freeze_startup_heap()
+
+
 def _reconcile_on_worker_start(sender: Any, **kwargs: Any) -> None:
     """A worker process started: recover what a killed worker left (its leases, its fetched
     tasks) and run the poll loop now, not at the next scheduled minute or when leases expire.
@@ -100,6 +110,7 @@ class OperationsConfig(AppConfig):
         register_readiness_check(readiness_checks)
         register_readiness_report(check_cromwell_servers)
         register_metrics_collector(FerryCollector())
+        post_spawn.connect(_freeze_startup_heap, dispatch_uid="ferry-freeze-startup-heap")
         post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="ferry-reconcile-on-start")
         pre_execute.connect(_bind_job_of_task, dispatch_uid="ferry-log-job-of-task")
         post_execute_in_worker.connect(_unbind_job_of_task, dispatch_uid="ferry-log-job-of-task")
