@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import connection, connections
 
 from .events import NOTIFY_CHANNEL, events_after, latest_event_id
+from .pg_listen import listen_conninfo
 from .watches import WatchScope, close_watch, open_watch, renew_watches
 
 log = logging.getLogger(__name__)
@@ -176,18 +177,11 @@ class Hub:
     async def _listen(self, stop: asyncio.Event) -> None:
         import psycopg
 
-        params = connections["default"].settings_dict
-        conninfo = {
-            "dbname": params["NAME"],
-            "user": params.get("USER") or None,
-            "password": params.get("PASSWORD") or None,
-            "host": params.get("HOST") or None,
-            "port": params.get("PORT") or None,
-        }
+        conninfo = listen_conninfo()
         while not stop.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    autocommit=True, **{k: v for k, v in conninfo.items() if v is not None}
+                    autocommit=True, **conninfo
                 ) as listener:
                     await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.listening = True

@@ -24,6 +24,8 @@ from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
+from api.pg_listen import listen_conninfo
+
 logger = logging.getLogger(__name__)
 
 TASKS_CHANNEL = "ferry_tasks"
@@ -92,17 +94,7 @@ class NotifiedORM(ORM):  # type: ignore[misc]  # (django-q2 has no type hints)
     def _listen(self) -> None:
         import psycopg
 
-        params = connections[Conf.ORM].settings_dict
-        conninfo = {
-            "dbname": params["NAME"],
-            "user": params.get("USER") or None,
-            "password": params.get("PASSWORD") or None,
-            "host": params.get("HOST") or None,
-            "port": params.get("PORT") or None,
-        }
-        listener = psycopg.Connection.connect(
-            autocommit=True, **{k: v for k, v in conninfo.items() if v is not None}
-        )
+        listener = psycopg.Connection.connect(autocommit=True, **listen_conninfo(Conf.ORM))
         listener.execute(f"LISTEN {TASKS_CHANNEL}")
         self._listener, self._listener_pid = listener, os.getpid()
 
