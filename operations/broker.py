@@ -19,10 +19,11 @@ from time import sleep
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
+from django_q.models import OrmQ
 
 from api.pg_listen import listen_conninfo
 
@@ -41,6 +42,17 @@ class NotifiedORM(ORM):  # type: ignore[misc]  # (django-q2 has no type hints)
     _listener: Any = None
     _listener_pid = 0
 
+    @staticmethod
+    def get_connection(list_key: str | None = None) -> Any:
+        """The queue table. The stock broker first closes the process's "old" connections on
+        every call: mid-request that dropped a web worker's connection after each enqueue
+        (CONN_MAX_AGE=0 under the pool) and made every look of the pusher ask ``SELECT 1``
+        before its query (CONN_HEALTH_CHECKS). Here a connection that broke is replaced when a
+        query fails on it (``_take``); the worker closes old connections between tasks."""
+        if not _postgres():
+            return ORM.get_connection(list_key)
+        return OrmQ.objects.using(Conf.ORM)
+
     def enqueue(self, task: Any) -> Any:
         task_id = super().enqueue(task)
         if _postgres():  # delivered at the commit of the caller's transaction, if it has one
@@ -57,7 +69,18 @@ class NotifiedORM(ORM):  # type: ignore[misc]  # (django-q2 has no type hints)
 
     def _take(self) -> list[tuple[Any, Any]] | None:
         """Lock up to ``bulk`` due tasks of this queue for this cluster; None when there are
-        none (a task another cluster locked first is left to it)."""
+        none (a task another cluster locked first is left to it). A connection found broken
+        (the database restarted) is replaced once."""
+        try:
+            return self._take_once()
+        except (InterfaceError, OperationalError):
+            if connections[Conf.ORM].in_atomic_block:
+                raise
+            logger.warning("task broker: the connection broke; connecting again")
+            connections[Conf.ORM].close()
+            return self._take_once()
+
+    def _take_once(self) -> list[tuple[Any, Any]] | None:
         due = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[: Conf.BULK]
         found = list(due)
         if not found:

@@ -302,6 +302,18 @@ class PollSchedule:
                     batches[alias].append(job)
         return batches
 
+    def told(self, told: set[uuid.UUID]) -> dict[str, list[PolledJob]]:
+        """Only the jobs in ``told``, by executor (counted as polled out of their rounds)."""
+        batches: dict[str, list[PolledJob]] = defaultdict(list)
+        if not told:
+            return batches
+        now = time.monotonic()
+        probed = Job.objects.filter(pk__in=told, status__in=[s.value for s in _PROBED])
+        for job in _polled(probed):
+            batches[job.executor].append(job)
+            self.fast_polled[job.pk] = now
+        return batches
+
     def _fast(
         self, probed: Any, told: set[uuid.UUID], now: float, *, remove_expired: bool
     ) -> list[PolledJob]:
@@ -376,11 +388,23 @@ def _poll_cycle(
     HOUSEKEEPING_EVERY_S, not in each of the passes an exit event wakes it for."""
     if housekeeping:
         reconcile()
+    ended = _poll_due(_schedule.due(told or set(), remove_expired=housekeeping))
+    return Job.objects.active().count(), ended
+
+
+def _poll_told(told: set[uuid.UUID]) -> set[uuid.UUID]:
+    """A pass for the jobs an engine just told of, and nothing else (the ids seen ended):
+    exit events wake the loop many times a second under load, and the rest of the schedule
+    (watched and new jobs, rounds, the active count) is kept by the loop's other passes."""
+    return _poll_due(_schedule.told(told))
+
+
+def _poll_due(due: dict[str, list[PolledJob]]) -> set[uuid.UUID]:
     finalize_until = time.monotonic() + settings.FERRY_INLINE_FINALIZE_S
     ended: set[uuid.UUID] = set()
-    for alias, jobs in _schedule.due(told or set(), remove_expired=housekeeping).items():
+    for alias, jobs in due.items():
         ended |= _poll_executor(alias, jobs, finalize_until)
-    return Job.objects.active().count(), ended
+    return ended
 
 
 def _poll_executor(alias: str, jobs: list[PolledJob], finalize_until: float) -> set[uuid.UUID]:
@@ -406,7 +430,8 @@ def _poll_executor(alias: str, jobs: list[PolledJob], finalize_until: float) -> 
     seen = {j.id: observations.get(j.id, Observation(RunState.MISSING)) for j in jobs}
     ended = {k for k, seen_now in seen.items() if seen_now.state in _ENDED}
     acting = [j.id for j in jobs if _acts_on(j.status, seen[j.id])]
-    for job in Job.objects.in_bulk(acting).values() if acting else ():
+    loaded = Job.objects.select_related("operation", "workspace", "owner").in_bulk(acting)
+    for job in loaded.values() if acting else ():
         if job.status not in _PROBED:  # another worker moved it meanwhile
             continue
         try:
@@ -458,7 +483,7 @@ def _apply(
         return
     if _advance(job, status, observation) != JobStatus.FINALIZING:
         return
-    if not (finalize_inline and finalize_small_job(job.pk)):
+    if not (finalize_inline and finalize_small_job(job)):
         queue.enqueue_finalize(job.pk)
 
 
@@ -549,17 +574,17 @@ def finalize_job(job_id: str) -> None:
         _finalize(job_id)
 
 
-def finalize_small_job(job_id: Any) -> bool:
+def finalize_small_job(job: Job) -> bool:
     """Finalize a job here and now (the poll loop, in the pass that saw its run exit) when its
     results are small: local files of FERRY_INLINE_FINALIZE_BYTES in all at most, nothing to
     copy from a bucket. False when they are not: the caller leaves it to a finalize task
     (True also when another worker holds the job's finalize lease: it is at it). Under the
     same lease as finalize_job, so a worker killed meanwhile leaves a FINALIZING job that the
     reconciler finalizes again."""
-    with leases.holding(f"finalize:{job_id}") as held:
+    with leases.holding(f"finalize:{job.pk}") as held:
         if held is None:
             return True  # another worker is at it
-        return _finalize(str(job_id), small_only=True)
+        return _finalize(str(job.pk), small_only=True, loaded=job)
 
 
 def _small(collected: Collected) -> bool:
@@ -594,10 +619,14 @@ def _file_refs(file_outputs: dict[str, Any]) -> list[Any]:
     return found
 
 
-def _finalize(job_id: str, *, small_only: bool = False) -> bool:
+def _finalize(job_id: str, *, small_only: bool = False, loaded: Job | None = None) -> bool:
     """Finalize the job; with ``small_only``, only when its results are small (False, and
-    nothing done but the collect, when they are not)."""
-    job = Job.objects.filter(pk=job_id).select_related("operation", "workspace", "owner").first()
+    nothing done but the collect, when they are not). ``loaded``: the job as the caller just
+    moved it to FINALIZING (with its operation, workspace and owner), not read again; a
+    change since then makes the move to its end lose (it expects FINALIZING)."""
+    job = loaded or (
+        Job.objects.filter(pk=job_id).select_related("operation", "workspace", "owner").first()
+    )
     if job is None or job.status != JobStatus.FINALIZING:
         return True
     try:
@@ -1089,11 +1118,15 @@ def poll_active() -> str:
             return "another worker is polling"
         late: dict[uuid.UUID, float] = {}  # exits told of that no poll has shown yet
         kept_at: float | None = None  # when the loop last reconciled
+        told_only = False
         while True:
             housekeeping = kept_at is None or time.monotonic() - kept_at >= HOUSEKEEPING_EVERY_S
             if housekeeping:
                 kept_at = time.monotonic()
-            active, ended = _poll_cycle(set(late), housekeeping=housekeeping)
+            if housekeeping or not told_only:
+                active, ended = _poll_cycle(set(late), housekeeping=housekeeping)
+            else:
+                ended = _poll_told(set(late))
             if (not active and not cleanups_due()) or time.monotonic() >= deadline:
                 break
             now = time.monotonic()
@@ -1108,7 +1141,9 @@ def poll_active() -> str:
             if late:
                 waited = now - min(late.values())
                 wait = min(wait, max(LATE_EXIT_RECHECK_S, waited / 2))
-            late.update(dict.fromkeys(wait_for_exits(wait), time.monotonic()))
+            told = wait_for_exits(wait)
+            late.update(dict.fromkeys(told, time.monotonic()))
+            told_only = bool(told)  # woken by exits: a pass for them alone
             if held.lost.is_set():
                 return "lost the poll lease"
     if active and loop_for > 0:

@@ -66,3 +66,41 @@ def test_an_idle_pusher_looks_rarely_and_takes_a_task_as_soon_as_it_is_queued(
     finally:
         OrmQ.objects.filter(key=broker.list_key).delete()
         broker._close()
+
+
+def test_enqueueing_keeps_the_callers_connection() -> None:
+    """The stock broker closed "old" connections before each enqueue: a web worker's
+    request-scoped connection (CONN_MAX_AGE=0 under the pool) was dropped mid-request and a
+    new one taken for the enqueue and its NOTIFY."""
+    broker = get_broker(f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        connection.ensure_connection()
+        raw = connection.connection
+        connection.close_at = time.monotonic() - 1  # as a request's connection is
+        broker.enqueue("payload")
+        assert connection.connection is raw
+        assert OrmQ.objects.filter(key=broker.list_key).count() == 1
+    finally:
+        OrmQ.objects.filter(key=broker.list_key).delete()
+
+
+def test_a_pusher_whose_connection_was_killed_takes_the_next_task() -> None:
+    broker = get_broker(f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        get_broker(broker.list_key).enqueue("payload")
+        connection.ensure_connection()
+        with connection.connection.cursor() as raw:  # as a database restart would
+            pid = raw.execute("SELECT pg_backend_pid()").fetchone()[0]
+        from django.db import connections
+
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        finally:
+            other.close()
+        taken, _ = _pull(broker, time.monotonic() + 20)
+        assert [payload for _, payload in taken] == ["payload"]
+    finally:
+        OrmQ.objects.filter(key=broker.list_key).delete()
+        broker._close()
