@@ -54,18 +54,55 @@ class NotifiedORM(ORM):  # type: ignore[misc]  # (django-q2 has no type hints)
         return OrmQ.objects.using(Conf.ORM)
 
     def enqueue(self, task: Any) -> Any:
-        task_id = super().enqueue(task)
-        if _postgres():  # delivered at the commit of the caller's transaction, if it has one
-            with connections[Conf.ORM].cursor() as cursor:
-                cursor.execute("SELECT pg_notify(%s, '')", [TASKS_CHANNEL])
-        return task_id
+        """The task's row and its NOTIFY (delivered at the commit of the caller's transaction,
+        if it has one) in one statement."""
+        if not _postgres():
+            return super().enqueue(task)
+        with connections[Conf.ORM].cursor() as cursor:
+            cursor.execute(
+                'INSERT INTO "django_q_ormq" ("key", "payload", "lock") VALUES (%s, %s, %s) '
+                "RETURNING \"id\", pg_notify(%s, '')",
+                [self.list_key or Conf.CLUSTER_NAME, task, timezone.now(), TASKS_CHANNEL],
+            )
+            return cursor.fetchone()[0]
+
+    def delete(self, task_id: Any) -> None:
+        """One DELETE (the stock broker's collects relations first, in a transaction)."""
+        if not _postgres():
+            super().delete(task_id)
+            return
+        with connections[Conf.ORM].cursor() as cursor:
+            cursor.execute('DELETE FROM "django_q_ormq" WHERE "id" = %s', [task_id])
+
+    _wait_first = False
+    _more_due = False
 
     def dequeue(self) -> list[tuple[Any, Any]] | None:
-        """The tasks taken (locked until their retry time), or None after waiting for one."""
+        """The tasks taken (locked until their retry time), or None after waiting for one.
+        After a look that found every due task, the next call waits for a notice before it
+        looks: the notices of the tasks that look took are dropped first, so a task
+        costs one look, not a look that finds it and another that finds nothing."""
+        if self._wait_first:
+            self._wait_first = False
+            self._wait()
+        self._drain()
         taken = self._take()
         if taken is None:
             self._wait()
+            return None
+        self._wait_first = not self._more_due
         return taken
+
+    def _drain(self) -> None:
+        """Drop the notices already received: the look that follows answers them."""
+        listener = self._listener if self._listener_pid == os.getpid() else None
+        if listener is None:
+            return
+        try:
+            for _ in listener.notifies(timeout=0):
+                pass
+        except Exception:  # the connection broke: the next wait connects again
+            self._close()
 
     def _take(self) -> list[tuple[Any, Any]] | None:
         """Lock up to ``bulk`` due tasks of this queue for this cluster; None when there are
@@ -81,8 +118,11 @@ class NotifiedORM(ORM):  # type: ignore[misc]  # (django-q2 has no type hints)
             return self._take_once()
 
     def _take_once(self) -> list[tuple[Any, Any]] | None:
-        due = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[: Conf.BULK]
-        found = list(due)
+        # One more than a bulk: whether others are due too (then the next call looks at once).
+        due = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())
+        found = list(due[: Conf.BULK + 1])
+        self._more_due = len(found) > Conf.BULK
+        found = found[: Conf.BULK]
         if not found:
             return None
         taken = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -109,14 +110,65 @@ def record_poll(
         logger.warning("poll: could not record the poll of %s", alias, exc_info=True)
 
 
+@dataclass
+class _PollsHeld:
+    """Successful polls of one executor not written yet (see ``_record_poll``)."""
+
+    polls: int = 0
+    seconds: float = 0.0
+    last_seconds: float = 0.0
+    last_at: datetime | None = None
+    written_at: float = float("-inf")  # time.monotonic() of the last write
+    healthy: bool | None = None  # as last written
+
+
+_held_polls: dict[str, _PollsHeld] = {}
+_held_lock = threading.Lock()
+
+
 def _record_poll(alias: str, seconds: float, error: Exception | None) -> None:
-    """One UPDATE (the totals and the last poll's figures together), once the row exists."""
-    now = timezone.now()
+    """Count the poll. Written in one UPDATE (the totals and the last poll's figures
+    together) at once when it fails or its health changes, else at most every
+    FERRY_POLL_RECORD_EVERY_S: exit events wake the loop many times a second under load, and
+    a row written per pass was a share of a trivial job's database work."""
+    now_mono = time.monotonic()
+    with _held_lock:
+        held = _held_polls.setdefault(alias, _PollsHeld())
+        held.polls += 1
+        held.seconds += seconds
+        held.last_seconds = seconds
+        held.last_at = timezone.now()
+        due = (
+            error is not None
+            or held.healthy is not True
+            or now_mono - held.written_at >= settings.FERRY_POLL_RECORD_EVERY_S
+        )
+        if not due:
+            return
+        _held_polls[alias] = _PollsHeld(written_at=now_mono, healthy=error is None)
+    _write_polls(alias, held, error)
+
+
+def flush_polls() -> None:
+    """Write the polls held back (the poll loop ends; never raises)."""
+    with _held_lock:
+        pending = {alias: held for alias, held in _held_polls.items() if held.polls}
+        for alias, held in pending.items():
+            _held_polls[alias] = _PollsHeld(written_at=held.written_at, healthy=held.healthy)
+    for alias, held in pending.items():
+        try:
+            _write_polls(alias, held, None)
+        except DatabaseError:
+            logger.warning("poll: could not record the polls of %s", alias, exc_info=True)
+
+
+def _write_polls(alias: str, held: _PollsHeld, error: Exception | None) -> None:
+    now = held.last_at or timezone.now()
     fields: dict[str, Any] = {
-        "polls_total": F("polls_total") + 1,
-        "poll_seconds_total": F("poll_seconds_total") + seconds,
+        "polls_total": F("polls_total") + held.polls,
+        "poll_seconds_total": F("poll_seconds_total") + held.seconds,
         "last_polled_at": now,
-        "last_poll_seconds": seconds,
+        "last_poll_seconds": held.last_seconds,
         "healthy": error is None,
     }
     if error is not None:

@@ -421,15 +421,22 @@ def _poll_executor(alias: str, jobs: list[PolledJob], finalize_until: float) -> 
         monitoring.record_poll(alias, time.monotonic() - started, exc)
         logger.error("poll: executor %s: %s", alias, exc)
         return set()
-    monitoring.record_poll(alias, time.monotonic() - started, jobs=jobs, observations=observations)
+    seen = {j.id: observations.get(j.id, Observation(RunState.MISSING)) for j in jobs}
+    ended = {k for k, seen_now in seen.items() if seen_now.state in _ENDED}
+    acting = [j.id for j in jobs if _acts_on(j.status, seen[j.id])]
+    # A job moved on by what was seen records the observation with its move (_advance).
+    advancing = {j.id for j in jobs if j.id in acting and _advances(j.status, seen[j.id])}
+    monitoring.record_poll(
+        alias,
+        time.monotonic() - started,
+        jobs=[j for j in jobs if j.id not in advancing] if advancing else jobs,
+        observations=observations,
+    )
     marked = [j.pk for j in jobs if j.executor_unreachable_since is not None]
     if marked:
         Job.objects.filter(pk__in=marked, executor_unreachable_since__isnull=False).update(
             **ANSWERED
         )
-    seen = {j.id: observations.get(j.id, Observation(RunState.MISSING)) for j in jobs}
-    ended = {k for k, seen_now in seen.items() if seen_now.state in _ENDED}
-    acting = [j.id for j in jobs if _acts_on(j.status, seen[j.id])]
     loaded = Job.objects.select_related("operation", "workspace", "owner").in_bulk(acting)
     for job in loaded.values() if acting else ():
         if job.status not in _PROBED:  # another worker moved it meanwhile
@@ -456,6 +463,14 @@ def _acts_on(status: str, observation: Observation) -> bool:
     if observation.state == RunState.PENDING:
         return False
     return status == JobStatus.SUBMITTED or observation.state == RunState.EXITED
+
+
+def _advances(status: str, observation: Observation) -> bool:
+    """Whether :func:`_advance` moves a job in ``status`` observed so (RUNNING or on)."""
+    return status in (JobStatus.SUBMITTED, JobStatus.RUNNING) and observation.state in (
+        RunState.RUNNING,
+        RunState.EXITED,
+    )
 
 
 def _apply(
@@ -491,6 +506,10 @@ def _advance(job: Job, status: JobStatus, observation: Observation) -> JobStatus
     """Move a SUBMITTED or RUNNING job on as its run was observed (RUNNING, or FINALIZING
     once it exited); its status now, None when another worker moved it first."""
     exited = observation.state == RunState.EXITED
+    observed: dict[str, Any] = {
+        "observed_state": observation.state.value,
+        "observed_at": timezone.now(),
+    }
     if status == JobStatus.SUBMITTED:
         # Recorded even when the run already ended (a lagging poll, or a short run), with the
         # time the executor says it started: the history shows it ran, and since when. A run
@@ -501,11 +520,11 @@ def _advance(job: Job, status: JobStatus, observation: Observation) -> JobStatus
         to, through = (
             (JobStatus.FINALIZING, JobStatus.RUNNING) if exited else (JobStatus.RUNNING, None)
         )
-        if not transition(job, to, expected=status, through=through, **started):
+        if not transition(job, to, expected=status, through=through, **started, **observed):
             return None
         return to
     if exited and status == JobStatus.RUNNING:
-        if not transition(job, JobStatus.FINALIZING, expected=status):
+        if not transition(job, JobStatus.FINALIZING, expected=status, **observed):
             return None
         return JobStatus.FINALIZING
     return status
@@ -1112,7 +1131,7 @@ def poll_active() -> str:
     loop_for = float(settings.FERRY_POLL_LOOP_S)
     deadline = time.monotonic() + loop_for
     active = 0
-    with leases.holding(POLL_LEASE) as held, _cleaning_up_later():
+    with leases.holding(POLL_LEASE) as held, _cleaning_up_later(), _polls_written():
         if held is None:
             logger.info("poll: another worker holds the poll lease")
             return "another worker is polling"
@@ -1150,6 +1169,15 @@ def poll_active() -> str:
         queue.kick_poller()
     logger.info("poll: loop ended with %d active job(s)", active)
     return f"{active} active job(s)"
+
+
+@contextlib.contextmanager
+def _polls_written() -> Iterator[None]:
+    """The loop's poll counters held back (monitoring.record_poll) are written at its end."""
+    try:
+        yield
+    finally:
+        monitoring.flush_polls()
 
 
 # The reconciler looks for jobs stale for FERRY_RESUBMIT_AFTER_S/FERRY_REFINALIZE_AFTER_S

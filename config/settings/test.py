@@ -47,6 +47,7 @@ FERRY_POLL_LOOP_S = env.float("FERRY_POLL_LOOP_S", default=0.0)  # inline: one c
 FERRY_POLL_WATCHED_S = env.float("FERRY_POLL_WATCHED_S", default=0.0)
 FERRY_POLL_UNWATCHED_S = env.float("FERRY_POLL_UNWATCHED_S", default=0.0)
 FERRY_POLL_EVENTS_RECONCILE_S = env.float("FERRY_POLL_EVENTS_RECONCILE_S", default=0.0)
+FERRY_POLL_RECORD_EVERY_S = env.float("FERRY_POLL_RECORD_EVERY_S", default=0.0)
 EXECUTORS = {
     "local-docker": {
         **EXECUTORS["local-docker"],  # noqa: F405

@@ -56,7 +56,7 @@ def test_the_c_parser_is_in_use() -> None:
 @pytest.mark.parametrize("zone", ["UTC", "America/Los_Angeles", "Asia/Kolkata"])
 def test_values_are_those_djangos_loader_reads(zone: str) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SET TIME ZONE %s", [zone])
+        cursor.execute("SELECT set_config(%s, %s, false)", ["TimeZone", zone])
         try:
             raw: Any = cursor.connection
             fast = loader_for(connection.timezone)(TIMESTAMPTZ_OID, raw)

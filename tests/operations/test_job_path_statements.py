@@ -88,6 +88,11 @@ def test_a_trivial_job_is_submitted_and_finalized_in_few_statements(
     assert len(_touching(polled, "operations_lease")) == 2, polled  # the finalize lease
     assert _touching(polled, "api_file") == [], polled
     assert _touching(polled, "operations_workercounter") == [], polled
+    # What the engine was seen doing goes with the move it caused, not in an UPDATE of its own.
+    observed_alone = [s for s in polled if s.startswith('UPDATE "operations_job" SET "observed')]
+    assert observed_alone == [], observed_alone
+    assert job.observed_state == "exited"
+    assert job.observed_at is not None
     # A run first seen ended goes through RUNNING to FINALIZING in one transaction; the
     # history has every step.
     moves = [s for s in polled if s.startswith('UPDATE "operations_job" SET "status"')]
@@ -152,3 +157,32 @@ def test_the_passes_an_exit_wakes_the_loop_for_neither_reconcile_nor_expire_watc
     assert not [s for s in polled if sweep in s], polled  # no cleanup sweep
     assert not [s for s in polled if s.startswith('DELETE FROM "api_streamwatch"')], polled
     assert runner.HOUSEKEEPING_EVERY_S <= 5.0  # well within the reconciler's 30 s
+
+
+def test_polls_that_succeed_are_counted_in_one_write_a_second(settings: Any) -> None:
+    """The loop's exit-woken passes poll many times a second under load: their counters are
+    written at most every FERRY_POLL_RECORD_EVERY_S (a failure, or recovering, at once), and
+    what is held is written when the loop ends."""
+    from operations import monitoring
+    from operations.models import ExecutorHealth
+
+    settings.FERRY_POLL_RECORD_EVERY_S = 60.0
+    alias = "held-polls"
+    monitoring.record_poll(alias, 0.01)  # the first poll of the process: written at once
+    assert ExecutorHealth.objects.get(alias=alias).polls_total == 1
+    with CaptureQueriesContext(connection) as recorded:
+        for _ in range(4):
+            monitoring.record_poll(alias, 0.01)
+    assert _statements(recorded) == []
+    assert ExecutorHealth.objects.get(alias=alias).polls_total == 1
+    monitoring.record_poll(alias, 0.01, RuntimeError("engine away"))
+    health = ExecutorHealth.objects.get(alias=alias)
+    assert (health.polls_total, health.healthy, health.errors_total) == (6, False, 1)
+    monitoring.record_poll(alias, 0.01)  # recovered: at once
+    assert ExecutorHealth.objects.get(alias=alias).healthy
+    monitoring.record_poll(alias, 0.02)
+    assert ExecutorHealth.objects.get(alias=alias).polls_total == 7
+    monitoring.flush_polls()
+    health = ExecutorHealth.objects.get(alias=alias)
+    assert health.polls_total == 8
+    assert health.last_poll_seconds == pytest.approx(0.02)

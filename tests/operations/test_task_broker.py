@@ -104,3 +104,73 @@ def test_a_pusher_whose_connection_was_killed_takes_the_next_task() -> None:
     finally:
         OrmQ.objects.filter(key=broker.list_key).delete()
         broker._close()
+
+
+def _enqueue_later(list_key: str, delay: float) -> threading.Thread:
+    def send() -> None:
+        time.sleep(delay)
+        get_broker(list_key).enqueue("payload")
+        connection.close()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    return sender
+
+
+def test_a_task_costs_the_pusher_one_look(settings: Any) -> None:
+    """After a look that took a task the pusher waits for the next notice before looking
+    again (it looked once more, finding nothing, before)."""
+    settings.FERRY_Q_WAKE_S = 30.0
+    broker = get_broker(f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        broker.dequeue()  # starts listening
+        first = _enqueue_later(broker.list_key, 0.3)
+        taken, _ = _pull(broker, time.monotonic() + 20)
+        first.join(timeout=10)
+        assert len(taken) == 1
+        second = _enqueue_later(broker.list_key, 0.5)
+        with CaptureQueriesContext(connection) as looks:
+            taken, _ = _pull(broker, time.monotonic() + 20)
+        second.join(timeout=10)
+        assert len(taken) == 1
+        assert _looks(looks) == 1, [str(q["sql"])[:80] for q in looks.captured_queries]
+        statements = [str(q["sql"]) for q in looks.captured_queries]
+        assert len(statements) == 2, statements  # the look, and the lock of the task taken
+    finally:
+        OrmQ.objects.filter(key=broker.list_key).delete()
+        broker._close()
+
+
+def test_a_task_is_queued_with_its_notice_and_acknowledged_in_one_statement() -> None:
+    broker = get_broker(f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        with CaptureQueriesContext(connection) as queued:
+            task_id = broker.enqueue("payload")
+        assert len(queued.captured_queries) == 1, queued.captured_queries
+        assert "pg_notify" in str(queued.captured_queries[0]["sql"])
+        with CaptureQueriesContext(connection) as acknowledged:
+            broker.acknowledge(task_id)
+        assert len(acknowledged.captured_queries) == 1, acknowledged.captured_queries
+        assert not OrmQ.objects.filter(key=broker.list_key).exists()
+    finally:
+        OrmQ.objects.filter(key=broker.list_key).delete()
+
+
+def test_tasks_queued_together_are_taken_one_after_the_other_without_waiting(
+    settings: Any,
+) -> None:
+    settings.FERRY_Q_WAKE_S = 30.0
+    broker = get_broker(f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        broker.dequeue()  # starts listening
+        for _ in range(3):
+            get_broker(broker.list_key).enqueue("payload")
+        started = time.monotonic()
+        taken: list[Any] = []
+        while len(taken) < 3 and time.monotonic() - started < 20:
+            taken += broker.dequeue() or []
+        assert len(taken) == 3
+        assert time.monotonic() - started < 10  # none waited for the 30 s look
+    finally:
+        OrmQ.objects.filter(key=broker.list_key).delete()
+        broker._close()
