@@ -12,6 +12,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -141,27 +142,77 @@ def free_dead_holders() -> int:
     return freed
 
 
-@dataclass
+@dataclass(eq=False)
 class Held:
-    """A lease this process holds, kept alive by a heartbeat thread until released."""
+    """A lease this process holds, kept alive by the process's heartbeat until released."""
 
     name: str
     holder: str
     lost: threading.Event = field(default_factory=threading.Event)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    due: float = 0.0  # time.monotonic() of its next renewal
 
-    def _beat(self) -> None:
-        interval = max(0.2, settings.FERRY_LEASE_TTL_S / 3)
+
+def _renew_every() -> float:
+    return max(0.2, float(settings.FERRY_LEASE_TTL_S) / 3)
+
+
+class _Heartbeat:
+    """One thread per process renews each lease the process holds every third of its time to
+    live (a thread started and joined per lease cost each job's submit and finalize two). It
+    ends when the process holds none, and is started again by the next lease (also in a
+    forked child, which has no thread)."""
+
+    def __init__(self) -> None:
+        self._held: set[Held] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, held: Held) -> None:
+        held.due = time.monotonic() + _renew_every()
+        with self._lock:
+            self._held.add(held)
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="lease heartbeat", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()  # (looks at its settings again; renews nothing before it is due)
+
+    def remove(self, held: Held) -> None:
+        with self._lock:
+            self._held.discard(held)
+
+    def _run(self) -> None:
         try:
-            while not self._stop.wait(interval):
-                try:
-                    if not renew(self.name, self.holder):
-                        self.lost.set()
+            while True:
+                self._wake.wait(max(0.05, min(1.0, _renew_every() / 4)))
+                self._wake.clear()
+                now = time.monotonic()
+                with self._lock:
+                    if not self._held:
+                        self._thread = None
                         return
-                except Exception:  # the database is away for a moment: try on the next beat
-                    close_old_connections()
+                    due = [h for h in self._held if h.due <= now and not h.lost.is_set()]
+                for held in due:
+                    held.due = now + _renew_every()
+                    self._renew(held)
         finally:
             connection.close()  # this thread's own connection
+
+    def _renew(self, held: Held) -> None:
+        try:
+            if not renew(held.name, held.holder):
+                with self._lock:
+                    if held in self._held:  # (not released meanwhile)
+                        held.lost.set()
+        except Exception:  # the database is away for a moment: try on the next beat
+            close_old_connections()
+
+
+_heartbeat = _Heartbeat()
 
 
 @contextlib.contextmanager
@@ -173,11 +224,9 @@ def holding(name: str) -> Iterator[Held | None]:
         yield None
         return
     held = Held(name, holder)
-    beat = threading.Thread(target=held._beat, name=f"lease {name}", daemon=True)
-    beat.start()
+    _heartbeat.add(held)
     try:
         yield held
     finally:
-        held._stop.set()
-        beat.join(timeout=10)
+        _heartbeat.remove(held)
         release(name, holder)

@@ -1162,7 +1162,10 @@ def poll_active() -> str:
                 wait = min(wait, max(LATE_EXIT_RECHECK_S, waited / 2))
             told = wait_for_exits(wait)
             late.update(dict.fromkeys(told, time.monotonic()))
-            told_only = bool(told)  # woken by exits: a pass for them alone
+            # Woken by exits, or looking again for exits told of (a trivial run exits before
+            # its submit is recorded): a pass for them alone; the rest waits for housekeeping
+            # or a wait that nothing ended.
+            told_only = bool(told or late)
             if held.lost.is_set():
                 return "lost the poll lease"
     if active and loop_for > 0:

@@ -84,3 +84,27 @@ def test_a_job_left_finalizing_by_a_killed_worker_is_finalized_at_once(
     # Its container is gone (never existed): finalizing ran and says so, nothing waits 3 h.
     assert job.status == JobStatus.FAILED
     assert not Lease.objects.filter(name=f"finalize:{job.pk}").exists()
+
+
+def test_one_heartbeat_thread_renews_every_lease_the_process_holds(settings: Any) -> None:
+    """Leases held at once are renewed by one thread (not one started and joined per lease),
+    which ends once the process holds none."""
+    import threading
+
+    settings.FERRY_LEASE_TTL_S = 0.6
+    with leases.holding("finalize:a") as first, leases.holding("finalize:b") as second:
+        assert first is not None
+        assert second is not None
+        time.sleep(2.0)  # three TTLs
+        assert not first.lost.is_set()
+        assert not second.lost.is_set()
+        assert not leases.acquire("finalize:a", "other-host/1/1/0123456789ab")
+        assert not leases.acquire("finalize:b", "other-host/1/1/0123456789ab")
+        beats = [t for t in threading.enumerate() if t.name == "lease heartbeat"]
+        assert len(beats) == 1, beats
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        t.name == "lease heartbeat" for t in threading.enumerate()
+    ):
+        time.sleep(0.05)
+    assert not [t for t in threading.enumerate() if t.name == "lease heartbeat"]
