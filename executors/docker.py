@@ -494,7 +494,9 @@ class DockerExecutor(Executor):
         self._docker_pid = 0
         self._lock = threading.Lock()
         self._seen_exited: dict[str, tuple[float, Any]] = {}  # container name -> (when, it)
-        self._exits = ExitWatch(self._new_client, {LABEL_EXECUTOR: alias}, LABEL_JOB)
+        self._exits = ExitWatch(
+            self._new_client, {LABEL_EXECUTOR: alias}, LABEL_JOB, deadline_label=LABEL_DEADLINE
+        )
 
     # -- configuration ------------------------------------------------------------------------
 

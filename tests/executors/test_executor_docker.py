@@ -692,3 +692,40 @@ def test_a_poll_of_a_few_runs_inspects_them_and_says_what_a_listing_says(
         client.close()
         through_proxy._client().close()
         proxy.close()
+
+
+def _told_of(executor: DockerExecutor, job: StandInJob, within: float) -> float:
+    """Seconds until ``wait_for_exits`` tells of ``job`` (fails after ``within``)."""
+    started = time.monotonic()
+    told: set[UUID] = set()
+    while job.id not in told and time.monotonic() - started < within:
+        told |= executor.wait_for_exits(within)
+    assert job.id in told, "the run was never told of"
+    return time.monotonic() - started
+
+
+def test_a_run_past_its_deadline_is_told_of_at_its_deadline(executor, make_job):
+    """Exits come as events, so the poll loop polls a running job only every minute or so: a
+    run's deadline comes from its start event, and a run still going then is told of like an
+    exit (its poll stops it then, not up to a minute late)."""
+    job = make_job("sleep 60", limits={"timeout_s": 3})
+    executor.wait_for_exits(0)  # following the engine from now on
+    executor.submit(job)
+    waited = _told_of(executor, job, within=30)
+    assert 2.0 <= waited < 8, waited
+    observation = executor.poll([job])[job.id]
+    assert observation.detail == "timed out after 3 s"
+
+
+def test_a_run_started_before_the_engine_was_followed_is_told_of_at_its_deadline(
+    executor, make_job
+):
+    """The poll loop moves from one worker process to another: the runs going on when a
+    process starts following the engine have their deadlines too."""
+    job = make_job("sleep 60", limits={"timeout_s": 4})
+    executor.submit(job)
+    time.sleep(1.5)  # its start event is older than what a new stream is asked for
+    executor.stop_waiting()
+    waited = _told_of(executor, job, within=30)
+    assert waited < 8, waited
+    assert executor.poll([job])[job.id].detail == "timed out after 4 s"
