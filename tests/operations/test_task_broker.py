@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,37 +36,44 @@ def _pull(broker: Any, until: float) -> tuple[list[Any], float]:
     return [], time.monotonic()
 
 
-def test_an_idle_pusher_looks_rarely_and_takes_a_task_as_soon_as_it_is_queued(
-    settings: Any,
-) -> None:
+@pytest.fixture
+def listening(settings: Any) -> Iterator[Any]:
+    """A broker of its own queue whose pusher listens (looks on its own every 30 s only)."""
     settings.FERRY_Q_WAKE_S = 30.0
     broker = get_broker(f"test-{uuid.uuid4().hex[:8]}")
     try:
         broker.dequeue()  # starts listening
-        with CaptureQueriesContext(connection) as idle:
-            taken, _ = _pull(broker, time.monotonic() + 1.5)
-        assert taken == []
-        assert _looks(idle) <= 2, _looks(idle)  # the stock broker: one every poll (0.1 s)
-
-        sent: list[float] = []
-
-        def enqueue_later() -> None:
-            time.sleep(0.5)
-            sent.append(time.monotonic())
-            get_broker(broker.list_key).enqueue("payload")
-            connection.close()
-
-        sender = threading.Thread(target=enqueue_later)
-        sender.start()
-        try:
-            taken, at = _pull(broker, time.monotonic() + 20)
-        finally:
-            sender.join(timeout=10)
-        assert [payload for _, payload in taken] == ["payload"]
-        assert at - sent[0] < 5.0, at - sent[0]  # woken, not found by the 30 s look
+        yield broker
     finally:
         OrmQ.objects.filter(key=broker.list_key).delete()
         broker._close()
+
+
+def test_an_idle_pusher_looks_rarely_and_takes_a_task_as_soon_as_it_is_queued(
+    listening: Any,
+) -> None:
+    broker = listening
+    with CaptureQueriesContext(connection) as idle:
+        taken, _ = _pull(broker, time.monotonic() + 1.5)
+    assert taken == []
+    assert _looks(idle) <= 2, _looks(idle)  # the stock broker: one every poll (0.1 s)
+
+    sent: list[float] = []
+
+    def enqueue_later() -> None:
+        time.sleep(0.5)
+        sent.append(time.monotonic())
+        get_broker(broker.list_key).enqueue("payload")
+        connection.close()
+
+    sender = threading.Thread(target=enqueue_later)
+    sender.start()
+    try:
+        taken, at = _pull(broker, time.monotonic() + 20)
+    finally:
+        sender.join(timeout=10)
+    assert [payload for _, payload in taken] == ["payload"]
+    assert at - sent[0] < 5.0, at - sent[0]  # woken, not found by the 30 s look
 
 
 def test_enqueueing_keeps_the_callers_connection() -> None:
@@ -117,28 +125,22 @@ def _enqueue_later(list_key: str, delay: float) -> threading.Thread:
     return sender
 
 
-def test_a_task_costs_the_pusher_one_look(settings: Any) -> None:
+def test_a_task_costs_the_pusher_one_look(listening: Any) -> None:
     """After a look that took a task the pusher waits for the next notice before looking
     again (it looked once more, finding nothing, before)."""
-    settings.FERRY_Q_WAKE_S = 30.0
-    broker = get_broker(f"test-{uuid.uuid4().hex[:8]}")
-    try:
-        broker.dequeue()  # starts listening
-        first = _enqueue_later(broker.list_key, 0.3)
+    broker = listening
+    first = _enqueue_later(broker.list_key, 0.3)
+    taken, _ = _pull(broker, time.monotonic() + 20)
+    first.join(timeout=10)
+    assert len(taken) == 1
+    second = _enqueue_later(broker.list_key, 0.5)
+    with CaptureQueriesContext(connection) as looks:
         taken, _ = _pull(broker, time.monotonic() + 20)
-        first.join(timeout=10)
-        assert len(taken) == 1
-        second = _enqueue_later(broker.list_key, 0.5)
-        with CaptureQueriesContext(connection) as looks:
-            taken, _ = _pull(broker, time.monotonic() + 20)
-        second.join(timeout=10)
-        assert len(taken) == 1
-        assert _looks(looks) == 1, [str(q["sql"])[:80] for q in looks.captured_queries]
-        statements = [str(q["sql"]) for q in looks.captured_queries]
-        assert len(statements) == 2, statements  # the look, and the lock of the task taken
-    finally:
-        OrmQ.objects.filter(key=broker.list_key).delete()
-        broker._close()
+    second.join(timeout=10)
+    assert len(taken) == 1
+    assert _looks(looks) == 1, [str(q["sql"])[:80] for q in looks.captured_queries]
+    statements = [str(q["sql"]) for q in looks.captured_queries]
+    assert len(statements) == 2, statements  # the look, and the lock of the task taken
 
 
 def test_a_task_is_queued_with_its_notice_and_acknowledged_in_one_statement() -> None:
@@ -157,20 +159,14 @@ def test_a_task_is_queued_with_its_notice_and_acknowledged_in_one_statement() ->
 
 
 def test_tasks_queued_together_are_taken_one_after_the_other_without_waiting(
-    settings: Any,
+    listening: Any,
 ) -> None:
-    settings.FERRY_Q_WAKE_S = 30.0
-    broker = get_broker(f"test-{uuid.uuid4().hex[:8]}")
-    try:
-        broker.dequeue()  # starts listening
-        for _ in range(3):
-            get_broker(broker.list_key).enqueue("payload")
-        started = time.monotonic()
-        taken: list[Any] = []
-        while len(taken) < 3 and time.monotonic() - started < 20:
-            taken += broker.dequeue() or []
-        assert len(taken) == 3
-        assert time.monotonic() - started < 10  # none waited for the 30 s look
-    finally:
-        OrmQ.objects.filter(key=broker.list_key).delete()
-        broker._close()
+    broker = listening
+    for _ in range(3):
+        get_broker(broker.list_key).enqueue("payload")
+    started = time.monotonic()
+    taken: list[Any] = []
+    while len(taken) < 3 and time.monotonic() - started < 20:
+        taken += broker.dequeue() or []
+    assert len(taken) == 3
+    assert time.monotonic() - started < 10  # none waited for the 30 s look
