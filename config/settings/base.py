@@ -141,7 +141,11 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # every value into the SQL text on the client, and a statement a connection runs again and
     # again (a job's status UPDATE, the event INSERT, a lease) is prepared once and then only
     # executed, not parsed and planned each time. Measured on a trivial job's path (issue 14).
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    # FERRY_DB_SERVER_BINDING=false behind a pooler that can't keep prepared statements (e.g.
+    # PgBouncer in transaction mode before 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
+        "FERRY_DB_SERVER_BINDING", default=True
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (app server and worker) share the file: wait on locks, use WAL.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
