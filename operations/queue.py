@@ -33,6 +33,8 @@ def _the_poll_loop_submits(alias: str) -> bool:
 
     if settings.Q_CLUSTER.get("sync") or connection.vendor != "postgresql":
         return False
+    if alias not in settings.EXECUTORS:  # (a registered Cromwell server: no events to wait on)
+        return False
     try:
         if not get_executor(alias).waits_for_exits:
             return False
