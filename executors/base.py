@@ -318,6 +318,11 @@ class Executor(ABC):
         ``wait_for_exits`` starts again. Nothing to stop for executors that don't wait."""
         return None
 
+    def wake_waiter(self) -> None:
+        """End a ``wait_for_exits`` under way (it returns what it saw, maybe nothing): the
+        waiter has other work (e.g. a job to submit). Executors that don't wait: nothing."""
+        return None
+
     def poll_page(self) -> int | None:
         """How many runs one engine call of ``poll`` answers for (a page of the engine's
         answer), or None when one call answers for any number (it lists every run): the poll

@@ -579,6 +579,9 @@ class DockerExecutor(Executor):
         """Stop following the engine's events (a later wait starts again)."""
         self._exits.stop()
 
+    def wake_waiter(self) -> None:
+        self._exits.wake()
+
     @contextlib.contextmanager
     def _engine(self, action: str, *, server_errors_retry: bool = False) -> Iterator[None]:
         """Turn Docker failures into ExecutorUnavailable (try again later) or ExecutorError."""

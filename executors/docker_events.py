@@ -52,6 +52,7 @@ class ExitWatch:
         # past it is told of as if it had exited, so its poll stops it on time rather than at
         # its next round (a minute for an engine whose exits come as events).
         self._deadlines: dict[UUID, float] = {}
+        self._woken = False  # wake(): the waiter is wanted elsewhere
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._stop = threading.Event()
@@ -93,14 +94,20 @@ class ExitWatch:
         self.start()
         deadline = time.monotonic() + timeout
         with self._changed:
-            while not self._exited:
+            while not self._exited and not self._woken:
                 self._exited |= self._overdue()
                 remaining = deadline - time.monotonic()
                 if self._exited or remaining <= 0:
                     break
                 self._changed.wait(min(remaining, self._until_next_deadline()))
-            seen, self._exited = self._exited, set()
+            seen, self._exited, self._woken = self._exited, set(), False
         return seen
+
+    def wake(self) -> None:
+        """End the wait under way (or the next one) at once, with what was seen so far."""
+        with self._changed:
+            self._woken = True
+            self._changed.notify_all()
 
     def _overdue(self) -> set[UUID]:
         """The runs past their deadline (told of once); call with the lock held."""

@@ -4,12 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.db import connection
 from django_q.tasks import async_task
 
+# The poll loop's process submits the new jobs of executors that wait for exits itself while
+# it runs (operations.runner.LoopSubmits), woken by this channel: no task through the queue.
+SUBMITS_CHANNEL = "ferry_submits"
+POLL_LEASE = "poll-active"
 
-def enqueue_submit(job_id: Any) -> None:
+
+def enqueue_submit(job_id: Any, *, executor: str | None = None) -> None:
+    """Have the job submitted: by the poll loop when one runs and ``executor`` (the job's) is
+    an engine it waits on (a notice wakes it), else by a task, and a poll loop started."""
+    if executor is not None and _the_poll_loop_submits(executor):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [SUBMITS_CHANNEL])
+        return
     async_task("operations.runner.submit_job", str(job_id), task_name=f"submit-{job_id}")
     kick_poller()
+
+
+def _the_poll_loop_submits(alias: str) -> bool:
+    from executors.base import ExecutorError
+    from executors.registry import get_executor
+
+    from . import leases
+
+    if settings.Q_CLUSTER.get("sync") or connection.vendor != "postgresql":
+        return False
+    if alias not in settings.EXECUTORS:  # (a registered Cromwell server: no events to wait on)
+        return False
+    try:
+        if not get_executor(alias).waits_for_exits:
+            return False
+    except ExecutorError:
+        return False
+    return leases.is_held(POLL_LEASE)
 
 
 def enqueue_cancel(job_id: Any) -> None:
@@ -30,6 +61,6 @@ def kick_poller() -> None:
     host, doesn't count."""
     from . import leases
 
-    if leases.is_held("poll-active"):
+    if leases.is_held(POLL_LEASE):
         return
     async_task("operations.runner.poll_active", task_name="poll-active")

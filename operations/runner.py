@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 from urllib.parse import quote
 
@@ -1131,7 +1132,13 @@ def poll_active() -> str:
     loop_for = float(settings.FERRY_POLL_LOOP_S)
     deadline = time.monotonic() + loop_for
     active = 0
-    with leases.holding(POLL_LEASE) as held, _cleaning_up_later(), _polls_written():
+    submits = LoopSubmits.for_this_loop()
+    with (
+        leases.holding(POLL_LEASE) as held,
+        _cleaning_up_later(),
+        _polls_written(),
+        _submitting(submits, held is not None),
+    ):
         if held is None:
             logger.info("poll: another worker holds the poll lease")
             return "another worker is polling"
@@ -1142,6 +1149,8 @@ def poll_active() -> str:
             housekeeping = kept_at is None or time.monotonic() - kept_at >= HOUSEKEEPING_EVERY_S
             if housekeeping:
                 kept_at = time.monotonic()
+            if submits is not None and (housekeeping or submits.wanted.is_set()):
+                submits.take()
             if housekeeping or not told_only:
                 active, ended = _poll_cycle(set(late), housekeeping=housekeeping)
             else:
@@ -1154,24 +1163,155 @@ def poll_active() -> str:
             # exit before its submit is recorded (the job is still QUEUED, so the cycle did not
             # probe it): look again soon, then less and less often (an exit no poll will show,
             # e.g. of a cancelled job's container, costs a few cycles, not one every 50 ms).
-            wait = float(settings.FERRY_POLL_INTERVAL_S)
-            if not active:  # only cleanups under way keep it going: see them done soon
-                wait = min(wait, HOUSEKEEPING_EVERY_S)
-            if late:
-                waited = now - min(late.values())
-                wait = min(wait, max(LATE_EXIT_RECHECK_S, waited / 2))
-            told = wait_for_exits(wait)
+            told = wait_for_exits(_wait_before_next_pass(active, late, now))
             late.update(dict.fromkeys(told, time.monotonic()))
             # Woken by exits, or looking again for exits told of (a trivial run exits before
             # its submit is recorded): a pass for them alone; the rest waits for housekeeping
             # or a wait that nothing ended.
-            told_only = bool(told or late)
+            told_only = bool(told or late or (submits is not None and submits.wanted.is_set()))
             if held.lost.is_set():
                 return "lost the poll lease"
-    if active and loop_for > 0:
-        queue.kick_poller()
+    if (active and loop_for > 0) or (submits is not None and submits.left_queued()):
+        queue.kick_poller()  # (a job queued as this loop ended: the next loop submits it)
     logger.info("poll: loop ended with %d active job(s)", active)
     return f"{active} active job(s)"
+
+
+def _wait_before_next_pass(active: int, late: dict[uuid.UUID, float], now: float) -> float:
+    wait = float(settings.FERRY_POLL_INTERVAL_S)
+    if not active:  # only cleanups under way keep it going: see them done soon
+        wait = min(wait, HOUSEKEEPING_EVERY_S)
+    if late:
+        waited = now - min(late.values())
+        wait = min(wait, max(LATE_EXIT_RECHECK_S, waited / 2))
+    return wait
+
+
+class LoopSubmits:
+    """The poll loop's process submits the new jobs of the executors it waits on (their runs'
+    exits come as events) on threads of its own (FERRY_LOOP_SUBMITTERS), woken by the notice
+    ``queue.enqueue_submit`` sends instead of a task through the queue: no pusher, queue row,
+    worker pickup or result for each job. Jobs queued in the last FERRY_RESUBMIT_AFTER_S and
+    never found unreachable are taken at each notice and in each housekeeping pass; older
+    ones are the reconciler's (a task), and ``submit_job``'s lease keeps two submitters of
+    one job apart. A process killed meanwhile leaves QUEUED jobs, as a killed task would."""
+
+    def __init__(self, aliases: list[str], executors: list[Executor]) -> None:
+        self.aliases = aliases
+        self.wanted = threading.Event()
+        self._executors = executors
+        self._queue: SimpleQueue[uuid.UUID | None] = SimpleQueue()
+        self._in_flight: set[uuid.UUID] = set()
+        self._failed: set[uuid.UUID] = set()  # (left to the next loop, or the reconciler)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @classmethod
+    def for_this_loop(cls) -> LoopSubmits | None:
+        """None where submits go through the queue only (SQLite, tasks run inline)."""
+        if settings.Q_CLUSTER.get("sync") or connection.vendor != "postgresql":
+            return None
+        waiting: dict[str, Executor] = {}
+        for alias in settings.EXECUTORS:
+            with contextlib.suppress(ExecutorError):
+                executor = get_executor(alias)
+                if executor.waits_for_exits:
+                    waiting[alias] = executor
+        return cls(list(waiting), list(waiting.values())) if waiting else None
+
+    def start(self) -> None:
+        self._threads = [
+            threading.Thread(target=self._listen, name="loop submits: listen", daemon=True),
+            *(
+                threading.Thread(target=self._submit, name="loop submits", daemon=True)
+                for _ in range(max(1, int(settings.FERRY_LOOP_SUBMITTERS)))
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop listening; the submits under way finish first."""
+        self._stop.set()
+        for _ in self._threads[1:]:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def _fresh_queued(self) -> Any:
+        since = timezone.now() - timedelta(seconds=settings.FERRY_RESUBMIT_AFTER_S)
+        return Job.objects.filter(
+            status=JobStatus.QUEUED,
+            executor__in=self.aliases,
+            executor_unreachable_since__isnull=True,
+            updated_at__gte=since,
+        )
+
+    def take(self) -> None:
+        """Hand the fresh QUEUED jobs to the submit threads (each once)."""
+        self.wanted.clear()
+        with self._lock:
+            skipped = self._in_flight | self._failed
+        found = self._fresh_queued().exclude(pk__in=skipped).order_by("created_at")
+        for job_id in found.values_list("pk", flat=True)[:100]:
+            with self._lock:
+                self._in_flight.add(job_id)
+            self._queue.put(job_id)
+
+    def left_queued(self) -> bool:
+        """Whether a fresh job waits that no loop will submit (it came as this one ended)."""
+        return bool(self._fresh_queued().exists())
+
+    def _submit(self) -> None:
+        try:
+            while (job_id := self._queue.get()) is not None:
+                try:
+                    submit_job(str(job_id))
+                except Exception:  # the reconciler submits it again
+                    logger.exception("loop submits: could not submit job %s", job_id)
+                    with self._lock:
+                        self._failed.add(job_id)
+                    close_old_connections()
+                finally:
+                    with self._lock:
+                        self._in_flight.discard(job_id)
+        finally:
+            connection.close()  # this thread's own
+
+    def _listen(self) -> None:
+        import psycopg
+
+        from api.pg_listen import listen_conninfo
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.Connection.connect(autocommit=True, **listen_conninfo()) as listener:
+                    listener.execute(f"LISTEN {queue.SUBMITS_CHANNEL}")
+                    self._wake()  # what was queued before the LISTEN
+                    while not self._stop.is_set():
+                        for _ in listener.notifies(timeout=0.5, stop_after=1):
+                            self._wake()
+            except Exception:  # the database went away: housekeeping passes take meanwhile
+                logger.warning("loop submits: the LISTEN connection failed", exc_info=True)
+                self._stop.wait(1.0)
+
+    def _wake(self) -> None:
+        self.wanted.set()
+        for executor in self._executors:
+            executor.wake_waiter()
+
+
+@contextlib.contextmanager
+def _submitting(submits: LoopSubmits | None, held: bool) -> Iterator[None]:
+    if submits is None or not held:
+        yield
+        return
+    submits.start()
+    try:
+        yield
+    finally:
+        submits.stop()
 
 
 @contextlib.contextmanager

@@ -196,7 +196,7 @@ def job_create(
             kind="job.status",
             payload={"job": str(job.pk), "from": None, "to": "queued", "terminal": False},
         )
-        transaction.on_commit(lambda: queue.enqueue_submit(job.pk))
+        transaction.on_commit(lambda: queue.enqueue_submit(job.pk, executor=alias))
     return job
 
 

@@ -729,3 +729,12 @@ def test_a_run_started_before_the_engine_was_followed_is_told_of_at_its_deadline
     waited = _told_of(executor, job, within=30)
     assert waited < 8, waited
     assert executor.poll([job])[job.id].detail == "timed out after 4 s"
+
+
+def test_a_wait_for_exits_ends_when_the_waiter_is_woken(executor):
+    """The poll loop is woken for other work (a job to submit) while it waits for exits."""
+    executor.wait_for_exits(0)
+    threading.Timer(0.3, executor.wake_waiter).start()
+    started = time.monotonic()
+    assert executor.wait_for_exits(30) == set()
+    assert time.monotonic() - started < 10
