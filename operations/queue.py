@@ -25,13 +25,19 @@ def enqueue_submit(job_id: Any, *, executor: str | None = None) -> None:
     kick_poller()
 
 
+def loop_submits_possible() -> bool:
+    """Whether a poll loop may submit jobs itself: tasks go through a worker (not inline) and
+    the database can send it notices (PostgreSQL)."""
+    return not settings.Q_CLUSTER.get("sync") and connection.vendor == "postgresql"
+
+
 def _the_poll_loop_submits(alias: str) -> bool:
     from executors.base import ExecutorError
     from executors.registry import get_executor
 
     from . import leases
 
-    if settings.Q_CLUSTER.get("sync") or connection.vendor != "postgresql":
+    if not loop_submits_possible():
         return False
     if alias not in settings.EXECUTORS:  # (a registered Cromwell server: no events to wait on)
         return False

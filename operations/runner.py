@@ -70,7 +70,7 @@ from .webmev import file_type_for, output_resource_type, runs_webmev_style
 
 logger = logging.getLogger(__name__)
 
-POLL_LEASE = "poll-active"
+POLL_LEASE = queue.POLL_LEASE
 LOG_TAIL_CHARS = 64 * 1024
 CLEANUP_FOLLOWED_S = 300.0  # the poll loop keeps going this long for a pending cleanup
 _PROBED = (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.CANCELLING)
@@ -1210,7 +1210,7 @@ class LoopSubmits:
     @classmethod
     def for_this_loop(cls) -> LoopSubmits | None:
         """None where submits go through the queue only (SQLite, tasks run inline)."""
-        if settings.Q_CLUSTER.get("sync") or connection.vendor != "postgresql":
+        if not queue.loop_submits_possible():
             return None
         waiting: dict[str, Executor] = {}
         for alias in settings.EXECUTORS:
