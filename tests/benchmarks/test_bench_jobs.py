@@ -31,6 +31,12 @@ Same run, same machine, in alternating rounds (FERRY_BENCH_ROUNDS):
 
 * Baseline: FERRY_BENCH_JOBS runs of ``docker run --rm --network none ferry/busybox:latest
   true`` from a pool of FERRY_BENCH_CONCURRENCY threads (one `docker` CLI process per run).
+* Like for like: as many runs of the same container through the engine's API (create, start,
+  wait, remove from a pool of FERRY_BENCH_CONCURRENCY threads) with no network said as Ferry
+  says it: NetworkMode "none" and NetworkDisabled, which the CLI can't say and with which the
+  engine skips its network set-up (a re-exec of dockerd per container: about half of what a
+  `docker run --rm --network none true` costs the machine here). Ferry's job containers are
+  created that way, so against this baseline the report shows Ferry's own cost (no goal set).
 * Ferry: gunicorn (one worker per client: uvicorn workers serving the ASGI app as deployed, or
   sync workers serving WSGI, see FERRY_BENCH_SERVER) and one django-q2 cluster (``manage.py
   qcluster``, config.settings.test: 3 workers, the ORM broker's pusher woken by NOTIFY; the poll
@@ -43,7 +49,7 @@ Same run, same machine, in alternating rounds (FERRY_BENCH_ROUNDS):
   be terminal before sending the next; a job's latency is from just before its POST to the
   response in which the client saw it succeeded.
 
-Both phases are warmed up first (FERRY_BENCH_CONCURRENCY untimed runs each). Afterwards the job
+All three are warmed up first (FERRY_BENCH_CONCURRENCY untimed runs each). Afterwards the job
 rows, their status events and django-q2's task records tell where the time went (the worker
 keeps no successful task records, as deployed, unless FERRY_Q_SAVE_LIMIT=0: then the per-task
 split C1/C2 is shown too),
@@ -97,6 +103,7 @@ from .gunicorn_server import session as http_session
 from .reporting import env_number, percentile, show
 
 THROUGHPUT_GOAL = 0.90
+SAME_CONTAINER = "engine API, same container (no network set-up)"
 ADDED_P50_GOAL_MS = 150.0
 ADDED_P99_GOAL_MS = 500.0
 POLL_S = 0.05  # how often clients look at their jobs
@@ -285,6 +292,62 @@ def run_baseline(count: int, clients: int, image: str, cmd: str, *, timed: bool 
     finally:
         _remove_containers(client, name=f"ferry-bench-{token}-")
         client.close()
+    return phase
+
+
+def run_engine_baseline(
+    count: int, clients: int, image: str, cmd: str, *, timed: bool = True
+) -> Phase:
+    """``count`` runs of the same container through the engine's API, started as Ferry starts
+    a job's (no network: NetworkMode "none" and NetworkDisabled, which `docker run` can't
+    say), from ``clients`` threads: create, start, wait, remove; one SDK client per thread."""
+    token = uuid.uuid4().hex[:12]
+    argv = ["true"] if cmd == "true" else ["/bin/sh", "-c", cmd]
+    local = threading.local()
+    clients_made: list[Any] = []
+    lock = threading.Lock()
+
+    def api() -> Any:
+        if not hasattr(local, "api"):
+            local.api = docker.APIClient(timeout=int(JOB_TIMEOUT_S))
+            with lock:
+                clients_made.append(local.api)
+        return local.api
+
+    def one(n: int) -> float:
+        began = time.perf_counter()
+        engine = api()
+        created = engine.create_container(
+            image,
+            argv,
+            name=f"ferry-bench-{token}-{n}",
+            network_disabled=True,
+            host_config=engine.create_host_config(network_mode="none"),
+        )
+        engine.start(created["Id"])
+        status = engine.wait(created["Id"], timeout=JOB_TIMEOUT_S)["StatusCode"]
+        engine.remove_container(created["Id"])
+        elapsed = time.perf_counter() - began
+        if status != 0:
+            raise RuntimeError(f"the container exited {status}")
+        return elapsed
+
+    phase = Phase()
+    client = docker.from_env(timeout=60)
+    try:
+        if timed:
+            phase.cpu.start()
+        began = time.perf_counter()
+        with ThreadPoolExecutor(clients, thread_name_prefix="engine-run") as pool:
+            phase.latencies = list(pool.map(one, range(count)))
+        phase.wall = time.perf_counter() - began
+        if timed:
+            phase.cpu.stop()
+    finally:
+        _remove_containers(client, name=f"ferry-bench-{token}-")
+        client.close()
+        for made in clients_made:
+            made.close()
     return phase
 
 
@@ -679,7 +742,7 @@ def where_the_time_goes(runs: Sequence[JobRun]) -> None:
     )
 
 
-def cpu_table(baseline: Phase, ferry: Phase, count: int) -> None:
+def cpu_table(phases: Sequence[tuple[str, Phase]], count: int) -> None:
     keys = [
         "docker engine (dockerd, containerd)",
         "docker CLI processes",
@@ -692,23 +755,17 @@ def cpu_table(baseline: Phase, ferry: Phase, count: int) -> None:
     rows: list[list[object]] = []
     for key in keys:
         cells: list[object] = [key]
-        for phase in (baseline, ferry):
+        for _, phase in phases:
             used = phase.cpu.used.get(key)
             cells.append("-" if used is None else f"{used / count * 1000:.0f}")
         rows.append(cells)
     cores = psutil.cpu_count() or 1
-    rows.append(
-        [
-            "machine busy (% of all cores over the phase)",
-            f"{baseline.cpu.used.get('whole machine (all processes)', 0) / baseline.wall / cores * 100:.0f}",
-            f"{ferry.cpu.used.get('whole machine (all processes)', 0) / ferry.wall / cores * 100:.0f}",
-        ]
-    )
-    show(
-        f"CPU per job (ms), {cores} cores",
-        ["process", "docker run --rm", "Ferry"],
-        rows,
-    )
+    busy = [
+        f"{phase.cpu.used.get('whole machine (all processes)', 0) / phase.wall / cores * 100:.0f}"
+        for _, phase in phases
+    ]
+    rows.append(["machine busy (% of all cores over the phase)", *busy])
+    show(f"CPU per job (ms), {cores} cores", ["process", *(label for label, _ in phases)], rows)
 
 
 # ---------------------------------------------------------------------------------------- test
@@ -741,18 +798,20 @@ def _wait_for(predicate: Callable[[], bool], limit: float, what: str) -> None:
 
 
 def run_rounds(
-    bare: Callable[[int], Phase],
+    bare: Sequence[Callable[[int], Phase]],
     ferry: Callable[[int], tuple[Phase, list[JobRun], Watcher]],
     count: int,
-) -> tuple[Phase, Phase, list[JobRun], Watcher]:
-    """``count`` `docker run`s and ``count`` Ferry jobs in FERRY_BENCH_ROUNDS alternating
-    rounds; each kind's rounds summed (walls, latencies, CPU)."""
-    total_bare, total_ferry = Phase(), Phase()
+) -> tuple[list[Phase], Phase, list[JobRun], Watcher]:
+    """``count`` runs of each bare kind (`docker run`, the engine's API) and ``count`` Ferry
+    jobs in FERRY_BENCH_ROUNDS alternating rounds; each kind's rounds summed (walls,
+    latencies, CPU)."""
+    total_bare, total_ferry = [Phase() for _ in bare], Phase()
     all_runs: list[JobRun] = []
     watchers: list[Watcher] = []
     shares = [count // rounds() + (1 if n < count % rounds() else 0) for n in range(rounds())]
     for share in (n for n in shares if n):
-        total_bare.add(bare(share))
+        for total, kind in zip(total_bare, bare, strict=True):
+            total.add(kind(share))
         phase, runs, watcher = ferry(share)
         total_ferry.add(phase)
         all_runs += runs
@@ -792,7 +851,8 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
     image = setup.operation.image
 
     # ---- baseline: docker run --rm
-    run_baseline(clients, clients, image, cmd, timed=False)  # warm-up
+    run_baseline(clients, clients, image, cmd, timed=False)  # warm-ups
+    run_engine_baseline(clients, clients, image, cmd, timed=False)
 
     # ---- Ferry: gunicorn + one django-q2 cluster on the test database
     server_dir = bench_dir / "server"
@@ -866,8 +926,11 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
                 _wait_for(lambda: not Job.objects.active().exists(), 30, "the warm-up to settle")
                 time.sleep(1.0)
                 asked_before = len(proxy.requests) if proxy is not None else 0
-                baseline, ferry, runs, watcher = run_rounds(
-                    lambda n: run_baseline(n, clients, image, cmd),
+                (baseline, same_container), ferry, runs, watcher = run_rounds(
+                    [
+                        lambda n: run_baseline(n, clients, image, cmd),
+                        lambda n: run_engine_baseline(n, clients, image, cmd),
+                    ],
                     lambda n: run_ferry(
                         server,
                         setup.key,
@@ -895,8 +958,10 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
         statuses[run.status] = statuses.get(run.status, 0) + 1
     base_sorted = sorted(baseline.latencies)
     base_median = statistics.median(base_sorted)
+    same_sorted = sorted(same_container.latencies)
     ferry_sorted = sorted(ferry.latencies)
     added = [latency - base_median for latency in ferry_sorted]
+    added_same = [latency - statistics.median(same_sorted) for latency in ferry_sorted]
     ratio = baseline.wall / ferry.wall
     added_p50 = percentile(added, 0.50)
     added_p99 = percentile(added, 0.99)
@@ -918,8 +983,10 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
             ]
             for label, phase, values in (
                 ("docker run --rm", baseline, base_sorted),
+                (SAME_CONTAINER, same_container, same_sorted),
                 ("Ferry", ferry, ferry_sorted),
                 ("Ferry - docker median (added)", ferry, added),
+                ("Ferry - engine API median", ferry, added_same),
             )
         ],
     )
@@ -947,8 +1014,24 @@ def test_trivial_jobs_against_docker_run(setup: Setup, bench_dir: Path) -> None:
             ],
         ],
     )
+    same_ratio = same_container.wall / ferry.wall
+    show(
+        f"Like for like: Ferry against {SAME_CONTAINER} (Ferry's own cost; no goal set)",
+        ["measure", "value"],
+        [
+            ["throughput ratio (engine API wall / Ferry wall)", f"{same_ratio:.2f}"],
+            ["added latency p50 (ms)", _ms(percentile(added_same, 0.50))],
+            ["added latency p99 (ms)", _ms(percentile(added_same, 0.99))],
+            [
+                "`docker run --rm` / engine API wall (the network set-up's share)",
+                f"{baseline.wall / same_container.wall:.2f}",
+            ],
+        ],
+    )
     where_the_time_goes(runs)
-    cpu_table(baseline, ferry, count)
+    cpu_table(
+        [("docker run --rm", baseline), ("engine API", same_container), ("Ferry", ferry)], count
+    )
     if engine_requests is not None:
         engine_requests_table(engine_requests, count)
     reads = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shlex
 import socket
@@ -182,7 +183,7 @@ def test_no_network(executor, make_job):
     thread.start()
     try:
         job = make_job(
-            "cat /proc/net/dev > netdev.txt; "
+            "cat /proc/net/dev > netdev.txt; readlink /proc/self/ns/net > netns.txt; "
             f"if nc -w 2 127.0.0.1 {port} </dev/null; then echo connected; else echo refused; fi "
             "> nc.txt; echo '{}' > outputs.json"
         )
@@ -199,8 +200,13 @@ def test_no_network(executor, make_job):
         if line.strip()
     ]
     assert interfaces == ["lo"]
+    # A network namespace of its own (NetworkDisabled leaves the engine's set-up out, not it).
+    assert (workdir / "netns.txt").read_text().strip() != os.readlink("/proc/self/ns/net")
     assert (workdir / "nc.txt").read_text() == "refused\n"
     assert connections == []
+    config = engine().containers.get(container_name(job)).attrs
+    assert config["HostConfig"]["NetworkMode"] == "none"
+    assert config["Config"]["NetworkDisabled"] is True
 
 
 def test_out_of_memory_is_reported(executor, make_job):
