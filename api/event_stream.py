@@ -2,7 +2,11 @@
 
 One :class:`Hub` per event loop reads the new events once for all its streams: woken by
 PostgreSQL's NOTIFY (one LISTEN connection per process), or every ``poll_seconds`` on SQLite
-(and, on PostgreSQL, as a safety net while the listener is down). Each stream gets every new
+(and, on PostgreSQL, as a safety net while the listener is down). A notice carries its event
+(api.events.notice_text) and arrives in the order of the ids (their writers commit in that
+order): the one right after the hub's cursor goes to the streams as it is, with no read of the
+table; a notice with the id alone (a large event), or one after a gap (an id a rolled-back
+writer drew, a notice lost while the listener reconnected), has the hub read the table. Each stream gets every new
 event in its queue and keeps the ones its user may see. The hub's database work runs in one
 thread (one connection) however many streams are open.
 
@@ -26,7 +30,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection, connections
 
-from .events import NOTIFY_CHANNEL, events_after, latest_event_id
+from .events import NOTIFY_CHANNEL, event_of_notice, events_after, latest_event_id
 from .pg_listen import listen_conninfo
 from .watches import WatchScope, close_watch, open_watch, renew_watches
 
@@ -145,16 +149,29 @@ class Hub:
                 while True:
                     batch = await self._db(events_after, self.cursor)
                     # No await from here to the cursor's update: a stream that subscribes
-                    # sees a cursor that matches what its queue will get.
+                    # sees a cursor that matches what its queue will get. (A notice may have
+                    # brought some of the batch meanwhile.)
                     for event in batch:
-                        for queue in list(self.streams):
-                            self._offer(queue, event)
-                    if batch:
-                        self.cursor = batch[-1]["id"]
+                        if event["id"] > self.cursor:
+                            self._deliver(event)
                     if len(batch) < 500:
                         break
             except Exception:  # the database went away: retry on the next wake or poll
                 log.exception("reading new events failed")
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        for queue in list(self.streams):
+            self._offer(queue, event)
+        self.cursor = event["id"]
+
+    def _noticed(self, text: str) -> None:
+        """A notice: its event goes out when it is the next one and carried whole, else the
+        table is read (the fetch loop skips what went out meanwhile)."""
+        event_id, event = event_of_notice(text)
+        if event is not None and event_id == self.cursor + 1:
+            self._deliver(event)
+        elif event_id is None or event_id > self.cursor:
+            self.wake.set()
 
     def _offer(self, queue: asyncio.Queue[dict[str, Any]], event: dict[str, Any]) -> None:
         if queue in self.behind:
@@ -186,8 +203,8 @@ class Hub:
                     await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.listening = True
                     self.wake.set()  # whatever committed before LISTEN took effect
-                    async for _ in listener.notifies():
-                        self.wake.set()
+                    async for notice in listener.notifies():
+                        self._noticed(notice.payload)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -57,31 +57,77 @@ def record_event(
 
 # One statement: the writers' lock (from the FROM, taken before the row's id is drawn), the
 # row, and the NOTIFY (delivered at commit) — a job's life writes five or six events, and three
-# statements each were a large share of its database work.
+# statements each were a large share of its database work. The notice is the event itself
+# (see notice_text), so a stream's hub needs no read of the table for it.
 _INSERT_EVENT = (
     'INSERT INTO "api_event" '
     '("workspace_id", "job_id", "file_id", "kind", "payload", "created_at") '
     "SELECT %s, %s, %s, %s, %s::jsonb, %s FROM pg_advisory_xact_lock(%s) "
-    "RETURNING id, pg_notify(%s, id::text)"
+    "RETURNING id, pg_notify(%s, id::text || %s)"
 )
+# PostgreSQL refuses a NOTIFY payload of 8000 bytes or more: a larger event's notice is its id
+# alone, and the hub reads it from the table.
+NOTICE_MAX_BYTES = 7000
+
+
+def notice_text(fields: dict[str, Any]) -> str:
+    """What follows the id in an event's notice: a space and the event's fields but its id
+    (as :func:`event_fields` gives them), or nothing when that would be too long."""
+    text = " " + json.dumps(fields, separators=(",", ":"))
+    return text if len(text.encode()) <= NOTICE_MAX_BYTES else ""
+
+
+def event_of_notice(text: str) -> tuple[int | None, dict[str, Any] | None]:
+    """The id of the event a notice tells of, and the event (as :func:`event_fields` gives it)
+    when the notice carries it; (None, None) for a notice that isn't one of ours."""
+    head, _, body = text.partition(" ")
+    try:
+        event_id = int(head)
+    except ValueError:
+        return None, None
+    if not body:
+        return event_id, None
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return event_id, None
+    if not isinstance(fields, dict):
+        return event_id, None
+    return event_id, {"id": event_id, **fields}
 
 
 def _insert_locked_and_notified(
     *, workspace_id: Any, job_id: Any, file_id: Any, kind: str, payload: dict[str, Any]
 ) -> Event:
     created_at = timezone.now()
+    workspace, job, file = (
+        _uuid_or_none(workspace_id),
+        _uuid_or_none(job_id),
+        _uuid_or_none(file_id),
+    )
+    notice = notice_text(
+        {
+            "kind": kind,
+            "workspace": _str_or_none(workspace),
+            "job": _str_or_none(job),
+            "file": _str_or_none(file),
+            "payload": payload,
+            "created_at": created_at.isoformat(),
+        }
+    )
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
             _INSERT_EVENT,
             [
-                _uuid_or_none(workspace_id),
-                _uuid_or_none(job_id),
-                _uuid_or_none(file_id),
+                workspace,
+                job,
+                file,
                 kind,
                 json.dumps(payload),
                 created_at,
                 _WRITERS_LOCK,
                 NOTIFY_CHANNEL,
+                notice,
             ],
         )
         (event_id, _) = cursor.fetchone()
@@ -97,6 +143,10 @@ def _insert_locked_and_notified(
     event._state.adding = False
     event._state.db = connection.alias
     return event
+
+
+def _str_or_none(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:

@@ -326,6 +326,90 @@ def test_a_finished_job_event_carries_its_outputs(
     assert last.payload["outputs"] == {"said": "f-1"}
 
 
+def test_a_notice_carries_its_event_as_the_table_gives_it(
+    users: dict[str, User], workspace: Workspace
+) -> None:
+    """The hub sends the event a NOTIFY carries as it is: it must be what a read of the table
+    gives (what a catch-up sends). An event too long for a notice comes as its id alone."""
+    import psycopg
+
+    from api.events import NOTIFY_CHANNEL, event_fields, event_of_notice
+    from api.pg_listen import listen_conninfo
+
+    job = make_job(workspace, users["owner"])
+    with psycopg.Connection.connect(autocommit=True, **listen_conninfo()) as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        small = record_event(
+            kind="test.small",
+            payload={"to": "é ✓", "n": [1, 2.5, None], "nested": {"b": 1, "a": True}},
+            workspace_id=workspace.pk,
+            job_id=job.pk,
+        )
+        big = record_event(
+            kind="test.big", payload={"text": "x" * 10_000}, workspace_id=workspace.pk
+        )
+        notices = [n.payload for n in listener.notifies(timeout=10, stop_after=2)]
+    assert [event_of_notice(text)[0] for text in notices] == [small.pk, big.pk]
+    assert event_of_notice(notices[0])[1] == event_fields(Event.objects.get(pk=small.pk))
+    assert event_of_notice(notices[1])[1] is None
+    assert event_of_notice("not ours") == (None, None)
+
+
+@pytest.mark.django_db(transaction=False)
+def test_the_hub_sends_the_next_event_from_its_notice_and_reads_the_table_otherwise() -> None:
+    import asyncio
+    import json
+
+    hub = event_stream.Hub()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    hub.streams.add(queue)
+    hub.cursor = 41
+
+    def notice(event_id: int, body: bool = True) -> str:
+        fields = {"kind": "k", "workspace": None, "job": None, "file": None, "payload": {}}
+        return f"{event_id} {json.dumps(fields)}" if body else str(event_id)
+
+    hub._noticed(notice(42))  # the next one, carried whole: sent as it is
+    assert (queue.get_nowait()["id"], hub.cursor, hub.wake.is_set()) == (42, 42, False)
+    hub._noticed(notice(42))  # (already sent)
+    hub._noticed(notice(40))
+    assert (queue.empty(), hub.wake.is_set()) == (True, False)
+    hub._noticed(notice(43, body=False))  # too long for a notice: read from the table
+    assert (queue.empty(), hub.wake.is_set(), hub.cursor) == (True, True, 42)
+    hub.wake.clear()
+    hub._noticed(notice(45))  # after a gap (44 rolled back, or its notice lost)
+    assert (queue.empty(), hub.wake.is_set(), hub.cursor) == (True, True, 42)
+
+
+def test_a_stream_gets_what_a_notice_cannot_carry_and_what_comes_after_a_gap(
+    server: str, streams: list[SseClient], users: dict[str, User], workspace: Workspace
+) -> None:
+    from django.db import transaction
+
+    stream = open_stream(streams, server, users["owner"], f"?workspace={workspace.pk}")
+    assert stream.wait_connected() == 200
+    big = record_event(kind="test.big", payload={"text": "x" * 10_000}, workspace_id=workspace.pk)
+
+    # A writer that rolls back has drawn an id: the next notice comes after a gap.
+    def lost() -> None:
+        with transaction.atomic():
+            record_event(kind="test.lost", payload={}, workspace_id=workspace.pk)
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        lost()
+    after = record_event(kind="test.after", payload={"n": 1}, workspace_id=workspace.pk)
+    then = record_event(kind="test.then", payload={"n": 2}, workspace_id=workspace.pk)
+    got = [stream.next(timeout=10) for _ in range(3)]
+    assert [(e["id"], e["kind"]) for e in got] == [
+        (big.pk, "test.big"),
+        (after.pk, "test.after"),
+        (then.pk, "test.then"),
+    ]
+    assert got[0]["payload"] == {"text": "x" * 10_000}
+    assert stream.none_within(1.0), "an event was sent twice"
+
+
 @pytest.mark.django_db
 def test_a_wsgi_server_says_the_stream_needs_asgi_instead_of_hanging(
     users: dict[str, User], workspace: Workspace
