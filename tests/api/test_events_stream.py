@@ -366,7 +366,13 @@ def test_the_hub_sends_the_next_event_from_its_notice_and_reads_the_table_otherw
     hub.cursor = 41
 
     def notice(event_id: int, body: bool = True) -> str:
-        fields = {"kind": "k", "workspace": None, "job": None, "file": None, "payload": {}}
+        fields: dict[str, Any] = {
+            "kind": "k",
+            "workspace": None,
+            "job": None,
+            "file": None,
+            "payload": {},
+        }
         return f"{event_id} {json.dumps(fields)}" if body else str(event_id)
 
     hub._noticed(notice(42))  # the next one, carried whole: sent as it is
