@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from django_q.tasks import async_task
 
 # The poll loop's process submits the new jobs of executors that wait for exits itself while
@@ -18,8 +19,6 @@ def enqueue_submit(job_id: Any, *, executor: str | None = None) -> None:
     """Have the job submitted: by the poll loop when one runs and ``executor`` (the job's) is
     an engine it waits on (a notice wakes it), else by a task, and a poll loop started."""
     if executor is not None and _the_poll_loop_submits(executor):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [SUBMITS_CHANNEL])
         return
     async_task("operations.runner.submit_job", str(job_id), task_name=f"submit-{job_id}")
     kick_poller()
@@ -46,7 +45,18 @@ def _the_poll_loop_submits(alias: str) -> bool:
             return False
     except ExecutorError:
         return False
-    return leases.is_held(POLL_LEASE)
+    # The notice goes with the look at the poll lease, in one statement, when it is held: one
+    # round trip (this runs in every POST /api/jobs/). A holder found dead had a needless notice.
+    with connection.cursor() as cursor:
+        cursor.execute(_NOTIFY_IF_POLLING, [SUBMITS_CHANNEL, POLL_LEASE, timezone.now()])
+        row = cursor.fetchone()
+    return row is not None and not leases.holder_is_dead(row[0])
+
+
+_NOTIFY_IF_POLLING = (
+    "SELECT holder, pg_notify(%s, '') FROM operations_lease "
+    "WHERE name = %s AND holder <> '' AND expires_at > %s"
+)
 
 
 def enqueue_cancel(job_id: Any) -> None:
