@@ -278,13 +278,21 @@ def run_baseline(count: int, clients: int, image: str, cmd: str, *, timed: bool 
             raise RuntimeError(f"docker run failed ({done.returncode}): {done.stderr[-500:]!r}")
         return elapsed
 
+    return _pooled_runs(count, clients, one, token, timed=timed)
+
+
+def _pooled_runs(
+    count: int, clients: int, one: Callable[[int], float], token: str, *, timed: bool
+) -> Phase:
+    """``one(n)`` for n in range(``count``) from ``clients`` threads, timed (and CPU metered
+    when ``timed``); the containers named ``ferry-bench-<token>-*`` are removed afterwards."""
     phase = Phase()
     client = docker.from_env(timeout=60)
     try:
         if timed:
             phase.cpu.start()
         began = time.perf_counter()
-        with ThreadPoolExecutor(clients, thread_name_prefix="docker-run") as pool:
+        with ThreadPoolExecutor(clients, thread_name_prefix="bare-run") as pool:
             phase.latencies = list(pool.map(one, range(count)))
         phase.wall = time.perf_counter() - began
         if timed:
@@ -332,23 +340,11 @@ def run_engine_baseline(
             raise RuntimeError(f"the container exited {status}")
         return elapsed
 
-    phase = Phase()
-    client = docker.from_env(timeout=60)
     try:
-        if timed:
-            phase.cpu.start()
-        began = time.perf_counter()
-        with ThreadPoolExecutor(clients, thread_name_prefix="engine-run") as pool:
-            phase.latencies = list(pool.map(one, range(count)))
-        phase.wall = time.perf_counter() - began
-        if timed:
-            phase.cpu.stop()
+        return _pooled_runs(count, clients, one, token, timed=timed)
     finally:
-        _remove_containers(client, name=f"ferry-bench-{token}-")
-        client.close()
         for made in clients_made:
             made.close()
-    return phase
 
 
 # -------------------------------------------------------------------------------- django-q2 worker
