@@ -28,7 +28,9 @@ the second the engine leaves networking out of the container's start (no libnetw
 no ``libnetwork-setkey`` prestart hook: a re-exec of the whole dockerd binary per container,
 measured here at about half the machine's CPU for a container that runs ``true``); the run
 still gets a network namespace of its own, holding only ``lo``. The first stays, so an engine
-that ignored the second would still give no network.
+that ignored the second would still give no network. The engine then writes no /etc/hosts (nor
+resolv.conf: with no network a lookup now fails at once), so Ferry mounts its own, read-only,
+with what the engine writes for a container without a network plus the run's host name.
 
 The work dir on the host, per job::
 
@@ -38,6 +40,7 @@ The work dir on the host, per job::
         timed_out                  written by poll() when it kills a run past its deadline
         state.json                 the container's outcome, saved by collect()
         stdout.log, stderr.log     the container's logs, saved by collect()
+        hosts                      the run's /etc/hosts (read-only)
 
 Saving the outcome and the logs lets ``collect()`` and ``logs()`` still answer after
 ``cleanup()`` removed the container; ``remove_workdir()`` deletes the work dir once the caller
@@ -128,6 +131,18 @@ TIMED_OUT = "timed_out"
 STATE_JSON = "state.json"
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
+HOSTS = "hosts"  # .ferry/hosts, the run's /etc/hosts (see _hosts_mount)
+HOSTNAME = "ferry-job"
+# What the engine writes for a container without a network (NetworkDisabled leaves it out),
+# and the run's host name: "localhost" resolves (R's parallel, multiprocessing managers...).
+HOSTS_TEXT = (
+    f"127.0.0.1\tlocalhost {HOSTNAME}\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
 
 TAIL_LINES = 200
 TAIL_BYTES = 64 * 1024
@@ -463,6 +478,14 @@ def _image_missing(image: str) -> ExecutorError:
     )
 
 
+def _hosts_mount(workdir: Path) -> Any:
+    """The run's /etc/hosts, read-only: the engine writes none for a container created with
+    NetworkDisabled (no network set-up at all), so Ferry gives what it would have written."""
+    return docker.types.Mount(
+        target="/etc/hosts", source=str(workdir / META_DIR / HOSTS), type="bind", read_only=True
+    )
+
+
 def _input_groups(input_mounts: list[Any]) -> set[int]:
     """The groups owning the input files. Stored files are 0640 (api.private_paths): the run
     joins these groups to read them, as the unprivileged user it still is."""
@@ -653,6 +676,10 @@ class DockerExecutor(Executor):
         if os.path.islink(meta) or not meta.is_dir():
             raise ExecutorError("the job's work dir is in an unexpected state")
         os.chmod(meta, 0o755)  # noqa: S103 (the container may read it, not write)
+        hosts = meta / HOSTS
+        hosts.unlink(missing_ok=True)  # (a run of an earlier attempt's, or anything else)
+        hosts.write_text(HOSTS_TEXT)
+        os.chmod(hosts, 0o644)  # (whatever Ferry's umask: the run's user reads it)
         return workdir
 
     def remove_workdir(self, job: RunnableJob) -> None:
@@ -818,6 +845,8 @@ class DockerExecutor(Executor):
         through the engine's API directly (the SDK's models would inspect it afterwards)."""
         memory = limits.memory_mb * 1024 * 1024
         input_groups = _input_groups(mounts[1:])
+        if not any(m["Target"] == "/etc/hosts" for m in mounts):  # (an input there wins)
+            mounts = [*mounts, _hosts_mount(self.workdir(job))]
         api = self._client().api
         host_config = api.create_host_config(
             network_mode="none",
@@ -850,7 +879,7 @@ class DockerExecutor(Executor):
                 },
                 user=self.user,
                 environment=environment,
-                hostname="ferry-job",
+                hostname=HOSTNAME,
                 # No network twice over (see the module's docstring): the engine then skips
                 # its network set-up, a re-exec of dockerd for each container.
                 network_disabled=True,

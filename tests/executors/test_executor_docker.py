@@ -184,6 +184,7 @@ def test_no_network(executor, make_job):
     try:
         job = make_job(
             "cat /proc/net/dev > netdev.txt; readlink /proc/self/ns/net > netns.txt; "
+            "nc -w 1 localhost 1 > names.txt 2>&1; nc -w 1 $(hostname) 1 >> names.txt 2>&1; "
             f"if nc -w 2 127.0.0.1 {port} </dev/null; then echo connected; else echo refused; fi "
             "> nc.txt; echo '{}' > outputs.json"
         )
@@ -204,6 +205,11 @@ def test_no_network(executor, make_job):
     assert (workdir / "netns.txt").read_text().strip() != os.readlink("/proc/self/ns/net")
     assert (workdir / "nc.txt").read_text() == "refused\n"
     assert connections == []
+    # "localhost" and the run's own name still resolve, to the loopback (an /etc/hosts that
+    # Ferry mounts: the engine writes none without its network set-up).
+    names = (workdir / "names.txt").read_text()
+    assert "bad address" not in names
+    assert names.count("(127.0.0.1): Connection refused") == 2, names
     config = engine().containers.get(container_name(job)).attrs
     assert config["HostConfig"]["NetworkMode"] == "none"
     assert config["Config"]["NetworkDisabled"] is True
