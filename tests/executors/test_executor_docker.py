@@ -246,7 +246,7 @@ def test_sandbox(executor, make_job, tmp_path):
     job = make_job(
         "id -u > uid.txt; id -g >> uid.txt; "
         "cat /inputs/table/counts.tsv > copy.tsv; "
-        "for p in /etc/x /x /inputs/table/counts.tsv /inputs/table/new /bin/sh; do "
+        "for p in /etc/x /etc/hosts /x /inputs/table/counts.tsv /inputs/table/new /bin/sh; do "
         '  if touch $p 2>/dev/null; then echo "$p writable"; else echo "$p refused"; fi; '
         "done > writes.txt; "
         "touch /tmp/ok && mkdir -p /work/d && touch /work/d/ok && echo fine > fine.txt; "
@@ -261,6 +261,7 @@ def test_sandbox(executor, make_job, tmp_path):
     assert (workdir / "copy.tsv").read_text() == "gene\tcount\n"
     assert (workdir / "writes.txt").read_text().splitlines() == [
         "/etc/x refused",
+        "/etc/hosts refused",
         "/x refused",
         "/inputs/table/counts.tsv refused",
         "/inputs/table/new refused",
