@@ -6,9 +6,9 @@ PostgreSQL's NOTIFY (one LISTEN connection per process), or every ``poll_seconds
 (api.events.notice_text) and arrives in the order of the ids (their writers commit in that
 order): the one right after the hub's cursor goes to the streams as it is, with no read of the
 table; a notice with the id alone (a large event), or one after a gap (an id a rolled-back
-writer drew, a notice lost while the listener reconnected), has the hub read the table. Each stream gets every new
-event in its queue and keeps the ones its user may see. The hub's database work runs in one
-thread (one connection) however many streams are open.
+writer drew, a notice lost while the listener reconnected), has the hub read the table. Each
+stream gets every new event in its queue and keeps the ones its user may see. The hub's
+database work runs in one thread (one connection) however many streams are open.
 
 Each stream's queue holds at most ``FERRY_EVENTS_QUEUE_MAX`` events: a client that reads slower
 than events come is marked behind (nothing more is queued for it) and its stream ends with a
