@@ -99,54 +99,35 @@ def event_of_notice(text: str) -> tuple[int | None, dict[str, Any] | None]:
 def _insert_locked_and_notified(
     *, workspace_id: Any, job_id: Any, file_id: Any, kind: str, payload: dict[str, Any]
 ) -> Event:
-    created_at = timezone.now()
-    workspace, job, file = (
-        _uuid_or_none(workspace_id),
-        _uuid_or_none(job_id),
-        _uuid_or_none(file_id),
+    event = Event(
+        workspace_id=_uuid_or_none(workspace_id),
+        job_id=_uuid_or_none(job_id),
+        file_id=_uuid_or_none(file_id),
+        kind=kind,
+        payload=payload,
+        created_at=timezone.now(),
     )
-    notice = notice_text(
-        {
-            "kind": kind,
-            "workspace": _str_or_none(workspace),
-            "job": _str_or_none(job),
-            "file": _str_or_none(file),
-            "payload": payload,
-            "created_at": created_at.isoformat(),
-        }
-    )
+    fields = event_fields(event)
+    del fields["id"]  # (drawn by the insert)
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
             _INSERT_EVENT,
             [
-                workspace,
-                job,
-                file,
+                event.workspace_id,
+                event.job_id,
+                event.file_id,
                 kind,
                 json.dumps(payload),
-                created_at,
+                event.created_at,
                 _WRITERS_LOCK,
                 NOTIFY_CHANNEL,
-                notice,
+                notice_text(fields),
             ],
         )
-        (event_id, _) = cursor.fetchone()
-    event = Event(
-        id=event_id,
-        workspace_id=workspace_id,
-        job_id=job_id,
-        file_id=file_id,
-        kind=kind,
-        payload=payload,
-        created_at=created_at,
-    )
+        (event.id, _) = cursor.fetchone()
     event._state.adding = False
     event._state.db = connection.alias
     return event
-
-
-def _str_or_none(value: uuid.UUID | None) -> str | None:
-    return None if value is None else str(value)
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:
